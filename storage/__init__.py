@@ -1,0 +1,1 @@
+"""Storage: the DuckDB catalog, stage fingerprints and atomic shard IO."""

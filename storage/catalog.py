@@ -1,0 +1,187 @@
+"""The DuckDB catalog: runs, stage runs, artifacts, lineage and metrics.
+
+Only the flow process writes it (DuckDB allows one read-write process per file). Connections are
+short-lived so that `crawl2model sql` can read between writes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+SCHEMA = """
+create table if not exists runs (
+    run_id varchar primary key, started_at timestamp, finished_at timestamp, status varchar,
+    config_name varchar, config_json json, workdir varchar, seconds double
+);
+create table if not exists stage_runs (
+    run_id varchar, stage varchar, fingerprint varchar, status varchar, cache_hit boolean,
+    started_at timestamp, finished_at timestamp, seconds double,
+    docs_in bigint, docs_out bigint, docs_removed bigint, output_dir varchar, error varchar
+);
+create table if not exists artifacts (
+    stage varchar, fingerprint varchar, path varchar, kind varchar, rows bigint, bytes bigint,
+    sha256 varchar, created_at timestamp, primary key (fingerprint, path)
+);
+create table if not exists lineage (
+    child_stage varchar, child_fingerprint varchar, parent_stage varchar, parent_fingerprint varchar,
+    primary key (child_fingerprint, parent_fingerprint)
+);
+create table if not exists metrics (
+    run_id varchar, stage varchar, fingerprint varchar, name varchar, step bigint, value double
+);
+"""
+
+# Parquet-backed views: (view name, artifact kind). Each view reads the files of the latest
+# completed stage output that holds that kind.
+ARTIFACT_VIEWS = {
+    "documents": "docs",
+    "removed": "removed",
+    "tokens": "tokens",
+}
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Catalog:
+    def __init__(self, workdir: Path):
+        self.workdir = Path(workdir)
+        self.path = self.workdir / "catalog.duckdb"
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if read_only and not self.path.exists():
+            raise FileNotFoundError(f"no catalog at {self.path}: run the pipeline first")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(self.path), read_only=read_only)
+        try:
+            if not read_only:
+                con.execute(SCHEMA)
+            yield con
+        finally:
+            con.close()
+
+    # --- writes (flow process only) -------------------------------------------------------
+    def start_run(self, run_id: str, config_name: str, config: dict[str, Any]) -> None:
+        with self.connect() as con:
+            con.execute(
+                "insert into runs values (?, ?, null, 'running', ?, ?, ?, null)",
+                [run_id, now(), config_name, json.dumps(config), str(self.workdir)],
+            )
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        with self.connect() as con:
+            con.execute(
+                "update runs set finished_at = ?, status = ?, "
+                "seconds = date_diff('millisecond', started_at, ?) / 1000.0 where run_id = ?",
+                [now(), status, now(), run_id],
+            )
+
+    def record_stage(
+        self,
+        run_id: str,
+        stage: str,
+        fingerprint: str,
+        result: dict[str, Any] | None,
+        *,
+        cache_hit: bool,
+        started_at: datetime,
+        parents: list[tuple[str, str]],
+        error: str | None = None,
+    ) -> None:
+        finished = now()
+        counts = (result or {}).get("counts", {})
+        with self.connect() as con:
+            con.execute(
+                "insert into stage_runs values (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    run_id, stage, fingerprint, "failed" if error else "completed", cache_hit,
+                    started_at, finished, (finished - started_at).total_seconds(),
+                    counts.get("docs_in"), counts.get("docs_out"), counts.get("docs_removed"),
+                    (result or {}).get("output_dir"), error,
+                ],
+            )
+            if result is None:
+                return
+            for f in result.get("files", []):
+                con.execute(
+                    "insert or replace into artifacts values (?,?,?,?,?,?,?,?)",
+                    [stage, fingerprint, f["path"], f["kind"], f["rows"], f["bytes"], f["sha256"], finished],
+                )
+            for parent_stage, parent_fp in parents:
+                con.execute(
+                    "insert or ignore into lineage values (?,?,?,?)",
+                    [stage, fingerprint, parent_stage, parent_fp],
+                )
+            rows = [
+                [run_id, stage, fingerprint, m["name"], m.get("step"), float(m["value"])]
+                for m in result.get("metrics", [])
+            ]
+            if rows:
+                con.executemany("insert into metrics values (?,?,?,?,?,?)", rows)
+
+    # --- reads ----------------------------------------------------------------------------
+    def query(self, sql: str, params: list[Any] | None = None) -> tuple[list[str], list[tuple]]:
+        with self.connect(read_only=True) as con:
+            create_artifact_views(con, self.workdir)
+            cur = con.execute(sql, params or [])
+            cols = [d[0] for d in cur.description] if cur.description else []
+            return cols, cur.fetchall()
+
+
+def latest_files_by_kind(con: duckdb.DuckDBPyConnection, workdir: Path) -> dict[str, list[str]]:
+    """Parquet files of each kind, from the most recent completed stage run that wrote that kind."""
+    rows = con.execute(
+        """
+        with last as (
+            select stage, fingerprint, row_number() over (partition by stage order by finished_at desc) rn
+            from stage_runs where status = 'completed'
+        )
+        select a.stage, a.kind, a.path, s.output_dir from artifacts a
+        join last l on l.fingerprint = a.fingerprint and l.rn = 1
+        join (select distinct fingerprint, output_dir from stage_runs) s on s.fingerprint = a.fingerprint
+        where a.path like '%.parquet' order by a.stage, a.path
+        """
+    ).fetchall()
+    files: dict[str, list[str]] = {}
+    for stage, kind, path, out in rows:
+        files.setdefault(f"{stage}:{kind}", []).append(str(Path(out) / path))
+        files.setdefault(kind, []).append(str(Path(out) / path))
+    return files
+
+
+def create_artifact_views(con: duckdb.DuckDBPyConnection, workdir: Path) -> None:
+    """Temp views so every intermediate artifact is one SQL query away (no catalog writes)."""
+    files = latest_files_by_kind(con, workdir)
+    for key, paths in files.items():
+        stage, _, kind = key.partition(":")
+        if not kind:
+            continue
+        existing = [p for p in paths if Path(p).exists()]
+        if existing:
+            con.execute(
+                f"create or replace temp view {stage}_{kind} as "
+                f"select * from read_parquet({existing!r}, union_by_name=true)"
+            )
+    for view, kind in ARTIFACT_VIEWS.items():
+        if kind == "docs":
+            # "documents" = the newest stage's documents (the most processed version of the data).
+            for stage in ("mix", "dedup", "filter", "extract"):
+                if f"{stage}:docs" in files:
+                    con.execute(f"create or replace temp view documents as select * from {stage}_docs")
+                    break
+            continue
+        paths = [p for p in files.get(kind, []) if Path(p).exists()]
+        if paths:
+            con.execute(
+                f"create or replace temp view {view} as "
+                f"select * from read_parquet({paths!r}, union_by_name=true)"
+            )

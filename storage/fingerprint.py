@@ -1,0 +1,41 @@
+"""Stage fingerprints: the identity of a stage output, and so its cache key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace, so equal configs hash equally."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def stage_fingerprint(stage: str, version: str, config: dict[str, Any], inputs: Iterable[str]) -> str:
+    """sha256(stage name, stage version, canonical config JSON, input fingerprints)."""
+    h = hashlib.sha256()
+    for part in (stage, version, canonical_json(config), *sorted(inputs)):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:24]
+
+
+def file_sha256(path: str, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def stable_hash(*parts: object) -> int:
+    """A 64-bit hash that is the same in every process (unlike hash())."""
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def unit_interval(*parts: object) -> float:
+    """Deterministic pseudo-random number in [0, 1) from the given parts."""
+    return stable_hash(*parts) / 2**64

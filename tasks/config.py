@@ -1,0 +1,255 @@
+"""One pydantic config object per stage, validated on load; defaults serve the embedded sample run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tasks import STAGES
+
+
+class Section(BaseModel):
+    # Unknown keys are errors: a typo in a threshold must not silently run with the default.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AcquireConfig(Section):
+    source: Literal["sample", "paths"] = "sample"
+    paths: list[str] = Field(default_factory=list, description="local WARC paths or globs (source=paths)")
+    sample_pages: int = Field(2400, ge=50, le=200_000, description="pages in the embedded sample")
+    planted_per_case: int = Field(24, ge=1, le=1000)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _paths_given(self) -> AcquireConfig:
+        if self.paths and self.source == "sample":
+            self.source = "paths"
+        if self.source == "paths" and not self.paths:
+            raise ValueError("source=paths needs at least one path or glob in acquire.paths")
+        return self
+
+
+class ExtractConfig(Section):
+    languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
+    min_lang_score: float = Field(0.65, ge=0.0, le=1.0)
+    min_text_chars: int = Field(200, ge=0)
+    max_html_bytes: int = Field(5_000_000, ge=1024, description="larger pages are skipped, counted")
+    max_text_chars: int = Field(200_000, ge=100, description="extracted text is cut at this length")
+    docs_per_shard: int = Field(1000, ge=10)
+    workers: int = Field(2, ge=1, le=256)
+
+
+class GopherQualityConfig(Section):
+    """DeepMind Gopher quality rules (Rae et al. 2021); None disables a rule."""
+
+    min_words: int | None = 50
+    max_words: int | None = 100_000
+    min_mean_word_length: float | None = 3.0
+    max_mean_word_length: float | None = 10.0
+    max_symbol_word_ratio: float | None = 0.1
+    max_bullet_lines_ratio: float | None = 0.9
+    max_ellipsis_lines_ratio: float | None = 0.3
+    min_alpha_words_ratio: float | None = 0.8
+    min_stop_words: int | None = 2
+
+
+class GopherRepetitionConfig(Section):
+    max_dup_line_ratio: float | None = 0.3
+    max_dup_para_ratio: float | None = 0.3
+    max_dup_line_char_ratio: float | None = 0.2
+    max_dup_para_char_ratio: float | None = 0.2
+    max_top_2gram_char_ratio: float | None = 0.2
+    max_top_3gram_char_ratio: float | None = 0.18
+    max_top_4gram_char_ratio: float | None = 0.16
+
+
+class QualityClassifierConfig(Section):
+    enabled: bool = True
+    min_score: float = Field(0.02, ge=0.0, le=1.0, description="P(reference-like) below this is removed")
+    reference_paths: list[str] = Field(
+        default_factory=list, description="text files of reference-quality prose; empty = built-in"
+    )
+    negatives: int = Field(2000, ge=10, description="random input documents used as the 'web' class")
+    epochs: int = Field(10, ge=1)
+    seed: int = 0
+
+
+class FilterConfig(Section):
+    blocklist_domains: list[str] = Field(
+        default_factory=lambda: ["casino-bonus.example", "adult-videos.example", "free-pills.example"]
+    )
+    blocklist_file: str | None = Field(None, description="UT1-style file: one domain per line")
+    banned_url_words: list[str] = Field(default_factory=lambda: ["porn", "xxx", "casino"])
+    gopher_quality: GopherQualityConfig = Field(default_factory=GopherQualityConfig)
+    gopher_repetition: GopherRepetitionConfig = Field(default_factory=GopherRepetitionConfig)
+    quality: QualityClassifierConfig = Field(default_factory=QualityClassifierConfig)
+    redact_pii: bool = True
+
+    @model_validator(mode="after")
+    def _blocklist_exists(self) -> FilterConfig:
+        if self.blocklist_file and not Path(self.blocklist_file).is_file():
+            raise ValueError(f"blocklist_file not found: {self.blocklist_file}")
+        return self
+
+
+class DedupConfig(Section):
+    num_perm: int = Field(128, ge=16, le=1024)
+    shingle_words: int = Field(5, ge=1, le=32)
+    threshold: float = Field(0.7, gt=0.0, lt=1.0, description="Jaccard similarity for near-duplicates")
+    seed: int = 1
+
+
+class MixConfig(Section):
+    # domain -> host suffixes or URL substrings; first match wins, unmatched -> default_domain.
+    domain_rules: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "docs": ["docs.pylib.example"],
+            "code": ["pyindex.example", "github-mirror.example"],
+            "forum": ["forum.", "discuss."],
+            "news": ["news.", "blog."],
+        }
+    )
+    default_domain: str = "web"
+    mode: Literal["natural", "weights", "temperature"] = "natural"
+    weights: dict[str, float] = Field(default_factory=dict)
+    temperature: float = Field(1.0, gt=0.0)
+    token_budget: int | None = Field(None, ge=1, description="approximate tokens (chars/4); None = all")
+    max_repeats: int = Field(4, ge=1, description="cap on copies of any one document")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _weights_given(self) -> MixConfig:
+        if self.mode == "weights" and not self.weights:
+            raise ValueError("mode=weights needs mix.weights")
+        if any(w < 0 for w in self.weights.values()):
+            raise ValueError("mix.weights must be non-negative")
+        return self
+
+
+class TokenizeConfig(Section):
+    vocab_size: int = Field(4096, ge=300, le=256_000)
+    seq_len: int = Field(128, ge=8, le=65_536)
+    sample_docs: int = Field(5000, ge=10, description="documents the tokenizer is trained on")
+    val_fraction: float = Field(0.08, gt=0.0, lt=0.5)
+    rows_per_shard: int = Field(4096, ge=16)
+    seed: int = 0
+
+
+class TrainConfig(Section):
+    n_layer: int = Field(4, ge=1)
+    n_head: int = Field(4, ge=1)
+    n_embd: int = Field(128, ge=16)
+    tie_embeddings: bool = True
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    batch_size: int = Field(16, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    max_steps: int = Field(600, ge=1)
+    lr: float = Field(3e-3, gt=0.0)
+    min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0)
+    warmup_steps: int = Field(40, ge=0)
+    weight_decay: float = Field(0.1, ge=0.0)
+    grad_clip: float = Field(1.0, gt=0.0)
+    checkpoint_every: int = Field(200, ge=1)
+    log_every: int = Field(10, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compile: Literal["auto", "on", "off"] = "auto"
+    threads: int = Field(0, ge=0, description="torch CPU threads; 0 = all cores")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> TrainConfig:
+        if self.n_embd % self.n_head or (self.n_embd // self.n_head) % 2:
+            raise ValueError("n_embd must be a multiple of n_head with an even head size (RoPE)")
+        return self
+
+
+class EvaluateConfig(Section):
+    max_val_rows: int = Field(2048, ge=1)
+    prompts: list[str] = Field(
+        default_factory=lambda: ["The module", "This function returns", "To install the package"]
+    )
+    max_new_tokens: int = Field(40, ge=1, le=4096)
+    temperature: float = Field(0.8, gt=0.0)
+    top_k: int = Field(40, ge=1)
+    seed: int = 0
+
+
+class PipelineConfig(Section):
+    name: str = "sample"
+    acquire: AcquireConfig = Field(default_factory=AcquireConfig)
+    extract: ExtractConfig = Field(default_factory=ExtractConfig)
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    mix: MixConfig = Field(default_factory=MixConfig)
+    tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    def stage(self, name: str) -> Section:
+        return getattr(self, name)
+
+
+assert set(PipelineConfig.model_fields) - {"name"} == set(STAGES)
+
+
+class ConfigError(Exception):
+    """A config problem, reported with the key path and the reason before any work starts."""
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected dotted.key=value")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {key}: cannot parse value {raw!r}: {e}") from e
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        path, value = _parse_override(item)
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {'.'.join(path)}: {part} is not a section")
+        node[path[-1]] = value
+    return data
+
+
+def format_validation_error(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"  {where}: {e['msg']}" + (f" (got {e['input']!r})" if "input" in e else ""))
+    return "invalid config:\n" + "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> PipelineConfig:
+    """Load YAML (or the sample defaults when path is None), apply --set overrides, validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {p} is not valid YAML: {e}") from e
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {p} must hold a mapping of sections")
+    data = apply_overrides(data, overrides or [])
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e)) from e
+
+
+def config_json(cfg: BaseModel) -> dict[str, Any]:
+    return json.loads(cfg.model_dump_json())

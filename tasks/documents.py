@@ -1,0 +1,69 @@
+"""The document and removal record schemas shared by the text stages."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from storage.shards import write_parquet
+
+DOC_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("url", pa.string()),
+        ("host", pa.string()),
+        ("crawl", pa.string()),
+        ("warc_path", pa.string()),
+        ("fetch_time", pa.string()),
+        ("lang", pa.string()),
+        ("lang_score", pa.float64()),
+        ("text", pa.string()),
+        ("n_chars", pa.int64()),
+        ("n_words", pa.int64()),
+    ]
+)
+
+REMOVED_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("url", pa.string()),
+        ("stage", pa.string()),
+        ("rule", pa.string()),
+        ("value", pa.float64()),
+        ("detail", pa.string()),
+    ]
+)
+
+
+def doc_id_for(record_id: str) -> str:
+    """Stable document id: a hash of the WARC record id."""
+    return hashlib.sha1(record_id.encode()).hexdigest()[:16]
+
+
+def removed_row(doc: dict[str, Any], stage: str, rule: str, value: float | None, detail: str = "") -> dict:
+    return {"doc_id": doc["doc_id"], "url": doc.get("url"), "stage": stage, "rule": rule,
+            "value": None if value is None else float(value), "detail": detail}
+
+
+# Columns each stage adds; a stage's schema is the base plus every earlier stage's additions.
+FILTER_COLUMNS = [pa.field("quality_score", pa.float64())]
+DEDUP_COLUMNS = [*FILTER_COLUMNS, pa.field("dup_cluster", pa.string()), pa.field("dup_cluster_size", pa.int64())]
+MIX_COLUMNS = [*DEDUP_COLUMNS, pa.field("domain", pa.string()), pa.field("sample_weight", pa.float64()),
+               pa.field("repeats", pa.int64())]
+
+
+def write_docs(rows: list[dict[str, Any]], path: Path, extra: list[pa.Field] | None = None) -> None:
+    """Write document rows with the base schema plus the given stage columns."""
+    schema = pa.schema(list(DOC_SCHEMA) + list(extra or []))
+    write_parquet(pa.Table.from_pylist(rows, schema=schema), path)
+
+
+def write_removed(rows: list[dict[str, Any]], path: Path) -> None:
+    write_parquet(pa.Table.from_pylist(rows, schema=REMOVED_SCHEMA), path)
+
+
+def count_words(text: str) -> int:
+    return len(text.split())

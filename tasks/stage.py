@@ -1,0 +1,180 @@
+"""The stage contract shared by every stage.
+
+A stage module exposes `VERSION` and `run(inputs, cfg, out) -> StageOutcome`. `execute_stage` wraps
+it: a complete output directory (its manifest exists) is a cache hit; otherwise the stage runs,
+resuming from whatever shards an interrupted run left, and the manifest is written last.
+Per-shard work goes through `map_shards`, which skips shards that are already complete.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import multiprocessing
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from storage.shards import MANIFEST, atomic_write_json, describe_file, read_json
+
+log = logging.getLogger("crawl2model")
+
+
+@dataclass
+class StageInput:
+    """A finished upstream stage output, as the downstream stage sees it."""
+
+    stage: str
+    fingerprint: str
+    output_dir: Path
+    manifest: dict[str, Any]
+
+    def files(self, kind: str) -> list[str]:
+        return [str(self.output_dir / f["path"]) for f in self.manifest["files"] if f["kind"] == kind]
+
+    def file(self, kind: str) -> str:
+        found = self.files(kind)
+        if len(found) != 1:
+            raise FileNotFoundError(f"{self.stage} output has {len(found)} files of kind {kind!r}")
+        return found[0]
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self.manifest.get("info", {})
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> StageInput:
+        return cls(manifest["stage"], manifest["fingerprint"], Path(manifest["output_dir"]), manifest)
+
+
+@dataclass
+class StageOutcome:
+    docs_in: int | None = None
+    docs_out: int | None = None
+    docs_removed: int | None = None
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def metric(self, name: str, value: float, step: int | None = None) -> None:
+        self.metrics.append({"name": name, "value": float(value), "step": step})
+
+
+def kind_of(rel: Path) -> str:
+    """The artifact kind of a file is its top folder (docs/, removed/, tokens/ ...) or its stem."""
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def write_manifest(stage: str, fingerprint: str, out: Path, outcome: StageOutcome, seconds: float) -> dict:
+    files = [
+        describe_file(p, kind_of(p.relative_to(out)), out)
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name != MANIFEST and not p.name.startswith(".") and "_state" not in p.parts
+    ]
+    manifest = {
+        "stage": stage,
+        "fingerprint": fingerprint,
+        "output_dir": str(out),
+        "files": files,
+        "counts": {"docs_in": outcome.docs_in, "docs_out": outcome.docs_out,
+                   "docs_removed": outcome.docs_removed},
+        "metrics": outcome.metrics,
+        "info": outcome.info,
+        "seconds": round(seconds, 3),
+    }
+    if outcome.docs_in is not None and outcome.docs_out is not None and outcome.docs_removed is not None:
+        if outcome.docs_in != outcome.docs_out + outcome.docs_removed:
+            raise RuntimeError(
+                f"{stage}: counts do not reconcile: in={outcome.docs_in} "
+                f"out={outcome.docs_out} removed={outcome.docs_removed}"
+            )
+    atomic_write_json(out / MANIFEST, manifest)
+    return manifest
+
+
+def load_manifest(out: Path) -> dict[str, Any] | None:
+    path = out / MANIFEST
+    return read_json(path) if path.exists() else None
+
+
+def execute_stage(
+    stage: str, fingerprint: str, cfg: BaseModel, inputs: dict[str, StageInput], out: Path
+) -> dict[str, Any]:
+    """Run one stage into `out` (or return its manifest if it is already complete)."""
+    if (manifest := load_manifest(out)) is not None:
+        return manifest
+    out.mkdir(parents=True, exist_ok=True)
+    module = importlib.import_module(f"tasks.{stage}_stage")
+    started = time.perf_counter()
+    outcome: StageOutcome = module.run(inputs, cfg, out)
+    return write_manifest(stage, fingerprint, out, outcome, time.perf_counter() - started)
+
+
+# --- per-shard work --------------------------------------------------------------------------
+
+ShardFn = Callable[[str, Path, Any, int], dict[str, Any]]
+
+
+def _shard_done_path(out: Path, index: int) -> Path:
+    return out / "_state" / f"shard-{index:05d}.json"
+
+
+def _run_one(fn: ShardFn, in_path: str, out: Path, cfg: Any, index: int) -> dict[str, Any]:
+    stats = fn(in_path, out, cfg, index)
+    # The stats file is written after the shard's data files: its presence marks the shard done.
+    atomic_write_json(_shard_done_path(out, index), stats)
+    return stats
+
+
+def map_shards(
+    fn: ShardFn, in_paths: list[str], out: Path, cfg: Any, workers: int = 1, label: str = "shards"
+) -> list[dict[str, Any]]:
+    """Apply `fn(in_path, out, cfg, index)` to every input shard, resuming completed ones.
+
+    Returns the per-shard stats in input order, so totals do not depend on completion order.
+    """
+    results: dict[int, dict[str, Any]] = {}
+    todo = []
+    for i, p in enumerate(in_paths):
+        done = _shard_done_path(out, i)
+        if done.exists():
+            results[i] = read_json(done)
+        else:
+            todo.append((i, p))
+    if todo:
+        log.info("%s: %d of %d shards to process (%d resumed)", label, len(todo), len(in_paths), len(results))
+    from storage.progress import progress_bar
+
+    with progress_bar(label, total=len(in_paths), completed=len(results)) as advance:
+        if workers <= 1 or len(todo) <= 1:
+            for i, p in todo:
+                results[i] = _run_one(fn, p, out, cfg, i)
+                advance()
+        else:
+            # forkserver: forking a process that runs Prefect's threads is unsafe.
+            ctx = multiprocessing.get_context("forkserver")
+            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
+                futures = {pool.submit(_run_one, fn, p, out, cfg, i): i for i, p in todo}
+                for fut in _as_completed(futures):
+                    results[futures[fut]] = fut.result()
+                    advance()
+    return [results[i] for i in range(len(in_paths))]
+
+
+def _as_completed(futures):
+    from concurrent.futures import as_completed
+
+    return as_completed(futures)
+
+
+def sum_stats(stats: list[dict[str, Any]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for s in stats:
+        for k, v in s.items():
+            if isinstance(v, int | float):
+                total[k] = total.get(k, 0) + v
+    return total
