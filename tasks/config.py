@@ -35,10 +35,12 @@ class AcquireConfig(Section):
 
 class ExtractConfig(Section):
     languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
-    min_lang_score: float = Field(0.65, ge=0.0, le=1.0)
+    # FineWeb uses 0.65; the sample is code-heavy documentation, which fastText scores lower.
+    min_lang_score: float = Field(0.3, ge=0.0, le=1.0)
     min_text_chars: int = Field(200, ge=0)
     max_html_bytes: int = Field(5_000_000, ge=1024, description="larger pages are skipped, counted")
     max_text_chars: int = Field(200_000, ge=100, description="extracted text is cut at this length")
+    timeout_s: float = Field(10.0, gt=0.0, description="trafilatura time cap per document")
     docs_per_shard: int = Field(1000, ge=10)
     workers: int = Field(2, ge=1, le=256)
 
@@ -69,7 +71,7 @@ class GopherRepetitionConfig(Section):
 
 class QualityClassifierConfig(Section):
     enabled: bool = True
-    min_score: float = Field(0.02, ge=0.0, le=1.0, description="P(reference-like) below this is removed")
+    min_score: float = Field(0.01, ge=0.0, le=1.0, description="P(reference-like) below this is removed")
     reference_paths: list[str] = Field(
         default_factory=list, description="text files of reference-quality prose; empty = built-in"
     )

@@ -269,8 +269,10 @@ def build_pages(n_pages: int, planted: int, seed: int) -> list[Page]:
             f"sample: {len(base)} source pages available; {n_pages} pages with {planted} planted per case "
             "needs more. Lower acquire.sample_pages or acquire.planted_per_case."
         )
-    originals = base[:n_originals]
-    spare = base[n_originals:]
+    # Planted pages are built from pages that pass the heuristic filters, so that the stage meant
+    # for each case (dedup for duplicates, redaction for PII) is the one that must catch it.
+    originals = _clean_first(base[:n_originals])
+    spare = _clean_first(base[n_originals:])
     vocab = sorted({w for p in originals[:200] for w in re.findall(r"[A-Za-z]{5,12}", " ".join(p.paragraphs))})
     pages = list(originals)
     # A few originals served in a legacy charset, as many real sites still do.
@@ -311,6 +313,19 @@ def build_pages(n_pages: int, planted: int, seed: int) -> list[Page]:
         pages.append(Page(chosen[0][:60], paras, f"{lang.lower().replace('_', '-')}.localsite.example",
                           f"/{i}.html", "non_english"))
     return pages
+
+
+def _clean_first(pages: list[Page]) -> list[Page]:
+    from tasks.config import GopherQualityConfig, GopherRepetitionConfig
+    from tasks.filters.gopher import GopherQuality, GopherRepetition
+
+    quality, repetition = GopherQuality(GopherQualityConfig()), GopherRepetition(GopherRepetitionConfig())
+
+    def passes(page: Page) -> bool:
+        text = "\n\n".join(page.paragraphs)
+        return quality.check(text) is None and repetition.check(text) is None
+
+    return sorted(pages, key=lambda p: not passes(p))  # stable: keeps the seeded order otherwise
 
 
 def _record_id(seed: int, n: int, kind: str) -> str:

@@ -13,7 +13,7 @@ import logging
 import multiprocessing
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,16 +159,10 @@ def map_shards(
             ctx = multiprocessing.get_context("forkserver")
             with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
                 futures = {pool.submit(_run_one, fn, p, out, cfg, i): i for i, p in todo}
-                for fut in _as_completed(futures):
+                for fut in as_completed(futures):
                     results[futures[fut]] = fut.result()
                     advance()
     return [results[i] for i in range(len(in_paths))]
-
-
-def _as_completed(futures):
-    from concurrent.futures import as_completed
-
-    return as_completed(futures)
 
 
 def sum_stats(stats: list[dict[str, Any]]) -> dict[str, int]:

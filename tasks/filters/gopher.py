@@ -1,0 +1,105 @@
+"""Gopher quality and repetition rules (Rae et al. 2021, appendix A), as in datatrove and DCLM."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from tasks.config import GopherQualityConfig, GopherRepetitionConfig
+from tasks.filters import Verdict
+
+STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
+BULLETS = ("●", "•", "*", "-", "–", "‣", "◦", "⁃")
+ELLIPSIS = ("...", "…")
+WORD = re.compile(r"\w+|[^\w\s]+")
+
+
+def words_of(text: str) -> list[str]:
+    return text.split()
+
+
+class GopherQuality:
+    def __init__(self, cfg: GopherQualityConfig):
+        self.cfg = cfg
+
+    def check(self, text: str) -> Verdict:
+        c = self.cfg
+        words = words_of(text)
+        n = len(words)
+        if c.min_words is not None and n < c.min_words:
+            return "gopher_min_words", n
+        if c.max_words is not None and n > c.max_words:
+            return "gopher_max_words", n
+        mean_len = sum(len(w) for w in words) / max(n, 1)
+        if c.min_mean_word_length is not None and mean_len < c.min_mean_word_length:
+            return "gopher_min_mean_word_length", mean_len
+        if c.max_mean_word_length is not None and mean_len > c.max_mean_word_length:
+            return "gopher_max_mean_word_length", mean_len
+        symbols = text.count("#") + sum(text.count(e) for e in ELLIPSIS)
+        if c.max_symbol_word_ratio is not None and symbols / max(n, 1) > c.max_symbol_word_ratio:
+            return "gopher_symbol_word_ratio", symbols / max(n, 1)
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        n_lines = max(len(lines), 1)
+        bullets = sum(ln.lstrip().startswith(BULLETS) for ln in lines) / n_lines
+        if c.max_bullet_lines_ratio is not None and bullets > c.max_bullet_lines_ratio:
+            return "gopher_bullet_lines_ratio", bullets
+        ellipsis = sum(ln.rstrip().endswith(ELLIPSIS) for ln in lines) / n_lines
+        if c.max_ellipsis_lines_ratio is not None and ellipsis > c.max_ellipsis_lines_ratio:
+            return "gopher_ellipsis_lines_ratio", ellipsis
+        alpha = sum(any(ch.isalpha() for ch in w) for w in words) / max(n, 1)
+        if c.min_alpha_words_ratio is not None and alpha < c.min_alpha_words_ratio:
+            return "gopher_alpha_words_ratio", alpha
+        stop = sum(w.lower().strip(".,;:!?\"'()") in STOP_WORDS for w in words)
+        if c.min_stop_words is not None and stop < c.min_stop_words:
+            return "gopher_stop_words", stop
+        return None
+
+
+def _dup_fractions(items: list[str]) -> tuple[float, float]:
+    """(fraction of items that repeat an earlier one, fraction of characters in them)."""
+    seen: set[str] = set()
+    dup_items = dup_chars = 0
+    for item in items:
+        if item in seen:
+            dup_items += 1
+            dup_chars += len(item)
+        seen.add(item)
+    total_chars = sum(len(i) for i in items)
+    return dup_items / max(len(items), 1), dup_chars / max(total_chars, 1)
+
+
+def top_ngram_char_ratio(words: list[str], n: int) -> float:
+    """Characters covered by the most frequent n-gram, over all characters."""
+    if len(words) < n:
+        return 0.0
+    counts = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+    gram, freq = counts.most_common(1)[0]
+    if freq < 2:
+        return 0.0
+    return sum(len(w) for w in gram) * freq / max(sum(len(w) for w in words), 1)
+
+
+class GopherRepetition:
+    def __init__(self, cfg: GopherRepetitionConfig):
+        self.cfg = cfg
+
+    def check(self, text: str) -> Verdict:
+        c = self.cfg
+        paragraphs = [p.strip() for p in re.split(r"\n{2,}", text) if p.strip()]
+        para_frac, para_char_frac = _dup_fractions(paragraphs)
+        if c.max_dup_para_ratio is not None and para_frac > c.max_dup_para_ratio:
+            return "gopher_dup_para_ratio", para_frac
+        if c.max_dup_para_char_ratio is not None and para_char_frac > c.max_dup_para_char_ratio:
+            return "gopher_dup_para_char_ratio", para_char_frac
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        line_frac, line_char_frac = _dup_fractions(lines)
+        if c.max_dup_line_ratio is not None and line_frac > c.max_dup_line_ratio:
+            return "gopher_dup_line_ratio", line_frac
+        if c.max_dup_line_char_ratio is not None and line_char_frac > c.max_dup_line_char_ratio:
+            return "gopher_dup_line_char_ratio", line_char_frac
+        words = [w.lower() for w in WORD.findall(text)]
+        for n, limit in ((2, c.max_top_2gram_char_ratio), (3, c.max_top_3gram_char_ratio),
+                         (4, c.max_top_4gram_char_ratio)):
+            if limit is not None and (ratio := top_ngram_char_ratio(words, n)) > limit:
+                return f"gopher_top_{n}gram_char_ratio", ratio
+        return None

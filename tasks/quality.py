@@ -1,0 +1,81 @@
+"""A fastText quality classifier the pipeline trains itself: reference-quality prose vs random web.
+
+The DCLM recipe in small: positives are reference text (the user's files, or the Python language
+reference that ships with every Python), negatives a seeded random sample of the documents being
+filtered. The score is P(reference-like) and is kept as the `quality_score` column.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+from storage.fingerprint import unit_interval
+from storage.shards import iter_rows
+from tasks.config import QualityClassifierConfig
+
+POSITIVE, NEGATIVE = "__label__hq", "__label__web"
+
+
+def _one_line(text: str, max_words: int = 200) -> str:
+    # Same length window for training and scoring, so the model cannot learn "long = web".
+    return " ".join(text.lower().split()[:max_words])
+
+
+def _chunks(paragraphs: list[str], words: int = 200) -> list[str]:
+    chunks, current = [], []
+    for p in paragraphs:
+        current.append(p)
+        if sum(len(c.split()) for c in current) >= words:
+            chunks.append("\n\n".join(current))
+            current = []
+    return chunks
+
+
+def reference_texts(cfg: QualityClassifierConfig) -> list[str]:
+    if cfg.reference_paths:
+        sources = [Path(path).read_text(errors="replace") for path in cfg.reference_paths]
+    else:
+        from pydoc_data.topics import topics
+
+        sources = [topics[name] for name in sorted(topics)]
+    return [c for text in sources for c in _chunks(re.split(r"\n\s*\n", text))]
+
+
+def train_classifier(doc_paths: list[str], cfg: QualityClassifierConfig, out_path: Path) -> dict[str, int]:
+    import fasttext
+
+    positives = reference_texts(cfg)
+    # Hash-ranked sample: the same documents whatever the shard order or count.
+    ranked = sorted(
+        (unit_interval(cfg.seed, row["doc_id"]), row["text"]) for row in iter_rows(doc_paths, ["doc_id", "text"])
+    )
+    # Balanced classes keep the score calibrated around the decision boundary.
+    negatives = [text for _, text in ranked[: min(cfg.negatives, len(positives))]]
+    lines = [f"{POSITIVE} {_one_line(t)}" for t in positives] + [f"{NEGATIVE} {_one_line(t)}" for t in negatives]
+    lines.sort(key=lambda line: unit_interval(cfg.seed, line))
+    train_file = out_path.with_suffix(".train.txt")
+    train_file.write_text("\n".join(lines) + "\n")
+    # thread=1 keeps training deterministic, so a rerun writes the same model.
+    model = fasttext.train_supervised(
+        str(train_file), epoch=cfg.epochs, lr=0.5, wordNgrams=2, dim=32, minCount=2, thread=1, seed=cfg.seed,
+        verbose=0,
+    )
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    model.save_model(str(tmp))
+    tmp.replace(out_path)
+    train_file.unlink()
+    return {"quality_positives": len(positives), "quality_negatives": len(negatives)}
+
+
+@functools.cache
+def load_classifier(path: str):
+    import fasttext
+
+    return fasttext.load_model(path)
+
+
+def quality_score(model_path: str, text: str) -> float:
+    labels, probs = load_classifier(model_path).predict(_one_line(text), k=2)
+    return float(dict(zip(labels, probs, strict=True)).get(POSITIVE, 0.0))
