@@ -116,8 +116,11 @@ class MixConfig(Section):
         }
     )
     default_domain: str = "web"
-    mode: Literal["natural", "weights", "temperature"] = "natural"
-    weights: dict[str, float] = Field(default_factory=dict)
+    mode: Literal["natural", "weights", "temperature"] = "weights"
+    # The sample's target mixture: more reference docs, less generic web than crawled.
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"docs": 0.4, "code": 0.15, "forum": 0.2, "news": 0.15, "web": 0.1}
+    )
     temperature: float = Field(1.0, gt=0.0)
     token_budget: int | None = Field(None, ge=1, description="approximate tokens (chars/4); None = all")
     max_repeats: int = Field(4, ge=1, description="cap on copies of any one document")

@@ -1,0 +1,1 @@
+"""The model: GPT, the Parquet token loader, the training loop and evaluation."""
