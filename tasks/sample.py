@@ -230,10 +230,10 @@ def assign_host(page: Page, kind: str, rng: random.Random) -> None:
     page.path = f"/{_slug(page.title)}-{rng.randrange(10**6)}.html"
 
 
-def _mutate(paragraphs: list[str], rng: random.Random, n_changes: int = 4) -> list[str]:
-    """A near-duplicate: a few words replaced, the rest untouched."""
+def _mutate(paragraphs: list[str], rng: random.Random) -> list[str]:
+    """A near-duplicate: about one word in eighty replaced, the rest untouched."""
     out = [p.split(" ") for p in paragraphs]
-    for _ in range(n_changes):
+    for _ in range(max(2, sum(len(p) for p in out) // 80)):
         para = rng.randrange(len(out))
         if out[para]:
             out[para][rng.randrange(len(out[para]))] = rng.choice(["updated", "revised", "new", "latest", "edited"])

@@ -1,0 +1,172 @@
+"""The `crawl2model` command line: run the pipeline, write the sample, inspect the catalog."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tasks import STAGES
+from tasks.config import ConfigError, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+err = Console(stderr=True)
+
+WorkdirOpt = Annotated[
+    Path, typer.Option("--workdir", "-w", envvar="CRAWL2MODEL_WORKDIR", help="where artifacts and the catalog live")
+]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _prefect_env(workdir: Path) -> None:
+    # No network here or on many clusters: telemetry would only fill the log with errors.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "crawl2model")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _print_rows(columns: list[str], rows: list[tuple], fmt: Format = Format.table, title: str | None = None) -> None:
+    if fmt is Format.json:
+        console.print_json(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str))
+    elif fmt is Format.csv:
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(columns)
+        writer.writerows(rows)
+        sys.stdout.write(buf.getvalue())
+    else:
+        table = Table(*columns, title=title)
+        for r in rows:
+            table.add_row(*["" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in r])
+        console.print(table)
+
+
+@app.command()
+def run(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default: the sample)")] = None,
+    workdir: WorkdirOpt = Path("work"),
+    only: Annotated[str | None, typer.Option(help="run just this stage (upstream from cache)")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="start at this stage (upstream from cache)")] = None,
+    until: Annotated[str | None, typer.Option(help="stop after this stage")] = None,
+    force: Annotated[list[str] | None, typer.Option(help="rerun this stage and everything after it")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="override a config value: dotted.key=value")] = None,
+) -> None:
+    """Run the pipeline under Prefect: acquire -> extract -> filter -> dedup -> mix -> tokenize -> train -> evaluate."""
+    try:
+        cfg = load_config(config, overrides or [])
+    except ConfigError as e:
+        raise _fail(str(e)) from None
+    for name in [only, start, until, *(force or [])]:
+        if name is not None and name not in STAGES:
+            raise _fail(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
+    _prefect_env(workdir)
+    from flows.pipeline import SelectionError, pipeline
+
+    started = time.perf_counter()
+    try:
+        summary = pipeline(config=cfg.model_dump(mode="json"), workdir=str(workdir), only=only, start=start,
+                           until=until, force=force or [])
+    except SelectionError as e:
+        raise _fail(str(e)) from None
+    columns = ["stage", "status", "seconds", "docs in", "kept", "removed", "fingerprint"]
+    rows = [(s["stage"], "cached" if s["cache_hit"] else "ran", round(s["seconds"], 2), s["docs_in"], s["docs_out"],
+             s["docs_removed"], s["fingerprint"][:12]) for s in summary]
+    _print_rows(columns, rows, title=f"crawl2model run ({time.perf_counter() - started:.1f}s)")
+    report = next((Path(workdir) / "artifacts" / "evaluate" / s["fingerprint"] / "report.md"
+                   for s in summary if s["stage"] == "evaluate"), None)
+    if report and report.exists():
+        console.print(f"report: {report}")
+
+
+@app.command()
+def sample(
+    out: Annotated[Path, typer.Option(help="directory for the WARC files and ground_truth.jsonl")] = Path("sample"),
+    pages: Annotated[int, typer.Option(min=50)] = 2400,
+    planted: Annotated[int, typer.Option(min=1, help="pages planted per case")] = 24,
+    seed: int = 0,
+) -> None:
+    """Write the embedded sample: gzipped WARC files with planted cases, and their ground truth."""
+    from tasks.sample import write_sample
+
+    try:
+        summary = write_sample(out, pages, planted, seed)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    console.print_json(json.dumps(summary))
+
+
+def _catalog(workdir: Path):
+    from storage.catalog import Catalog
+
+    catalog = Catalog(workdir)
+    if not catalog.path.exists():
+        raise _fail(f"no catalog at {catalog.path}: run `crawl2model run` first", code=1)
+    return catalog
+
+
+@app.command()
+def status(workdir: WorkdirOpt = Path("work")) -> None:
+    """The latest run and each of its stages."""
+    catalog = _catalog(workdir)
+    cols, rows = catalog.query("select run_id, status, config_name, started_at, seconds from runs "
+                               "order by started_at desc limit 1")
+    if not rows:
+        raise _fail("the catalog holds no run yet", code=1)
+    _print_rows(cols, rows, title="latest run")
+    cols, rows = catalog.query(
+        "select stage, status, cache_hit, round(seconds, 2) seconds, docs_in, docs_out, docs_removed, "
+        "left(fingerprint, 12) fingerprint, error from stage_runs where run_id = ? order by started_at",
+        [rows[0][0]],
+    )
+    _print_rows(cols, rows, title="stages")
+
+
+@app.command()
+def artifacts(workdir: WorkdirOpt = Path("work")) -> None:
+    """Every registered artifact, grouped by stage output and kind."""
+    cols, rows = _catalog(workdir).query(
+        "select stage, left(fingerprint, 12) fingerprint, kind, count(*) files, sum(rows) rows, sum(bytes) bytes "
+        "from artifacts group by all order by min(created_at), stage, kind"
+    )
+    _print_rows(cols, rows, title="artifacts")
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL over the catalog and the artifact views")],
+    workdir: WorkdirOpt = Path("work"),
+    fmt: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
+) -> None:
+    """Query the catalog (runs, stage_runs, artifacts, lineage, metrics) and artifacts (documents, removed, tokens, <stage>_docs ...)."""
+    import duckdb
+
+    try:
+        cols, rows = _catalog(workdir).query(query)
+    except duckdb.Error as e:
+        raise _fail(f"query failed: {e}", code=1) from None
+    _print_rows(cols, rows, fmt)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,179 @@
+"""The crawl2model Prefect flow: eight stages, each a task cached by its fingerprint.
+
+The flow process is the only writer of the DuckDB catalog: tasks return their manifests and the
+flow records them. A stage whose output directory is complete is a cache hit, both for us and for
+Prefect (the task's cache key is the fingerprint), so the UI shows it as Cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from storage.catalog import Catalog, now
+from storage.fingerprint import stage_fingerprint
+from tasks import STAGES
+from tasks.acquire_stage import input_identity
+from tasks.config import PipelineConfig, config_json
+from tasks.stage import StageInput, execute_stage, load_manifest
+
+# Which upstream outputs each stage reads. evaluate reads them all (funnel, ground truth).
+STAGE_INPUTS: dict[str, tuple[str, ...]] = {
+    "acquire": (),
+    "extract": ("acquire",),
+    "filter": ("extract",),
+    "dedup": ("filter",),
+    "mix": ("dedup",),
+    "tokenize": ("mix",),
+    "train": ("tokenize",),
+    "evaluate": ("acquire", "extract", "filter", "dedup", "mix", "tokenize", "train"),
+}
+
+
+class SelectionError(ValueError):
+    """A stage selection that cannot run (unknown stage, or an upstream output that is missing)."""
+
+
+@dataclass
+class PlannedStage:
+    stage: str
+    fingerprint: str
+    output_dir: Path
+    parents: tuple[str, ...]
+
+
+def plan(cfg: PipelineConfig, workdir: Path) -> list[PlannedStage]:
+    """Fingerprint every stage: a change to one stage's config changes it and everything after."""
+    fingerprints: dict[str, str] = {}
+    planned = []
+    for stage in STAGES:
+        version = importlib.import_module(f"tasks.{stage}_stage").VERSION
+        config = config_json(cfg.stage(stage))
+        if stage == "acquire":
+            config = {**config, "_inputs": input_identity(cfg.acquire)}
+        parents = STAGE_INPUTS[stage]
+        fp = stage_fingerprint(stage, version, config, [fingerprints[p] for p in parents])
+        fingerprints[stage] = fp
+        planned.append(PlannedStage(stage, fp, workdir / "artifacts" / stage / fp, parents))
+    return planned
+
+
+def select(only: str | None, start: str | None, until: str | None, force: list[str]) -> tuple[list[str], set[str]]:
+    """Stages to run, and those forced (a forced stage forces every later one: its output may change)."""
+    for name in [only, start, until, *force]:
+        if name is not None and name not in STAGES:
+            raise SelectionError(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
+    first = STAGES.index(only or start or STAGES[0])
+    last = STAGES.index(only or until or STAGES[-1])
+    if first > last:
+        raise SelectionError(f"--from {STAGES[first]} comes after --until {STAGES[last]}")
+    selected = list(STAGES[first : last + 1])
+    forced_from = min((STAGES.index(f) for f in force), default=len(STAGES))
+    return selected, {s for s in selected if STAGES.index(s) >= forced_from}
+
+
+def _cache_key(context: Any, parameters: dict[str, Any]) -> str:
+    # The output directory is part of the key: two workdirs never share a cached result.
+    where = hashlib.sha256(parameters["output_dir"].encode()).hexdigest()[:12]
+    return f"crawl2model-{parameters['stage']}-{parameters['fingerprint']}-{where}"
+
+
+def _summary_markdown(manifest: dict[str, Any]) -> str:
+    counts = manifest["counts"]
+    lines = [f"## {manifest['stage']} ({manifest['fingerprint'][:12]})", "",
+             f"- seconds: {manifest['seconds']}",
+             f"- documents in / kept / removed: {counts['docs_in']} / {counts['docs_out']} / {counts['docs_removed']}",
+             f"- files: {len(manifest['files'])}", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {m['name']} | {m['value']:.6g} |" for m in manifest["metrics"] if m.get("step") is None][:60]
+    return "\n".join(lines)
+
+
+@task(cache_key_fn=_cache_key, persist_result=True)
+def run_stage(stage: str, fingerprint: str, config: dict[str, Any], inputs: dict[str, dict[str, Any]],
+              output_dir: str) -> dict[str, Any]:
+    cfg = type(PipelineConfig().stage(stage)).model_validate(config)
+    manifest = execute_stage(stage, fingerprint, cfg, {k: StageInput.from_manifest(v) for k, v in inputs.items()},
+                             Path(output_dir))
+    create_markdown_artifact(key=f"{stage}-summary", markdown=_summary_markdown(manifest),
+                             description=f"{stage}: counts and metrics")
+    if stage == "evaluate":
+        report = Path(output_dir) / "report.md"
+        create_markdown_artifact(key="report", markdown=report.read_text(), description="crawl2model run report")
+    return manifest
+
+
+@flow(name="crawl2model", log_prints=True)
+def pipeline(
+    config: dict[str, Any] | None = None,
+    workdir: str = "work",
+    only: str | None = None,
+    start: str | None = None,
+    until: str | None = None,
+    force: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Run the pipeline (or a slice of it) on `config` (the sample defaults when None)."""
+    logger = get_run_logger()
+    cfg = PipelineConfig.model_validate(config or {})
+    root = Path(workdir).resolve()
+    selected, forced = select(only, start, until, force or [])
+    planned = plan(cfg, root)
+    by_stage = {p.stage: p for p in planned}
+    catalog = Catalog(root)
+    run_id = f"{now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    catalog.start_run(run_id, cfg.name, config_json(cfg))
+    manifests: dict[str, dict[str, Any]] = {}
+    summary = []
+    try:
+        for p in planned:
+            if p.stage not in selected:
+                if STAGES.index(p.stage) < STAGES.index(selected[0]):
+                    manifests[p.stage] = load_manifest(p.output_dir)  # upstream, from cache if present
+                continue
+            for parent in p.parents:
+                if manifests.get(parent) is None:
+                    raise SelectionError(
+                        f"{p.stage} needs the output of {parent} for this config, and it has not been "
+                        f"computed yet: run without --only/--from first"
+                    )
+            cached = p.stage not in forced and load_manifest(p.output_dir) is not None
+            if not cached and p.output_dir.exists() and p.stage in forced:
+                _clear(p.output_dir)
+            started = now()
+            logger.info("%s: %s (%s)", p.stage, "cached" if cached else "running", p.fingerprint[:12])
+            try:
+                manifest = run_stage.with_options(
+                    name=p.stage, task_run_name=f"{p.stage}-{p.fingerprint[:8]}", tags=[p.stage, cfg.name],
+                    refresh_cache=not cached,
+                )(p.stage, p.fingerprint, config_json(cfg.stage(p.stage)),
+                  {k: manifests[k] for k in p.parents}, str(p.output_dir))
+            except Exception as e:
+                catalog.record_stage(run_id, p.stage, p.fingerprint, None, cache_hit=False, started_at=started,
+                                     parents=[], error=f"{type(e).__name__}: {e}"[:2000])
+                raise
+            manifests[p.stage] = manifest
+            catalog.record_stage(run_id, p.stage, p.fingerprint, manifest, cache_hit=cached, started_at=started,
+                                 parents=[(k, by_stage[k].fingerprint) for k in p.parents])
+            summary.append({"stage": p.stage, "fingerprint": p.fingerprint, "cache_hit": cached,
+                            "seconds": (now() - started).total_seconds(), **manifest["counts"]})
+    except BaseException:
+        catalog.finish_run(run_id, "failed")
+        raise
+    catalog.finish_run(run_id, "completed")
+    return summary
+
+
+def _clear(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path)
+
+
+logging.getLogger("crawl2model").setLevel(logging.INFO)

@@ -1,0 +1,100 @@
+"""Score the pipeline against the sample's ground truth: was each planted case removed where meant?"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from storage.shards import iter_rows
+from tasks.sample import EXPECTED_STAGE
+
+
+def load_ground_truth(path: str | Path) -> list[dict[str, Any]]:
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+# Stages that judge documents; mix's down-sampling is a budget decision, not a verdict on a page.
+JUDGING_STAGES = ("extract", "filter", "dedup")
+
+
+def removals(removed_paths: list[str]) -> dict[str, tuple[str, str]]:
+    """doc_id -> (stage, rule) of its first removal."""
+    out: dict[str, tuple[str, str]] = {}
+    for row in iter_rows(removed_paths, ["doc_id", "stage", "rule"]):
+        if row["stage"] in JUDGING_STAGES:
+            out.setdefault(row["doc_id"], (row["stage"], row["rule"]))
+    return out
+
+
+def score_planted(truth: list[dict[str, Any]], removed: dict[str, tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """Per planted case: how many, removed at the meant stage, removed elsewhere, kept.
+
+    Duplicates are scored per group (the original plus its copy): a group is right when exactly
+    one of its pages survives and the other was removed by dedup.
+    """
+    by_case: dict[str, dict[str, Any]] = {}
+    for row in truth:
+        case = row["case"]
+        if case in ("original", "truncated", "exact_duplicate", "near_duplicate", "pii"):
+            continue
+        s = by_case.setdefault(case, {"n": 0, "at_expected_stage": 0, "elsewhere": Counter(), "kept": 0})
+        s["n"] += 1
+        where = removed.get(row["doc_id"])
+        if where is None:
+            s["kept"] += 1
+        elif where[0] == EXPECTED_STAGE[case]:
+            s["at_expected_stage"] += 1
+        else:
+            s["elsewhere"][f"{where[0]}:{where[1]}"] += 1
+    url_to_doc = {row["url"]: row["doc_id"] for row in truth if row["case"] == "original"}
+    for case in ("exact_duplicate", "near_duplicate"):
+        s = {"n": 0, "at_expected_stage": 0, "elsewhere": Counter(), "kept": 0}
+        for row in truth:
+            if row["case"] != case:
+                continue
+            s["n"] += 1
+            pair = [removed.get(row["doc_id"]), removed.get(url_to_doc.get(row["group"], ""))]
+            survivors = sum(w is None for w in pair)
+            stages = {w[0] for w in pair if w is not None}
+            if survivors == 1 and stages == {"dedup"}:
+                s["at_expected_stage"] += 1
+            elif survivors == 2:
+                s["kept"] += 1
+            else:
+                s["elsewhere"]["/".join(sorted(f"{w[0]}:{w[1]}" for w in pair if w))] += 1
+        by_case[case] = s
+    truncated = [r for r in truth if r["case"] == "truncated"]
+    if truncated:
+        corrupt = sum(1 for stage, rule in removed.values() if rule == "corrupt_record")
+        by_case["truncated"] = {"n": len(truncated), "at_expected_stage": min(corrupt, len(truncated)),
+                                "elsewhere": Counter(), "kept": len(truncated) - min(corrupt, len(truncated))}
+    for s in by_case.values():
+        s["elsewhere"] = dict(s["elsewhere"])
+        s["rate"] = s["at_expected_stage"] / s["n"] if s["n"] else 0.0
+    return by_case
+
+
+def pii_leaks(truth: list[dict[str, Any]], token_paths: list[str], tokenizer_path: str) -> dict[str, int]:
+    """How many planted PII strings appear in the decoded token shards (and how many PII pages got there)."""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=tokenizer_path)
+    needles = sorted({v for row in truth for v in row.get("pii", [])})
+    found: dict[str, int] = defaultdict(int)
+    kept_ids: set[str] = set()
+    for path in token_paths:
+        table = pq.read_table(path, columns=["tokens", "doc_ids"])
+        for ids in table.column("doc_ids").to_pylist():
+            kept_ids.update(ids)
+        for tokens in table.column("tokens").to_pylist():
+            text = sp.decode(tokens)
+            for needle in needles:
+                if needle in text:
+                    found[needle] += 1
+    return {"pii_strings": len(needles), "pii_strings_leaked": len(found),
+            "pii_pages_kept": sum(1 for r in truth if r["case"] == "pii" and r["doc_id"] in kept_ids)}
