@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import time
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -40,7 +40,7 @@ def _prefect_env(workdir: Path) -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
@@ -70,7 +70,9 @@ def run(
     start: Annotated[str | None, typer.Option("--from", help="start at this stage (upstream from cache)")] = None,
     until: Annotated[str | None, typer.Option(help="stop after this stage")] = None,
     force: Annotated[list[str] | None, typer.Option(help="rerun this stage and everything after it")] = None,
-    overrides: Annotated[list[str] | None, typer.Option("--set", help="override a config value: dotted.key=value")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="override a config value: dotted.key=value")
+    ] = None,
 ) -> None:
     """Run the pipeline under Prefect: acquire -> extract -> filter -> dedup -> mix -> tokenize -> train -> evaluate."""
     try:
@@ -85,16 +87,38 @@ def run(
 
     started = time.perf_counter()
     try:
-        summary = pipeline(config=cfg.model_dump(mode="json"), workdir=str(workdir), only=only, start=start,
-                           until=until, force=force or [])
+        summary = pipeline(
+            config=cfg.model_dump(mode="json"),
+            workdir=str(workdir),
+            only=only,
+            start=start,
+            until=until,
+            force=force or [],
+        )
     except SelectionError as e:
         raise _fail(str(e)) from None
     columns = ["stage", "status", "seconds", "docs in", "kept", "removed", "fingerprint"]
-    rows = [(s["stage"], "cached" if s["cache_hit"] else "ran", round(s["seconds"], 2), s["docs_in"], s["docs_out"],
-             s["docs_removed"], s["fingerprint"][:12]) for s in summary]
+    rows = [
+        (
+            s["stage"],
+            "cached" if s["cache_hit"] else "ran",
+            round(s["seconds"], 2),
+            s["docs_in"],
+            s["docs_out"],
+            s["docs_removed"],
+            s["fingerprint"][:12],
+        )
+        for s in summary
+    ]
     _print_rows(columns, rows, title=f"crawl2model run ({time.perf_counter() - started:.1f}s)")
-    report = next((Path(workdir) / "artifacts" / "evaluate" / s["fingerprint"] / "report.md"
-                   for s in summary if s["stage"] == "evaluate"), None)
+    report = next(
+        (
+            Path(workdir) / "artifacts" / "evaluate" / s["fingerprint"] / "report.md"
+            for s in summary
+            if s["stage"] == "evaluate"
+        ),
+        None,
+    )
     if report and report.exists():
         console.print(f"report: {report}")
 
@@ -129,8 +153,9 @@ def _catalog(workdir: Path):
 def status(workdir: WorkdirOpt = Path("work")) -> None:
     """The latest run and each of its stages."""
     catalog = _catalog(workdir)
-    cols, rows = catalog.query("select run_id, status, config_name, started_at, seconds from runs "
-                               "order by started_at desc limit 1")
+    cols, rows = catalog.query(
+        "select run_id, status, config_name, started_at, seconds from runs order by started_at desc limit 1"
+    )
     if not rows:
         raise _fail("the catalog holds no run yet", code=1)
     _print_rows(cols, rows, title="latest run")

@@ -8,7 +8,6 @@ Prefect (the task's cache key is the fingerprint), so the UI shows it as Cached.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from storage.catalog import Catalog, now
 from storage.fingerprint import stage_fingerprint
-from tasks import STAGES
+from tasks import STAGE_VERSIONS, STAGES
 from tasks.acquire_stage import input_identity
 from tasks.config import PipelineConfig, config_json
 from tasks.stage import StageInput, execute_stage, load_manifest
@@ -55,7 +54,7 @@ def plan(cfg: PipelineConfig, workdir: Path) -> list[PlannedStage]:
     fingerprints: dict[str, str] = {}
     planned = []
     for stage in STAGES:
-        version = importlib.import_module(f"tasks.{stage}_stage").VERSION
+        version = STAGE_VERSIONS[stage]
         config = config_json(cfg.stage(stage))
         if stage == "acquire":
             config = {**config, "_inputs": input_identity(cfg.acquire)}
@@ -88,22 +87,31 @@ def _cache_key(context: Any, parameters: dict[str, Any]) -> str:
 
 def _summary_markdown(manifest: dict[str, Any]) -> str:
     counts = manifest["counts"]
-    lines = [f"## {manifest['stage']} ({manifest['fingerprint'][:12]})", "",
-             f"- seconds: {manifest['seconds']}",
-             f"- documents in / kept / removed: {counts['docs_in']} / {counts['docs_out']} / {counts['docs_removed']}",
-             f"- files: {len(manifest['files'])}", "", "| metric | value |", "|---|---|"]
+    lines = [
+        f"## {manifest['stage']} ({manifest['fingerprint'][:12]})",
+        "",
+        f"- seconds: {manifest['seconds']}",
+        f"- documents in / kept / removed: {counts['docs_in']} / {counts['docs_out']} / {counts['docs_removed']}",
+        f"- files: {len(manifest['files'])}",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
     lines += [f"| {m['name']} | {m['value']:.6g} |" for m in manifest["metrics"] if m.get("step") is None][:60]
     return "\n".join(lines)
 
 
 @task(cache_key_fn=_cache_key, persist_result=True)
-def run_stage(stage: str, fingerprint: str, config: dict[str, Any], inputs: dict[str, dict[str, Any]],
-              output_dir: str) -> dict[str, Any]:
+def run_stage(
+    stage: str, fingerprint: str, config: dict[str, Any], inputs: dict[str, dict[str, Any]], output_dir: str
+) -> dict[str, Any]:
     cfg = type(PipelineConfig().stage(stage)).model_validate(config)
-    manifest = execute_stage(stage, fingerprint, cfg, {k: StageInput.from_manifest(v) for k, v in inputs.items()},
-                             Path(output_dir))
-    create_markdown_artifact(key=f"{stage}-summary", markdown=_summary_markdown(manifest),
-                             description=f"{stage}: counts and metrics")
+    manifest = execute_stage(
+        stage, fingerprint, cfg, {k: StageInput.from_manifest(v) for k, v in inputs.items()}, Path(output_dir)
+    )
+    create_markdown_artifact(
+        key=f"{stage}-summary", markdown=_summary_markdown(manifest), description=f"{stage}: counts and metrics"
+    )
     if stage == "evaluate":
         report = Path(output_dir) / "report.md"
         create_markdown_artifact(key="report", markdown=report.read_text(), description="crawl2model run report")
@@ -150,19 +158,48 @@ def pipeline(
             logger.info("%s: %s (%s)", p.stage, "cached" if cached else "running", p.fingerprint[:12])
             try:
                 manifest = run_stage.with_options(
-                    name=p.stage, task_run_name=f"{p.stage}-{p.fingerprint[:8]}", tags=[p.stage, cfg.name],
+                    name=p.stage,
+                    task_run_name=f"{p.stage}-{p.fingerprint[:8]}",
+                    tags=[p.stage, cfg.name],
                     refresh_cache=not cached,
-                )(p.stage, p.fingerprint, config_json(cfg.stage(p.stage)),
-                  {k: manifests[k] for k in p.parents}, str(p.output_dir))
+                )(
+                    p.stage,
+                    p.fingerprint,
+                    config_json(cfg.stage(p.stage)),
+                    {k: manifests[k] for k in p.parents},
+                    str(p.output_dir),
+                )
             except Exception as e:
-                catalog.record_stage(run_id, p.stage, p.fingerprint, None, cache_hit=False, started_at=started,
-                                     parents=[], error=f"{type(e).__name__}: {e}"[:2000])
+                catalog.record_stage(
+                    run_id,
+                    p.stage,
+                    p.fingerprint,
+                    None,
+                    cache_hit=False,
+                    started_at=started,
+                    parents=[],
+                    error=f"{type(e).__name__}: {e}"[:2000],
+                )
                 raise
             manifests[p.stage] = manifest
-            catalog.record_stage(run_id, p.stage, p.fingerprint, manifest, cache_hit=cached, started_at=started,
-                                 parents=[(k, by_stage[k].fingerprint) for k in p.parents])
-            summary.append({"stage": p.stage, "fingerprint": p.fingerprint, "cache_hit": cached,
-                            "seconds": (now() - started).total_seconds(), **manifest["counts"]})
+            catalog.record_stage(
+                run_id,
+                p.stage,
+                p.fingerprint,
+                manifest,
+                cache_hit=cached,
+                started_at=started,
+                parents=[(k, by_stage[k].fingerprint) for k in p.parents],
+            )
+            summary.append(
+                {
+                    "stage": p.stage,
+                    "fingerprint": p.fingerprint,
+                    "cache_hit": cached,
+                    "seconds": (now() - started).total_seconds(),
+                    **manifest["counts"],
+                }
+            )
     except BaseException:
         catalog.finish_run(run_id, "failed")
         raise

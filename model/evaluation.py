@@ -51,8 +51,16 @@ def unigram_nll(train_rows: torch.Tensor, val_rows: torch.Tensor, vocab_size: in
     return float(-logp[val_rows[:, 1:].reshape(-1)].sum())
 
 
-def generate_samples(model: GPT, sp: spm.SentencePieceProcessor, prompts: list[str], max_new_tokens: int,
-                     temperature: float, top_k: int, seed: int, eos_id: int) -> list[dict[str, str]]:
+def generate_samples(
+    model: GPT,
+    sp: spm.SentencePieceProcessor,
+    prompts: list[str],
+    max_new_tokens: int,
+    temperature: float,
+    top_k: int,
+    seed: int,
+    eos_id: int,
+) -> list[dict[str, str]]:
     device = next(model.parameters()).device
     g = torch.Generator(device=device).manual_seed(seed)
     samples = []

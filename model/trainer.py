@@ -25,8 +25,18 @@ from tasks.config import TrainConfig
 log = logging.getLogger("crawl2model")
 
 # Dense bf16 peak FLOP/s by device name fragment, for MFU. Unknown devices report no MFU.
-PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12, "L4": 121e12,
-              "RTX 4090": 165e12, "RTX 3090": 71e12, "V100": 125e12, "T4": 65e12}
+PEAK_FLOPS = {
+    "H200": 989e12,
+    "H100": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "A10G": 125e12,
+    "L4": 121e12,
+    "RTX 4090": 165e12,
+    "RTX 3090": 71e12,
+    "V100": 125e12,
+    "T4": 65e12,
+}
 
 
 def pick_device(setting: str) -> torch.device:
@@ -100,17 +110,26 @@ def train(
         log.info("train: resumed from %s at step %d", ckpt.name, start_step)
     use_compile = cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda")
     step_model = torch.compile(model) if use_compile else model
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
     tokens_per_step = sampler.batch_size * cfg.grad_accum * model_cfg.seq_len
     peak = peak_flops(device)
     flops_per_token = model.flops_per_token()
     t_last, steps_since = time.perf_counter(), 0
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(ckpt_dir / f"step-{step:07d}.pt", {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "sampler": sampler.state_dict(),
-            "rng_cpu": torch.get_rng_state(), "step": step, "history": history,
-        })
+        save_checkpoint(
+            ckpt_dir / f"step-{step:07d}.pt",
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "sampler": sampler.state_dict(),
+                "rng_cpu": torch.get_rng_state(),
+                "step": step,
+                "history": history,
+            },
+        )
         for old in sorted(ckpt_dir.glob("step-*.pt"))[:-2]:  # keep the last two
             old.unlink()
 
@@ -146,8 +165,13 @@ def train(
             checkpoint(step + 1)
     final = out / "model.pt"
     save_checkpoint(final, {"model": model.state_dict(), "config": asdict(model_cfg)})
-    return {"history": history, "device": str(device), "compiled": use_compile, "params": model.num_params(),
-            "tokens_per_step": tokens_per_step}
+    return {
+        "history": history,
+        "device": str(device),
+        "compiled": use_compile,
+        "params": model.num_params(),
+        "tokens_per_step": tokens_per_step,
+    }
 
 
 def load_model(path: str | Path, device: torch.device | None = None) -> GPT:

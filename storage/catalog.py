@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 SCHEMA = """
 create table if not exists runs (
@@ -103,10 +104,19 @@ class Catalog:
             con.execute(
                 "insert into stage_runs values (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
-                    run_id, stage, fingerprint, "failed" if error else "completed", cache_hit,
-                    started_at, finished, (finished - started_at).total_seconds(),
-                    counts.get("docs_in"), counts.get("docs_out"), counts.get("docs_removed"),
-                    (result or {}).get("output_dir"), error,
+                    run_id,
+                    stage,
+                    fingerprint,
+                    "failed" if error else "completed",
+                    cache_hit,
+                    started_at,
+                    finished,
+                    (finished - started_at).total_seconds(),
+                    counts.get("docs_in"),
+                    counts.get("docs_out"),
+                    counts.get("docs_removed"),
+                    (result or {}).get("output_dir"),
+                    error,
                 ],
             )
             if result is None:
@@ -121,12 +131,22 @@ class Catalog:
                     "insert or ignore into lineage values (?,?,?,?)",
                     [stage, fingerprint, parent_stage, parent_fp],
                 )
-            rows = [
-                [run_id, stage, fingerprint, m["name"], m.get("step"), float(m["value"])]
-                for m in result.get("metrics", [])
-            ]
-            if rows:
-                con.executemany("insert into metrics values (?,?,?,?,?,?)", rows)
+            metrics = result.get("metrics", [])
+            if metrics:
+                # One Arrow insert: executemany is row-at-a-time and slow for a loss curve.
+                table = pa.table(
+                    {
+                        "run_id": [run_id] * len(metrics),
+                        "stage": [stage] * len(metrics),
+                        "fingerprint": [fingerprint] * len(metrics),
+                        "name": [m["name"] for m in metrics],
+                        "step": pa.array([m.get("step") for m in metrics], pa.int64()),
+                        "value": [float(m["value"]) for m in metrics],
+                    }
+                )
+                con.register("new_metrics", table)
+                con.execute("insert into metrics select * from new_metrics")
+                con.unregister("new_metrics")
 
     # --- reads ----------------------------------------------------------------------------
     def query(self, sql: str, params: list[Any] | None = None) -> tuple[list[str], list[tuple]]:
@@ -182,6 +202,5 @@ def create_artifact_views(con: duckdb.DuckDBPyConnection, workdir: Path) -> None
         paths = [p for p in files.get(kind, []) if Path(p).exists()]
         if paths:
             con.execute(
-                f"create or replace temp view {view} as "
-                f"select * from read_parquet({paths!r}, union_by_name=true)"
+                f"create or replace temp view {view} as select * from read_parquet({paths!r}, union_by_name=true)"
             )

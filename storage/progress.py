@@ -17,7 +17,10 @@ def progress_bar(label: str, total: int, completed: int = 0) -> Iterator[Callabl
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         with Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
             transient=False,
         ) as bar:
             task_id = bar.add_task(label, total=total, completed=completed)

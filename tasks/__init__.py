@@ -1,3 +1,7 @@
 """Pipeline stages: pure functions over shards plus thin Prefect task wrappers."""
 
 STAGES = ("acquire", "extract", "filter", "dedup", "mix", "tokenize", "train", "evaluate")
+
+# Bump a stage's version when its output changes for the same config: its fingerprint changes,
+# so it and every later stage rerun. Kept here so planning a run imports no stage code.
+STAGE_VERSIONS = {stage: "1" for stage in STAGES}

@@ -7,11 +7,12 @@ import os
 import shutil
 from pathlib import Path
 
+from tasks import STAGE_VERSIONS
 from tasks.config import AcquireConfig
 from tasks.sample import write_sample
 from tasks.stage import StageInput, StageOutcome
 
-VERSION = "1"
+VERSION = STAGE_VERSIONS["acquire"]
 
 
 def resolve_paths(patterns: list[str]) -> list[Path]:
@@ -47,8 +48,12 @@ def run(inputs: dict[str, StageInput], cfg: AcquireConfig, out: Path) -> StageOu
     if cfg.source == "sample":
         summary = write_sample(warc_dir, cfg.sample_pages, cfg.planted_per_case, cfg.seed)
         (warc_dir / "ground_truth.jsonl").rename(out / "ground_truth.jsonl")
-        outcome.info = {"source": "sample", "records": summary["records"], "cases": summary["cases"],
-                        "crawl": f"CC-SAMPLE-{cfg.seed:04d}"}
+        outcome.info = {
+            "source": "sample",
+            "records": summary["records"],
+            "cases": summary["cases"],
+            "crawl": f"CC-SAMPLE-{cfg.seed:04d}",
+        }
     else:
         warc_dir.mkdir(parents=True, exist_ok=True)
         paths = resolve_paths(cfg.paths)

@@ -22,11 +22,12 @@ from datasketch import MinHash
 from datasketch.lsh import _optimal_param
 
 from storage.progress import progress_bar
+from tasks import STAGE_VERSIONS
 from tasks.config import DedupConfig
 from tasks.documents import DEDUP_COLUMNS, removed_row, write_docs, write_removed
 from tasks.stage import StageInput, StageOutcome
 
-VERSION = "1"
+VERSION = STAGE_VERSIONS["dedup"]
 STAGE = "dedup"
 PUNCT = re.compile(r"[^\w\s]")
 
@@ -75,8 +76,13 @@ def band_rows(signatures: np.ndarray, bands: int, rows: int) -> pa.Table:
             docs.append(doc)
             band_ids.append(b)
             buckets.append(int.from_bytes(digest, "big", signed=True))
-    return pa.table({"doc": pa.array(docs, pa.int32()), "band": pa.array(band_ids, pa.int16()),
-                     "bucket": pa.array(buckets, pa.int64())})
+    return pa.table(
+        {
+            "doc": pa.array(docs, pa.int32()),
+            "band": pa.array(band_ids, pa.int16()),
+            "bucket": pa.array(buckets, pa.int64()),
+        }
+    )
 
 
 def candidate_links(table: pa.Table, tmp_dir: Path) -> list[tuple[int, int]]:
@@ -97,7 +103,9 @@ def candidate_links(table: pa.Table, tmp_dir: Path) -> list[tuple[int, int]]:
         con.close()
 
 
-def find_clusters(docs: list[dict[str, Any]], cfg: DedupConfig, tmp_dir: Path) -> tuple[UnionFind, dict[int, tuple[str, float]]]:
+def find_clusters(
+    docs: list[dict[str, Any]], cfg: DedupConfig, tmp_dir: Path
+) -> tuple[UnionFind, dict[int, tuple[str, float]]]:
     """Return the union-find over doc indices and, per removed index, (rule, similarity)."""
     n = len(docs)
     uf = UnionFind(n)

@@ -44,15 +44,25 @@ def doc_id_for(record_id: str) -> str:
 
 
 def removed_row(doc: dict[str, Any], stage: str, rule: str, value: float | None, detail: str = "") -> dict:
-    return {"doc_id": doc["doc_id"], "url": doc.get("url"), "stage": stage, "rule": rule,
-            "value": None if value is None else float(value), "detail": detail}
+    return {
+        "doc_id": doc["doc_id"],
+        "url": doc.get("url"),
+        "stage": stage,
+        "rule": rule,
+        "value": None if value is None else float(value),
+        "detail": detail,
+    }
 
 
 # Columns each stage adds; a stage's schema is the base plus every earlier stage's additions.
 FILTER_COLUMNS = [pa.field("quality_score", pa.float64())]
 DEDUP_COLUMNS = [*FILTER_COLUMNS, pa.field("dup_cluster", pa.string()), pa.field("dup_cluster_size", pa.int64())]
-MIX_COLUMNS = [*DEDUP_COLUMNS, pa.field("domain", pa.string()), pa.field("sample_weight", pa.float64()),
-               pa.field("repeats", pa.int64())]
+MIX_COLUMNS = [
+    *DEDUP_COLUMNS,
+    pa.field("domain", pa.string()),
+    pa.field("sample_weight", pa.float64()),
+    pa.field("repeats", pa.int64()),
+]
 
 
 def write_docs(rows: list[dict[str, Any]], path: Path, extra: list[pa.Field] | None = None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from pathlib import Path
@@ -21,12 +20,13 @@ from model.evaluation import (
 )
 from model.trainer import load_model
 from storage.shards import atomic_write_bytes, atomic_write_json, iter_rows
+from tasks import STAGE_VERSIONS
 from tasks.config import EvaluateConfig
 from tasks.ground_truth import load_ground_truth, pii_leaks, removals, score_planted
 from tasks.report import loss_curve_png, render_report
 from tasks.stage import StageInput, StageOutcome
 
-VERSION = "1"
+VERSION = STAGE_VERSIONS["evaluate"]
 DOC_STAGES = ("extract", "filter", "dedup", "mix", "tokenize")
 
 
@@ -66,8 +66,9 @@ def run(inputs: dict[str, StageInput], cfg: EvaluateConfig, out: Path) -> StageO
         "val_tokens": n_tokens,
         "val_bytes": n_bytes,
     }
-    generations = generate_samples(model, sp, cfg.prompts, cfg.max_new_tokens, cfg.temperature, cfg.top_k,
-                                   cfg.seed, tok.info["eos_id"])
+    generations = generate_samples(
+        model, sp, cfg.prompts, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.seed, tok.info["eos_id"]
+    )
     funnel, reasons = data_funnel(inputs)
     planted: dict[str, Any] = {}
     pii: dict[str, int] = {}

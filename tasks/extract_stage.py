@@ -20,12 +20,13 @@ from urllib.parse import urlsplit
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
+from tasks import STAGE_VERSIONS
 from tasks.config import ExtractConfig
 from tasks.documents import count_words, doc_id_for, removed_row, write_docs, write_removed
 from tasks.langid import detect_language
 from tasks.stage import StageInput, StageOutcome, map_shards, sum_stats
 
-VERSION = "1"
+VERSION = STAGE_VERSIONS["extract"]
 STAGE = "extract"
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 META_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_\-]+)""", re.I)
@@ -78,8 +79,13 @@ def extract_text(html: str, url: str, timeout_s: float) -> str | None:
 
     with time_limit(timeout_s):
         return trafilatura.extract(
-            html, url=url, include_comments=False, include_tables=False, deduplicate=False,
-            favor_precision=True, with_metadata=False,
+            html,
+            url=url,
+            include_comments=False,
+            include_tables=False,
+            deduplicate=False,
+            favor_precision=True,
+            with_metadata=False,
         )
 
 
@@ -102,13 +108,20 @@ def unread_bytes(record: Any) -> int:
     return int(getattr(record.raw_stream, "limit", 0) or 0)
 
 
-def process_record(record: Any, warc_path: str, crawl: str, cfg: ExtractConfig) -> tuple[dict, str | None, float | None, str]:
+def process_record(
+    record: Any, warc_path: str, crawl: str, cfg: ExtractConfig
+) -> tuple[dict, str | None, float | None, str]:
     """Return (doc, removal rule or None, measured value, detail)."""
     url = record.rec_headers.get_header("WARC-Target-URI") or ""
     record_id = record.rec_headers.get_header("WARC-Record-ID") or f"{warc_path}#{url}"
-    doc: dict[str, Any] = {"doc_id": doc_id_for(record_id), "url": url, "host": urlsplit(url).hostname or "",
-                           "crawl": crawl, "warc_path": Path(warc_path).name,
-                           "fetch_time": record.rec_headers.get_header("WARC-Date")}
+    doc: dict[str, Any] = {
+        "doc_id": doc_id_for(record_id),
+        "url": url,
+        "host": urlsplit(url).hostname or "",
+        "crawl": crawl,
+        "warc_path": Path(warc_path).name,
+        "fetch_time": record.rec_headers.get_header("WARC-Date"),
+    }
     http = record.http_headers
     # Read one byte past the cap so an oversized page is detected without holding all of it.
     body = record.content_stream().read(cfg.max_html_bytes + 1)

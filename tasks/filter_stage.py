@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from tasks import STAGE_VERSIONS
 from tasks.config import FilterConfig
 from tasks.documents import FILTER_COLUMNS, count_words, removed_row, write_docs, write_removed
 from tasks.filters.gopher import GopherQuality, GopherRepetition
@@ -19,7 +20,7 @@ from tasks.pii import redact
 from tasks.quality import quality_score, train_classifier
 from tasks.stage import StageInput, StageOutcome, map_shards, sum_stats
 
-VERSION = "1"
+VERSION = STAGE_VERSIONS["filter"]
 STAGE = "filter"
 
 

@@ -71,8 +71,12 @@ def score_planted(truth: list[dict[str, Any]], removed: dict[str, tuple[str, str
     truncated = [r for r in truth if r["case"] == "truncated"]
     if truncated:
         corrupt = sum(1 for stage, rule in removed.values() if rule == "corrupt_record")
-        by_case["truncated"] = {"n": len(truncated), "at_expected_stage": min(corrupt, len(truncated)),
-                                "elsewhere": Counter(), "kept": len(truncated) - min(corrupt, len(truncated))}
+        by_case["truncated"] = {
+            "n": len(truncated),
+            "at_expected_stage": min(corrupt, len(truncated)),
+            "elsewhere": Counter(),
+            "kept": len(truncated) - min(corrupt, len(truncated)),
+        }
     for s in by_case.values():
         s["elsewhere"] = dict(s["elsewhere"])
         s["rate"] = s["at_expected_stage"] / s["n"] if s["n"] else 0.0
@@ -96,5 +100,8 @@ def pii_leaks(truth: list[dict[str, Any]], token_paths: list[str], tokenizer_pat
             for needle in needles:
                 if needle in text:
                     found[needle] += 1
-    return {"pii_strings": len(needles), "pii_strings_leaked": len(found),
-            "pii_pages_kept": sum(1 for r in truth if r["case"] == "pii" and r["doc_id"] in kept_ids)}
+    return {
+        "pii_strings": len(needles),
+        "pii_strings_leaked": len(found),
+        "pii_pages_kept": sum(1 for r in truth if r["case"] == "pii" and r["doc_id"] in kept_ids),
+    }

@@ -13,11 +13,12 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from storage.fingerprint import unit_interval
+from tasks import STAGE_VERSIONS
 from tasks.config import MixConfig
 from tasks.documents import MIX_COLUMNS, removed_row, write_docs, write_removed
 from tasks.stage import StageInput, StageOutcome
 
-VERSION = "1"
+VERSION = STAGE_VERSIONS["mix"]
 STAGE = "mix"
 CHARS_PER_TOKEN = 4.0  # budget estimate before the tokenizer exists
 
@@ -87,9 +88,11 @@ def run(inputs: dict[str, StageInput], cfg: MixConfig, out: Path) -> StageOutcom
     mixture: dict[str, Any] = {}
     for d in sorted(tokens):
         mixture[d] = {
-            "docs_before": docs_before[d], "tokens_before": round(tokens[d]),
+            "docs_before": docs_before[d],
+            "tokens_before": round(tokens[d]),
             "share_before": tokens[d] / sum(tokens.values()),
-            "docs_after": docs_after.get(d, 0), "tokens_after": round(tokens_after.get(d, 0.0)),
+            "docs_after": docs_after.get(d, 0),
+            "tokens_after": round(tokens_after.get(d, 0.0)),
             "share_after": tokens_after.get(d, 0.0) / (sum(tokens_after.values()) or 1.0),
             "rate": rates[d],
         }

@@ -59,7 +59,14 @@ def train_classifier(doc_paths: list[str], cfg: QualityClassifierConfig, out_pat
     train_file.write_text("\n".join(lines) + "\n")
     # thread=1 keeps training deterministic, so a rerun writes the same model.
     model = fasttext.train_supervised(
-        str(train_file), epoch=cfg.epochs, lr=0.5, wordNgrams=2, dim=32, minCount=2, thread=1, seed=cfg.seed,
+        str(train_file),
+        epoch=cfg.epochs,
+        lr=0.5,
+        wordNgrams=2,
+        dim=32,
+        minCount=2,
+        thread=1,
+        seed=cfg.seed,
         verbose=0,
     )
     tmp = out_path.with_name(f".{out_path.name}.tmp")

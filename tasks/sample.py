@@ -34,19 +34,46 @@ from warcio.warcwriter import WARCWriter
 from tasks.documents import doc_id_for
 
 CASES = (
-    "exact_duplicate", "near_duplicate", "spam", "boilerplate_only", "non_english", "pii",
-    "blocklisted", "non_html", "non_200",
+    "exact_duplicate",
+    "near_duplicate",
+    "spam",
+    "boilerplate_only",
+    "non_english",
+    "pii",
+    "blocklisted",
+    "non_html",
+    "non_200",
 )
 # The stage meant to remove each planted case (pii pages are kept, with the PII redacted).
 EXPECTED_STAGE = {
-    "exact_duplicate": "dedup", "near_duplicate": "dedup", "spam": "filter", "boilerplate_only": "extract",
-    "non_english": "extract", "blocklisted": "filter", "non_html": "extract", "non_200": "extract",
-    "pii": None, "original": None,
+    "exact_duplicate": "dedup",
+    "near_duplicate": "dedup",
+    "spam": "filter",
+    "boilerplate_only": "extract",
+    "non_english": "extract",
+    "blocklisted": "filter",
+    "non_html": "extract",
+    "non_200": "extract",
+    "pii": None,
+    "original": None,
 }
 BLOCKED_HOSTS = ("www.casino-bonus.example", "free-pills.example", "m.adult-videos.example")
 SKIP_MODULES = {
-    "antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "__phello__", "msvcrt", "winreg",
-    "winsound", "nt", "lib2to3", "ensurepip", "venv", "pydoc",
+    "antigravity",
+    "this",
+    "idlelib",
+    "tkinter",
+    "turtle",
+    "turtledemo",
+    "__phello__",
+    "msvcrt",
+    "winreg",
+    "winsound",
+    "nt",
+    "lib2to3",
+    "ensurepip",
+    "venv",
+    "pydoc",
 }
 FETCH_START = datetime(2026, 10, 1, tzinfo=UTC)
 
@@ -99,8 +126,9 @@ def stdlib_docstrings() -> list[tuple[str, list[str]]]:
             if inspect.isclass(value) or inspect.isfunction(value):
                 members.append(value)
                 if inspect.isclass(value):
-                    members += [m for k, m in sorted(vars(value).items())
-                                if not k.startswith("_") and inspect.isfunction(m)]
+                    members += [
+                        m for k, m in sorted(vars(value).items()) if not k.startswith("_") and inspect.isfunction(m)
+                    ]
         paras = []
         for obj in members:
             doc = inspect.getdoc(obj) or ""
@@ -127,8 +155,9 @@ def distribution_readmes() -> list[tuple[str, list[str]]]:
 def translation_texts() -> dict[str, list[str]]:
     """language -> translated messages, from every gettext catalog on sys.path."""
     texts: dict[str, list[str]] = {}
-    catalogs = sorted({p for base in sys.path if base
-                       for p in glob.glob(f"{base}/**/LC_MESSAGES/*.mo", recursive=True)})
+    catalogs = sorted(
+        {p for base in sys.path if base for p in glob.glob(f"{base}/**/LC_MESSAGES/*.mo", recursive=True)}
+    )
     for path in catalogs:
         lang = Path(path).parts[-3]
         if lang.lower().startswith("en"):
@@ -138,7 +167,11 @@ def translation_texts() -> dict[str, list[str]]:
                 catalog = gettext.GNUTranslations(f)
         except Exception:  # noqa: BLE001 - a broken catalog contributes nothing
             continue
-        messages = [v for k, v in sorted(catalog._catalog.items(), key=lambda kv: str(kv[0])) if k and isinstance(v, str) and len(v) > 3]
+        messages = [
+            v
+            for k, v in sorted(catalog._catalog.items(), key=lambda kv: str(kv[0]))
+            if k and isinstance(v, str) and len(v) > 3
+        ]
         texts.setdefault(lang, []).extend(m.replace("%d", "3").replace("%s", "") for m in messages)
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     for path in sorted(glob.glob(str(stdlib / "test" / "cjkencodings" / "*-utf8.txt"))):
@@ -153,23 +186,53 @@ def translation_texts() -> dict[str, list[str]]:
 
 def boilerplate(rng: random.Random, host: str) -> dict[str, str]:
     site = host.split(".")[-2].replace("-", " ").title()
-    sections = rng.sample(["Home", "Docs", "Blog", "Downloads", "Community", "About", "Pricing", "Support",
-                           "News", "Careers", "Events", "Contact"], 6)
+    sections = rng.sample(
+        [
+            "Home",
+            "Docs",
+            "Blog",
+            "Downloads",
+            "Community",
+            "About",
+            "Pricing",
+            "Support",
+            "News",
+            "Careers",
+            "Events",
+            "Contact",
+        ],
+        6,
+    )
     nav = "".join(f'<li><a href="/{s.lower()}/">{s}</a></li>' for s in sections)
-    related = "".join(f'<li><a href="/page/{rng.randrange(10**6)}">{w}</a></li>'
-                      for w in rng.sample(["Getting started", "Tutorial", "FAQ", "Release notes", "Changelog",
-                                           "Installation", "Reference", "Glossary", "Examples", "Roadmap"], 5))
+    related = "".join(
+        f'<li><a href="/page/{rng.randrange(10**6)}">{w}</a></li>'
+        for w in rng.sample(
+            [
+                "Getting started",
+                "Tutorial",
+                "FAQ",
+                "Release notes",
+                "Changelog",
+                "Installation",
+                "Reference",
+                "Glossary",
+                "Examples",
+                "Roadmap",
+            ],
+            5,
+        )
+    )
     return {
         "header": f'<header><div class="logo">{site}</div><nav><ul>{nav}</ul></nav>'
-                  f'<form class="search"><input name="q" placeholder="Search {site}"></form></header>',
+        f'<form class="search"><input name="q" placeholder="Search {site}"></form></header>',
         "cookie": '<div class="cookie-banner" id="cookies">We use cookies to improve your experience. '
-                  'By continuing to browse you agree to our <a href="/privacy">cookie policy</a>. '
-                  '<button>Accept all</button> <button>Reject</button></div>',
+        'By continuing to browse you agree to our <a href="/privacy">cookie policy</a>. '
+        "<button>Accept all</button> <button>Reject</button></div>",
         "sidebar": f'<aside class="sidebar"><h3>Related</h3><ul>{related}</ul>'
-                   '<div class="ad">Sponsored: upgrade to Pro today</div></aside>',
-        "footer": f'<footer><p>&copy; {2010 + rng.randrange(16)} {site}. All rights reserved.</p>'
-                  '<ul><li><a href="/privacy">Privacy</a></li><li><a href="/terms">Terms of use</a></li>'
-                  '<li><a href="/imprint">Imprint</a></li></ul></footer>',
+        '<div class="ad">Sponsored: upgrade to Pro today</div></aside>',
+        "footer": f"<footer><p>&copy; {2010 + rng.randrange(16)} {site}. All rights reserved.</p>"
+        '<ul><li><a href="/privacy">Privacy</a></li><li><a href="/terms">Terms of use</a></li>'
+        '<li><a href="/imprint">Imprint</a></li></ul></footer>',
     }
 
 
@@ -225,8 +288,15 @@ def assign_host(page: Page, kind: str, rng: random.Random) -> None:
     elif kind == "stdlib":
         page.host = rng.choice(["docs.pylib.example", "blog.pythontips.example", "forum.pyhelp.example"])
     else:
-        page.host = rng.choice(["pyindex.example", "github-mirror.example", "news.devweekly.example",
-                                "discuss.opensource.example", "www.techjournal.example"])
+        page.host = rng.choice(
+            [
+                "pyindex.example",
+                "github-mirror.example",
+                "news.devweekly.example",
+                "discuss.opensource.example",
+                "www.techjournal.example",
+            ]
+        )
     page.path = f"/{_slug(page.title)}-{rng.randrange(10**6)}.html"
 
 
@@ -262,7 +332,6 @@ def build_pages(n_pages: int, planted: int, seed: int) -> list[Page]:
             assign_host(page, kind, rng)
             base.append(page)
     rng.shuffle(base)
-    n_planted_with_content = planted * 4  # exact, near, pii and blocklisted pages each use a base page
     n_originals = n_pages - planted * len(CASES)
     if n_originals < planted * 2 or len(base) < n_originals + planted * 2:
         raise ValueError(
@@ -281,17 +350,31 @@ def build_pages(n_pages: int, planted: int, seed: int) -> list[Page]:
 
     for i in range(planted):
         src = originals[i]
-        pages.append(Page(src.title, list(src.paragraphs), src.host, src.path.replace(".html", f"-copy{i}.html"),
-                          "exact_duplicate", src.url))
+        pages.append(
+            Page(
+                src.title,
+                list(src.paragraphs),
+                src.host,
+                src.path.replace(".html", f"-copy{i}.html"),
+                "exact_duplicate",
+                src.url,
+            )
+        )
         src = originals[planted + i]
         mirror = rng.choice(["mirror.pagesync.example", "cache.webarchive-copy.example", "scraper.contentfarm.example"])
         pages.append(Page(src.title, _mutate(src.paragraphs, rng), mirror, src.path, "near_duplicate", src.url))
         keywords = rng.sample(vocab, 6) + ["cheap", "best", "buy", "online"]
         stuffed = [" ".join(rng.choice(keywords) for _ in range(60)) for _ in range(5)]
-        pages.append(Page(f"Best {keywords[0]} deals", stuffed, "deals.bestoffers.example",
-                          f"/offer-{i}.html", "spam"))
-        pages.append(Page("Welcome", [], rng.choice(["www.techjournal.example", "pyindex.example"]),
-                          f"/landing-{i}.html", "boilerplate_only"))
+        pages.append(Page(f"Best {keywords[0]} deals", stuffed, "deals.bestoffers.example", f"/offer-{i}.html", "spam"))
+        pages.append(
+            Page(
+                "Welcome",
+                [],
+                rng.choice(["www.techjournal.example", "pyindex.example"]),
+                f"/landing-{i}.html",
+                "boilerplate_only",
+            )
+        )
         sentences, values = _fake_pii(rng, vocab)
         donor = spare[i]
         paras = list(donor.paragraphs)
@@ -299,8 +382,15 @@ def build_pages(n_pages: int, planted: int, seed: int) -> list[Page]:
         paras.append(" ".join(sentences[1:]))
         pages.append(Page(donor.title, paras, "people.staffpages.example", f"/profile-{i}.html", "pii", pii=values))
         donor = spare[planted + i]
-        pages.append(Page(donor.title, list(donor.paragraphs), BLOCKED_HOSTS[i % len(BLOCKED_HOSTS)],
-                          f"/p/{i}.html", "blocklisted"))
+        pages.append(
+            Page(
+                donor.title,
+                list(donor.paragraphs),
+                BLOCKED_HOSTS[i % len(BLOCKED_HOSTS)],
+                f"/p/{i}.html",
+                "blocklisted",
+            )
+        )
 
     translations = translation_texts()
     languages = sorted(translations)
@@ -310,8 +400,15 @@ def build_pages(n_pages: int, planted: int, seed: int) -> list[Page]:
         start = rng.randrange(max(1, len(messages) - 40))
         chosen = messages[start : start + 40]
         paras = [" ".join(chosen[j : j + 5]) for j in range(0, len(chosen), 5)]
-        pages.append(Page(chosen[0][:60], paras, f"{lang.lower().replace('_', '-')}.localsite.example",
-                          f"/{i}.html", "non_english"))
+        pages.append(
+            Page(
+                chosen[0][:60],
+                paras,
+                f"{lang.lower().replace('_', '-')}.localsite.example",
+                f"/{i}.html",
+                "non_english",
+            )
+        )
     return pages
 
 
@@ -342,26 +439,54 @@ class SampleWriter:
         self.files = [open(p, "wb") for p in self.paths]  # noqa: SIM115 - closed in close()
         self.writers = [WARCWriter(f, gzip=True) for f in self.files]
 
-    def write(self, file_index: int, url: str, status: str, content_type: str, body: bytes,
-              extra_headers: list[tuple[str, str]] | None = None) -> str:
+    def write(
+        self,
+        file_index: int,
+        url: str,
+        status: str,
+        content_type: str,
+        body: bytes,
+        extra_headers: list[tuple[str, str]] | None = None,
+    ) -> str:
         self.n += 1
         writer = self.writers[file_index]
         date = (FETCH_START + timedelta(seconds=self.n * 7)).strftime("%Y-%m-%dT%H:%M:%SZ")
         host = url.split("/")[2]
-        req_headers = StatusAndHeaders(f"GET /{url.split('/', 3)[-1]} HTTP/1.1", [
-            ("Host", host), ("User-Agent", "CCBot/2.0 (https://commoncrawl.org/faq/)"),
-            ("Accept", "text/html,application/xhtml+xml"), ("Accept-Encoding", "gzip")], is_http_request=True)
+        req_headers = StatusAndHeaders(
+            f"GET /{url.split('/', 3)[-1]} HTTP/1.1",
+            [
+                ("Host", host),
+                ("User-Agent", "CCBot/2.0 (https://commoncrawl.org/faq/)"),
+                ("Accept", "text/html,application/xhtml+xml"),
+                ("Accept-Encoding", "gzip"),
+            ],
+            is_http_request=True,
+        )
         req_id = _record_id(self.seed, self.n, "request")
-        writer.write_record(writer.create_warc_record(
-            url, "request", http_headers=req_headers,
-            warc_headers_dict={"WARC-Record-ID": req_id, "WARC-Date": date}))
-        headers = [("Content-Type", content_type), ("Content-Length", str(len(body))),
-                   ("Server", "nginx"), ("Date", date)] + (extra_headers or [])
+        writer.write_record(
+            writer.create_warc_record(
+                url,
+                "request",
+                http_headers=req_headers,
+                warc_headers_dict={"WARC-Record-ID": req_id, "WARC-Date": date},
+            )
+        )
+        headers = [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Server", "nginx"),
+            ("Date", date),
+        ] + (extra_headers or [])
         resp_id = _record_id(self.seed, self.n, "response")
-        writer.write_record(writer.create_warc_record(
-            url, "response", payload=io.BytesIO(body),
-            http_headers=StatusAndHeaders(status, headers, protocol="HTTP/1.1"),
-            warc_headers_dict={"WARC-Record-ID": resp_id, "WARC-Date": date, "WARC-Concurrent-To": req_id}))
+        writer.write_record(
+            writer.create_warc_record(
+                url,
+                "response",
+                payload=io.BytesIO(body),
+                http_headers=StatusAndHeaders(status, headers, protocol="HTTP/1.1"),
+                warc_headers_dict={"WARC-Record-ID": resp_id, "WARC-Date": date, "WARC-Concurrent-To": req_id},
+            )
+        )
         return resp_id
 
     def close(self) -> None:
@@ -374,11 +499,16 @@ def write_sample(out_dir: Path, n_pages: int = 2400, planted: int = 24, seed: in
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed + 1)
     pages = build_pages(n_pages, planted, seed)
-    non_html = [("application/pdf", b"%PDF-1.4\n" + rng.randbytes(600)),
-                ("image/png", b"\x89PNG\r\n\x1a\n" + rng.randbytes(400)),
-                ("application/json", json.dumps({"items": list(range(30))}).encode())]
-    non_200 = [("404 Not Found", "Page not found"), ("500 Internal Server Error", "Internal error"),
-               ("301 Moved Permanently", "Moved")]
+    non_html = [
+        ("application/pdf", b"%PDF-1.4\n" + rng.randbytes(600)),
+        ("image/png", b"\x89PNG\r\n\x1a\n" + rng.randbytes(400)),
+        ("application/json", json.dumps({"items": list(range(30))}).encode()),
+    ]
+    non_200 = [
+        ("404 Not Found", "Page not found"),
+        ("500 Internal Server Error", "Internal error"),
+        ("301 Moved Permanently", "Moved"),
+    ]
     order = list(range(len(pages) + 2 * planted))
     rng.shuffle(order)
     writer = SampleWriter(out_dir, n_files, seed)
@@ -389,8 +519,17 @@ def write_sample(out_dir: Path, n_pages: int = 2400, planted: int = 24, seed: in
             page = pages[slot]
             body = render(page, rng, with_content=page.case != "boilerplate_only").encode(page.charset, "replace")
             rid = writer.write(file_index, page.url, "200 OK", f"text/html; charset={page.charset}", body)
-            truth.append({"record_id": rid, "doc_id": doc_id_for(rid), "url": page.url, "case": page.case,
-                          "group": page.group, "pii": page.pii, "expected_stage": EXPECTED_STAGE[page.case]})
+            truth.append(
+                {
+                    "record_id": rid,
+                    "doc_id": doc_id_for(rid),
+                    "url": page.url,
+                    "case": page.case,
+                    "group": page.group,
+                    "pii": page.pii,
+                    "expected_stage": EXPECTED_STAGE[page.case],
+                }
+            )
             continue
         k = slot - len(pages)
         if k < planted:
@@ -401,27 +540,56 @@ def write_sample(out_dir: Path, n_pages: int = 2400, planted: int = 24, seed: in
             status, msg = non_200[k % len(non_200)]
             url, case = f"https://www.techjournal.example/gone-{k}.html", "non_200"
             extra = [("Location", "https://www.techjournal.example/")] if status.startswith("301") else []
-            rid = writer.write(file_index, url, status, "text/html; charset=utf-8",
-                               f"<html><body><h1>{msg}</h1></body></html>".encode(), extra)
-        truth.append({"record_id": rid, "doc_id": doc_id_for(rid), "url": url, "case": case, "group": "",
-                      "pii": [], "expected_stage": EXPECTED_STAGE[case]})
+            rid = writer.write(
+                file_index,
+                url,
+                status,
+                "text/html; charset=utf-8",
+                f"<html><body><h1>{msg}</h1></body></html>".encode(),
+                extra,
+            )
+        truth.append(
+            {
+                "record_id": rid,
+                "doc_id": doc_id_for(rid),
+                "url": url,
+                "case": case,
+                "group": "",
+                "pii": [],
+                "expected_stage": EXPECTED_STAGE[case],
+            }
+        )
     # One truncated record at the very end of the last file, as a cut-off download leaves it.
     last = n_files - 1
     writer.files[last].flush()
     clean_size = writer.files[last].tell()
-    writer.write(last, "https://www.techjournal.example/truncated.html", "200 OK", "text/html",
-                 render(pages[0], rng).encode())
+    writer.write(
+        last, "https://www.techjournal.example/truncated.html", "200 OK", "text/html", render(pages[0], rng).encode()
+    )
     writer.close()
     path = writer.paths[last]
     data = path.read_bytes()
     path.write_bytes(data[: clean_size + (len(data) - clean_size) // 2])
-    truth.append({"record_id": None, "doc_id": None, "url": "https://www.techjournal.example/truncated.html",
-                  "case": "truncated", "group": "", "pii": [], "expected_stage": "extract"})
+    truth.append(
+        {
+            "record_id": None,
+            "doc_id": None,
+            "url": "https://www.techjournal.example/truncated.html",
+            "case": "truncated",
+            "group": "",
+            "pii": [],
+            "expected_stage": "extract",
+        }
+    )
     with open(out_dir / "ground_truth.jsonl", "w") as f:
         for row in truth:
             f.write(json.dumps(row, sort_keys=True) + "\n")
     counts: dict[str, int] = {}
     for row in truth:
         counts[row["case"]] = counts.get(row["case"], 0) + 1
-    return {"warc_files": [str(p) for p in writer.paths], "ground_truth": str(out_dir / "ground_truth.jsonl"),
-            "records": len(truth), "cases": counts}
+    return {
+        "warc_files": [str(p) for p in writer.paths],
+        "ground_truth": str(out_dir / "ground_truth.jsonl"),
+        "records": len(truth),
+        "cases": counts,
+    }

@@ -17,18 +17,21 @@ import sentencepiece as spm
 from storage.fingerprint import unit_interval
 from storage.progress import progress_bar
 from storage.shards import iter_rows, write_parquet
+from tasks import STAGE_VERSIONS
 from tasks.config import TokenizeConfig
 from tasks.pii import PLACEHOLDERS
 from tasks.stage import StageInput, StageOutcome
 
-VERSION = "1"
+VERSION = STAGE_VERSIONS["tokenize"]
 STAGE = "tokenize"
 UNK_ID, EOS_ID, BOS_ID = 0, 1, 2
-ROW_SCHEMA = pa.schema([
-    ("tokens", pa.list_(pa.int32())),
-    ("doc_ids", pa.list_(pa.string())),
-    ("first_doc_offset", pa.int32()),
-])
+ROW_SCHEMA = pa.schema(
+    [
+        ("tokens", pa.list_(pa.int32())),
+        ("doc_ids", pa.list_(pa.string())),
+        ("first_doc_offset", pa.int32()),
+    ]
+)
 
 
 def train_tokenizer(docs: list[dict[str, Any]], cfg: TokenizeConfig, out: Path) -> Path:
@@ -42,11 +45,22 @@ def train_tokenizer(docs: list[dict[str, Any]], cfg: TokenizeConfig, out: Path) 
                     f.write(line.strip() + "\n")
     prefix = out / "_state" / "tokenizer"
     spm.SentencePieceTrainer.train(
-        input=str(corpus), model_prefix=str(prefix), model_type="bpe", vocab_size=cfg.vocab_size,
-        byte_fallback=True, character_coverage=0.9995, unk_id=UNK_ID, eos_id=EOS_ID, bos_id=BOS_ID, pad_id=-1,
-        user_defined_symbols=list(PLACEHOLDERS.values()), max_sentence_length=1 << 15,
+        input=str(corpus),
+        model_prefix=str(prefix),
+        model_type="bpe",
+        vocab_size=cfg.vocab_size,
+        byte_fallback=True,
+        character_coverage=0.9995,
+        unk_id=UNK_ID,
+        eos_id=EOS_ID,
+        bos_id=BOS_ID,
+        pad_id=-1,
+        user_defined_symbols=list(PLACEHOLDERS.values()),
+        max_sentence_length=1 << 15,
         num_threads=1,  # one thread: the same corpus gives the same model
-        minloglevel=2, split_digits=True, allow_whitespace_only_pieces=True,
+        minloglevel=2,
+        split_digits=True,
+        allow_whitespace_only_pieces=True,
     )
     model = out / "tokenizer.model"
     os.replace(f"{prefix}.model", model)

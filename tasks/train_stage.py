@@ -8,10 +8,11 @@ from pathlib import Path
 from model.data import load_rows
 from model.gpt import GPTConfig
 from model.trainer import train
+from tasks import STAGE_VERSIONS
 from tasks.config import TrainConfig
 from tasks.stage import StageInput, StageOutcome
 
-VERSION = "1"
+VERSION = STAGE_VERSIONS["train"]
 log = logging.getLogger("crawl2model")
 
 
@@ -19,13 +20,24 @@ def run(inputs: dict[str, StageInput], cfg: TrainConfig, out: Path) -> StageOutc
     tok = inputs["tokenize"]
     rows = load_rows([p for p in tok.files("tokens") if Path(p).name.startswith("train-")])
     model_cfg = GPTConfig(
-        vocab_size=tok.info["vocab_size"], seq_len=tok.info["seq_len"], n_layer=cfg.n_layer, n_head=cfg.n_head,
-        n_embd=cfg.n_embd, dropout=cfg.dropout, tie_embeddings=cfg.tie_embeddings,
+        vocab_size=tok.info["vocab_size"],
+        seq_len=tok.info["seq_len"],
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        n_embd=cfg.n_embd,
+        dropout=cfg.dropout,
+        tie_embeddings=cfg.tie_embeddings,
     )
 
     def on_log(entry: dict[str, float]) -> None:
-        log.info("train: step %d/%d loss %.4f lr %.2e %.0f tok/s", entry["step"], cfg.max_steps, entry["loss"],
-                 entry["lr"], entry.get("tokens_per_s", 0.0))
+        log.info(
+            "train: step %d/%d loss %.4f lr %.2e %.0f tok/s",
+            entry["step"],
+            cfg.max_steps,
+            entry["loss"],
+            entry["lr"],
+            entry.get("tokens_per_s", 0.0),
+        )
 
     result = train(rows, model_cfg, cfg, out, on_log)
     outcome = StageOutcome()

@@ -98,8 +98,11 @@ class GopherRepetition:
         if c.max_dup_line_char_ratio is not None and line_char_frac > c.max_dup_line_char_ratio:
             return "gopher_dup_line_char_ratio", line_char_frac
         words = [w.lower() for w in WORD.findall(text)]
-        for n, limit in ((2, c.max_top_2gram_char_ratio), (3, c.max_top_3gram_char_ratio),
-                         (4, c.max_top_4gram_char_ratio)):
+        for n, limit in (
+            (2, c.max_top_2gram_char_ratio),
+            (3, c.max_top_3gram_char_ratio),
+            (4, c.max_top_4gram_char_ratio),
+        ):
             if limit is not None and (ratio := top_ngram_char_ratio(words, n)) > limit:
                 return f"gopher_top_{n}gram_char_ratio", ratio
         return None
