@@ -160,7 +160,7 @@ def status(workdir: WorkdirOpt = Path("work")) -> None:
         raise _fail("the catalog holds no run yet", code=1)
     _print_rows(cols, rows, title="latest run")
     cols, rows = catalog.query(
-        "select stage, status, cache_hit, round(seconds, 2) seconds, docs_in, docs_out, docs_removed, "
+        "select stage, status, cache_hit, round(seconds, 2) as secs, docs_in, docs_out, docs_removed, "
         "left(fingerprint, 12) fingerprint, error from stage_runs where run_id = ? order by started_at",
         [rows[0][0]],
     )
@@ -183,7 +183,10 @@ def sql(
     workdir: WorkdirOpt = Path("work"),
     fmt: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
-    """Query the catalog (runs, stage_runs, artifacts, lineage, metrics) and artifacts (documents, removed, tokens, <stage>_docs ...)."""
+    """SQL over the catalog (runs, stage_runs, artifacts, lineage, metrics) and the artifact views.
+
+    Views: documents, removed, tokens, and <stage>_<kind> such as filter_docs or dedup_removed.
+    """
     import duckdb
 
     try:

@@ -131,7 +131,8 @@ class Catalog:
                     "insert or ignore into lineage values (?,?,?,?)",
                     [stage, fingerprint, parent_stage, parent_fp],
                 )
-            metrics = result.get("metrics", [])
+            # A cache hit's metrics are already recorded under its fingerprint.
+            metrics = [] if cache_hit else result.get("metrics", [])
             if metrics:
                 # One Arrow insert: executemany is row-at-a-time and slow for a loss curve.
                 table = pa.table(

@@ -41,8 +41,7 @@ class ExtractConfig(Section):
     max_html_bytes: int = Field(5_000_000, ge=1024, description="larger pages are skipped, counted")
     max_text_chars: int = Field(200_000, ge=100, description="extracted text is cut at this length")
     timeout_s: float = Field(10.0, gt=0.0, description="trafilatura time cap per document")
-    docs_per_shard: int = Field(1000, ge=10)
-    workers: int = Field(2, ge=1, le=256)
+    workers: int = Field(2, ge=1, le=256, description="processes; one WARC file is one shard")
 
 
 class GopherQualityConfig(Section):
@@ -90,6 +89,7 @@ class FilterConfig(Section):
     gopher_repetition: GopherRepetitionConfig = Field(default_factory=GopherRepetitionConfig)
     quality: QualityClassifierConfig = Field(default_factory=QualityClassifierConfig)
     redact_pii: bool = True
+    workers: int = Field(2, ge=1, le=256)
 
     @model_validator(mode="after")
     def _blocklist_exists(self) -> FilterConfig:

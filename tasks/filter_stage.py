@@ -81,7 +81,7 @@ def run(inputs: dict[str, StageInput], cfg: FilterConfig, out: Path) -> StageOut
         if not model_file.exists():  # a resumed run keeps the model it already trained
             info = train_classifier(docs, cfg.quality, model_file)
         model_path = str(model_file)
-    stats = sum_stats(map_shards(process_shard, docs, out, (cfg, model_path), workers=2, label="filter"))
+    stats = sum_stats(map_shards(process_shard, docs, out, (cfg, model_path), workers=cfg.workers, label="filter"))
     outcome = StageOutcome(stats["docs_in"], stats["docs_out"], stats["docs_removed"], info=info)
     for name, value in sorted({**stats, **info}.items()):
         outcome.metric(name, value)

@@ -63,6 +63,7 @@ def train_classifier(doc_paths: list[str], cfg: QualityClassifierConfig, out_pat
         epoch=cfg.epochs,
         lr=0.5,
         wordNgrams=2,
+        bucket=1 << 17,  # 2M default buckets make a 256 MB model; 131k is plenty here
         dim=32,
         minCount=2,
         thread=1,
