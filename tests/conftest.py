@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "crawl2model")
+
+
+@pytest.fixture(scope="session")
+def small_sample(tmp_path_factory) -> Path:
+    """A reduced embedded sample (400 pages, 8 planted per case) shared by the tests."""
+    from tasks.sample import write_sample
+
+    out = tmp_path_factory.mktemp("sample")
+    write_sample(out, n_pages=400, planted=8, seed=3, n_files=2)
+    return out
+
+
+def write_warc(path: Path, pages: list[tuple[str, str, str, bytes]]) -> Path:
+    """pages: (url, status line, content type, body) -> a gzipped WARC of response records."""
+    with open(path, "wb") as f:
+        writer = WARCWriter(f, gzip=True)
+        for url, status, ctype, body in pages:
+            headers = StatusAndHeaders(status, [("Content-Type", ctype), ("Content-Length", str(len(body)))],
+                                       protocol="HTTP/1.1")
+            writer.write_record(writer.create_warc_record(url, "response", payload=io.BytesIO(body),
+                                                          http_headers=headers))
+    return path
+
+
+def prose(n_paragraphs: int = 6, offset: int = 0) -> str:
+    """Human-written English from the Python language reference."""
+    from pydoc_data.topics import topics
+
+    paras = [p.strip() for name in sorted(topics) for p in topics[name].split("\n\n")
+             if len(p.split()) > 30 and not p.startswith(" ")]
+    return "\n\n".join(paras[offset : offset + n_paragraphs])

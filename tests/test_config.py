@@ -1,0 +1,54 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tasks.config import ConfigError, PipelineConfig, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_sample_yaml_matches_the_builtin_defaults():
+    assert load_config(ROOT / "configs" / "sample.yaml") == PipelineConfig()
+
+
+def test_set_overrides_are_parsed_and_validated():
+    cfg = load_config(None, ["filter.gopher_quality.min_words=80", 'acquire.paths=["data/*.warc.gz"]',
+                             "mix.mode=temperature", "filter.gopher_quality.max_words=null"])
+    assert cfg.filter.gopher_quality.min_words == 80
+    assert cfg.filter.gopher_quality.max_words is None
+    assert cfg.acquire.source == "paths" and cfg.acquire.paths == ["data/*.warc.gz"]
+    assert cfg.mix.mode == "temperature"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "where"),
+    [
+        (["filter.gopher_quality.min_words=abc"], "filter.gopher_quality.min_words"),
+        (["extract.min_lang_score=1.5"], "extract.min_lang_score"),
+        (["dedup.threshold=0"], "dedup.threshold"),
+        (["filtr.x=1"], "filtr"),
+        (["train.n_embd=100", "train.n_head=3"], "train"),
+        (["tokenize.unknown_key=1"], "tokenize.unknown_key"),
+        (["mix.mode=weights", "mix.weights={}"], "mix"),
+        (["filter.blocklist_file=/nonexistent/list"], "filter"),
+        (["acquire.source=paths"], "acquire"),
+    ],
+)
+def test_invalid_values_name_the_key(overrides, where):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, overrides)
+    assert where in str(e.value)
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("filter: [1, 2")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text(yaml.safe_dump(3))
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(scalar)
