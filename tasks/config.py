@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -44,28 +44,34 @@ class ExtractConfig(Section):
     workers: int = Field(2, ge=1, le=256, description="processes; one WARC file is one shard")
 
 
+# Rule thresholds: None disables a rule; values are range-checked so a typo fails before any work.
+Count = Annotated[int, Field(ge=0)] | None
+Ratio = Annotated[float, Field(ge=0.0, le=1.0)] | None
+Length = Annotated[float, Field(ge=0.0, le=1000.0)] | None
+
+
 class GopherQualityConfig(Section):
     """DeepMind Gopher quality rules (Rae et al. 2021); None disables a rule."""
 
-    min_words: int | None = 50
-    max_words: int | None = 100_000
-    min_mean_word_length: float | None = 3.0
-    max_mean_word_length: float | None = 10.0
-    max_symbol_word_ratio: float | None = 0.1
-    max_bullet_lines_ratio: float | None = 0.9
-    max_ellipsis_lines_ratio: float | None = 0.3
-    min_alpha_words_ratio: float | None = 0.8
-    min_stop_words: int | None = 2
+    min_words: Count = 50
+    max_words: Count = 100_000
+    min_mean_word_length: Length = 3.0
+    max_mean_word_length: Length = 10.0
+    max_symbol_word_ratio: Ratio = 0.1
+    max_bullet_lines_ratio: Ratio = 0.9
+    max_ellipsis_lines_ratio: Ratio = 0.3
+    min_alpha_words_ratio: Ratio = 0.8
+    min_stop_words: Count = 2
 
 
 class GopherRepetitionConfig(Section):
-    max_dup_line_ratio: float | None = 0.3
-    max_dup_para_ratio: float | None = 0.3
-    max_dup_line_char_ratio: float | None = 0.2
-    max_dup_para_char_ratio: float | None = 0.2
-    max_top_2gram_char_ratio: float | None = 0.2
-    max_top_3gram_char_ratio: float | None = 0.18
-    max_top_4gram_char_ratio: float | None = 0.16
+    max_dup_line_ratio: Ratio = 0.3
+    max_dup_para_ratio: Ratio = 0.3
+    max_dup_line_char_ratio: Ratio = 0.2
+    max_dup_para_char_ratio: Ratio = 0.2
+    max_top_2gram_char_ratio: Ratio = 0.2
+    max_top_3gram_char_ratio: Ratio = 0.18
+    max_top_4gram_char_ratio: Ratio = 0.16
 
 
 class QualityClassifierConfig(Section):

@@ -10,6 +10,8 @@ from warcio.warcwriter import WARCWriter
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "crawl2model")
+# Prefect logs to the console after CliRunner has closed its captured stream; keep tests quiet.
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 
 @pytest.fixture(scope="session")
