@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_compose_has_server_postgres_and_worker():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert {"postgres", "server", "worker"} <= set(compose["services"])
-    assert "postgresql+asyncpg://" in compose["services"]["server"]["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"]
+    server_env = compose["services"]["server"]["environment"]
+    assert server_env["PREFECT_API_DATABASE_CONNECTION_URL"].startswith("postgresql+asyncpg://")
     assert "--pool crawl2model" in compose["services"]["worker"]["command"]
 
 
