@@ -24,7 +24,7 @@ from datasketch.lsh import _optimal_param
 from storage.progress import progress_bar
 from tasks import STAGE_VERSIONS
 from tasks.config import DedupConfig
-from tasks.documents import DEDUP_COLUMNS, removed_row, write_docs, write_removed
+from tasks.documents import DEDUP_COLUMNS, removed_row, write_shard
 from tasks.stage import StageInput, StageOutcome
 
 VERSION = STAGE_VERSIONS["dedup"]
@@ -164,8 +164,7 @@ def run(inputs: dict[str, StageInput], cfg: DedupConfig, out: Path) -> StageOutc
         removed[shard].append(removed_row(doc, STAGE, rule, similarity, f"cluster={doc['dup_cluster']}"))
     for i in range(len(shards)):
         kept[i].sort(key=lambda d: d["doc_id"])
-        write_docs(kept[i], out / "docs" / f"part-{i:05d}.parquet", DEDUP_COLUMNS)
-        write_removed(removed[i], out / "removed" / f"part-{i:05d}.parquet")
+        write_shard(out, i, kept[i], removed[i], DEDUP_COLUMNS)
     n_kept = sum(len(k) for k in kept)
     outcome = StageOutcome(len(docs), n_kept, len(docs) - n_kept)
     bands, rows = _optimal_param(cfg.threshold, cfg.num_perm, 0.5, 0.5)

@@ -75,5 +75,21 @@ def write_removed(rows: list[dict[str, Any]], path: Path) -> None:
     write_parquet(pa.Table.from_pylist(rows, schema=REMOVED_SCHEMA), path)
 
 
+def write_shard(
+    out: Path,
+    index: int,
+    kept: list[dict[str, Any]],
+    removed: list[dict[str, Any]],
+    extra: list[pa.Field] | None = None,
+) -> dict[str, int]:
+    """Write one shard's kept documents and removal rows; return its counts, per rule too."""
+    write_docs(kept, out / "docs" / f"part-{index:05d}.parquet", extra)
+    write_removed(removed, out / "removed" / f"part-{index:05d}.parquet")
+    stats = {"docs_in": len(kept) + len(removed), "docs_out": len(kept), "docs_removed": len(removed)}
+    for row in removed:
+        stats[f"removed.{row['rule']}"] = stats.get(f"removed.{row['rule']}", 0) + 1
+    return stats
+
+
 def count_words(text: str) -> int:
     return len(text.split())

@@ -22,7 +22,7 @@ from warcio.exceptions import ArchiveLoadFailed
 
 from tasks import STAGE_VERSIONS
 from tasks.config import ExtractConfig
-from tasks.documents import count_words, doc_id_for, removed_row, write_docs, write_removed
+from tasks.documents import count_words, doc_id_for, removed_row, write_shard
 from tasks.langid import detect_language
 from tasks.stage import StageInput, StageOutcome, map_shards, sum_stats
 
@@ -173,13 +173,7 @@ def process_shard(in_path: str, out: Path, params: tuple[ExtractConfig, str], in
             kept.append(doc)
         else:
             removed.append(removed_row(doc, STAGE, rule, value, detail))
-    write_docs(kept, out / "docs" / f"part-{index:05d}.parquet")
-    write_removed(removed, out / "removed" / f"part-{index:05d}.parquet")
-    stats["docs_out"] = len(kept)
-    stats["docs_removed"] = len(removed)
-    for row in removed:
-        stats[f"removed.{row['rule']}"] = stats.get(f"removed.{row['rule']}", 0) + 1
-    return stats
+    return {**stats, **write_shard(out, index, kept, removed)}
 
 
 def run(inputs: dict[str, StageInput], cfg: ExtractConfig, out: Path) -> StageOutcome:

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from tasks import STAGE_VERSIONS
 from tasks.config import FilterConfig
-from tasks.documents import FILTER_COLUMNS, count_words, removed_row, write_docs, write_removed
+from tasks.documents import FILTER_COLUMNS, count_words, removed_row, write_shard
 from tasks.filters.gopher import GopherQuality, GopherRepetition
 from tasks.filters.url import UrlFilter, read_blocklist
 from tasks.pii import redact
@@ -64,12 +64,7 @@ def process_shard(in_path: str, out: Path, params: tuple[FilterConfig, str | Non
             stats["pii.docs"] += any(counts.values())
             doc["n_chars"], doc["n_words"] = len(doc["text"]), count_words(doc["text"])
         kept.append(doc)
-    write_docs(kept, out / "docs" / f"part-{index:05d}.parquet", FILTER_COLUMNS)
-    write_removed(removed, out / "removed" / f"part-{index:05d}.parquet")
-    stats.update(docs_in=len(kept) + len(removed), docs_out=len(kept), docs_removed=len(removed))
-    for row in removed:
-        stats[f"removed.{row['rule']}"] = stats.get(f"removed.{row['rule']}", 0) + 1
-    return stats
+    return {**stats, **write_shard(out, index, kept, removed, FILTER_COLUMNS)}
 
 
 def run(inputs: dict[str, StageInput], cfg: FilterConfig, out: Path) -> StageOutcome:

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from storage.fingerprint import unit_interval
 from tasks import STAGE_VERSIONS
 from tasks.config import MixConfig
-from tasks.documents import MIX_COLUMNS, removed_row, write_docs, write_removed
+from tasks.documents import MIX_COLUMNS, removed_row, write_shard
 from tasks.stage import StageInput, StageOutcome
 
 VERSION = STAGE_VERSIONS["mix"]
@@ -81,10 +81,9 @@ def run(inputs: dict[str, StageInput], cfg: MixConfig, out: Path) -> StageOutcom
             kept.append(doc)
             tokens_after[doc["domain"]] = tokens_after.get(doc["domain"], 0.0) + n * doc["n_chars"] / CHARS_PER_TOKEN
             docs_after[doc["domain"]] = docs_after.get(doc["domain"], 0) + 1
-        write_docs(kept, out / "docs" / f"part-{i:05d}.parquet", MIX_COLUMNS)
-        write_removed(removed, out / "removed" / f"part-{i:05d}.parquet")
-        outcome.docs_out += len(kept)
-        outcome.docs_removed += len(removed)
+        counts = write_shard(out, i, kept, removed, MIX_COLUMNS)
+        outcome.docs_out += counts["docs_out"]
+        outcome.docs_removed += counts["docs_removed"]
     mixture: dict[str, Any] = {}
     for d in sorted(tokens):
         mixture[d] = {

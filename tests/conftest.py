@@ -29,10 +29,12 @@ def write_warc(path: Path, pages: list[tuple[str, str, str, bytes]]) -> Path:
     with open(path, "wb") as f:
         writer = WARCWriter(f, gzip=True)
         for url, status, ctype, body in pages:
-            headers = StatusAndHeaders(status, [("Content-Type", ctype), ("Content-Length", str(len(body)))],
-                                       protocol="HTTP/1.1")
-            writer.write_record(writer.create_warc_record(url, "response", payload=io.BytesIO(body),
-                                                          http_headers=headers))
+            headers = StatusAndHeaders(
+                status, [("Content-Type", ctype), ("Content-Length", str(len(body)))], protocol="HTTP/1.1"
+            )
+            writer.write_record(
+                writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=headers)
+            )
     return path
 
 
@@ -40,6 +42,10 @@ def prose(n_paragraphs: int = 6, offset: int = 0) -> str:
     """Human-written English from the Python language reference."""
     from pydoc_data.topics import topics
 
-    paras = [p.strip() for name in sorted(topics) for p in topics[name].split("\n\n")
-             if len(p.split()) > 30 and not p.startswith(" ")]
+    paras = [
+        p.strip()
+        for name in sorted(topics)
+        for p in topics[name].split("\n\n")
+        if len(p.split()) > 30 and not p.startswith(" ")
+    ]
     return "\n\n".join(paras[offset : offset + n_paragraphs])

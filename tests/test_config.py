@@ -13,8 +13,15 @@ def test_sample_yaml_matches_the_builtin_defaults():
 
 
 def test_set_overrides_are_parsed_and_validated():
-    cfg = load_config(None, ["filter.gopher_quality.min_words=80", 'acquire.paths=["data/*.warc.gz"]',
-                             "mix.mode=temperature", "filter.gopher_quality.max_words=null"])
+    cfg = load_config(
+        None,
+        [
+            "filter.gopher_quality.min_words=80",
+            'acquire.paths=["data/*.warc.gz"]',
+            "mix.mode=temperature",
+            "filter.gopher_quality.max_words=null",
+        ],
+    )
     assert cfg.filter.gopher_quality.min_words == 80
     assert cfg.filter.gopher_quality.max_words is None
     assert cfg.acquire.source == "paths" and cfg.acquire.paths == ["data/*.warc.gz"]

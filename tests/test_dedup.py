@@ -10,9 +10,20 @@ from tests.conftest import prose
 
 
 def _doc(doc_id: str, text: str) -> dict:
-    return {"doc_id": doc_id, "url": f"https://x.example/{doc_id}", "host": "x.example", "crawl": "c",
-            "warc_path": "w", "fetch_time": "t", "lang": "en", "lang_score": 1.0, "text": text,
-            "n_chars": len(text), "n_words": len(text.split()), "quality_score": 0.5}
+    return {
+        "doc_id": doc_id,
+        "url": f"https://x.example/{doc_id}",
+        "host": "x.example",
+        "crawl": "c",
+        "warc_path": "w",
+        "fetch_time": "t",
+        "lang": "en",
+        "lang_score": 1.0,
+        "text": text,
+        "n_chars": len(text),
+        "n_words": len(text.split()),
+        "quality_score": 0.5,
+    }
 
 
 def _near_copy(text: str) -> str:
@@ -44,8 +55,9 @@ def test_result_is_independent_of_sharding(tmp_path):
     docs = [_doc(f"{i:02d}", prose(4, offset=4 * i)) for i in range(6)]
     docs += [_doc("90", _near_copy(docs[1]["text"])), _doc("91", docs[4]["text"])]
     one = run({"filter": _stage_input(tmp_path / "one", [docs])}, DedupConfig(), tmp_path / "one" / "out")
-    two = run({"filter": _stage_input(tmp_path / "two", [docs[::2], docs[1::2]])}, DedupConfig(),
-              tmp_path / "two" / "out")
+    two = run(
+        {"filter": _stage_input(tmp_path / "two", [docs[::2], docs[1::2]])}, DedupConfig(), tmp_path / "two" / "out"
+    )
     kept_one = {r["doc_id"] for r in pq.read_table(tmp_path / "one" / "out" / "docs").to_pylist()}
     kept_two = {r["doc_id"] for r in pq.read_table(tmp_path / "two" / "out" / "docs").to_pylist()}
     assert kept_one == kept_two == {"00", "01", "02", "03", "04", "05"}

@@ -7,8 +7,10 @@ from tests.conftest import prose, write_warc
 
 def _page(text: str, charset: str = "utf-8") -> bytes:
     paras = "".join(f"<p>{p}</p>" for p in text.split("\n\n"))
-    html = (f'<html><head><meta charset="{charset}"><title>t</title></head><body><nav><a href="/">Home</a></nav>'
-            f"<main><article><h1>Title</h1>{paras}</article></main><footer>(c) site</footer></body></html>")
+    html = (
+        f'<html><head><meta charset="{charset}"><title>t</title></head><body><nav><a href="/">Home</a></nav>'
+        f"<main><article><h1>Title</h1>{paras}</article></main><footer>(c) site</footer></body></html>"
+    )
     return html.encode(charset, "replace")
 
 
@@ -23,14 +25,17 @@ def test_decode_html_prefers_declared_charsets():
 
 def test_extract_shard_counts_every_record(tmp_path):
     body = prose(5)
-    warc = write_warc(tmp_path / "in.warc.gz", [
-        ("https://a.example/1", "200 OK", "text/html; charset=utf-8", _page(body)),
-        ("https://a.example/2", "404 Not Found", "text/html", b"<html>gone</html>"),
-        ("https://a.example/3", "200 OK", "image/png", b"\x89PNG...."),
-        ("https://a.example/4", "200 OK", "text/html", b"<html><body><nav>Home</nav></body></html>"),
-        ("https://a.example/5", "200 OK", "text/html; charset=windows-1252", _page(body, "windows-1252")),
-        ("https://a.example/6", "200 OK", "text/html", b"<html><body>" + b"x" * 5000 + b"</body></html>"),
-    ])
+    warc = write_warc(
+        tmp_path / "in.warc.gz",
+        [
+            ("https://a.example/1", "200 OK", "text/html; charset=utf-8", _page(body)),
+            ("https://a.example/2", "404 Not Found", "text/html", b"<html>gone</html>"),
+            ("https://a.example/3", "200 OK", "image/png", b"\x89PNG...."),
+            ("https://a.example/4", "200 OK", "text/html", b"<html><body><nav>Home</nav></body></html>"),
+            ("https://a.example/5", "200 OK", "text/html; charset=windows-1252", _page(body, "windows-1252")),
+            ("https://a.example/6", "200 OK", "text/html", b"<html><body>" + b"x" * 5000 + b"</body></html>"),
+        ],
+    )
     out = tmp_path / "out"
     stats = process_shard(str(warc), out, (ExtractConfig(max_html_bytes=4096), "TEST"), 0)
     docs = pq.read_table(out / "docs" / "part-00000.parquet").to_pylist()
@@ -38,8 +43,12 @@ def test_extract_shard_counts_every_record(tmp_path):
     assert [d["url"] for d in docs] == ["https://a.example/1", "https://a.example/5"]
     assert docs[0]["lang"] == "en" and docs[0]["crawl"] == "TEST"
     assert "Title" in docs[0]["text"] and "Home" not in docs[0]["text"]  # boilerplate stripped
-    assert removed == {"https://a.example/2": "http_status", "https://a.example/3": "non_html",
-                       "https://a.example/4": "too_short", "https://a.example/6": "too_large"}
+    assert removed == {
+        "https://a.example/2": "http_status",
+        "https://a.example/3": "non_html",
+        "https://a.example/4": "too_short",
+        "https://a.example/6": "too_large",
+    }
     assert stats["docs_in"] == 6 == stats["docs_out"] + stats["docs_removed"]
 
 

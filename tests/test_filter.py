@@ -56,8 +56,10 @@ def test_url_blocklist_matches_subdomains_and_ut1_files(tmp_path):
 
 
 def test_pii_redaction_replaces_typed_placeholders():
-    text = ("Mail jane.doe12@mailhost.example.com or call +1 (555) 555-1234 or 020 7946 0018. "
-            "Server 203.0.113.7, v6 2001:db8:0:0:1::7. Keep 127.0.0.1, x[1::2], version 3.11.7, year 2024.")
+    text = (
+        "Mail jane.doe12@mailhost.example.com or call +1 (555) 555-1234 or 020 7946 0018. "
+        "Server 203.0.113.7, v6 2001:db8:0:0:1::7. Keep 127.0.0.1, x[1::2], version 3.11.7, year 2024."
+    )
     out, counts = redact(text)
     assert counts == {"email": 1, "phone": 2, "ip": 2}
     for secret in ("jane.doe12", "555-1234", "7946", "203.0.113.7", "2001:db8"):

@@ -34,8 +34,7 @@ def test_schedule_warms_up_then_decays_to_floor():
 
 
 def test_training_learns_and_resume_is_exact(tmp_path):
-    cfg = TrainConfig(max_steps=40, batch_size=8, lr=3e-3, warmup_steps=5, checkpoint_every=20, log_every=10,
-                      threads=1)
+    cfg = TrainConfig(max_steps=40, batch_size=8, lr=3e-3, warmup_steps=5, checkpoint_every=20, log_every=10, threads=1)
     rows = _rows()
     full = train(rows, TINY, cfg, tmp_path / "full")["history"]
     assert full[-1]["loss"] < full[0]["loss"] - 1.0

@@ -17,10 +17,19 @@ from tasks import STAGES
 pytestmark = pytest.mark.slow
 
 REDUCED = [
-    "acquire.sample_pages=400", "acquire.planted_per_case=8", "acquire.seed=5",
-    "tokenize.vocab_size=1000", "tokenize.seq_len=64",
-    "train.n_layer=2", "train.n_head=2", "train.n_embd=64", "train.max_steps=300", "train.batch_size=32",
-    "train.warmup_steps=10", "train.checkpoint_every=50", "train.log_every=25",
+    "acquire.sample_pages=400",
+    "acquire.planted_per_case=8",
+    "acquire.seed=5",
+    "tokenize.vocab_size=1000",
+    "tokenize.seq_len=64",
+    "train.n_layer=2",
+    "train.n_head=2",
+    "train.n_embd=64",
+    "train.max_steps=300",
+    "train.batch_size=32",
+    "train.warmup_steps=10",
+    "train.checkpoint_every=50",
+    "train.log_every=25",
     "evaluate.max_new_tokens=12",
 ]
 runner = CliRunner()
@@ -101,8 +110,9 @@ def test_second_run_is_all_cache_hits(first_run):
     from prefect.client.schemas.sorting import FlowRunSort
 
     with get_client(sync_client=True) as client:
-        flow_run = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=None)),
-                                         sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
+        flow_run = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=None)), sort=FlowRunSort.START_TIME_DESC, limit=1
+        )[0]
         from prefect.client.schemas.filters import FlowRunFilterId
 
         tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
