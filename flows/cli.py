@@ -84,6 +84,7 @@ def run(
             raise _fail(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
     _prefect_env(workdir)
     from flows.pipeline import SelectionError, pipeline
+    from storage.lock import WorkdirBusy
 
     started = time.perf_counter()
     try:
@@ -97,6 +98,8 @@ def run(
         )
     except SelectionError as e:
         raise _fail(str(e)) from None
+    except WorkdirBusy as e:
+        raise _fail(str(e), code=1) from None
     columns = ["stage", "status", "seconds", "docs in", "kept", "removed", "fingerprint"]
     rows = [
         (

@@ -19,6 +19,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from storage.catalog import Catalog, now
 from storage.fingerprint import stage_fingerprint
+from storage.lock import workdir_lock
 from tasks import STAGE_VERSIONS, STAGES
 from tasks.acquire_stage import input_identity
 from tasks.config import PipelineConfig, config_json
@@ -132,6 +133,11 @@ def pipeline(
     cfg = PipelineConfig.model_validate(config or {})
     root = Path(workdir).resolve()
     selected, forced = select(only, start, until, force or [])
+    with workdir_lock(root):
+        return _run_stages(cfg, root, selected, forced, logger)
+
+
+def _run_stages(cfg: PipelineConfig, root: Path, selected: list[str], forced: set[str], logger) -> list[dict]:
     planned = plan(cfg, root)
     by_stage = {p.stage: p for p in planned}
     catalog = Catalog(root)

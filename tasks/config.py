@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -30,6 +32,9 @@ class AcquireConfig(Section):
             self.source = "paths"
         if self.source == "paths" and not self.paths:
             raise ValueError("source=paths needs at least one path or glob in acquire.paths")
+        missing = [p for p in self.paths if not glob.glob(os.path.expanduser(p))]
+        if missing:
+            raise ValueError(f"no file matches {missing}")
         return self
 
 

@@ -24,7 +24,7 @@ def test_set_overrides_are_parsed_and_validated():
     )
     assert cfg.filter.gopher_quality.min_words == 80
     assert cfg.filter.gopher_quality.max_words is None
-    assert cfg.acquire.source == "paths" and cfg.acquire.paths == ["data/*.warc.gz"]
+    assert cfg.acquire.source == "paths" and cfg.acquire.paths == [f"{ROOT}/configs/*.yaml"]
     assert cfg.mix.mode == "temperature"
 
 
@@ -40,6 +40,7 @@ def test_set_overrides_are_parsed_and_validated():
         (["mix.mode=weights", "mix.weights={}"], "mix"),
         (["filter.blocklist_file=/nonexistent/list"], "filter"),
         (["acquire.source=paths"], "acquire"),
+        (['acquire.paths=["/nonexistent/*.warc.gz"]'], "acquire"),
     ],
 )
 def test_invalid_values_name_the_key(overrides, where):

@@ -1,0 +1,65 @@
+"""One run per workdir: a lock file naming the owning process; a dead owner's lock is taken over."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+log = logging.getLogger("crawl2model")
+
+
+class WorkdirBusy(RuntimeError):
+    pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _try_create(path: Path, owner: dict) -> bool:
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as f:
+        json.dump(owner, f)
+    return True
+
+
+@contextmanager
+def workdir_lock(workdir: Path) -> Iterator[None]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / ".lock"
+    owner = {"pid": os.getpid(), "host": socket.gethostname()}
+    if not _try_create(path, owner):
+        try:
+            held = json.loads(path.read_text() or "{}")
+        except (OSError, ValueError):
+            held = {}
+        pid, host = held.get("pid"), held.get("host")
+        if host == owner["host"] and isinstance(pid, int) and _alive(pid):
+            raise WorkdirBusy(
+                f"workdir {workdir} is in use by process {pid} (lock {path}); wait for it to finish or use "
+                "another --workdir"
+            )
+        if host not in (None, owner["host"]):
+            raise WorkdirBusy(f"workdir {workdir} is locked by host {host} ({path}); remove it if that run is gone")
+        log.warning("taking over stale lock %s of dead process %s", path, pid)
+        path.unlink(missing_ok=True)
+        if not _try_create(path, owner):
+            raise WorkdirBusy(f"workdir {workdir} was locked by another run at the same moment")
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
