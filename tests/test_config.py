@@ -17,7 +17,7 @@ def test_set_overrides_are_parsed_and_validated():
         None,
         [
             "filter.gopher_quality.min_words=80",
-            'acquire.paths=["data/*.warc.gz"]',
+            f'acquire.paths=["{ROOT}/configs/*.yaml"]',
             "mix.mode=temperature",
             "filter.gopher_quality.max_words=null",
         ],
