@@ -20,7 +20,8 @@ from tasks import STAGES
 from tasks.config import ConfigError, load_config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-console = Console()
+# Tables are wide; off a terminal rich would wrap them at 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True)
 
 WorkdirOpt = Annotated[
@@ -142,6 +143,44 @@ def sample(
     except ValueError as e:
         raise _fail(str(e)) from None
     console.print_json(json.dumps(summary))
+
+
+@app.command("plan")
+def plan_cmd(
+    tokens: Annotated[float | None, typer.Option(help="training tokens available")] = None,
+    flops: Annotated[float | None, typer.Option(help="training compute budget in FLOPs")] = None,
+    gpu_hours: Annotated[float | None, typer.Option(help="GPU-hours budget (with --gpu)")] = None,
+    gpu: Annotated[str, typer.Option(help="GPU kind for peak FLOP/s")] = "H100",
+    mfu: Annotated[
+        float | None, typer.Option(min=0.01, max=1.0, help="MFU to assume (default: measured in --workdir, else 0.4)")
+    ] = None,
+    vocab_size: int = 32768,
+    seq_len: int = 1024,
+    workdir: WorkdirOpt = Path("work"),
+) -> None:
+    """Suggest a model size for a token, compute or GPU-hour budget (Chinchilla and inference-aware)."""
+    from model.sizing import plan
+    from storage.catalog import Catalog
+
+    if mfu is None:
+        mfu = 0.4
+        catalog = Catalog(workdir)
+        if catalog.path.exists():
+            _, [(measured,)] = catalog.query("select median(value) from metrics where name = 'train_mfu'")
+            if measured:
+                mfu = float(measured)
+                console.print(f"using the MFU measured in {workdir}: {mfu:.1%}")
+
+    try:
+        plans = plan(tokens=tokens, flops=flops, gpu_hours=gpu_hours, gpu=gpu, mfu=mfu, vocab_size=vocab_size,
+                     seq_len=seq_len)  # fmt: skip
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    cols = ["plan", "params", "tokens", "FLOPs (6ND)", "tokens/param", "est. loss", f"{gpu} hours @ {mfu:.0%} MFU",
+            "nearest preset"]  # fmt: skip
+    rows = [(p.name, f"{p.params:.3g}", f"{p.tokens:.3g}", f"{p.flops:.3g}", round(p.tokens_per_param),
+             round(p.est_loss, 3), f"{p.gpu_hours:.3g}", p.nearest_preset) for p in plans]  # fmt: skip
+    _print_rows(cols, rows, title="model sizing")
 
 
 def _catalog(workdir: Path):

@@ -1,24 +1,34 @@
-"""Token rows from the tokenize stage's Parquet shards."""
+"""Token rows from the tokenize stage's Parquet shards, streamed by row group.
+
+`TokenLoader` never holds more than a few row groups in memory. Each epoch it shuffles the row
+groups, then the rows inside windows of a few row groups (seeded by epoch), and deals every global
+batch out to the data-parallel ranks, so a 2-process run sees exactly the rows of a 1-process run
+with twice the batch. Its position (epoch, batch) is part of the checkpoint.
+"""
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 import numpy as np
 import pyarrow.parquet as pq
 import torch
 
 
+def _row_group_array(pf: pq.ParquetFile, index: int) -> np.ndarray:
+    col = pf.read_row_group(index, columns=["tokens"]).column(0).combine_chunks()
+    width = len(col[0]) if len(col) else 0
+    return np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=np.int64).reshape(-1, width)
+
+
 def load_rows(paths: list[str], max_rows: int | None = None) -> torch.Tensor:
-    """(rows, seq_len + 1) int64 tensor. Rows are fixed-length, so the list column flattens."""
-    parts = []
-    n = 0
+    """(rows, seq_len + 1) int64 tensor of the first `max_rows` rows (for bounded evaluation sets)."""
+    parts, n = [], 0
     for p in paths:
         pf = pq.ParquetFile(p)
-        for batch in pf.iter_batches(batch_size=4096, columns=["tokens"]):
-            col = batch.column(0)
-            width = len(col[0]) if len(col) else 0
-            arr = np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=np.int64).reshape(-1, width)
-            parts.append(arr)
-            n += len(arr)
+        for rg in range(pf.num_row_groups):
+            parts.append(_row_group_array(pf, rg))
+            n += len(parts[-1])
             if max_rows is not None and n >= max_rows:
                 break
         if max_rows is not None and n >= max_rows:
@@ -29,30 +39,80 @@ def load_rows(paths: list[str], max_rows: int | None = None) -> torch.Tensor:
     return torch.from_numpy(rows[:max_rows] if max_rows else rows)
 
 
-class BatchSampler:
-    """Seeded epoch-wise shuffling; the position (epoch, index) is part of the checkpoint."""
+def iter_row_groups(paths: list[str]):
+    """Yield each row group as a (rows, seq_len + 1) int64 array, one at a time."""
+    for p in paths:
+        pf = pq.ParquetFile(p)
+        for rg in range(pf.num_row_groups):
+            yield _row_group_array(pf, rg)
 
-    def __init__(self, n_rows: int, batch_size: int, seed: int):
-        self.n_rows, self.batch_size, self.seed = n_rows, batch_size, seed
-        self.epoch, self.index = 0, 0
-        self._perm = self._permutation()
 
-    def _permutation(self) -> torch.Tensor:
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return torch.randperm(self.n_rows, generator=g)
+class TokenLoader:
+    def __init__(
+        self,
+        paths: list[str],
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        window: int = 4,
+        cache_groups: int = 8,
+    ):
+        self.files = [pq.ParquetFile(p) for p in paths]
+        # (file index, row group index, rows) for every row group, from Parquet metadata alone.
+        self.groups = [
+            (f, g, pf.metadata.row_group(g).num_rows)
+            for f, pf in enumerate(self.files)
+            for g in range(pf.num_row_groups)
+        ]
+        self.n_rows = sum(n for _, _, n in self.groups)
+        if self.n_rows == 0:
+            raise ValueError(f"no token rows in {paths}")
+        self.global_batch = batch_size * world_size
+        if self.n_rows < self.global_batch:
+            raise ValueError(f"{self.n_rows} token rows cannot fill one global batch of {self.global_batch}")
+        self.batch_size, self.seed, self.rank, self.window = batch_size, seed, rank, window
+        self.batches_per_epoch = self.n_rows // self.global_batch
+        self.epoch, self.batch = 0, 0
+        self._order: np.ndarray | None = None
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache_groups = cache_groups
+
+    def _epoch_order(self) -> np.ndarray:
+        """(group, row) pairs of this epoch, in reading order."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        group_order = rng.permutation(len(self.groups))
+        pairs = []
+        for start in range(0, len(group_order), self.window):
+            window = group_order[start : start + self.window]
+            rows = np.concatenate(
+                [np.stack([np.full(self.groups[g][2], g), np.arange(self.groups[g][2])], 1) for g in window]
+            )
+            pairs.append(rows[rng.permutation(len(rows))])
+        return np.concatenate(pairs)
+
+    def _group(self, g: int) -> np.ndarray:
+        if g in self._cache:
+            self._cache.move_to_end(g)
+            return self._cache[g]
+        f, index, _ = self.groups[g]
+        self._cache[g] = _row_group_array(self.files[f], index)
+        if len(self._cache) > self._cache_groups:
+            self._cache.popitem(last=False)
+        return self._cache[g]
 
     def next(self) -> torch.Tensor:
-        if self.index + self.batch_size > self.n_rows:
-            self.epoch += 1
-            self.index = 0
-            self._perm = self._permutation()
-        batch = self._perm[self.index : self.index + self.batch_size]
-        self.index += self.batch_size
-        return batch
+        if self.batch >= self.batches_per_epoch:
+            self.epoch, self.batch, self._order = self.epoch + 1, 0, None
+        if self._order is None:
+            self._order = self._epoch_order()
+        start = self.batch * self.global_batch + self.rank * self.batch_size
+        pairs = self._order[start : start + self.batch_size]
+        self.batch += 1
+        return torch.from_numpy(np.stack([self._group(int(g))[int(r)] for g, r in pairs]))
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "index": self.index}
+        return {"epoch": self.epoch, "batch": self.batch}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.epoch, self.index = state["epoch"], state["index"]
-        self._perm = self._permutation()
+        self.epoch, self.batch, self._order = state["epoch"], state["batch"], None

@@ -12,6 +12,7 @@ import numpy as np
 import sentencepiece as spm
 import torch
 
+from model.data import iter_row_groups
 from model.gpt import GPT
 
 
@@ -44,9 +45,17 @@ def bits_per_byte(nll_nats: float, n_bytes: int) -> float:
     return nll_nats / math.log(2) / max(n_bytes, 1)
 
 
-def unigram_nll(train_rows: torch.Tensor, val_rows: torch.Tensor, vocab_size: int) -> float:
+def unigram_counts(train_paths: list[str], vocab_size: int) -> torch.Tensor:
+    """Target-token counts of the train split, streamed one row group at a time."""
+    counts = torch.zeros(vocab_size, dtype=torch.float64)
+    for rows in iter_row_groups(train_paths):
+        counts += torch.bincount(torch.from_numpy(rows[:, 1:].reshape(-1)), minlength=vocab_size).double()
+    return counts
+
+
+def unigram_nll(counts: torch.Tensor, val_rows: torch.Tensor) -> float:
     """Summed NLL of the val targets under add-one-smoothed unigram frequencies of the train targets."""
-    counts = torch.bincount(train_rows[:, 1:].reshape(-1), minlength=vocab_size).double() + 1.0
+    counts = counts + 1.0
     logp = torch.log(counts / counts.sum())
     return float(-logp[val_rows[:, 1:].reshape(-1)].sum())
 

@@ -1,12 +1,14 @@
-"""The pretraining loop: AdamW, warmup + cosine, grad clipping and accumulation, exact resume.
+"""The pretraining loop: AdamW, warmup + cosine, clipping, accumulation, spike detection, exact resume.
 
 CPU for tests and the sample; on CUDA it uses bf16 autocast, TF32 matmuls, fused AdamW and
-torch.compile. Checkpoints hold model, optimizer, RNG and data position and load with
-weights_only=True.
+torch.compile. Under torchrun it trains data-parallel (DDP or FSDP). Checkpoints hold the full model
+and optimizer state, the RNG and the data position, are written atomically by rank 0, and load
+with weights_only=True on any number of ranks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -17,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 
-from model.data import BatchSampler
+from model.data import TokenLoader
+from model.distributed import DistContext, barrier, mean_across_ranks, setup, wrap
 from model.gpt import GPT, GPTConfig
 from tasks.config import TrainConfig
 
@@ -26,23 +30,9 @@ log = logging.getLogger("crawl2model")
 
 # Dense bf16 peak FLOP/s by device name fragment, for MFU. Unknown devices report no MFU.
 PEAK_FLOPS = {
-    "H200": 989e12,
-    "H100": 989e12,
-    "A100": 312e12,
-    "L40S": 362e12,
-    "A10G": 125e12,
-    "L4": 121e12,
-    "RTX 4090": 165e12,
-    "RTX 3090": 71e12,
-    "V100": 125e12,
-    "T4": 65e12,
-}
-
-
-def pick_device(setting: str) -> torch.device:
-    if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
+    "H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12, "L4": 121e12,
+    "RTX 4090": 165e12, "RTX 3090": 71e12, "V100": 125e12, "T4": 65e12,
+}  # fmt: skip
 
 
 def peak_flops(device: torch.device) -> float | None:
@@ -60,12 +50,20 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+def grad_accum_steps(cfg: TrainConfig, seq_len: int, world_size: int) -> int:
+    """Micro-batches per optimizer step: from tokens_per_step when given, else grad_accum."""
+    if cfg.tokens_per_step is None:
+        return cfg.grad_accum
+    return max(1, math.ceil(cfg.tokens_per_step / (cfg.batch_size * seq_len * world_size)))
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
     # Weight decay on matrices only; norms and biases are not decayed.
     params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=device.type == "cuda")
 
 
@@ -74,64 +72,95 @@ def latest_checkpoint(ckpt_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+def save_atomic(path: Path, state: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
 
 
+FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+class SpikeDetector:
+    """Flags a step whose loss exceeds `factor` x the running mean of recent losses."""
+
+    def __init__(self, factor: float | None, warmup: int):
+        self.factor, self.warmup, self.mean, self.seen = factor, warmup, 0.0, 0
+
+    def is_spike(self, loss: float) -> bool:
+        spike = self.factor is not None and self.seen >= self.warmup and loss > self.factor * self.mean
+        if not spike:
+            self.mean = loss if self.seen == 0 else 0.9 * self.mean + 0.1 * loss
+            self.seen += 1
+        return spike
+
+    def state_dict(self) -> dict[str, float]:
+        return {"mean": self.mean, "seen": self.seen}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.mean, self.seen = state["mean"], int(state["seen"])
+
+
 def train(
-    train_rows: torch.Tensor,
+    train_files: list[str],
     model_cfg: GPTConfig,
     cfg: TrainConfig,
     out: Path,
     on_log: Callable[[dict[str, float]], None] | None = None,
+    ctx: DistContext | None = None,
 ) -> dict[str, Any]:
-    device = pick_device(cfg.device)
+    ctx = ctx or setup(cfg.device)
+    device = ctx.device
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    model = GPT(model_cfg).to(device)
+    raw = GPT(model_cfg).to(device)
+    model = wrap(raw, cfg.strategy, ctx)
     optimizer = make_optimizer(model, cfg, device)
-    sampler = BatchSampler(len(train_rows), min(cfg.batch_size, len(train_rows)), cfg.seed)
+    loader = TokenLoader(train_files, cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
+    spikes = SpikeDetector(cfg.spike_factor, max(cfg.warmup_steps, 10))
+    accum = grad_accum_steps(cfg, model_cfg.seq_len, ctx.world_size)
     ckpt_dir = out / "checkpoints"
     start_step, history = 0, []
     if (ckpt := latest_checkpoint(ckpt_dir)) is not None:
-        state = torch.load(ckpt, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        sampler.load_state_dict(state["sampler"])
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        set_state_dict(
+            model,
+            optimizer,
+            model_state_dict=state["model"],
+            optim_state_dict=state["optimizer"],
+            options=StateDictOptions(full_state_dict=True),
+        )
+        loader.load_state_dict(state["loader"])
+        spikes.load_state_dict(state["spikes"])
         torch.set_rng_state(state["rng_cpu"])
         start_step, history = state["step"], state["history"]
-        log.info("train: resumed from %s at step %d", ckpt.name, start_step)
+        if ctx.is_main:
+            log.info("train: resumed from %s at step %d", ckpt.name, start_step)
     use_compile = cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda")
     step_model = torch.compile(model) if use_compile else model
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    )
-    tokens_per_step = sampler.batch_size * cfg.grad_accum * model_cfg.seq_len
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else contextlib.nullcontext())  # fmt: skip
+    tokens_per_step = cfg.batch_size * accum * model_cfg.seq_len * ctx.world_size
     peak = peak_flops(device)
-    flops_per_token = model.flops_per_token()
+    flops_per_token = raw.flops_per_token()
     t_last, steps_since = time.perf_counter(), 0
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(
-            ckpt_dir / f"step-{step:07d}.pt",
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "sampler": sampler.state_dict(),
-                "rng_cpu": torch.get_rng_state(),
-                "step": step,
-                "history": history,
-            },
-        )
-        for old in sorted(ckpt_dir.glob("step-*.pt"))[:-2]:  # keep the last two
-            old.unlink()
+        # Every rank joins the gather; rank 0 writes.
+        msd, osd = get_state_dict(model, optimizer, options=FULL)
+        if ctx.is_main:
+            save_atomic(ckpt_dir / f"step-{step:07d}.pt", {
+                "model": msd, "optimizer": osd, "loader": loader.state_dict(), "spikes": spikes.state_dict(),
+                "rng_cpu": torch.get_rng_state(), "step": step, "history": history,
+            })  # fmt: skip
+            for old in sorted(ckpt_dir.glob("step-*.pt"))[:-2]:  # keep the last two
+                old.unlink()
+        barrier(ctx)
 
     model.train()
     for step in range(start_step, cfg.max_steps):
@@ -139,39 +168,54 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss_sum = 0.0
-        for _ in range(cfg.grad_accum):
-            batch = train_rows[sampler.next()].to(device, non_blocking=True)
-            with autocast:
-                _, loss = step_model(batch[:, :-1], batch[:, 1:])
-            (loss / cfg.grad_accum).backward()
+        for micro in range(accum):
+            batch = loader.next().to(device, non_blocking=True)
+            # DDP: all-reduce gradients only on the last micro-batch.
+            sync = contextlib.nullcontext() if micro == accum - 1 or not hasattr(model, "no_sync") else model.no_sync()
+            with sync:
+                with autocast:
+                    _, loss = step_model(batch[:, :-1], batch[:, 1:])
+                (loss / accum).backward()
             loss_sum += loss.item()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        loss_value = mean_across_ranks(loss_sum / accum, ctx)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        grad_norm = float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm)
+        entry: dict[str, float] = {"step": step + 1, "loss": loss_value, "lr": lr, "grad_norm": grad_norm}
+        if spikes.is_spike(loss_value):
+            entry["spike"] = 1.0
+            log.warning(
+                "train: loss spike at step %d: %.4f vs running mean %.4f%s",
+                step + 1,
+                loss_value,
+                spikes.mean,
+                " (step skipped)" if cfg.skip_spikes else "",
+            )
+        if entry.get("spike") and cfg.skip_spikes:
+            optimizer.zero_grad(set_to_none=True)
+        else:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
         steps_since += 1
-        entry = {"step": step + 1, "loss": loss_sum / cfg.grad_accum, "lr": lr, "grad_norm": grad_norm}
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             elapsed = time.perf_counter() - t_last
             entry["tokens_per_s"] = tokens_per_step * steps_since / elapsed
             if peak:
-                entry["mfu"] = entry["tokens_per_s"] * flops_per_token / peak
+                entry["mfu"] = entry["tokens_per_s"] * flops_per_token / (peak * ctx.world_size)
             t_last, steps_since = time.perf_counter(), 0
-            if on_log:
+            if on_log and ctx.is_main:
                 on_log(entry)
         history.append(entry)
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.max_steps:
             checkpoint(step + 1)
-    final = out / "model.pt"
-    save_checkpoint(final, {"model": model.state_dict(), "config": asdict(model_cfg)})
-    return {
-        "history": history,
-        "device": str(device),
-        "compiled": use_compile,
-        "params": model.num_params(),
-        "tokens_per_step": tokens_per_step,
-    }
+    msd, _ = get_state_dict(model, optimizer, options=FULL)
+    if ctx.is_main:
+        save_atomic(out / "model.pt", {"model": msd, "config": asdict(model_cfg)})
+    barrier(ctx)
+    return {"history": history, "device": str(device), "compiled": use_compile, "params": raw.num_params(),
+            "tokens_per_step": tokens_per_step, "grad_accum": accum, "world_size": ctx.world_size,
+            "strategy": cfg.strategy if ctx.distributed else "single"}  # fmt: skip
 
 
 def load_model(path: str | Path, device: torch.device | None = None) -> GPT:

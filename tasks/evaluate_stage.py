@@ -15,6 +15,7 @@ from model.evaluation import (
     bits_per_byte,
     generate_samples,
     token_byte_lengths,
+    unigram_counts,
     unigram_nll,
     validation_nll,
 )
@@ -53,11 +54,10 @@ def run(inputs: dict[str, StageInput], cfg: EvaluateConfig, out: Path) -> StageO
     sp = spm.SentencePieceProcessor(model_file=tokenizer)
     model = load_model(trained.file("model"))
     val_rows = load_rows(_split_files(tok, "val"), cfg.max_val_rows)
-    train_rows = load_rows(_split_files(tok, "train"))
     byte_len = torch.from_numpy(token_byte_lengths(sp))
     n_bytes = int(byte_len[val_rows[:, 1:].reshape(-1)].sum())
     nll, n_tokens, _ = validation_nll(model, val_rows)
-    uni = unigram_nll(train_rows, val_rows, sp.get_piece_size())
+    uni = unigram_nll(unigram_counts(_split_files(tok, "train"), sp.get_piece_size()), val_rows)
     evals = {
         "val_loss": nll / n_tokens,
         "val_perplexity": math.exp(nll / n_tokens),

@@ -1,19 +1,29 @@
+from pathlib import Path
+
+import pyarrow as pa
 import pytest
 import torch
 
-from model.data import BatchSampler
+from model.data import TokenLoader
 from model.gpt import GPT, GPTConfig
-from model.trainer import lr_at, train
+from model.trainer import SpikeDetector, grad_accum_steps, lr_at, train
+from storage.shards import write_parquet
 from tasks.config import TrainConfig
+from tasks.train_stage import run_torchrun
 
 TINY = GPTConfig(vocab_size=64, seq_len=16, n_layer=2, n_head=2, n_embd=32)
+CFG = TrainConfig(max_steps=40, batch_size=8, lr=3e-3, warmup_steps=5, checkpoint_every=20, log_every=10,
+                  threads=1, device="cpu")  # fmt: skip
 
 
-def _rows(n: int = 64) -> torch.Tensor:
+@pytest.fixture(scope="module")
+def token_files(tmp_path_factory) -> list[str]:
     # A learnable stream: each token is the previous one plus one, modulo the vocabulary.
     g = torch.Generator().manual_seed(0)
-    start = torch.randint(0, 64, (n, 1), generator=g)
-    return (start + torch.arange(17)) % 64
+    rows = ((torch.randint(0, 64, (256, 1), generator=g) + torch.arange(17)) % 64).tolist()
+    path = tmp_path_factory.mktemp("tokens") / "train-00000.parquet"
+    write_parquet(pa.table({"tokens": pa.array(rows, pa.list_(pa.int32()))}), path, row_group_size=32)
+    return [str(path)]
 
 
 def test_forward_shapes_and_causality():
@@ -26,6 +36,12 @@ def test_forward_shapes_and_causality():
     assert torch.allclose(model(y)[0][:, :-1], logits[:, :-1], atol=1e-5)
 
 
+def test_tied_and_untied_embeddings():
+    tied, untied = GPT(TINY), GPT(GPTConfig(**{**TINY.__dict__, "tie_embeddings": False}))
+    assert tied.head.weight is tied.embed.weight
+    assert untied.num_params() == tied.num_params() + 64 * 32
+
+
 def test_schedule_warms_up_then_decays_to_floor():
     cfg = TrainConfig(lr=1e-3, warmup_steps=10, max_steps=100, min_lr_ratio=0.1)
     assert lr_at(0, cfg) == 1e-4
@@ -33,10 +49,33 @@ def test_schedule_warms_up_then_decays_to_floor():
     assert abs(lr_at(100, cfg) - 1e-4) < 1e-12
 
 
-def test_training_learns_and_resume_is_exact(tmp_path):
-    cfg = TrainConfig(max_steps=40, batch_size=8, lr=3e-3, warmup_steps=5, checkpoint_every=20, log_every=10, threads=1)
-    rows = _rows()
-    full = train(rows, TINY, cfg, tmp_path / "full")["history"]
+def test_tokens_per_step_sets_accumulation_and_presets_fill_dims():
+    assert grad_accum_steps(TrainConfig(batch_size=8, tokens_per_step=1000), seq_len=16, world_size=2) == 4
+    assert grad_accum_steps(TrainConfig(grad_accum=3), seq_len=16, world_size=1) == 3
+    assert (TrainConfig(preset="124m").n_layer, TrainConfig(preset="124m").n_embd) == (12, 768)
+    assert TrainConfig(preset="350m", n_layer=2).n_layer == 2
+
+
+def test_spike_detector_flags_only_outliers():
+    d = SpikeDetector(factor=2.0, warmup=5)
+    assert not any(d.is_spike(v) for v in [3.0, 2.9, 2.8, 2.8, 2.7, 2.7])
+    assert d.is_spike(9.0)
+    assert not d.is_spike(2.6)
+
+
+def test_loader_streams_deterministically_and_shards_ranks(token_files):
+    single = TokenLoader(token_files, batch_size=8, seed=1)
+    halves = [TokenLoader(token_files, batch_size=4, seed=1, rank=r, world_size=2) for r in range(2)]
+    for _ in range(50):  # crosses an epoch boundary (32 batches of 8)
+        assert torch.equal(single.next(), torch.cat([h.next() for h in halves]))
+    assert len(single._cache) <= single._cache_groups  # never more than a few row groups in memory
+    resumed = TokenLoader(token_files, batch_size=8, seed=1)
+    resumed.load_state_dict(single.state_dict())
+    assert torch.equal(resumed.next(), single.next())
+
+
+def test_training_learns_and_resume_is_exact(tmp_path, token_files):
+    full = train(token_files, TINY, CFG, tmp_path / "full")["history"]
     assert full[-1]["loss"] < full[0]["loss"] - 1.0
 
     class Killed(Exception):
@@ -48,18 +87,24 @@ def test_training_learns_and_resume_is_exact(tmp_path):
 
     # Die at step 30 (last checkpoint: 20), then resume: every later loss must match exactly.
     with pytest.raises(Killed):
-        train(rows, TINY, cfg, tmp_path / "resumed", on_log=kill_at_30)
-    resumed = train(rows, TINY, cfg, tmp_path / "resumed")["history"]
+        train(token_files, TINY, CFG, tmp_path / "resumed", on_log=kill_at_30)
+    resumed = train(token_files, TINY, CFG, tmp_path / "resumed")["history"]
     assert len(resumed) == 40
     assert [h["loss"] for h in resumed[20:]] == [h["loss"] for h in full[20:]]
+    state = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
+    assert set(state) == {"model", "config"}
 
 
-def test_sampler_position_round_trips():
-    a = BatchSampler(10, 4, seed=1)
-    batches = [a.next() for _ in range(3)]
-    b = BatchSampler(10, 4, seed=1)
-    b.next()
-    state = b.state_dict()
-    c = BatchSampler(10, 4, seed=1)
-    c.load_state_dict(state)
-    assert torch.equal(c.next(), batches[1]) and torch.equal(c.next(), batches[2])
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_processes_match_one(tmp_path, token_files, strategy):
+    """2 ranks x batch 4 under torchrun (gloo) vs 1 process x batch 8: same rows, same losses (1e-4)."""
+    one = train(token_files, TINY, CFG.model_copy(update={"max_steps": 12, "log_every": 4}), tmp_path / "one")
+    two_cfg = CFG.model_copy(update={"max_steps": 12, "log_every": 4, "batch_size": 4, "nproc": 2,
+                                     "strategy": strategy, "checkpoint_every": 6})  # fmt: skip
+    two = run_torchrun(token_files, TINY, two_cfg, tmp_path / "two")
+    assert two["world_size"] == 2 and two["strategy"] == strategy
+    assert [round(h["loss"], 4) for h in two["history"]] == pytest.approx(
+        [round(h["loss"], 4) for h in one["history"]], abs=1e-4
+    )
+    assert (Path(tmp_path / "two" / "model.pt")).exists()
+    assert len(list((tmp_path / "two" / "checkpoints").glob("step-*.pt"))) == 2
