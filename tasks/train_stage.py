@@ -24,19 +24,47 @@ VERSION = STAGE_VERSIONS["train"]
 log = logging.getLogger("crawl2model")
 
 
-def log_entry(entry: dict[str, float], max_steps: int) -> None:
-    log.info(
-        "train: step %d/%d loss %.4f lr %.2e %.0f tok/s%s",
-        entry["step"],
-        max_steps,
-        entry["loss"],
-        entry["lr"],
-        entry.get("tokens_per_s", 0.0),
-        f" mfu {entry['mfu']:.1%}" if "mfu" in entry else "",
-    )
+def _in_prefect_task() -> bool:
+    from prefect.context import TaskRunContext
+
+    return TaskRunContext.get() is not None
 
 
-def run_torchrun(files: list[str], model_cfg: GPTConfig, cfg: TrainConfig, out: Path) -> dict[str, Any]:
+class ProgressReporter:
+    """Logs each training log entry and, under Prefect, moves a progress artifact in the UI."""
+
+    def __init__(self, max_steps: int):
+        self.max_steps = max_steps
+        self.artifact_id = None
+        self.entries: list[dict[str, float]] = []
+
+    def __call__(self, entry: dict[str, float]) -> None:
+        self.entries.append(entry)
+        mfu = f" mfu {entry['mfu']:.1%}" if "mfu" in entry else ""
+        log.info("train: step %d/%d loss %.4f lr %.2e %.0f tok/s%s", entry["step"], self.max_steps, entry["loss"],
+                 entry["lr"], entry.get("tokens_per_s", 0.0), mfu)  # fmt: skip
+        if not _in_prefect_task():
+            return
+        from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+        percent = 100.0 * entry["step"] / self.max_steps
+        if self.artifact_id is None:
+            self.artifact_id = create_progress_artifact(percent, key="train-progress", description="training steps")
+        else:
+            update_progress_artifact(self.artifact_id, percent)
+
+    def publish_table(self) -> None:
+        if self.entries and _in_prefect_task():
+            from prefect.artifacts import create_table_artifact
+
+            keys = ["step", "loss", "lr", "grad_norm", "tokens_per_s", "mfu"]
+            rows = [{k: round(e[k], 6) for k in keys if k in e} for e in self.entries]
+            create_table_artifact(rows, key="train-metrics", description="training metrics at each log interval")
+
+
+def run_torchrun(
+    files: list[str], model_cfg: GPTConfig, cfg: TrainConfig, out: Path, report: ProgressReporter | None = None
+) -> dict[str, Any]:
     state = out / "_state"
     state.mkdir(parents=True, exist_ok=True)
     spec = state / "train_spec.json"
@@ -46,13 +74,14 @@ def run_torchrun(files: list[str], model_cfg: GPTConfig, cfg: TrainConfig, out: 
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={cfg.nproc}",
            "-m", "model.train_worker", str(spec)]  # fmt: skip
     log.info("train: launching %s", " ".join(cmd))
+    report = report or ProgressReporter(cfg.max_steps)
     seen = 0
     with open(state / "torchrun.log", "w") as output:
         proc = subprocess.Popen(cmd, stdout=output, stderr=subprocess.STDOUT)
         while proc.poll() is None or seen < _count_lines(log_file):
             lines = log_file.read_text().splitlines() if log_file.exists() else []
             for line in lines[seen:]:
-                log_entry(json.loads(line), cfg.max_steps)
+                report(json.loads(line))
             seen = len(lines)
             if proc.poll() is None:
                 time.sleep(1.0)
@@ -73,12 +102,14 @@ def run(inputs: dict[str, StageInput], cfg: TrainConfig, out: Path) -> StageOutc
         vocab_size=tok.info["vocab_size"], seq_len=tok.info["seq_len"], n_layer=cfg.n_layer, n_head=cfg.n_head,
         n_embd=cfg.n_embd, dropout=cfg.dropout, tie_embeddings=cfg.tie_embeddings,
     )  # fmt: skip
+    report = ProgressReporter(cfg.max_steps)
     if cfg.nproc > 1:
-        result = run_torchrun(files, model_cfg, cfg, out)
+        result = run_torchrun(files, model_cfg, cfg, out, report)
     else:
         from model.trainer import train
 
-        result = train(files, model_cfg, cfg, out, lambda entry: log_entry(entry, cfg.max_steps))
+        result = train(files, model_cfg, cfg, out, report)
+    report.publish_table()
     outcome = StageOutcome()
     for entry in result["history"]:
         for key in ("loss", "lr", "grad_norm", "tokens_per_s", "mfu", "spike"):

@@ -1,0 +1,107 @@
+"""Training throughput of our train loop: tokens/s (and MFU on a GPU) per preset, median of repeats.
+
+CPU (what CI machines have):
+    python benchmarks/train_throughput.py --device cpu --presets tiny,small
+One H100 (the 124M preset, compile on and off; the goal is MFU >= 50%):
+    python benchmarks/train_throughput.py --device cuda --presets 124m --compile on,off \\
+        --batch-size 16 --seq-len 1024 --vocab-size 50304 --steps 60
+Results go to benchmarks/results/<date>-<host>-train.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import socket
+import statistics
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from model.gpt import GPTConfig
+from model.trainer import train
+from storage.shards import write_parquet
+from tasks.config import MODEL_PRESETS, TrainConfig
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def synthetic_tokens(path: Path, rows: int, seq_len: int, vocab: int) -> list[str]:
+    data = np.random.default_rng(0).integers(0, vocab, size=(rows, seq_len + 1), dtype=np.int32)
+    write_parquet(pa.table({"tokens": pa.array(list(data), pa.list_(pa.int32()))}), path, row_group_size=256)
+    return [str(path)]
+
+
+def measure(preset: str, compile_mode: str, args: argparse.Namespace, files: list[str], work: Path) -> dict:
+    n_layer, n_head, n_embd = MODEL_PRESETS[preset]
+    model_cfg = GPTConfig(vocab_size=args.vocab_size, seq_len=args.seq_len, n_layer=n_layer, n_head=n_head,
+                          n_embd=n_embd)  # fmt: skip
+    cfg = TrainConfig(preset=preset, batch_size=args.batch_size, max_steps=args.steps, warmup_steps=2,
+                      log_every=args.log_every, checkpoint_every=10**9, device=args.device, compile=compile_mode,
+                      threads=args.threads)  # fmt: skip
+    runs = []
+    for repeat in range(args.repeats):
+        started = time.perf_counter()
+        result = train(files, model_cfg, cfg, work / f"{preset}-{compile_mode}-{repeat}")
+        logged = [h for h in result["history"] if "tokens_per_s" in h][1:]  # the first interval holds warm-up
+        runs.append({
+            "tokens_per_s": statistics.median(h["tokens_per_s"] for h in logged),
+            "mfu": statistics.median(h["mfu"] for h in logged) if logged and "mfu" in logged[0] else None,
+            "seconds": time.perf_counter() - started,
+        })  # fmt: skip
+    return {
+        "preset": preset, "compile": compile_mode, "params": result["params"], "device": result["device"],
+        "tokens_per_step": result["tokens_per_step"],
+        "tokens_per_s": statistics.median(r["tokens_per_s"] for r in runs),
+        "mfu": statistics.median(r["mfu"] for r in runs) if runs[0]["mfu"] is not None else None,
+        "repeats": runs,
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--presets", default="tiny,small")
+    parser.add_argument("--compile", default="off", help="comma list of on/off")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--vocab-size", type=int, default=4096)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        files = synthetic_tokens(work / "train-00000.parquet", 4096, args.seq_len, args.vocab_size)
+        results = [measure(p, c, args, files, work) for p in args.presets.split(",") for c in args.compile.split(",")]
+    device = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
+    report = {"date": str(date.today()), "host": socket.gethostname(), "device": device,
+              "torch": torch.__version__, "threads": torch.get_num_threads(), "args": vars(args) | {"out": None},
+              "results": results}  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"{report['date']}-{report['host']}-train-{args.device}"
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str))
+    lines = [
+        f"# Training throughput ({device}, torch {torch.__version__}, {report['threads']} threads)",
+        "",
+        "| preset | params | compile | tokens/step | tokens/s (median of repeats) | MFU |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "n/a"
+        lines.append(f"| {r['preset']} | {r['params']:,} | {r['compile']} | {r['tokens_per_step']} | "
+                     f"{r['tokens_per_s']:,.0f} | {mfu} |")  # fmt: skip
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
