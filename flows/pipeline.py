@@ -163,10 +163,11 @@ def _run_stages(cfg: PipelineConfig, root: Path, selected: list[str], forced: se
             started = now()
             logger.info("%s: %s (%s)", p.stage, "cached" if cached else "running", p.fingerprint[:12])
             try:
+                # No tags: every tagged task run asks the server for tag concurrency slots, which cost
+                # 0.5-2 s per stage on the ephemeral server; the run name already names the stage.
                 manifest = run_stage.with_options(
                     name=p.stage,
                     task_run_name=f"{p.stage}-{p.fingerprint[:8]}",
-                    tags=[p.stage, cfg.name],
                     refresh_cache=not cached,
                 )(
                     p.stage,

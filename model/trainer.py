@@ -82,6 +82,23 @@ def save_atomic(path: Path, state: dict[str, Any]) -> None:
 FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
+def rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    state = {"rng_cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["rng_cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def restore_rng(state: dict[str, Any], ctx: DistContext) -> None:
+    """Rank 0 gets its saved generators back; other ranks reseed from (seed, rank, step)."""
+    if ctx.is_main:
+        torch.set_rng_state(state["rng_cpu"])
+        if "rng_cuda" in state and ctx.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"], ctx.device)
+    else:
+        torch.manual_seed(hash((state["step"], ctx.rank)) % 2**31)
+
+
 class SpikeDetector:
     """Flags a step whose loss exceeds `factor` x the running mean of recent losses."""
 
@@ -137,7 +154,7 @@ def train(
         )
         loader.load_state_dict(state["loader"])
         spikes.load_state_dict(state["spikes"])
-        torch.set_rng_state(state["rng_cpu"])
+        restore_rng(state, ctx)
         start_step, history = state["step"], state["history"]
         if ctx.is_main:
             log.info("train: resumed from %s at step %d", ckpt.name, start_step)
@@ -156,7 +173,7 @@ def train(
         if ctx.is_main:
             save_atomic(ckpt_dir / f"step-{step:07d}.pt", {
                 "model": msd, "optimizer": osd, "loader": loader.state_dict(), "spikes": spikes.state_dict(),
-                "rng_cpu": torch.get_rng_state(), "step": step, "history": history,
+                **rng_state(device), "step": step, "history": history,
             })  # fmt: skip
             for old in sorted(ckpt_dir.glob("step-*.pt"))[:-2]:  # keep the last two
                 old.unlink()

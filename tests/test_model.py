@@ -95,6 +95,27 @@ def test_training_learns_and_resume_is_exact(tmp_path, token_files):
     assert set(state) == {"model", "config"}
 
 
+def test_spikes_are_logged_and_optionally_skipped(tmp_path, token_files, monkeypatch):
+    import model.trainer as trainer
+
+    class CorruptBatch(TokenLoader):
+        """Batch 25 is random tokens: a loss spike once the model has learned the sequence."""
+
+        def next(self):
+            batch = super().next()
+            return torch.randint(0, 64, batch.shape) if self.batch == 25 else batch
+
+    monkeypatch.setattr(trainer, "TokenLoader", CorruptBatch)
+    cfg = CFG.model_copy(update={"max_steps": 30, "spike_factor": 1.3})
+    logged = train(token_files, TINY, cfg, tmp_path / "log")["history"]
+    skipped = train(token_files, TINY, cfg.model_copy(update={"skip_spikes": True}), tmp_path / "skip")["history"]
+    assert [h["step"] for h in logged if h.get("spike")] == [25]
+    assert [h["step"] for h in skipped if h.get("spike")] == [25]
+    # Identical up to the spike; skipping its update changes what follows.
+    assert [h["loss"] for h in logged[:25]] == [h["loss"] for h in skipped[:25]]
+    assert logged[25]["loss"] != skipped[25]["loss"]
+
+
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_two_processes_match_one(tmp_path, token_files, strategy):
     """2 ranks x batch 4 under torchrun (gloo) vs 1 process x batch 8: same rows, same losses (1e-4)."""
