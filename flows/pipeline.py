@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,7 +160,7 @@ def _run_stages(cfg: PipelineConfig, root: Path, selected: list[str], forced: se
                     )
             cached = p.stage not in forced and load_manifest(p.output_dir) is not None
             if not cached and p.output_dir.exists() and p.stage in forced:
-                _clear(p.output_dir)
+                shutil.rmtree(p.output_dir)
             started = now()
             logger.info("%s: %s (%s)", p.stage, "cached" if cached else "running", p.fingerprint[:12])
             try:
@@ -212,12 +213,6 @@ def _run_stages(cfg: PipelineConfig, root: Path, selected: list[str], forced: se
         raise
     catalog.finish_run(run_id, "completed")
     return summary
-
-
-def _clear(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path)
 
 
 logging.getLogger("crawl2model").setLevel(logging.INFO)

@@ -120,15 +120,15 @@ def test_second_run_is_all_cache_hits(first_run):
 
 
 def test_changed_threshold_reruns_filter_and_later_only(first_run):
-    crawl2model(first_run, "--set", "filter.gopher_quality.min_words=60")
+    output = crawl2model(first_run, "--set", "filter.gopher_quality.min_words=60")
     runs = latest_stage_runs(Catalog(first_run))
-    assert runs["acquire"]["cache_hit"] and runs["extract"]["cache_hit"]
+    assert runs["acquire"]["cache_hit"] and runs["extract"]["cache_hit"], (runs, output)
     for stage in STAGES[2:]:
-        assert not runs[stage]["cache_hit"], stage
+        assert not runs[stage]["cache_hit"], (stage, runs, output)
     # --only reuses the cached upstream and runs just that stage.
-    crawl2model(first_run, "--set", "filter.gopher_quality.min_words=60", "--only", "dedup")
+    output = crawl2model(first_run, "--set", "filter.gopher_quality.min_words=60", "--only", "dedup")
     runs = latest_stage_runs(Catalog(first_run))
-    assert list(runs) == ["dedup"] and runs["dedup"]["cache_hit"]
+    assert list(runs) == ["dedup"] and runs["dedup"]["cache_hit"], (runs, output)
 
 
 def test_interrupted_stage_resumes_to_identical_shards(first_run):
