@@ -53,7 +53,7 @@ def _print_rows(columns: list[str], rows: list[tuple], fmt: Format = Format.tabl
         console.print_json(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str))
     elif fmt is Format.csv:
         buf = io.StringIO()
-        writer = csv.writer(buf)
+        writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows(rows)
         sys.stdout.write(buf.getvalue())
@@ -181,6 +181,26 @@ def plan_cmd(
     rows = [(p.name, f"{p.params:.3g}", f"{p.tokens:.3g}", f"{p.flops:.3g}", round(p.tokens_per_param),
              round(p.est_loss, 3), f"{p.gpu_hours:.3g}", p.nearest_preset) for p in plans]  # fmt: skip
     _print_rows(cols, rows, title="model sizing")
+
+
+@app.command()
+def compare(
+    run_a: Annotated[str, typer.Argument(help="run id, unique prefix, or latest/previous")],
+    run_b: Annotated[str, typer.Argument(help="run id, unique prefix, or latest/previous")],
+    workdir: WorkdirOpt = Path("work"),
+) -> None:
+    """Two runs side by side: config, data funnel and evaluation differences (B - A)."""
+    from storage.compare import config_diff, eval_diff, funnel_diff, resolve_run
+
+    catalog = _catalog(workdir)
+    try:
+        a, b = resolve_run(catalog, run_a), resolve_run(catalog, run_b)
+    except LookupError as e:
+        raise _fail(str(e), code=1) from None
+    _print_rows(["config key", f"A {a}", f"B {b}"], config_diff(catalog, a, b), title="config differences")
+    _print_rows(["stage / rule", "docs in (A)", "kept or removed (A)", "(B)", "B - A"], funnel_diff(catalog, a, b),
+                title="data funnel")  # fmt: skip
+    _print_rows(["metric", "A", "B", "B - A"], eval_diff(catalog, a, b), title="evaluation")
 
 
 def _catalog(workdir: Path):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from storage.catalog import Catalog, now
 from storage.fingerprint import stage_fingerprint
@@ -117,6 +117,11 @@ def run_stage(
     if stage == "evaluate":
         report = Path(output_dir) / "report.md"
         create_markdown_artifact(key="report", markdown=report.read_text(), description="crawl2model run report")
+        info = manifest["info"]
+        rows = [{"metric": k, "value": round(v, 6)} for k, v in info["evals"].items()]
+        rows += [{"metric": f"{task}.{k}", "value": round(v, 6)} for task, vals in info["tasks"].items()
+                 for k, v in vals.items()]  # fmt: skip
+        create_table_artifact(rows, key="evaluation", description="evaluation metrics")
     return manifest
 
 

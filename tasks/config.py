@@ -204,8 +204,27 @@ class TrainConfig(Section):
         return self
 
 
+class BenchmarkConfig(Section):
+    """A multiple-choice benchmark file on local disk (never downloaded at run time)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    format: Literal["hellaswag", "arc", "piqa", "generic"]
+    path: str
+    shots: int = Field(0, ge=0, le=25)
+    limit: int | None = Field(None, ge=1, description="score only the first N items")
+
+    @model_validator(mode="after")
+    def _file_exists(self) -> BenchmarkConfig:
+        if not Path(self.path).is_file():
+            raise ValueError(f"benchmark file not found: {self.path}")
+        return self
+
+
 class EvaluateConfig(Section):
     max_val_rows: int = Field(2048, ge=1)
+    per_domain_rows: int = Field(256, ge=1, description="held-out rows per domain for per-domain bits per byte")
+    benchmarks: list[BenchmarkConfig] = Field(default_factory=list)
+    builtin_items: int = Field(200, ge=0, description="items in each built-in task (cloze, last word)")
     prompts: list[str] = Field(
         default_factory=lambda: ["The module", "This function returns", "To install the package"]
     )

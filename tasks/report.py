@@ -1,4 +1,7 @@
-"""The run report: Markdown with the data funnel, planted-case scores, eval table and loss curve."""
+"""The run report: data funnel, planted-case scores, mixture, evaluation tables, training curves.
+
+Written as Markdown and as a standalone HTML page; the Markdown is also published to Prefect.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +9,23 @@ from pathlib import Path
 from typing import Any
 
 
-def loss_curve_png(history: list[tuple[int, float]], path: Path) -> None:
+def training_curves_png(metrics: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    steps, losses = zip(*history, strict=True) if history else ((), ())
-    ax.plot(steps, losses, linewidth=1.2)
-    ax.set_xlabel("step")
-    ax.set_ylabel("train loss (nats/token)")
-    ax.set_title("Training loss")
-    ax.grid(alpha=0.3)
+    def series(name: str) -> tuple[list[int], list[float]]:
+        points = sorted((m["step"], m["value"]) for m in metrics if m["name"] == name and m.get("step") is not None)
+        return [p[0] for p in points], [p[1] for p in points]
+
+    fig, (loss_ax, lr_ax) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=100)
+    loss_ax.plot(*series("train_loss"), linewidth=1.0)
+    loss_ax.set(xlabel="step", ylabel="train loss (nats/token)", title="Training loss")
+    lr_ax.plot(*series("train_lr"), linewidth=1.2, color="tab:orange")
+    lr_ax.set(xlabel="step", ylabel="learning rate", title="Learning rate")
+    for ax in (loss_ax, lr_ax):
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, metadata={"Software": None})  # no timestamp: the same run writes the same bytes
@@ -28,6 +35,8 @@ def loss_curve_png(history: list[tuple[int, float]], path: Path) -> None:
 
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
     def fmt(v: Any) -> str:
+        if v is None:
+            return ""
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
@@ -40,57 +49,63 @@ def render_report(
     top_reasons: dict[str, list[tuple[str, int]]],
     planted: dict[str, dict[str, Any]],
     evals: dict[str, float],
+    domains: dict[str, dict[str, float]],
+    tasks: dict[str, dict[str, float]],
     mixture: dict[str, Any],
     generations: list[dict[str, str]],
     pii: dict[str, int],
+    training: dict[str, Any],
 ) -> str:
     parts = ["# crawl2model run report", "", "## Data funnel", ""]
-    parts.append(
-        markdown_table(
-            ["stage", "docs in", "kept", "removed", "top removal reasons"],
-            [
-                [
-                    f["stage"],
-                    f["docs_in"],
-                    f["docs_out"],
-                    f["docs_removed"],
-                    ", ".join(f"{r} ({n})" for r, n in top_reasons.get(f["stage"], [])[:4]),
-                ]
-                for f in funnel
-            ],
-        )
-    )
+    parts.append(markdown_table(
+        ["stage", "docs in", "kept", "removed", "est. tokens kept", "top removal reasons"],
+        [[f["stage"], f["docs_in"], f["docs_out"], f["docs_removed"], f.get("est_tokens_out"),
+          ", ".join(f"{r} ({n})" for r, n in top_reasons.get(f["stage"], [])[:4])] for f in funnel],
+    ))  # fmt: skip
     if planted:
         parts += ["", "## Planted cases (sample ground truth)", ""]
-        parts.append(
-            markdown_table(
-                ["case", "planted", "removed at the stage meant for it", "rate", "removed elsewhere", "kept"],
-                [
-                    [c, s["n"], s["at_expected_stage"], s["rate"], s["elsewhere"] or "", s["kept"]]
-                    for c, s in sorted(planted.items())
-                ],
-            )
-        )
-        parts.append("")
-        parts.append(
-            f"PII pages planted: {pii.get('pii_strings', 0) // 3}, of which "
-            f"{pii.get('pii_pages_kept', 0)} reached the token shards (redacted); PII strings planted: "
-            f"{pii.get('pii_strings', 0)}; found in the token shards: {pii.get('pii_strings_leaked', 0)}."
-        )
+        parts.append(markdown_table(
+            ["case", "planted", "removed at the stage meant for it", "rate", "removed elsewhere", "kept"],
+            [[c, s["n"], s["at_expected_stage"], s["rate"], s["elsewhere"] or "", s["kept"]]
+             for c, s in sorted(planted.items())],
+        ))  # fmt: skip
+        parts += ["", f"PII pages planted: {pii.get('pii_pages', 0)}, of which {pii.get('pii_pages_kept', 0)} "
+                  f"reached the token shards (redacted); PII strings planted: {pii.get('pii_strings', 0)}; found in "
+                  f"the token shards: {pii.get('pii_strings_leaked', 0)}."]  # fmt: skip
     if mixture:
         parts += ["", "## Mixture", ""]
-        parts.append(
-            markdown_table(
-                ["domain", "docs before", "share before", "docs after", "share after", "copies/doc"],
-                [
-                    [d, m["docs_before"], m["share_before"], m["docs_after"], m["share_after"], m["rate"]]
-                    for d, m in sorted(mixture.items())
-                ],
-            )
-        )
+        parts.append(markdown_table(
+            ["domain", "docs before", "share before", "docs after", "share after", "copies/doc"],
+            [[d, m["docs_before"], m["share_before"], m["docs_after"], m["share_after"], m["rate"]]
+             for d, m in sorted(mixture.items())],
+        ))  # fmt: skip
     parts += ["", "## Evaluation (held-out split)", ""]
     parts.append(markdown_table(["metric", "value"], [[k, v] for k, v in evals.items()]))
-    parts += ["", "![loss curve](loss_curve.png)", "", "## Sample generations", ""]
-    for g in generations:
-        parts.append(f"- **{g['prompt']}** {g['completion'].strip()}")
+    if domains:
+        parts += ["", "### Per domain (held-out documents)", ""]
+        parts.append(markdown_table(["domain", "docs", "tokens", "loss", "bits per byte"],
+                                    [[d, v["docs"], v["tokens"], v["loss"], v["bits_per_byte"]]
+                                     for d, v in domains.items()]))  # fmt: skip
+    if tasks:
+        parts += ["", "### Tasks", ""]
+        parts.append(markdown_table(["task", "items", "acc", "acc_norm", "chance", "word perplexity"],
+                                    [[t, v["n"], v.get("acc"), v.get("acc_norm"), v.get("chance"),
+                                      v.get("word_perplexity")] for t, v in tasks.items()]))  # fmt: skip
+    parts += ["", "## Training", ""]
+    parts.append(markdown_table(["", ""], [[k, v] for k, v in training.items()]))
+    parts += ["", "![training curves](loss_curve.png)", "", "## Sample generations", ""]
+    parts += [f"- **{g['prompt']}** {g['completion'].strip()}" for g in generations]
     return "\n".join(parts) + "\n"
+
+
+def render_html(markdown_text: str, title: str) -> str:
+    import html
+
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables"])
+    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+             "text-align:left}th{background:#f3f3f3}img{max-width:100%}")  # fmt: skip
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>{body}</body></html>\n")  # fmt: skip

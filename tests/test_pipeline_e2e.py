@@ -33,10 +33,12 @@ REDUCED = [
     "evaluate.max_new_tokens=12",
 ]
 runner = CliRunner()
+# Set by the first_run fixture: the benchmark file every run of this module evaluates.
+RUN_SETTINGS: list[str] = []
 
 
 def crawl2model(work: Path, *args: str) -> str:
-    sets = [a for s in REDUCED for a in ("--set", s)]
+    sets = [a for s in [*REDUCED, *RUN_SETTINGS] for a in ("--set", s)]
     result = runner.invoke(app, ["run", "--workdir", str(work), *sets, *args])
     assert result.exit_code == 0, result.output + repr(result.exception)
     return result.output
@@ -56,7 +58,13 @@ def shard_digests(directory: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("e2e") / "work"
+    root = tmp_path_factory.mktemp("e2e")
+    bench = root / "easy.jsonl"
+    bench.write_text("".join(
+        json.dumps({"context": f"Question {i}: is this a test?", "choices": ["yes", "no"], "label": i % 2}) + "\n"
+        for i in range(6)))  # fmt: skip
+    work = root / "work"
+    RUN_SETTINGS[:] = [f'evaluate.benchmarks=[{{"name": "easy", "format": "generic", "path": "{bench}"}}]']
     crawl2model(work)
     return work
 
@@ -76,6 +84,20 @@ def test_planted_cases_are_removed_where_meant(first_run):
     report = next(first_run.glob("artifacts/evaluate/*/report.md")).read_text()
     assert "Planted cases" in report and "unigram_bits_per_byte" in report
     assert next(first_run.glob("artifacts/evaluate/*/loss_curve.png")).stat().st_size > 1000
+
+
+def test_evaluation_tasks_report_and_exported_items(first_run):
+    out = next(first_run.glob("artifacts/evaluate/*/"))
+    evaluation = json.loads((out / "eval.json").read_text())
+    assert evaluation["tasks"]["easy"]["n"] == 6 and evaluation["tasks"]["easy"]["chance"] == 0.5
+    assert evaluation["tasks"]["cloze"]["n"] > 10 and evaluation["tasks"]["cloze"]["chance"] == 0.25
+    assert "last_word" in evaluation["tasks"]
+    assert {"docs", "web"} <= set(evaluation["domains"])
+    assert all(d["bits_per_byte"] > 0 for d in evaluation["domains"].values())
+    tasks = {json.loads(line)["task"] for line in (out / "eval_items.jsonl").open()}
+    assert tasks == {"easy", "cloze", "last_word"}
+    html = (out / "report.html").read_text()
+    assert "<table>" in html and "Per domain" in html and "loss_curve.png" in html
 
 
 def test_counts_reconcile_at_every_stage(first_run):
@@ -129,6 +151,23 @@ def test_changed_threshold_reruns_filter_and_later_only(first_run):
     output = crawl2model(first_run, "--set", "filter.gopher_quality.min_words=60", "--only", "dedup")
     runs = latest_stage_runs(Catalog(first_run))
     assert list(runs) == ["dedup"] and runs["dedup"]["cache_hit"], (runs, output)
+
+
+def test_compare_shows_what_the_threshold_changed(first_run):
+    from storage.compare import config_diff, eval_diff, funnel_diff
+
+    catalog = Catalog(first_run)
+    _, rows = catalog.query("select run_id from runs where status = 'completed' order by started_at")
+    runs = [r[0] for r in rows]
+    first, changed = runs[0], runs[2]  # the first run and the min_words=60 run
+    assert [k for k, _, _ in config_diff(catalog, first, changed)] == ["filter.gopher_quality.min_words"]
+    funnel = {row[0]: row for row in funnel_diff(catalog, first, changed)}
+    assert funnel["extract"][4] == 0 and funnel["filter"][4] <= 0
+    assert any(key.startswith("filter removed: gopher_min_words") for key in funnel)
+    evals = {row[0]: row for row in eval_diff(catalog, first, changed)}
+    assert evals["val_bits_per_byte"][1] is not None and evals["val_bits_per_byte"][2] is not None
+    result = runner.invoke(app, ["compare", first[:15], "latest", "--workdir", str(first_run)])
+    assert result.exit_code == 0 and "config differences" in result.output
 
 
 def test_interrupted_stage_resumes_to_identical_shards(first_run):
