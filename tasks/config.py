@@ -146,13 +146,42 @@ class MixConfig(Section):
         return self
 
 
+class BenchmarkConfig(Section):
+    """A multiple-choice benchmark file on local disk (never downloaded at run time)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    format: Literal["hellaswag", "arc", "piqa", "generic"]
+    path: str
+    shots: int = Field(0, ge=0, le=25)
+    limit: int | None = Field(None, ge=1, description="score only the first N items")
+
+    @model_validator(mode="after")
+    def _file_exists(self) -> BenchmarkConfig:
+        if not Path(self.path).is_file():
+            raise ValueError(f"benchmark file not found: {self.path}")
+        return self
+
+
 class TokenizeConfig(Section):
     vocab_size: int = Field(4096, ge=300, le=256_000)
     seq_len: int = Field(128, ge=8, le=65_536)
     sample_docs: int = Field(5000, ge=10, description="documents the tokenizer is trained on")
+    special_tokens: list[str] = Field(default_factory=list, description="extra user-defined symbols")
+    model_path: str | None = Field(None, description="an existing SentencePiece model to use instead of training")
     val_fraction: float = Field(0.08, gt=0.0, lt=0.5)
     rows_per_shard: int = Field(4096, ge=16)
+    workers: int = Field(0, ge=0, le=256, description="encoding processes; 0 = all cores")
+    decontaminate: Literal["remove", "flag", "off"] = "remove"
+    decontamination_ngram: int = Field(13, ge=5, le=50)
+    # Filled from evaluate.benchmarks by the pipeline config unless set here.
+    eval_benchmarks: list[BenchmarkConfig] = Field(default_factory=list)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _model_exists(self) -> TokenizeConfig:
+        if self.model_path and not Path(self.model_path).is_file():
+            raise ValueError(f"tokenizer model not found: {self.model_path}")
+        return self
 
 
 # (n_layer, n_head, n_embd): tiny for CPU tests, small for the sample, then GPT-2 124M / 350M classes.
@@ -204,22 +233,6 @@ class TrainConfig(Section):
         return self
 
 
-class BenchmarkConfig(Section):
-    """A multiple-choice benchmark file on local disk (never downloaded at run time)."""
-
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    format: Literal["hellaswag", "arc", "piqa", "generic"]
-    path: str
-    shots: int = Field(0, ge=0, le=25)
-    limit: int | None = Field(None, ge=1, description="score only the first N items")
-
-    @model_validator(mode="after")
-    def _file_exists(self) -> BenchmarkConfig:
-        if not Path(self.path).is_file():
-            raise ValueError(f"benchmark file not found: {self.path}")
-        return self
-
-
 class EvaluateConfig(Section):
     max_val_rows: int = Field(2048, ge=1)
     per_domain_rows: int = Field(256, ge=1, description="held-out rows per domain for per-domain bits per byte")
@@ -244,6 +257,13 @@ class PipelineConfig(Section):
     tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    @model_validator(mode="after")
+    def _decontaminate_against_eval(self) -> PipelineConfig:
+        # The token stream is decontaminated against the benchmarks the evaluate stage will score.
+        if "eval_benchmarks" not in self.tokenize.model_fields_set and self.evaluate.benchmarks:
+            object.__setattr__(self.tokenize, "eval_benchmarks", list(self.evaluate.benchmarks))
+        return self
 
     def stage(self, name: str) -> Section:
         return getattr(self, name)

@@ -28,7 +28,7 @@ from storage.shards import atomic_write_bytes, atomic_write_json, iter_rows
 from tasks import STAGE_VERSIONS
 from tasks.config import EvaluateConfig
 from tasks.ground_truth import load_ground_truth, pii_leaks, removals, score_planted
-from tasks.report import render_html, render_report, training_curves_png
+from tasks.report import mixture_png, render_html, render_report, training_curves_png
 from tasks.stage import StageInput, StageOutcome
 from tasks.tokenize_stage import pack
 
@@ -146,6 +146,8 @@ def run(inputs: dict[str, StageInput], cfg: EvaluateConfig, out: Path) -> StageO
                 "device": trained.info.get("device"), "world_size": trained.info.get("world_size", 1),
                 "tokens_per_s": sum(throughput) / len(throughput) if throughput else None}  # fmt: skip
     mixture = inputs["mix"].info.get("mixture", {})
+    if mixture:
+        mixture_png(mixture, out / "mixture.png")
     report = render_report(funnel, reasons, planted, evals, domains, tasks, mixture, generations, pii, training)
     atomic_write_bytes(out / "report.md", report.encode())
     atomic_write_bytes(out / "report.html", render_html(report, "crawl2model run report").encode())

@@ -33,6 +33,31 @@ def training_curves_png(metrics: list[dict[str, Any]], path: Path) -> None:
     tmp.replace(path)
 
 
+def mixture_png(mixture: dict[str, Any], path: Path) -> None:
+    """Token share per domain before and after mixing, with copies per document on top."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    domains = sorted(mixture)
+    x = range(len(domains))
+    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=100)
+    ax.bar([i - 0.2 for i in x], [mixture[d]["share_before"] for d in domains], 0.4, label="before")
+    bars = ax.bar([i + 0.2 for i in x], [mixture[d]["share_after"] for d in domains], 0.4, label="after")
+    for bar, d in zip(bars, domains, strict=True):
+        ax.annotate(f"x{mixture[d]['rate']:.2f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center", va="bottom", fontsize=8)  # fmt: skip
+    ax.set_xticks(list(x), domains)
+    ax.set(ylabel="token share", title="Mixture before and after (copies per document on top)")
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, metadata={"Software": None})
+    plt.close(fig)
+    tmp.replace(path)
+
+
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
     def fmt(v: Any) -> str:
         if v is None:
@@ -79,6 +104,7 @@ def render_report(
             [[d, m["docs_before"], m["share_before"], m["docs_after"], m["share_after"], m["rate"]]
              for d, m in sorted(mixture.items())],
         ))  # fmt: skip
+        parts += ["", "![mixture](mixture.png)"]
     parts += ["", "## Evaluation (held-out split)", ""]
     parts.append(markdown_table(["metric", "value"], [[k, v] for k, v in evals.items()]))
     if domains:

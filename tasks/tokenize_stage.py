@@ -7,7 +7,10 @@ document hash; validation documents are never repeated.
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,8 @@ from storage.progress import progress_bar
 from storage.shards import iter_rows, write_parquet
 from tasks import STAGE_VERSIONS
 from tasks.config import TokenizeConfig
+from tasks.decontaminate import build_index
+from tasks.documents import removed_row, write_removed
 from tasks.pii import PLACEHOLDERS
 from tasks.stage import StageInput, StageOutcome
 
@@ -42,29 +47,49 @@ def train_tokenizer(docs: list[dict[str, Any]], cfg: TokenizeConfig, out: Path) 
         for doc in ranked:
             for line in doc["text"].splitlines():
                 if line.strip():
-                    f.write(line.strip() + "\n")
+                    f.write(line + "\n")
     prefix = out / "_state" / "tokenizer"
     spm.SentencePieceTrainer.train(
-        input=str(corpus),
-        model_prefix=str(prefix),
-        model_type="bpe",
-        vocab_size=cfg.vocab_size,
-        byte_fallback=True,
-        character_coverage=0.9995,
-        unk_id=UNK_ID,
-        eos_id=EOS_ID,
-        bos_id=BOS_ID,
-        pad_id=-1,
-        user_defined_symbols=list(PLACEHOLDERS.values()),
-        max_sentence_length=1 << 15,
+        input=str(corpus), model_prefix=str(prefix), model_type="bpe", vocab_size=cfg.vocab_size,
+        byte_fallback=True, character_coverage=0.9995, unk_id=UNK_ID, eos_id=EOS_ID, bos_id=BOS_ID, pad_id=-1,
+        user_defined_symbols=[*PLACEHOLDERS.values(), *cfg.special_tokens], max_sentence_length=1 << 15,
+        # Identity normalization keeps whitespace and newlines: decoding gives back the exact text.
+        normalization_rule_name="identity", remove_extra_whitespaces=False,
         num_threads=1,  # one thread: the same corpus gives the same model
-        minloglevel=2,
-        split_digits=True,
-        allow_whitespace_only_pieces=True,
-    )
+        minloglevel=2, split_digits=True, allow_whitespace_only_pieces=True,
+    )  # fmt: skip
     model = out / "tokenizer.model"
     os.replace(f"{prefix}.model", model)
     return model
+
+
+@functools.cache
+def _processor(model_path: str, mtime_ns: int) -> spm.SentencePieceProcessor:
+    return spm.SentencePieceProcessor(model_file=model_path)
+
+
+def _encode_chunk(args: tuple[str, list[str]]) -> list[list[int]]:
+    model_path, texts = args
+    # Keyed by path and mtime: a retrained model at the same path must not reuse a stale processor.
+    return _processor(model_path, os.stat(model_path).st_mtime_ns).encode(texts)
+
+
+def encode_parallel(model_path: str, texts: list[str], workers: int, chunk: int = 256) -> list[list[int]]:
+    """Encode across processes (order kept), with progress."""
+    chunks = [(model_path, texts[i : i + chunk]) for i in range(0, len(texts), chunk)]
+    encoded: list[list[int]] = []
+    with progress_bar("tokenize: encode", total=len(texts)) as advance:
+        if workers <= 1 or len(chunks) <= 1:
+            for c in chunks:
+                encoded += _encode_chunk(c)
+                advance(len(c[1]))
+            return encoded
+        ctx = multiprocessing.get_context("forkserver")
+        with ctx.Pool(workers) as pool:
+            for part in pool.imap(_encode_chunk, chunks):
+                encoded += part
+                advance(len(part))
+    return encoded
 
 
 def pack(token_lists: list[tuple[str, list[int]]], seq_len: int) -> list[dict[str, Any]]:
@@ -88,37 +113,62 @@ def pack(token_lists: list[tuple[str, list[int]]], seq_len: int) -> list[dict[st
     return rows  # the last partial row is dropped: fixed-length rows only
 
 
+def decontaminate(docs: list[dict[str, Any]], cfg: TokenizeConfig, out: Path, outcome: StageOutcome) -> list[dict]:
+    """Drop (or flag) documents sharing an n-gram with an evaluation item; return the documents to encode."""
+    if cfg.decontaminate == "off" or not cfg.eval_benchmarks:
+        write_removed([], out / "removed" / "part-00000.parquet")
+        return docs
+    index = build_index(cfg.eval_benchmarks, cfg.decontamination_ngram)
+    outcome.metric("decontamination_items", index.items)
+    outcome.metric("decontamination_items_too_short", index.too_short)
+    kept, hits = [], []
+    for doc in docs:
+        if found := index.match(doc["text"]):
+            hits.append(removed_row(doc, STAGE, "decontaminated", found[0], found[1]))
+            if cfg.decontaminate == "flag":
+                kept.append(doc)
+        else:
+            kept.append(doc)
+    write_removed(hits if cfg.decontaminate == "remove" else [], out / "removed" / "part-00000.parquet")
+    if cfg.decontaminate == "flag":
+        write_removed(hits, out / "flagged" / "part-00000.parquet")
+    outcome.metric("contaminated_docs", len(hits))
+    return kept
+
+
 def run(inputs: dict[str, StageInput], cfg: TokenizeConfig, out: Path) -> StageOutcome:
-    docs = list(iter_rows(inputs["mix"].files("docs"), ["doc_id", "text", "repeats", "domain"]))
+    all_docs = list(iter_rows(inputs["mix"].files("docs"), ["doc_id", "url", "text", "repeats", "domain"]))
+    outcome = StageOutcome(docs_in=len(all_docs))
+    docs = decontaminate(all_docs, cfg, out, outcome)
+    outcome.docs_out, outcome.docs_removed = len(docs), len(all_docs) - len(docs)
     model_path = out / "tokenizer.model"
-    if not model_path.exists():
+    if cfg.model_path:
+        shutil.copyfile(cfg.model_path, model_path)
+    elif not model_path.exists():
         train_tokenizer(docs, cfg, out)
     sp = spm.SentencePieceProcessor(model_file=str(model_path))
+    encoded = encode_parallel(str(model_path), [d["text"] for d in docs], cfg.workers or os.cpu_count() or 1)
     splits: dict[str, list[tuple[float, str, int]]] = {"train": [], "val": []}
+    domain_tokens: dict[str, int] = {}
     for i, doc in enumerate(docs):
         split = "val" if unit_interval(cfg.seed, "split", doc["doc_id"]) < cfg.val_fraction else "train"
-        for copy in range(doc["repeats"] if split == "train" else 1):
+        copies = doc["repeats"] if split == "train" else 1
+        for copy in range(copies):
             splits[split].append((unit_interval(cfg.seed, "order", doc["doc_id"], copy), doc["doc_id"], i))
-    outcome = StageOutcome(docs_in=len(docs), docs_out=len(docs), docs_removed=0)
-    encoded: dict[int, list[int]] = {}
-    with progress_bar("tokenize: encode", total=len(docs)) as advance:
-        batch = 256
-        for start in range(0, len(docs), batch):
-            chunk = docs[start : start + batch]
-            for j, ids in enumerate(sp.encode([d["text"] for d in chunk], num_threads=os.cpu_count() or 1)):
-                encoded[start + j] = ids
-            advance(len(chunk))
+        key = f"{split}.{doc['domain']}"
+        domain_tokens[key] = domain_tokens.get(key, 0) + copies * (len(encoded[i]) + 1)
     for split, entries in splits.items():
         entries.sort()
         rows = pack([(doc_id, encoded[i]) for _, doc_id, i in entries], cfg.seq_len)
         for shard, start in enumerate(range(0, max(len(rows), 1), cfg.rows_per_shard)):
             table = pa.Table.from_pylist(rows[start : start + cfg.rows_per_shard], schema=ROW_SCHEMA)
             write_parquet(table, out / "tokens" / f"{split}-{shard:05d}.parquet", row_group_size=1024)
-        n_docs = len({doc_id for _, doc_id, _ in entries})
         outcome.metric(f"{split}_rows", len(rows))
         outcome.metric(f"{split}_tokens", len(rows) * (cfg.seq_len + 1))
-        outcome.metric(f"{split}_docs", n_docs)
+        outcome.metric(f"{split}_docs", len({doc_id for _, doc_id, _ in entries}))
         outcome.metric(f"{split}_copies", len(entries))
+    for key, n in sorted(domain_tokens.items()):
+        outcome.metric(f"tokens.{key}", n)
     outcome.metric("vocab_size", sp.get_piece_size())
     outcome.info = {"seq_len": cfg.seq_len, "vocab_size": sp.get_piece_size(), "eos_id": EOS_ID}
     return outcome

@@ -1,0 +1,97 @@
+import json
+
+import pyarrow.parquet as pq
+import pytest
+import sentencepiece as spm
+
+from tasks.config import BenchmarkConfig, TokenizeConfig
+from tasks.documents import MIX_COLUMNS, write_docs
+from tasks.stage import StageInput
+from tasks.tokenize_stage import EOS_ID, run
+from tests.conftest import prose
+
+BENCH_ITEM = "Which statement about the evaluation order of Python expressions is correct according to the manual"
+
+
+def _mix_input(tmp_path, contaminated: bool = True) -> StageInput:
+    docs = []
+    for i in range(60):
+        text = prose(3, offset=3 * i) + f"\n\nline with  double  spaces and a tab\there {i}"
+        docs.append({"doc_id": f"{i:04d}", "url": f"https://x.example/{i}", "host": "x.example", "crawl": "c",
+                     "warc_path": "w", "fetch_time": "t", "lang": "en", "lang_score": 1.0, "text": text,
+                     "n_chars": len(text), "n_words": len(text.split()), "quality_score": 0.5,
+                     "dup_cluster": f"{i:04d}", "dup_cluster_size": 1, "domain": ["docs", "web"][i % 2],
+                     "sample_weight": 1.0, "repeats": 1 + i % 2})  # fmt: skip
+    if contaminated:
+        docs[7]["text"] = prose(2, offset=200) + " Quiz: " + BENCH_ITEM + " ? the answer follows."
+    write_docs(docs, tmp_path / "mix" / "docs" / "part-00000.parquet", MIX_COLUMNS)
+    manifest = {"files": [{"path": "docs/part-00000.parquet", "kind": "docs"}]}
+    return StageInput("mix", "fp", tmp_path / "mix", manifest)
+
+
+def _bench(tmp_path) -> BenchmarkConfig:
+    path = tmp_path / "bench.jsonl"
+    path.write_text(json.dumps({"id": "q7", "context": BENCH_ITEM, "choices": ["?", "!"], "label": 0}) + "\n")
+    return BenchmarkConfig(name="quiz", format="generic", path=str(path))
+
+
+def _cfg(tmp_path, **kw) -> TokenizeConfig:
+    return TokenizeConfig(vocab_size=400, seq_len=32, val_fraction=0.2, workers=2, eval_benchmarks=[_bench(tmp_path)],
+                          **kw)  # fmt: skip
+
+
+def test_planted_contaminated_page_is_removed_with_its_item(tmp_path):
+    out = tmp_path / "out"
+    outcome = run({"mix": _mix_input(tmp_path)}, _cfg(tmp_path), out)
+    removed = pq.read_table(out / "removed").to_pylist()
+    assert [(r["doc_id"], r["rule"], r["detail"]) for r in removed] == [("0007", "decontaminated", "quiz:q7")]
+    assert (outcome.docs_in, outcome.docs_out, outcome.docs_removed) == (60, 59, 1)
+    token_docs = {d for p in (out / "tokens").glob("*.parquet") for ids in pq.read_table(p)["doc_ids"].to_pylist()
+                  for d in ids}  # fmt: skip
+    assert "0007" not in token_docs
+
+
+def test_flag_mode_keeps_and_records(tmp_path):
+    out = tmp_path / "out"
+    outcome = run({"mix": _mix_input(tmp_path)}, _cfg(tmp_path, decontaminate="flag"), out)
+    assert outcome.docs_removed == 0
+    assert [r["doc_id"] for r in pq.read_table(out / "flagged").to_pylist()] == ["0007"]
+
+
+def test_shards_round_trip_to_the_documents_and_splits_are_disjoint(tmp_path):
+    mix = _mix_input(tmp_path, contaminated=False)
+    out = tmp_path / "out"
+    outcome = run({"mix": mix}, _cfg(tmp_path), out)
+    sp = spm.SentencePieceProcessor(model_file=str(out / "tokenizer.model"))
+    texts = {d["doc_id"]: d["text"] for d in pq.read_table(mix.output_dir / "docs").to_pylist()}
+    seen = {}
+    for split in ("train", "val"):
+        table = pq.read_table(out / "tokens" / f"{split}-00000.parquet")
+        stream = [t for row in table["tokens"].to_pylist() for t in row]
+        order = []  # one entry per document copy, in stream order
+        for ids, offset in zip(table["doc_ids"].to_pylist(), table["first_doc_offset"].to_pylist(), strict=True):
+            order += ids[1:] if offset > 0 else ids  # a row starting mid-document continues its first id
+        segments = [[]]
+        for t in stream:
+            if t == EOS_ID:
+                segments.append([])
+            else:
+                segments[-1].append(t)
+        complete = segments[:-1]  # the stream ends inside a document
+        assert len(complete) >= 5
+        for doc_id, tokens in zip(order, complete, strict=False):
+            assert sp.decode(tokens) == texts[doc_id]  # exact: identity normalization keeps whitespace
+        seen[split] = set(order)
+    assert not seen["train"] & seen["val"]
+    metrics = {m["name"] for m in outcome.metrics}
+    assert {"tokens.train.docs", "tokens.train.web", "train_tokens", "val_tokens"} <= metrics
+
+
+def test_an_existing_tokenizer_can_be_used(tmp_path):
+    first = tmp_path / "first"
+    run({"mix": _mix_input(tmp_path)}, _cfg(tmp_path), first)
+    second = tmp_path / "second"
+    run({"mix": _mix_input(tmp_path)}, _cfg(tmp_path, model_path=str(first / "tokenizer.model")), second)
+    assert (second / "tokenizer.model").read_bytes() == (first / "tokenizer.model").read_bytes()
+    with pytest.raises(ValueError, match="tokenizer model not found"):
+        TokenizeConfig(model_path=str(tmp_path / "missing.model"))
