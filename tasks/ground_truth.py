@@ -101,6 +101,7 @@ def pii_leaks(truth: list[dict[str, Any]], token_paths: list[str], tokenizer_pat
                 if needle in text:
                     found[needle] += 1
     return {
+        "pii_pages": sum(1 for r in truth if r["case"] == "pii"),
         "pii_strings": len(needles),
         "pii_strings_leaked": len(found),
         "pii_pages_kept": sum(1 for r in truth if r["case"] == "pii" and r["doc_id"] in kept_ids),

@@ -83,6 +83,7 @@ def test_planted_cases_are_removed_where_meant(first_run):
     assert evals["val_bits_per_byte"] < 0.9 * evals["unigram_bits_per_byte"]
     report = next(first_run.glob("artifacts/evaluate/*/report.md")).read_text()
     assert "Planted cases" in report and "unigram_bits_per_byte" in report
+    assert f"PII pages planted: 8, of which {pii['pii_pages_kept']} reached" in report
     assert next(first_run.glob("artifacts/evaluate/*/loss_curve.png")).stat().st_size > 1000
 
 
