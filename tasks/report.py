@@ -9,11 +9,24 @@ from pathlib import Path
 from typing import Any
 
 
-def training_curves_png(metrics: list[dict[str, Any]], path: Path) -> None:
+def _pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # no display: render to files only
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, metadata={"Software": None})  # no timestamp: the same run writes the same bytes
+    _pyplot().close(fig)
+    tmp.replace(path)
+
+
+def training_curves_png(metrics: list[dict[str, Any]], path: Path) -> None:
+    plt = _pyplot()
 
     def series(name: str) -> tuple[list[int], list[float]]:
         points = sorted((m["step"], m["value"]) for m in metrics if m["name"] == name and m.get("step") is not None)
@@ -27,18 +40,12 @@ def training_curves_png(metrics: list[dict[str, Any]], path: Path) -> None:
     for ax in (loss_ax, lr_ax):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, metadata={"Software": None})  # no timestamp: the same run writes the same bytes
-    plt.close(fig)
-    tmp.replace(path)
+    _save(fig, path)
 
 
 def mixture_png(mixture: dict[str, Any], path: Path) -> None:
     """Token share per domain before and after mixing, with copies per document on top."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     domains = sorted(mixture)
     x = range(len(domains))
@@ -52,10 +59,7 @@ def mixture_png(mixture: dict[str, Any], path: Path) -> None:
     ax.set(ylabel="token share", title="Mixture before and after (copies per document on top)")
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, metadata={"Software": None})
-    plt.close(fig)
-    tmp.replace(path)
+    _save(fig, path)
 
 
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
