@@ -49,13 +49,6 @@ def write_parquet(table: pa.Table, path: Path, row_group_size: int = 4096) -> No
     os.replace(tmp, path)
 
 
-def read_parquet(paths: list[str] | list[Path], columns: list[str] | None = None) -> pa.Table:
-    tables = [pq.read_table(p, columns=columns) for p in paths]
-    if not tables:
-        return pa.table({})
-    return pa.concat_tables(tables, promote_options="default")
-
-
 def iter_rows(paths: list[str], columns: list[str] | None = None, batch_size: int = 1024) -> Iterator[dict]:
     """Stream rows as dicts without loading whole shards."""
     for p in paths:
@@ -72,8 +65,3 @@ def describe_file(path: Path, kind: str, root: Path) -> dict[str, Any]:
         "bytes": path.stat().st_size,
         "sha256": file_sha256(str(path)),
     }
-
-
-def chunk_rows(rows: list[dict], size: int) -> Iterator[list[dict]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]

@@ -25,7 +25,7 @@ def test_lock_of_a_dead_process_is_taken_over(tmp_path):
 
 
 def test_lock_held_by_a_live_process_names_it(tmp_path):
-    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    live = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
     try:
         (tmp_path / ".lock").write_text(json.dumps({"pid": live.pid, "host": socket.gethostname()}))
         with pytest.raises(WorkdirBusy, match=str(live.pid)):
