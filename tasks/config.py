@@ -127,6 +127,10 @@ class MixConfig(Section):
         }
     )
     default_domain: str = "web"
+    # Optional fastText topic model trained from user-labelled examples (JSONL {"text", "domain"}).
+    topic_examples: str | None = None
+    topic_min_confidence: float = Field(0.6, ge=0.0, le=1.0)
+    topic_relabel: Literal["unmatched", "all"] = Field("unmatched", description="which documents it may relabel")
     mode: Literal["natural", "weights", "temperature"] = "weights"
     # The sample's target mixture: more reference docs, less generic web than crawled.
     weights: dict[str, float] = Field(
@@ -139,6 +143,8 @@ class MixConfig(Section):
 
     @model_validator(mode="after")
     def _weights_given(self) -> MixConfig:
+        if self.topic_examples and not Path(self.topic_examples).is_file():
+            raise ValueError(f"topic_examples not found: {self.topic_examples}")
         if self.mode == "weights" and not self.weights:
             raise ValueError("mode=weights needs mix.weights")
         if any(w < 0 for w in self.weights.values()):

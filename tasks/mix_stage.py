@@ -17,6 +17,7 @@ from tasks import STAGE_VERSIONS
 from tasks.config import MixConfig
 from tasks.documents import MIX_COLUMNS, removed_row, write_shard
 from tasks.stage import StageInput, StageOutcome
+from tasks.topics import TopicModel, train_topic_model
 
 VERSION = STAGE_VERSIONS["mix"]
 STAGE = "mix"
@@ -60,9 +61,18 @@ def run(inputs: dict[str, StageInput], cfg: MixConfig, out: Path) -> StageOutcom
     tables = [pq.read_table(p).to_pylist() for p in shards]
     tokens: dict[str, float] = {}
     docs_before: dict[str, int] = {}
+    topic, topic_info, relabelled = None, {}, 0
+    if cfg.topic_examples:
+        topic_info = train_topic_model(cfg.topic_examples, out / "topic_model.bin", cfg.seed)
+        topic = TopicModel(out / "topic_model.bin")
     for rows in tables:
         for doc in rows:
-            doc["domain"] = d = label_domain(doc["url"] or "", doc["host"] or "", cfg)
+            d = label_domain(doc["url"] or "", doc["host"] or "", cfg)
+            if topic is not None and (cfg.topic_relabel == "all" or d == cfg.default_domain):
+                predicted, confidence = topic.predict(doc["text"])
+                if confidence >= cfg.topic_min_confidence and predicted != d:
+                    d, relabelled = predicted, relabelled + 1
+            doc["domain"] = d
             tokens[d] = tokens.get(d, 0.0) + doc["n_chars"] / CHARS_PER_TOKEN
             docs_before[d] = docs_before.get(d, 0) + 1
     rates = sampling_rates(tokens, cfg) if tokens else {}
@@ -97,5 +107,7 @@ def run(inputs: dict[str, StageInput], cfg: MixConfig, out: Path) -> StageOutcom
         }
         for key, value in mixture[d].items():
             outcome.metric(f"domain.{d}.{key}", value)
-    outcome.info = {"mixture": mixture, "mode": cfg.mode}
+    outcome.info = {"mixture": mixture, "mode": cfg.mode, "topic_examples": topic_info}
+    if topic is not None:
+        outcome.metric("topic_relabelled", relabelled)
     return outcome
