@@ -15,3 +15,15 @@ def test_train_throughput_benchmark_runs(tmp_path):
     [result] = tmp_path.glob("*-train-cpu.json")
     report = json.loads(result.read_text())
     assert report["results"][0]["preset"] == "tiny" and report["results"][0]["tokens_per_s"] > 0
+
+
+def test_tokenize_throughput_benchmark_runs(tmp_path):
+    cmd = [sys.executable, "benchmarks/tokenize_throughput.py", "--docs", "60", "--repeats", "1", "--vocab-size", "400",
+           "--out", str(tmp_path)]  # fmt: skip
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    [result] = tmp_path.glob("*-tokenize.json")
+    results = json.loads(result.read_text())["results"]
+    assert len(results) == 6 and all(r["tokens_per_s"] > 0 for r in results.values())
+    # tiktoken runs the HF-trained vocabulary: the two must split the text into the same tokens.
+    counts = {name.split(" ")[0]: r["tokens"] for name, r in results.items()}
+    assert counts["HF"] == counts["tiktoken"]
