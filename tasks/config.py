@@ -176,7 +176,7 @@ class TokenizeConfig(Section):
     model_path: str | None = Field(None, description="an existing SentencePiece model to use instead of training")
     val_fraction: float = Field(0.08, gt=0.0, lt=0.5)
     rows_per_shard: int = Field(4096, ge=16)
-    workers: int = Field(0, ge=0, le=256, description="encoding processes; 0 = all cores")
+    workers: int = Field(0, ge=0, le=256, description="encoding threads; 0 = all cores")
     decontaminate: Literal["remove", "flag", "off"] = "remove"
     decontamination_ngram: int = Field(13, ge=5, le=50)
     # Filled from evaluate.benchmarks by the pipeline config unless set here.
