@@ -146,3 +146,7 @@ def score_items(model: GPT, encode: Encode, items: list[Item]) -> dict[str, floa
 
 def items_as_rows(items: list[Item]) -> list[dict]:
     return [asdict(item) | {"text": item.gold()} for item in items]
+
+
+def items_from_rows(rows: list[dict]) -> list[Item]:
+    return [Item(r["task"], r["item_id"], r["context"], r["choices"], r["label"]) for r in rows]

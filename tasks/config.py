@@ -179,6 +179,9 @@ class TokenizeConfig(Section):
     workers: int = Field(0, ge=0, le=256, description="encoding threads; 0 = all cores")
     decontaminate: Literal["remove", "flag", "off"] = "remove"
     decontamination_ngram: int = Field(13, ge=5, le=50)
+    # The built-in evaluation tasks are made here, from the held-out split this stage owns, so the
+    # train split can be decontaminated against them; the evaluate stage scores them.
+    builtin_eval_items: int = Field(200, ge=0, description="items in each built-in task (cloze, last word)")
     # Filled from evaluate.benchmarks by the pipeline config unless set here.
     eval_benchmarks: list[BenchmarkConfig] = Field(default_factory=list)
     seed: int = 0
@@ -243,7 +246,6 @@ class EvaluateConfig(Section):
     max_val_rows: int = Field(2048, ge=1)
     per_domain_rows: int = Field(256, ge=1, description="held-out rows per domain for per-domain bits per byte")
     benchmarks: list[BenchmarkConfig] = Field(default_factory=list)
-    builtin_items: int = Field(200, ge=0, description="items in each built-in task (cloze, last word)")
     prompts: list[str] = Field(
         default_factory=lambda: ["The module", "This function returns", "To install the package"]
     )

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import sentencepiece as spm
 import torch
 
-from model.benchmarks import LOADERS, Item, items_as_rows, score_items, with_few_shot
-from model.builtin_tasks import cloze_items, last_word_items, score_last_word
+from model.benchmarks import LOADERS, Item, items_as_rows, items_from_rows, score_items, with_few_shot
+from model.builtin_tasks import score_last_word
 from model.data import load_rows
 from model.evaluation import (
     bits_per_byte,
@@ -118,8 +118,10 @@ def run(inputs: dict[str, StageInput], cfg: EvaluateConfig, out: Path) -> StageO
     docs = held_out_docs(tok, inputs["mix"])
     domains = per_domain(scorer, docs, tok.info["seq_len"], cfg.per_domain_rows)
     encode = sp.encode
-    pairs = [(d["doc_id"], d["text"]) for d in docs]
-    builtin = [cloze_items(pairs, cfg.builtin_items, cfg.seed), last_word_items(pairs, cfg.builtin_items, cfg.seed)]
+    # The tokenize stage made the built-in items from its held-out split (and kept them out of train).
+    rows = [json.loads(line) for line in Path(tok.file("builtin_items")).read_text().splitlines() if line]
+    made = items_from_rows(rows)
+    builtin = [[i for i in made if i.task == "cloze"], [i for i in made if i.task == "last_word"]]
     benchmarks = load_benchmarks(cfg)
     tasks: dict[str, dict[str, float]] = {}
     for items in [builtin[0], *benchmarks]:

@@ -8,6 +8,7 @@ document hash; validation documents are never repeated.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 from pathlib import Path
@@ -16,12 +17,14 @@ from typing import Any
 import pyarrow as pa
 import sentencepiece as spm
 
+from model.benchmarks import Item, items_as_rows
+from model.builtin_tasks import cloze_items, last_word_items
 from storage.fingerprint import unit_interval
 from storage.progress import progress_bar
-from storage.shards import iter_rows, write_parquet
+from storage.shards import atomic_write_bytes, iter_rows, write_parquet
 from tasks import STAGE_VERSIONS
 from tasks.config import TokenizeConfig
-from tasks.decontaminate import build_index
+from tasks.decontaminate import ContaminationIndex, build_index
 from tasks.documents import removed_row, write_removed
 from tasks.pii import PLACEHOLDERS
 from tasks.stage import StageInput, StageOutcome
@@ -105,15 +108,11 @@ def pack(token_lists: list[tuple[str, list[int]]], seq_len: int) -> list[dict[st
     return rows  # the last partial row is dropped: fixed-length rows only
 
 
-def decontaminate(docs: list[dict[str, Any]], cfg: TokenizeConfig, out: Path, outcome: StageOutcome) -> list[dict]:
-    """Drop (or flag) documents sharing an n-gram with an evaluation item; return the documents to encode."""
-    if cfg.decontaminate == "off" or not cfg.eval_benchmarks:
-        write_removed([], out / "removed" / "part-00000.parquet")
-        return docs
-    index = build_index(cfg.eval_benchmarks, cfg.decontamination_ngram)
-    outcome.metric("decontamination_items", index.items)
-    outcome.metric("decontamination_items_too_short", index.too_short)
-    kept, hits = [], []
+def remove_contaminated(
+    docs: list[dict[str, Any]], index: ContaminationIndex, cfg: TokenizeConfig, hits: list[dict]
+) -> list[dict[str, Any]]:
+    """Documents to keep; each match is appended to `hits` (kept anyway in flag mode)."""
+    kept = []
     for doc in docs:
         if found := index.match(doc["text"]):
             hits.append(removed_row(doc, STAGE, "decontaminated", found[0], found[1]))
@@ -121,18 +120,45 @@ def decontaminate(docs: list[dict[str, Any]], cfg: TokenizeConfig, out: Path, ou
                 kept.append(doc)
         else:
             kept.append(doc)
+    return kept
+
+
+def builtin_eval_items(val_docs: list[dict[str, Any]], cfg: TokenizeConfig) -> list[Item]:
+    pairs = [(d["doc_id"], d["text"]) for d in val_docs]
+    return cloze_items(pairs, cfg.builtin_eval_items, cfg.seed) + last_word_items(
+        pairs, cfg.builtin_eval_items, cfg.seed
+    )
+
+
+def run(inputs: dict[str, StageInput], cfg: TokenizeConfig, out: Path) -> StageOutcome:
+    docs = list(iter_rows(inputs["mix"].files("docs"), ["doc_id", "url", "text", "repeats", "domain"]))
+    outcome = StageOutcome(docs_in=len(docs))
+    hits: list[dict] = []
+    decontaminating = cfg.decontaminate != "off"
+    if decontaminating and cfg.eval_benchmarks:
+        index = build_index(cfg.eval_benchmarks, cfg.decontamination_ngram)
+        outcome.metric("decontamination_benchmark_items", index.items)
+        outcome.metric("decontamination_items_too_short", index.too_short)
+        docs = remove_contaminated(docs, index, cfg, hits)
+    split_of = {d["doc_id"]: "val" if unit_interval(cfg.seed, "split", d["doc_id"]) < cfg.val_fraction else "train"
+                for d in docs}  # fmt: skip
+    val_docs = [d for d in docs if split_of[d["doc_id"]] == "val"]
+    items = builtin_eval_items(val_docs, cfg)
+    lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in items_as_rows(items))
+    atomic_write_bytes(out / "builtin_items.jsonl", lines.encode())
+    if decontaminating and items:
+        # Held-out documents are the items' source; train documents must not contain them.
+        index = ContaminationIndex(cfg.decontamination_ngram)
+        for item in items:
+            index.add(f"{item.task}:{item.item_id}", item.gold())
+        train_docs = remove_contaminated([d for d in docs if split_of[d["doc_id"]] == "train"], index, cfg, hits)
+        keep = {d["doc_id"] for d in val_docs + train_docs}
+        docs = [d for d in docs if d["doc_id"] in keep]
     write_removed(hits if cfg.decontaminate == "remove" else [], out / "removed" / "part-00000.parquet")
     if cfg.decontaminate == "flag":
         write_removed(hits, out / "flagged" / "part-00000.parquet")
     outcome.metric("contaminated_docs", len(hits))
-    return kept
-
-
-def run(inputs: dict[str, StageInput], cfg: TokenizeConfig, out: Path) -> StageOutcome:
-    all_docs = list(iter_rows(inputs["mix"].files("docs"), ["doc_id", "url", "text", "repeats", "domain"]))
-    outcome = StageOutcome(docs_in=len(all_docs))
-    docs = decontaminate(all_docs, cfg, out, outcome)
-    outcome.docs_out, outcome.docs_removed = len(docs), len(all_docs) - len(docs)
+    outcome.docs_out, outcome.docs_removed = len(docs), outcome.docs_in - len(docs)
     model_path = out / "tokenizer.model"
     if cfg.model_path:
         shutil.copyfile(cfg.model_path, model_path)
@@ -143,7 +169,7 @@ def run(inputs: dict[str, StageInput], cfg: TokenizeConfig, out: Path) -> StageO
     splits: dict[str, list[tuple[float, str, int]]] = {"train": [], "val": []}
     domain_tokens: dict[str, int] = {}
     for i, doc in enumerate(docs):
-        split = "val" if unit_interval(cfg.seed, "split", doc["doc_id"]) < cfg.val_fraction else "train"
+        split = split_of[doc["doc_id"]]
         copies = doc["repeats"] if split == "train" else 1
         for copy in range(copies):
             splits[split].append((unit_interval(cfg.seed, "order", doc["doc_id"], copy), doc["doc_id"], i))

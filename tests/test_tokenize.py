@@ -36,8 +36,10 @@ def _bench(tmp_path) -> BenchmarkConfig:
 
 
 def _cfg(tmp_path, **kw) -> TokenizeConfig:
+    # Built-in items off unless a test asks: the reference manual repeats paragraphs across topics.
+    settings = {"builtin_eval_items": 0, **kw}
     return TokenizeConfig(vocab_size=400, seq_len=32, val_fraction=0.2, workers=2, eval_benchmarks=[_bench(tmp_path)],
-                          **kw)  # fmt: skip
+                          **settings)  # fmt: skip
 
 
 def test_planted_contaminated_page_is_removed_with_its_item(tmp_path):
@@ -95,3 +97,28 @@ def test_an_existing_tokenizer_can_be_used(tmp_path):
     assert (second / "tokenizer.model").read_bytes() == (first / "tokenizer.model").read_bytes()
     with pytest.raises(ValueError, match="tokenizer model not found"):
         TokenizeConfig(model_path=str(tmp_path / "missing.model"))
+
+
+def test_train_documents_are_decontaminated_against_the_builtin_items(tmp_path):
+    from storage.fingerprint import unit_interval
+
+    mix = _mix_input(tmp_path, contaminated=False)
+    table = pq.read_table(mix.output_dir / "docs").to_pylist()
+    cfg = _cfg(tmp_path, builtin_eval_items=1000)  # every candidate becomes an item
+    split = {d["doc_id"]: unit_interval(cfg.seed, "split", d["doc_id"]) < cfg.val_fraction for d in table}
+    val_id = next(d for d, is_val in split.items() if is_val)
+    train_id = next(d for d, is_val in split.items() if not is_val)
+    # A train page that copies a held-out page: the held-out page's cloze items are in its text.
+    for d in table:
+        if d["doc_id"] == train_id:
+            d["text"] = next(x["text"] for x in table if x["doc_id"] == val_id)
+    write_docs(table, mix.output_dir / "docs" / "part-00000.parquet", MIX_COLUMNS)
+    out = tmp_path / "out"
+    run({"mix": mix}, cfg, out)
+    removed = pq.read_table(out / "removed").to_pylist()
+    assert train_id in {r["doc_id"] for r in removed}
+    assert val_id not in {r["doc_id"] for r in removed}  # the source stays held out
+    detail = next(r["detail"] for r in removed if r["doc_id"] == train_id)
+    assert detail.split(":")[0] in ("cloze", "last_word") and detail.split(":")[1] == val_id
+    items = [json.loads(line) for line in (out / "builtin_items.jsonl").read_text().splitlines()]
+    assert items and all(i["item_id"].split(":")[0] in split and split[i["item_id"].split(":")[0]] for i in items)
