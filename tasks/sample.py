@@ -138,18 +138,40 @@ def stdlib_docstrings() -> list[tuple[str, list[str]]]:
     return docs
 
 
-def distribution_readmes() -> list[tuple[str, list[str]]]:
-    seen, docs = set(), []
-    for dist in sorted(importlib.metadata.distributions(), key=lambda d: (d.metadata["Name"] or "").lower()):
-        name = dist.metadata["Name"]
-        # Our own README changes with every commit; it must not change the sample.
-        if not name or name.lower() in seen or name.lower() == "crawl2model":
+def dependency_closure(root: str = "crawl2model") -> list[str]:
+    """The distributions `root` needs (transitively, extras left out): on every install of the project.
+
+    Using only these keeps the sample from changing when unrelated packages are installed.
+    """
+    seen: set[str] = set()
+    todo = [root]
+    while todo:
+        name = todo.pop()
+        try:
+            requires = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
             continue
-        seen.add(name.lower())
+        for req in requires:
+            if "extra ==" in req:
+                continue
+            dep = re.split(r"[\s;<>=!~\[(]", req, maxsplit=1)[0].lower().replace("_", "-")
+            if dep and dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return sorted(seen)
+
+
+def distribution_readmes() -> list[tuple[str, list[str]]]:
+    docs = []
+    for name in dependency_closure():
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
         text = dist.metadata.get_payload() or dist.metadata.get("Description") or ""
         paras = [p for p in _paragraphs(text) if not p.startswith((".. ", "[![", "|", "<"))]
         if paras:
-            docs.append((f"{name}: project description", paras))
+            docs.append((f"{dist.metadata['Name']}: project description", paras))
     return docs
 
 
