@@ -338,11 +338,9 @@ def _fake_pii(rng: random.Random, words: list[str]) -> tuple[list[str], list[str
     email = f"{user}@{rng.choice(['mailhost', 'example-corp', 'inbox'])}.example.com"
     phone = f"+1 ({rng.randrange(201, 989)}) 555-{rng.randrange(1000, 9999)}"
     ipv4 = f"{rng.randrange(11, 223)}.{rng.randrange(0, 255)}.{rng.randrange(0, 255)}.{rng.randrange(1, 254)}"
-    sentences = [
-        f"For questions about this page, write to {email} and we will answer within two days.",
-        f"Our support line is {phone} on weekdays.",
-        f"The mirror server is reachable at {ipv4} if the main host is down.",
-    ]
+    # Short on purpose: a long template shared by every PII page would be a 13-gram they all share,
+    # and decontamination would then remove most of them along with the one the eval items use.
+    sentences = [f"Contact: {email}.", f"Phone {phone}.", f"Mirror at {ipv4}."]
     return sentences, [email, phone, ipv4]
 
 
