@@ -12,17 +12,16 @@ Needs the `bench` extra (tiktoken, tokenizers). Results: benchmarks/results/<dat
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import statistics
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).parent / "results"
+# These run as scripts, so their own folder is on sys.path.
+from output import RESULTS, write_results
+
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 
@@ -124,20 +123,16 @@ def main() -> None:
         r["tokens_per_s"] = r["tokens"] / r["seconds"]
         r["tokens_per_s_per_core"] = r["tokens_per_s"] / r["cores"]
         r["mb_per_s"] = n_bytes / r["seconds"] / 1e6
-    report = {"date": str(date.today()), "host": socket.gethostname(), "cores": cores, "docs": len(texts),
-              "bytes": n_bytes, "vocab_size": args.vocab_size, "repeats": args.repeats, "results": results}  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"{report['date']}-{report['host']}-tokenize"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
-    lines = [f"# Tokenization throughput ({len(texts)} documents, {n_bytes / 1e6:.1f} MB, vocab {args.vocab_size}, "
-             f"{cores} cores, median of {args.repeats})", "",
-             "| tokenizer | tokens | seconds | tokens/s | tokens/s per core | MB/s |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
-    for name, r in results.items():
-        lines.append(f"| {name} | {r['tokens']:,} | {r['seconds']:.3f} | {r['tokens_per_s']:,.0f} | "
-                     f"{r['tokens_per_s_per_core']:,.0f} | {r['mb_per_s']:.2f} |")  # fmt: skip
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    report = {"cores": cores, "docs": len(texts), "bytes": n_bytes, "vocab_size": args.vocab_size,
+              "repeats": args.repeats, "results": results}  # fmt: skip
+    rows = [[name, f"{r['tokens']:,}", f"{r['seconds']:.3f}", f"{r['tokens_per_s']:,.0f}",
+             f"{r['tokens_per_s_per_core']:,.0f}", f"{r['mb_per_s']:.2f}"] for name, r in results.items()]  # fmt: skip
+    print(write_results(
+        args.out, "tokenize", report,
+        f"Tokenization throughput ({len(texts)} documents, {n_bytes / 1e6:.1f} MB, vocab {args.vocab_size}, "
+        f"{cores} cores, median of {args.repeats})",
+        ["tokenizer", "tokens", "seconds", "tokens/s", "tokens/s per core", "MB/s"], rows,
+    ))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -11,25 +11,23 @@ Results go to benchmarks/results/<date>-<host>-train.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
-import socket
 import statistics
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import torch
 
+# These run as scripts, so their own folder is on sys.path.
+from output import RESULTS, write_results
+
 from model.gpt import GPTConfig
 from model.trainer import train
 from storage.shards import write_parquet
 from tasks.config import MODEL_PRESETS, TrainConfig
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def synthetic_tokens(path: Path, rows: int, seq_len: int, vocab: int) -> list[str]:
@@ -83,24 +81,15 @@ def main() -> None:
         files = synthetic_tokens(work / "train-00000.parquet", 4096, args.seq_len, args.vocab_size)
         results = [measure(p, c, args, files, work) for p in args.presets.split(",") for c in args.compile.split(",")]
     device = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
-    report = {"date": str(date.today()), "host": socket.gethostname(), "device": device,
-              "torch": torch.__version__, "threads": torch.get_num_threads(), "args": vars(args) | {"out": None},
-              "results": results}  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"{report['date']}-{report['host']}-train-{args.device}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str))
-    lines = [
-        f"# Training throughput ({device}, torch {torch.__version__}, {report['threads']} threads)",
-        "",
-        "| preset | params | compile | tokens/step | tokens/s (median of repeats) | MFU |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "n/a"
-        lines.append(f"| {r['preset']} | {r['params']:,} | {r['compile']} | {r['tokens_per_step']} | "
-                     f"{r['tokens_per_s']:,.0f} | {mfu} |")  # fmt: skip
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    report = {"device": device, "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "args": vars(args) | {"out": None}, "results": results}  # fmt: skip
+    rows = [[r["preset"], f"{r['params']:,}", r["compile"], r["tokens_per_step"], f"{r['tokens_per_s']:,.0f}",
+             f"{r['mfu']:.1%}" if r["mfu"] is not None else "n/a"] for r in results]  # fmt: skip
+    print(write_results(
+        args.out, f"train-{args.device}", report,
+        f"Training throughput ({device}, torch {torch.__version__}, {report['threads']} threads)",
+        ["preset", "params", "compile", "tokens/step", "tokens/s (median of repeats)", "MFU"], rows,
+    ))  # fmt: skip
 
 
 if __name__ == "__main__":
