@@ -87,6 +87,8 @@ class QualityClassifierConfig(Section):
     )
     negatives: int = Field(2000, ge=10, description="random input documents used as the 'web' class")
     epochs: int = Field(10, ge=1)
+    lr: float = Field(0.5, gt=0.0, le=5.0, description="fastText learning rate; halved on divergence")
+    lr_retries: int = Field(4, ge=0, le=10, description="how many times a diverged training is retried")
     seed: int = 0
 
 

@@ -67,3 +67,34 @@ def test_pii_redaction_replaces_typed_placeholders():
     for kept in ("127.0.0.1", "x[1::2]", "3.11.7", "2024"):
         assert kept in out
     assert "<EMAIL>" in out and "<PHONE>" in out and "<IP_ADDRESS>" in out
+
+
+def test_quality_classifier_retries_at_a_lower_rate_when_training_diverges(tmp_path, monkeypatch):
+    import fasttext
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tasks.config import QualityClassifierConfig
+    from tasks.quality import train_classifier
+
+    real_train = fasttext.train_supervised
+    rates: list[float] = []
+
+    def diverging_above_a_quarter(path, **kwargs):
+        rates.append(kwargs["lr"])
+        if kwargs["lr"] > 0.25:
+            raise RuntimeError("Encountered NaN.")
+        return real_train(path, **kwargs)
+
+    monkeypatch.setattr(fasttext, "train_supervised", diverging_above_a_quarter)
+    shard = str(tmp_path / "docs.parquet")
+    rows = [{"doc_id": f"d{i}", "text": prose(2, offset=i)} for i in range(40)]
+    pq.write_table(pa.Table.from_pylist(rows), shard)
+    info = train_classifier([shard], QualityClassifierConfig(negatives=20, epochs=2), tmp_path / "q.bin")
+    assert rates == [0.5, 0.25]
+    assert info["quality_lr"] == 0.25
+    assert (tmp_path / "q.bin").is_file()
+
+    rates.clear()
+    with pytest.raises(RuntimeError, match="diverged at lr=0.5 after 1 tries"):
+        train_classifier([shard], QualityClassifierConfig(negatives=20, epochs=2, lr_retries=0), tmp_path / "r.bin")
