@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ def score_planted(truth: list[dict[str, Any]], removed: dict[str, tuple[str, str
         by_case[case] = s
     truncated = [r for r in truth if r["case"] == "truncated"]
     if truncated:
-        corrupt = sum(1 for stage, rule in removed.values() if rule == "corrupt_record")
+        corrupt = sum(1 for stage, rule in removed.values() if rule in ("truncated_record", "corrupt_record"))
         by_case["truncated"] = {
             "n": len(truncated),
             "at_expected_stage": min(corrupt, len(truncated)),
@@ -106,3 +107,32 @@ def pii_leaks(truth: list[dict[str, Any]], token_paths: list[str], tokenizer_pat
         "pii_strings_leaked": len(found),
         "pii_pages_kept": sum(1 for r in truth if r["case"] == "pii" and r["doc_id"] in kept_ids),
     }
+
+
+def extraction_quality(truth: list[dict[str, Any]], doc_paths: list[str]) -> dict[str, float]:
+    """Word-level precision and recall of extracted text against each page's known main text.
+
+    Micro-averaged over the pages that extract kept: a word counts as matched up to the number of
+    times it occurs in both (bag of words), so boilerplate that leaks in lowers precision and main
+    text that is dropped lowers recall.
+    """
+    main = {row["doc_id"]: row["main_text"] for row in truth if row.get("main_text")}
+    matched = extracted = expected = 0
+    pages = 0
+    for row in iter_rows(doc_paths, ["doc_id", "text"]):
+        if row["doc_id"] not in main:
+            continue
+        got, want = Counter(_words(row["text"])), Counter(_words(main[row["doc_id"]]))
+        matched += sum((got & want).values())
+        extracted += sum(got.values())
+        expected += sum(want.values())
+        pages += 1
+    return {
+        "extract_pages_scored": pages,
+        "extract_word_precision": matched / extracted if extracted else 0.0,
+        "extract_word_recall": matched / expected if expected else 0.0,
+    }
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())

@@ -25,17 +25,24 @@ def small_sample(tmp_path_factory) -> Path:
     return out
 
 
-def write_warc(path: Path, pages: list[tuple[str, str, str, bytes]]) -> Path:
-    """pages: (url, status line, content type, body) -> a gzipped WARC of response records."""
+def write_warc(path: Path, pages: list[tuple], wet: list[tuple[str, str]] = ()) -> Path:
+    """pages: (url, status line, content type, body[, extra headers]) -> a gzipped WARC of responses.
+
+    wet: (url, text) pairs written as WET `conversion` records after the responses.
+    """
     with open(path, "wb") as f:
         writer = WARCWriter(f, gzip=True)
-        for url, status, ctype, body in pages:
-            headers = StatusAndHeaders(
-                status, [("Content-Type", ctype), ("Content-Length", str(len(body)))], protocol="HTTP/1.1"
-            )
+        for url, status, ctype, body, *extra in pages:
+            fields = [("Content-Type", ctype), ("Content-Length", str(len(body))), *(extra[0] if extra else [])]
+            headers = StatusAndHeaders(status, fields, protocol="HTTP/1.1")
             writer.write_record(
                 writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=headers)
             )
+        for url, text in wet:
+            record = writer.create_warc_record(
+                url, "conversion", payload=io.BytesIO(text.encode()), warc_content_type="text/plain"
+            )
+            writer.write_record(record)
     return path
 
 

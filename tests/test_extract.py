@@ -1,7 +1,12 @@
+import gzip
+import time
+import zlib
+
 import pyarrow.parquet as pq
 
 from tasks.config import ExtractConfig
-from tasks.extract_stage import decode_html, process_shard
+from tasks.extract_stage import process_shard
+from tasks.http_payload import decode_html
 from tests.conftest import prose, write_warc
 
 
@@ -44,7 +49,7 @@ def test_extract_shard_counts_every_record(tmp_path):
     assert docs[0]["lang"] == "en" and docs[0]["crawl"] == "TEST"
     assert "Title" in docs[0]["text"] and "Home" not in docs[0]["text"]  # boilerplate stripped
     assert removed == {
-        "https://a.example/2": "http_status",
+        "https://a.example/2": "non_200",
         "https://a.example/3": "non_html",
         "https://a.example/4": "too_short",
         "https://a.example/6": "too_large",
@@ -60,7 +65,7 @@ def test_truncated_and_garbage_records_are_counted_not_fatal(tmp_path):
     out = tmp_path / "out"
     stats = process_shard(str(warc), out, (ExtractConfig(), ""), 0)
     assert stats["docs_out"] == 2
-    assert stats["records_corrupt"] == 1
+    assert stats["removed.truncated_record"] == 1
     assert stats["docs_in"] == 3
 
     garbage = tmp_path / "garbage.warc.gz"
@@ -68,3 +73,111 @@ def test_truncated_and_garbage_records_are_counted_not_fatal(tmp_path):
     stats = process_shard(str(garbage), tmp_path / "out2", (ExtractConfig(), ""), 0)
     assert stats["records_corrupt"] >= 1
     assert stats["docs_in"] == stats["docs_out"] + stats["docs_removed"]
+
+
+def _read_shard(out):
+    docs = pq.read_table(out / "docs" / "part-00000.parquet").to_pylist()
+    removed = pq.read_table(out / "removed" / "part-00000.parquet").to_pylist()
+    return docs, removed
+
+
+def test_content_encodings_are_decoded_and_bombs_are_capped(tmp_path):
+    import brotli
+
+    html = _page(prose(4))
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    raw_deflate = deflate.compress(html) + deflate.flush()
+    bomb = gzip.compress(b"<p>" + b"a" * 20_000_000)  # 20 MB from about 20 kB
+    pages = [
+        ("https://e.example/gzip", "200 OK", "text/html", gzip.compress(html), [("Content-Encoding", "gzip")]),
+        ("https://e.example/zlib", "200 OK", "text/html", zlib.compress(html), [("Content-Encoding", "deflate")]),
+        ("https://e.example/raw", "200 OK", "text/html", raw_deflate, [("Content-Encoding", "deflate")]),
+        ("https://e.example/br", "200 OK", "text/html", brotli.compress(html), [("Content-Encoding", "br")]),
+        ("https://e.example/bomb", "200 OK", "text/html", bomb, [("Content-Encoding", "gzip")]),
+        ("https://e.example/bad", "200 OK", "text/html", b"\x1f\x8bnot gzip at all", [("Content-Encoding", "gzip")]),
+        ("https://e.example/zstd", "200 OK", "text/html", b"....", [("Content-Encoding", "zstd")]),
+    ]
+    warc = write_warc(tmp_path / "enc.warc.gz", pages)
+    stats = process_shard(str(warc), tmp_path / "out", (ExtractConfig(max_html_bytes=1_000_000), ""), 0)
+    docs, removed = _read_shard(tmp_path / "out")
+    assert sorted(d["url"].rsplit("/", 1)[1] for d in docs) == ["br", "gzip", "raw", "zlib"]
+    assert len({d["text"] for d in docs}) == 1
+    rules = {r["url"].rsplit("/", 1)[1]: r["rule"] for r in removed}
+    assert rules == {"bomb": "too_large", "bad": "decode_error", "zstd": "decode_error"}
+    assert stats["removed.decode_error"] == 2
+
+
+def test_undeclared_legacy_charset_is_detected():
+    russian = (
+        "Москва является столицей России и крупнейшим городом страны. В городе много музеев, театров "
+        "и парков, а также старинных улиц и площадей, которые привлекают туристов со всего мира."
+    )
+    assert decode_html(russian.encode("cp1251"), "text/html") == russian
+
+
+def test_wet_records_skip_html_extraction(tmp_path):
+    text = prose(3)
+    warc = write_warc(
+        tmp_path / "in.warc.wet.gz", [], wet=[("https://w.example/a", text), ("https://w.example/b", "tiny")]
+    )
+    process_shard(str(warc), tmp_path / "out", (ExtractConfig(), "CC-MAIN-2024-10"), 0)
+    docs, removed = _read_shard(tmp_path / "out")
+    assert [d["url"] for d in docs] == ["https://w.example/a"]
+    assert docs[0]["text"] == text and docs[0]["lang"] == "en"
+    assert [(r["url"], r["rule"]) for r in removed] == [("https://w.example/b", "too_short")]
+
+
+def test_a_page_over_the_time_cap_is_recorded_not_waited_for(tmp_path, monkeypatch):
+    import trafilatura
+
+    def slow_extract(*args, **kwargs):
+        time.sleep(5)
+
+    monkeypatch.setattr(trafilatura, "extract", slow_extract)
+    warc = write_warc(tmp_path / "in.warc.gz", [("https://s.example/", "200 OK", "text/html", _page(prose(2)))])
+    started = time.monotonic()
+    process_shard(str(warc), tmp_path / "out", (ExtractConfig(timeout_s=0.2), ""), 0)
+    assert time.monotonic() - started < 3
+    _, removed = _read_shard(tmp_path / "out")
+    assert [r["rule"] for r in removed] == ["extract_timeout"]
+
+
+def test_warcio_and_fastwarc_yield_the_same_documents(tmp_path, small_sample):
+    warcs = sorted(small_sample.glob("*.warc.gz"))
+    extra = write_warc(
+        tmp_path / "extra.warc.gz",
+        [
+            (
+                "https://x.example/z",
+                "200 OK",
+                "text/html",
+                gzip.compress(_page(prose(3))),
+                [("Content-Encoding", "gzip")],
+            ),
+            ("https://x.example/big", "200 OK", "text/html", b"<p>" + b"b" * 9000),
+        ],
+        wet=[("https://x.example/wet", prose(2, offset=5))],
+    )
+    cut = tmp_path / "cut.warc.gz"
+    cut.write_bytes(extra.read_bytes()[:-200])
+    for i, warc in enumerate([*warcs, extra, cut]):
+        tables = []
+        for reader in ("warcio", "fastwarc"):
+            out = tmp_path / f"{reader}-{i}"
+            process_shard(str(warc), out, (ExtractConfig(reader=reader, max_html_bytes=8192), "C"), 0)
+            tables.append(_read_shard(out))
+        assert tables[0] == tables[1], warc.name
+        assert tables[0][0], warc.name  # every file yields documents
+
+
+def test_extraction_quality_penalizes_leaked_boilerplate_and_lost_text(tmp_path):
+    import pyarrow as pa
+
+    from tasks.ground_truth import extraction_quality
+
+    truth = [{"doc_id": "a", "main_text": "one two three four"}, {"doc_id": "b", "main_text": "five six"}]
+    shard = str(tmp_path / "docs.parquet")
+    rows = [{"doc_id": "a", "text": "Home one two three four Login"}, {"doc_id": "b", "text": "five"}]
+    pq.write_table(pa.Table.from_pylist(rows), shard)
+    quality = extraction_quality(truth, [shard])
+    assert quality == {"extract_pages_scored": 2, "extract_word_precision": 5 / 7, "extract_word_recall": 5 / 6}
