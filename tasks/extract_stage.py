@@ -96,7 +96,9 @@ def record_text(record: RawRecord, cfg: ExtractConfig) -> str:
         raise PayloadError("extract_error", f"{type(e).__name__}: {e}"[:200]) from e
 
 
-def process_record(record: RawRecord, warc_path: str, crawl: str, cfg: ExtractConfig) -> tuple[dict, str | None, float | None, str]:
+def process_record(
+    record: RawRecord, warc_path: str, crawl: str, cfg: ExtractConfig
+) -> tuple[dict, str | None, float | None, str]:
     """Return (doc, removal rule or None, measured value, detail)."""
     url = record.url
     doc: dict[str, Any] = {
