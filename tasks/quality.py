@@ -8,15 +8,13 @@ filtered. The score is P(reference-like) and is kept as the `quality_score` colu
 from __future__ import annotations
 
 import functools
-import logging
 import re
 from pathlib import Path
 
 from storage.fingerprint import unit_interval
 from storage.shards import iter_rows
 from tasks.config import QualityClassifierConfig
-
-log = logging.getLogger("crawl2model.quality")
+from tasks.fasttext_training import train_supervised
 
 POSITIVE, NEGATIVE = "__label__hq", "__label__web"
 
@@ -47,8 +45,6 @@ def reference_texts(cfg: QualityClassifierConfig) -> list[str]:
 
 
 def train_classifier(doc_paths: list[str], cfg: QualityClassifierConfig, out_path: Path) -> dict[str, float]:
-    import fasttext
-
     positives = reference_texts(cfg)
     # Hash-ranked sample: the same documents whatever the shard order or count.
     ranked = sorted(
@@ -60,43 +56,22 @@ def train_classifier(doc_paths: list[str], cfg: QualityClassifierConfig, out_pat
     lines.sort(key=lambda line: unit_interval(cfg.seed, line))
     train_file = out_path.with_suffix(".train.txt")
     train_file.write_text("\n".join(lines) + "\n")
-    model, lr = _train_with_backoff(fasttext, train_file, cfg)
+    model, lr = train_supervised(
+        train_file,
+        cfg.lr,
+        cfg.lr_retries,
+        epoch=cfg.epochs,
+        wordNgrams=2,
+        bucket=1 << 17,  # 2M default buckets make a 256 MB model; 131k is plenty here
+        dim=32,
+        minCount=2,
+        seed=cfg.seed,
+    )
     tmp = out_path.with_name(f".{out_path.name}.tmp")
     model.save_model(str(tmp))
     tmp.replace(out_path)
     train_file.unlink()
     return {"quality_positives": len(positives), "quality_negatives": len(negatives), "quality_lr": lr}
-
-
-def _train_with_backoff(fasttext, train_file: Path, cfg: QualityClassifierConfig):
-    """Train, halving the learning rate when fastText's loss diverges ("Encountered NaN").
-
-    Divergence depends on the data (a few very repetitive negatives at a high rate are enough), so a
-    rate that works on one crawl can fail on the next; a smaller rate only trains more slowly.
-    """
-    lr = cfg.lr
-    for attempt in range(cfg.lr_retries + 1):
-        try:
-            # thread=1 keeps training deterministic, so a rerun writes the same model.
-            model = fasttext.train_supervised(
-                str(train_file),
-                epoch=cfg.epochs,
-                lr=lr,
-                wordNgrams=2,
-                bucket=1 << 17,  # 2M default buckets make a 256 MB model; 131k is plenty here
-                dim=32,
-                minCount=2,
-                thread=1,
-                seed=cfg.seed,
-                verbose=0,
-            )
-            return model, lr
-        except RuntimeError as err:
-            if "NaN" not in str(err) or attempt == cfg.lr_retries:
-                raise RuntimeError(f"quality classifier diverged at lr={lr} after {attempt + 1} tries: {err}") from err
-            log.warning("quality classifier diverged at lr=%s; retrying at lr=%s", lr, lr / 2)
-            lr /= 2
-    raise AssertionError("unreachable")
 
 
 @functools.cache

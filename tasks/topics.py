@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from storage.fingerprint import unit_interval
+from tasks.fasttext_training import train_supervised
 
 PREFIX = "__label__"
 
@@ -16,8 +17,6 @@ def _line(text: str, max_words: int = 300) -> str:
 
 def train_topic_model(examples_path: str, out_path: Path, seed: int = 0) -> dict[str, int]:
     """Train on JSONL {"text", "domain"} rows; return examples per domain."""
-    import fasttext
-
     rows = [json.loads(line) for line in Path(examples_path).read_text().splitlines() if line.strip()]
     bad = [i for i, r in enumerate(rows) if not r.get("text") or not r.get("domain")]
     if bad or not rows:
@@ -26,8 +25,7 @@ def train_topic_model(examples_path: str, out_path: Path, seed: int = 0) -> dict
     out_path.parent.mkdir(parents=True, exist_ok=True)
     train_file = out_path.with_suffix(".train.txt")
     train_file.write_text("".join(f"{PREFIX}{r['domain'].replace(' ', '_')} {_line(r['text'])}\n" for r in rows))
-    model = fasttext.train_supervised(str(train_file), epoch=25, lr=0.5, wordNgrams=2, dim=32, minCount=1,
-                                      bucket=1 << 17, thread=1, seed=seed, verbose=0)  # fmt: skip
+    model, _ = train_supervised(train_file, 0.5, epoch=25, wordNgrams=2, dim=32, minCount=1, bucket=1 << 17, seed=seed)
     tmp = out_path.with_name(f".{out_path.name}.tmp")
     model.save_model(str(tmp))
     tmp.replace(out_path)

@@ -27,3 +27,20 @@ def test_tokenize_throughput_benchmark_runs(tmp_path):
     # tiktoken runs the HF-trained vocabulary: the two must split the text into the same tokens.
     counts = {name.split(" ")[0]: r["tokens"] for name, r in results.items()}
     assert counts["HF"] == counts["tiktoken"]
+
+
+def test_extract_throughput_benchmark_runs(tmp_path):
+    cmd = [sys.executable, "benchmarks/extract_throughput.py", "--pages", "60", "--files", "2", "--repeats", "1",
+           "--workers", "2", "--out", str(tmp_path)]  # fmt: skip
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    [result] = tmp_path.glob("*-extract.json")
+    results = json.loads(result.read_text())["results"]
+    assert set(results) == {f"{kind} {reader}{suffix}" for reader in ("warcio", "fastwarc")
+                            for kind, suffix in [("read", ""), ("extract", " x1"), ("extract", " x2")]}  # fmt: skip
+    # Both readers read every record, and extraction quality does not depend on the reader.
+    assert len({r["records"] for r in results.values()}) == 1
+    assert (
+        results["extract warcio x1"]["extract_word_recall"]
+        == results["extract fastwarc x2"]["extract_word_recall"]
+        > 0.9
+    )

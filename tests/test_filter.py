@@ -98,3 +98,26 @@ def test_quality_classifier_retries_at_a_lower_rate_when_training_diverges(tmp_p
     rates.clear()
     with pytest.raises(RuntimeError, match="diverged at lr=0.5 after 1 tries"):
         train_classifier([shard], QualityClassifierConfig(negatives=20, epochs=2, lr_retries=0), tmp_path / "r.bin")
+
+
+def test_quality_classifier_is_identical_when_retrained_on_a_dirty_heap(tmp_path):
+    """fasttext-numpy2 leaves most of its input matrix unzeroed: the same seed used to give a different model."""
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tasks.config import QualityClassifierConfig
+    from tasks.quality import train_classifier
+
+    shard = str(tmp_path / "docs.parquet")
+    rows = [{"doc_id": f"d{i}", "text": " ".join(f"w{(i * 7 + j) % 997}" for j in range(80))} for i in range(200)]
+    pq.write_table(pa.Table.from_pylist(rows), shard)
+    digests = set()
+    for attempt in range(3):
+        garbage = [bytearray(b"\xff" * (20 << 20)) for _ in range(3)]  # freed memory full of 0xff bytes
+        del garbage
+        model = tmp_path / f"q{attempt}.bin"
+        train_classifier([shard], QualityClassifierConfig(negatives=200, epochs=2), model)
+        digests.add(hashlib.sha256(model.read_bytes()).hexdigest())
+    assert len(digests) == 1
