@@ -87,6 +87,14 @@ def test_planted_cases_are_removed_where_meant(first_run):
     assert next(first_run.glob("artifacts/evaluate/*/loss_curve.png")).stat().st_size > 1000
 
 
+def test_extraction_keeps_the_main_text_and_drops_the_boilerplate(first_run):
+    _, rows = Catalog(first_run).query(
+        "select name, value from metrics where stage = 'extract' and name like 'extract_word_%' order by name"
+    )
+    quality = dict(rows)
+    assert quality["extract_word_precision"] >= 0.9 and quality["extract_word_recall"] >= 0.9, quality
+
+
 def test_evaluation_tasks_report_and_exported_items(first_run):
     out = next(first_run.glob("artifacts/evaluate/*/"))
     evaluation = json.loads((out / "eval.json").read_text())
