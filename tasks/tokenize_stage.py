@@ -8,6 +8,7 @@ document hash; validation documents are never repeated.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import shutil
@@ -43,16 +44,12 @@ ROW_SCHEMA = pa.schema(
 
 def train_tokenizer(docs: list[dict[str, Any]], cfg: TokenizeConfig, out: Path) -> Path:
     ranked = sorted(docs, key=lambda d: unit_interval(cfg.seed, "tok-sample", d["doc_id"]))[: cfg.sample_docs]
-    corpus = out / "_state" / "tokenizer-corpus.txt"
-    corpus.parent.mkdir(parents=True, exist_ok=True)
-    with open(corpus, "w") as f:
-        for doc in ranked:
-            for line in doc["text"].splitlines():
-                if line.strip():
-                    f.write(line + "\n")
-    prefix = out / "_state" / "tokenizer"
+    lines = [line for doc in ranked for line in doc["text"].splitlines() if line.strip()]
+    # Trained from an iterator into memory: no file path ends up in the model's trainer spec, so the
+    # same corpus gives the same bytes wherever the workdir is.
+    model_bytes = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        input=str(corpus), model_prefix=str(prefix), model_type="bpe", vocab_size=cfg.vocab_size,
+        sentence_iterator=iter(lines), model_writer=model_bytes, model_type="bpe", vocab_size=cfg.vocab_size,
         byte_fallback=True, character_coverage=0.9995, unk_id=UNK_ID, eos_id=EOS_ID, bos_id=BOS_ID, pad_id=-1,
         user_defined_symbols=[*PLACEHOLDERS.values(), *cfg.special_tokens], max_sentence_length=1 << 15,
         # Identity normalization keeps whitespace and newlines: decoding gives back the exact text.
@@ -61,7 +58,7 @@ def train_tokenizer(docs: list[dict[str, Any]], cfg: TokenizeConfig, out: Path) 
         minloglevel=2, split_digits=True, allow_whitespace_only_pieces=True,
     )  # fmt: skip
     model = out / "tokenizer.model"
-    os.replace(f"{prefix}.model", model)
+    atomic_write_bytes(model, model_bytes.getvalue())
     return model
 
 
