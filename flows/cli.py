@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -18,6 +19,9 @@ from rich.table import Table
 
 from tasks import STAGES
 from tasks.config import ConfigError, load_config
+
+# Storage failures a user fixes outside the program (disk full, read-only, no permission, quota).
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 # Tables are wide; off a terminal rich would wrap them at 80 columns.
@@ -85,8 +89,11 @@ def run(
         if name is not None and name not in STAGES:
             raise _fail(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
     _prefect_env(workdir)
+    import duckdb
+
     from flows.pipeline import SelectionError, pipeline
     from storage.lock import WorkdirBusy
+    from tasks.download import DownloadError
 
     started = time.perf_counter()
     try:
@@ -102,6 +109,17 @@ def run(
         raise _fail(str(e)) from None
     except WorkdirBusy as e:
         raise _fail(str(e), code=1) from None
+    except DownloadError as e:
+        raise _fail(f"download failed: {e}\nFinished files are kept; rerun to fetch the rest.", code=1) from None
+    except (OSError, duckdb.IOException) as e:
+        if isinstance(e, OSError) and e.errno not in STORAGE_ERRNOS:
+            raise
+        raise _fail(
+            f"cannot write to the workdir {workdir}: {e}\n"
+            "Stages that finished are kept and registered; the interrupted one registered nothing. "
+            "Free space (or make the workdir writable) and rerun: finished work is reused.",
+            code=1,
+        ) from None
     columns = ["stage", "status", "seconds", "docs in", "kept", "removed", "fingerprint"]
     rows = [
         (

@@ -168,7 +168,8 @@ def latest_files_by_kind(con: duckdb.DuckDBPyConnection, workdir: Path) -> dict[
         )
         select a.stage, a.kind, a.path, s.output_dir from artifacts a
         join last l on l.fingerprint = a.fingerprint and l.rn = 1
-        join (select distinct fingerprint, output_dir from stage_runs) s on s.fingerprint = a.fingerprint
+        join (select distinct fingerprint, output_dir from stage_runs where status = 'completed') s
+            on s.fingerprint = a.fingerprint
         where a.path like '%.parquet' order by a.stage, a.path
         """
     ).fetchall()

@@ -16,6 +16,7 @@ import ctypes
 import ctypes.util
 import functools
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +50,25 @@ def train_supervised(train_file: Path, lr: float, retries: int = 4, **params: An
             log.warning("fastText training diverged at lr=%s; retrying at lr=%s", lr, lr / 2)
             lr /= 2
     raise AssertionError("unreachable")
+
+
+def save_model(model: Any, path: Path, probe_bytes: int = 1 << 20) -> None:
+    """Save atomically. fastText's C++ writer ignores write errors, so on a full disk it leaves a
+    silently truncated model (measured: a cut model still loads). A disk that cannot take another
+    MiB right after the save is taken to mean that happened: the save fails with ENOSPC instead."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    model.save_model(str(tmp))
+    probe = path.with_name(f".{path.name}.space-probe")
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"\0" * probe_bytes)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise OSError(err.errno, f"{err.strerror} (while saving {path.name})", str(path)) from err
+    finally:
+        probe.unlink(missing_ok=True)
+    tmp.replace(path)

@@ -14,7 +14,7 @@ from pathlib import Path
 from storage.fingerprint import unit_interval
 from storage.shards import iter_rows
 from tasks.config import QualityClassifierConfig
-from tasks.fasttext_training import train_supervised
+from tasks.fasttext_training import save_model, train_supervised
 
 POSITIVE, NEGATIVE = "__label__hq", "__label__web"
 
@@ -67,9 +67,7 @@ def train_classifier(doc_paths: list[str], cfg: QualityClassifierConfig, out_pat
         minCount=2,
         seed=cfg.seed,
     )
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    model.save_model(str(tmp))
-    tmp.replace(out_path)
+    save_model(model, out_path)
     train_file.unlink()
     return {"quality_positives": len(positives), "quality_negatives": len(negatives), "quality_lr": lr}
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from storage.fingerprint import unit_interval
-from tasks.fasttext_training import train_supervised
+from tasks.fasttext_training import save_model, train_supervised
 
 PREFIX = "__label__"
 
@@ -26,9 +26,7 @@ def train_topic_model(examples_path: str, out_path: Path, seed: int = 0) -> dict
     train_file = out_path.with_suffix(".train.txt")
     train_file.write_text("".join(f"{PREFIX}{r['domain'].replace(' ', '_')} {_line(r['text'])}\n" for r in rows))
     model, _ = train_supervised(train_file, 0.5, epoch=25, wordNgrams=2, dim=32, minCount=1, bucket=1 << 17, seed=seed)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    model.save_model(str(tmp))
-    tmp.replace(out_path)
+    save_model(model, out_path)
     train_file.unlink()
     counts: dict[str, int] = {}
     for r in rows:
