@@ -26,3 +26,9 @@ def test_prefect_yaml_entrypoints_exist():
         assert (ROOT / path).exists() and path == "flows/pipeline.py"
         assert callable(getattr(pipeline, func))
         assert set(d.get("parameters", {})) <= {"config", "workdir", "only", "start", "until", "force"}
+
+
+def test_published_ports_bind_to_loopback_only():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    published = [p for service in compose["services"].values() for p in service.get("ports", [])]
+    assert published and all(str(p).startswith("127.0.0.1:") for p in published)

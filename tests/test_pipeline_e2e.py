@@ -33,6 +33,13 @@ REDUCED = [
     "evaluate.max_new_tokens=12",
 ]
 runner = CliRunner()
+# Set in the environment of the first run: none may reach the workdir, the catalog or Prefect's files.
+FAKE_SECRETS = {
+    "AWS_ACCESS_KEY_ID": "AKIAFAKE7Q2W3E4R5T6Y",
+    "AWS_SECRET_ACCESS_KEY": "fake-secret-9f8e7d6c5b4a39281706",
+    "AWS_SESSION_TOKEN": "fake-session-token-0a1b2c3d4e5f",
+    "HF_TOKEN": "hf_fakeTokenXyZ1234567890",
+}
 # Set by the first_run fixture: the benchmark file every run of this module evaluates.
 RUN_SETTINGS: list[str] = []
 
@@ -65,7 +72,10 @@ def first_run(tmp_path_factory) -> Path:
         for i in range(6)))  # fmt: skip
     work = root / "work"
     RUN_SETTINGS[:] = [f'evaluate.benchmarks=[{{"name": "easy", "format": "generic", "path": "{bench}"}}]']
-    crawl2model(work)
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in FAKE_SECRETS.items():
+            env.setenv(name, value)
+        crawl2model(work)
     return work
 
 
@@ -194,3 +204,15 @@ def test_interrupted_stage_resumes_to_identical_shards(first_run):
     shutil.rmtree(out)
     crawl2model(first_run, "--until", "extract")
     assert shard_digests(out / "docs") == before
+
+
+def test_no_secret_from_the_environment_is_written_anywhere(first_run):
+    import os
+
+    roots = [first_run, Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect"))]
+    files = [p for root in roots if root.exists() for p in root.rglob("*") if p.is_file()]
+    assert len(files) > 20
+    for path in files:
+        data = path.read_bytes()
+        for name, value in FAKE_SECRETS.items():
+            assert value.encode() not in data, f"{name} found in {path}"
