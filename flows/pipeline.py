@@ -143,6 +143,52 @@ def pipeline(
         return _run_stages(cfg, root, selected, forced, logger)
 
 
+def _stage_task(p: PlannedStage, cached: bool):
+    # No tags: every tagged task run asks the server for tag concurrency slots, which cost
+    # 0.5-2 s per stage on the ephemeral server; the run name already names the stage.
+    return run_stage.with_options(
+        name=p.stage, task_run_name=f"{p.stage}-{p.fingerprint[:8]}", refresh_cache=not cached
+    )
+
+
+def _start_streaming_extract(
+    cfg: PipelineConfig, by_stage: dict[str, PlannedStage], selected: list[str], forced: set[str]
+) -> Any:
+    """With acquire.stream, submit extract next to acquire: it extracts each file once it is verified.
+
+    Only when both stages are to run from scratch here; otherwise the stages run one after the other.
+    """
+    acquire, extract = by_stage["acquire"], by_stage["extract"]
+    if not (cfg.acquire.stream and {"acquire", "extract"} <= set(selected)) or forced & {"acquire", "extract"}:
+        return None
+    if load_manifest(acquire.output_dir) is not None or load_manifest(extract.output_dir) is not None:
+        return None
+    from tasks.acquire_stage import STREAM_FAILED
+
+    (acquire.output_dir / "_state" / STREAM_FAILED).unlink(missing_ok=True)
+    upstream = {
+        "stage": "acquire",
+        "fingerprint": acquire.fingerprint,
+        "output_dir": str(acquire.output_dir),
+        "files": [],
+        "info": {},
+        "streaming": True,
+    }
+    config = config_json(cfg.extract)
+    return _stage_task(extract, False).submit(
+        "extract", extract.fingerprint, config, {"acquire": upstream}, str(extract.output_dir)
+    )
+
+
+def _stream_failed(acquire_out: Path) -> None:
+    """Tell a streaming extract that no more files will come."""
+    from tasks.acquire_stage import STREAM_FAILED
+
+    marker = acquire_out / "_state" / STREAM_FAILED
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+
+
 def _run_stages(cfg: PipelineConfig, root: Path, selected: list[str], forced: set[str], logger) -> list[dict]:
     planned = plan(cfg, root)
     by_stage = {p.stage: p for p in planned}
@@ -151,6 +197,7 @@ def _run_stages(cfg: PipelineConfig, root: Path, selected: list[str], forced: se
     catalog.start_run(run_id, cfg.name, config_json(cfg))
     manifests: dict[str, dict[str, Any]] = {}
     summary = []
+    streaming = _start_streaming_extract(cfg, by_stage, selected, forced)
     try:
         for p in planned:
             if p.stage not in selected:
@@ -169,20 +216,19 @@ def _run_stages(cfg: PipelineConfig, root: Path, selected: list[str], forced: se
             started = now()
             logger.info("%s: %s (%s)", p.stage, "cached" if cached else "running", p.fingerprint[:12])
             try:
-                # No tags: every tagged task run asks the server for tag concurrency slots, which cost
-                # 0.5-2 s per stage on the ephemeral server; the run name already names the stage.
-                manifest = run_stage.with_options(
-                    name=p.stage,
-                    task_run_name=f"{p.stage}-{p.fingerprint[:8]}",
-                    refresh_cache=not cached,
-                )(
-                    p.stage,
-                    p.fingerprint,
-                    config_json(cfg.stage(p.stage)),
-                    {k: manifests[k] for k in p.parents},
-                    str(p.output_dir),
-                )
+                if p.stage == "extract" and streaming is not None:
+                    manifest = streaming.result()  # started next to acquire, on files as they landed
+                else:
+                    manifest = _stage_task(p, cached)(
+                        p.stage,
+                        p.fingerprint,
+                        config_json(cfg.stage(p.stage)),
+                        {k: manifests[k] for k in p.parents},
+                        str(p.output_dir),
+                    )
             except Exception as e:
+                if p.stage == "acquire" and streaming is not None:
+                    _stream_failed(p.output_dir)
                 catalog.record_stage(
                     run_id,
                     p.stage,

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from storage.shards import atomic_write_json
 from tasks import STAGE_VERSIONS
 from tasks.commoncrawl import local_name, read_index, select_files
 from tasks.config import AcquireConfig
@@ -24,6 +25,8 @@ from tasks.sample import write_sample
 from tasks.stage import StageInput, StageOutcome
 
 VERSION = STAGE_VERSIONS["acquire"]
+STREAM_PLAN = "stream_plan.json"
+STREAM_FAILED = "stream_failed"
 log = logging.getLogger("crawl2model")
 
 
@@ -139,6 +142,9 @@ def run(inputs: dict[str, StageInput], cfg: AcquireConfig, out: Path) -> StageOu
                     for i, (u, n) in enumerate(zip(cfg.urls, names, strict=True))
                 ]
                 outcome.info = {"source": "urls", "crawl": "remote"}
+            # The files to expect, for an extract that streams (starts on files as they land).
+            plan = {"crawl": outcome.info["crawl"], "files": sorted(name for _, name in jobs)}
+            atomic_write_json(out / "_state" / STREAM_PLAN, plan)
             outcome.info.update(fetch_all(jobs, cfg, fetcher, out))
         downloads = outcome.info["downloads"]
         outcome.metric("download_attempts", sum(d["attempts"] for d in downloads))

@@ -66,6 +66,7 @@ class AcquireConfig(Section):
         "https://data.commoncrawl.org/", description="Common Crawl data host, or s3://commoncrawl/ (fsspec)"
     )
     download: DownloadConfig = Field(default_factory=DownloadConfig)
+    stream: bool = Field(False, description="extract each file as soon as it is downloaded (urls, commoncrawl)")
     sample_pages: int = Field(2400, ge=50, le=200_000, description="pages in the embedded sample")
     planted_per_case: int = Field(24, ge=1, le=1000)
     seed: int = 0

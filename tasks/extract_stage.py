@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -152,8 +154,54 @@ def process_shard(in_path: str, out: Path, params: tuple[ExtractConfig, str], in
     return {**stats, **write_shard(out, index, kept, removed)}
 
 
+def stream_shards(acquire_out: Path, cfg: ExtractConfig, out: Path, poll_s: float = 0.5) -> StageInput:
+    """Extract each WARC as soon as acquire has verified it, while later ones still download.
+
+    Shard i is the i-th file of acquire's plan (sorted names, the manifest's order too), so the
+    shards and done-markers are the ones a non-streaming run writes. Returns acquire's final output.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    from storage.shards import read_json
+    from tasks.acquire_stage import STREAM_FAILED, STREAM_PLAN
+    from tasks.stage import load_manifest, run_one_shard
+
+    ctx = multiprocessing.get_context("forkserver")
+    futures = []
+    submitted: set[str] = set()
+    with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx) as pool:
+        while True:
+            manifest = load_manifest(acquire_out)  # read before the files: nothing lands after it
+            if (acquire_out / "_state" / STREAM_FAILED).exists():
+                raise RuntimeError("acquire failed; streaming extract stops")
+            plan_path = acquire_out / "_state" / STREAM_PLAN
+            plan = read_json(plan_path) if plan_path.exists() else None
+            for index, name in enumerate(plan["files"] if plan else []):
+                path = acquire_out / "warc" / name
+                if name not in submitted and path.exists():
+                    submitted.add(name)
+                    log.info("extract: streaming %s (%d/%d)", name, len(submitted), len(plan["files"]))
+                    futures.append(
+                        pool.submit(run_one_shard, process_shard, str(path), out, (cfg, plan["crawl"]), index)
+                    )
+            if manifest is not None:
+                break
+            time.sleep(poll_s)
+        for fut in futures:
+            fut.result()
+    final = StageInput.from_manifest(manifest)
+    if plan and [Path(f).name for f in final.files("warc")] != plan["files"]:
+        # Some planned file failed (download.max_failed_files): shard numbers shifted, start clean.
+        log.warning("extract: acquire's final files differ from its plan; extracting them again")
+        for stale in [*out.glob("_state/shard-*.json"), *out.glob("docs/*"), *out.glob("removed/*")]:
+            stale.unlink()
+    return final
+
+
 def run(inputs: dict[str, StageInput], cfg: ExtractConfig, out: Path) -> StageOutcome:
     acquire = inputs["acquire"]
+    if acquire.manifest.get("streaming"):
+        acquire = stream_shards(acquire.output_dir, cfg, out)
     warcs = acquire.files("warc")
     crawl = acquire.info.get("crawl", "")
     stats = sum_stats(map_shards(process_shard, warcs, out, (cfg, crawl), cfg.workers, label="extract"))

@@ -122,7 +122,7 @@ def _shard_done_path(out: Path, index: int) -> Path:
     return out / "_state" / f"shard-{index:05d}.json"
 
 
-def _run_one(fn: ShardFn, in_path: str, out: Path, cfg: Any, index: int) -> dict[str, Any]:
+def run_one_shard(fn: ShardFn, in_path: str, out: Path, cfg: Any, index: int) -> dict[str, Any]:
     stats = fn(in_path, out, cfg, index)
     # The stats file is written after the shard's data files: its presence marks the shard done.
     atomic_write_json(_shard_done_path(out, index), stats)
@@ -151,13 +151,13 @@ def map_shards(
     with progress_bar(label, total=len(in_paths), completed=len(results)) as advance:
         if workers <= 1 or len(todo) <= 1:
             for i, p in todo:
-                results[i] = _run_one(fn, p, out, cfg, i)
+                results[i] = run_one_shard(fn, p, out, cfg, i)
                 advance()
         else:
             # forkserver: forking a process that runs Prefect's threads is unsafe.
             ctx = multiprocessing.get_context("forkserver")
             with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
-                futures = {pool.submit(_run_one, fn, p, out, cfg, i): i for i, p in todo}
+                futures = {pool.submit(run_one_shard, fn, p, out, cfg, i): i for i, p in todo}
                 for fut in as_completed(futures):
                     results[futures[fut]] = fut.result()
                     advance()

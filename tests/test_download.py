@@ -208,3 +208,64 @@ def test_a_crawl_runs_through_the_cli_into_the_catalog(tmp_path, small_sample):
         "'removed.truncated_record') order by name"
     )
     assert metrics == [("download_resumes", 1.0), ("files_corrupt_at_source", 1.0), ("removed.truncated_record", 1.0)]
+
+
+@pytest.mark.slow
+def test_streaming_extract_starts_before_the_last_file_arrives(tmp_path, small_sample):
+    """acquire.stream: shard 0 is extracted while a later file is still stalled on the server; the
+    documents are byte-identical to a run that extracts after downloading everything."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    warcs = sorted(small_sample.glob("*.warc.gz"))
+    outputs = {}
+    for stream in (True, False):
+        with FakeCrawlHost(stall_s=6.0) as host:
+            for i, warc in enumerate(warcs):
+                host.add(f"{SEGMENT}/{warc.name}", warc.read_bytes(), faults=("stall",) if i == len(warcs) - 1 else ())
+            _serve_index(host, [w.name for w in warcs])
+            sets = [
+                "acquire.source=commoncrawl",
+                f"acquire.crawl={CRAWL}",
+                f"acquire.host={host.url}",
+                f"acquire.count={len(warcs)}",
+                f"acquire.stream={str(stream).lower()}",
+                "acquire.download.timeout_s=30",
+            ]
+            work = tmp_path / f"stream-{stream}"
+            args = ["run", "--workdir", str(work), "--until", "extract", *[a for s in sets for a in ("--set", s)]]
+            result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        extract_out = next(work.glob("artifacts/extract/*/"))
+        acquire_out = next(work.glob("artifacts/acquire/*/"))
+        outputs[stream] = {str(p.relative_to(extract_out)): p.read_bytes() for p in extract_out.glob("*/*.parquet")}
+        first_shard_done = (extract_out / "_state" / "shard-00000.json").stat().st_mtime
+        acquire_done = (acquire_out / "manifest.json").stat().st_mtime
+        if stream:
+            assert first_shard_done < acquire_done - 2, "extract waited for the whole download"
+        else:
+            assert first_shard_done > acquire_done
+    assert outputs[True] == outputs[False] and len(outputs[True]) == 2 * len(warcs)
+
+
+@pytest.mark.slow
+def test_streaming_extract_stops_when_acquire_fails(tmp_path, small_sample):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    warc = sorted(small_sample.glob("*.warc.gz"))[0]
+    with FakeCrawlHost() as host:
+        host.add(f"{SEGMENT}/{warc.name}", warc.read_bytes())
+        host.add(f"{SEGMENT}/gone.warc.gz", b"", faults=("404",))
+        _serve_index(host, [warc.name, "gone.warc.gz"])
+        sets = ["acquire.source=commoncrawl", f"acquire.crawl={CRAWL}", f"acquire.host={host.url}", "acquire.count=2",
+                "acquire.stream=true"]  # fmt: skip
+        work = tmp_path / "work"
+        args = ["run", "--workdir", str(work), "--until", "extract", *[a for s in sets for a in ("--set", s)]]
+        started = time.monotonic()
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "download failed" in result.output, result.output
+    assert time.monotonic() - started < 60
+    assert not list(work.glob("artifacts/*/*/manifest.json"))
