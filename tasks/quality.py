@@ -54,8 +54,10 @@ def train_classifier(doc_paths: list[str], cfg: QualityClassifierConfig, out_pat
     negatives = [text for _, text in ranked[: min(cfg.negatives, len(positives))]]
     lines = [f"{POSITIVE} {_one_line(t)}" for t in positives] + [f"{NEGATIVE} {_one_line(t)}" for t in negatives]
     lines.sort(key=lambda line: unit_interval(cfg.seed, line))
-    train_file = out_path.with_suffix(".train.txt")
-    train_file.write_text("\n".join(lines) + "\n")
+    heldout = [line for line in lines if unit_interval(cfg.seed, "heldout", line) < cfg.heldout_fraction]
+    train = [line for line in lines if unit_interval(cfg.seed, "heldout", line) >= cfg.heldout_fraction]
+    train_file, test_file = out_path.with_suffix(".train.txt"), out_path.with_suffix(".heldout.txt")
+    train_file.write_text("\n".join(train) + "\n")
     model, lr = train_supervised(
         train_file,
         cfg.lr,
@@ -67,9 +69,35 @@ def train_classifier(doc_paths: list[str], cfg: QualityClassifierConfig, out_pat
         minCount=2,
         seed=cfg.seed,
     )
+    info: dict[str, float] = {
+        "quality_positives": len(positives),
+        "quality_negatives": len(negatives),
+        "quality_train_lines": len(train),
+        "quality_lr": lr,
+    }
+    if heldout:
+        test_file.write_text("\n".join(heldout) + "\n")
+        n, precision_at_1, _ = model.test(str(test_file))
+        # One label per line: precision at 1 is the accuracy.
+        info.update(quality_heldout_lines=n, quality_heldout_accuracy=precision_at_1)
+        test_file.unlink()
     save_model(model, out_path)
     train_file.unlink()
-    return {"quality_positives": len(positives), "quality_negatives": len(negatives), "quality_lr": lr}
+    return info
+
+
+def score_threshold(model_path: str, doc_paths: list[str], cfg: QualityClassifierConfig, sample: int = 5000) -> float:
+    """The score above which `keep_top_fraction` of documents lie, from a hash-chosen sample
+    (min_score when no fraction is set)."""
+    if cfg.keep_top_fraction is None:
+        return cfg.min_score
+    ranked = sorted(
+        (unit_interval(cfg.seed, "top", row["doc_id"]), row["text"]) for row in iter_rows(doc_paths, ["doc_id", "text"])
+    )[:sample]
+    scores = sorted((quality_score(model_path, text, cfg.positive_label) for _, text in ranked), reverse=True)
+    if not scores:
+        return cfg.min_score
+    return scores[min(len(scores) - 1, max(0, round(len(scores) * cfg.keep_top_fraction) - 1))]
 
 
 @functools.cache
@@ -79,6 +107,6 @@ def load_classifier(path: str):
     return fasttext.load_model(path)
 
 
-def quality_score(model_path: str, text: str) -> float:
-    labels, probs = load_classifier(model_path).predict(_one_line(text), k=2)
-    return float(dict(zip(labels, probs, strict=True)).get(POSITIVE, 0.0))
+def quality_score(model_path: str, text: str, label: str = POSITIVE) -> float:
+    labels, probs = load_classifier(model_path).predict(_one_line(text), k=-1)
+    return float(dict(zip(labels, probs, strict=True)).get(label, 0.0))

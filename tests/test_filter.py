@@ -121,3 +121,90 @@ def test_quality_classifier_is_identical_when_retrained_on_a_dirty_heap(tmp_path
         train_classifier([shard], QualityClassifierConfig(negatives=200, epochs=2), model)
         digests.add(hashlib.sha256(model.read_bytes()).hexdigest())
     assert len(digests) == 1
+
+
+def test_dup_ngram_ratio_counts_repeats_once_and_is_over_the_text():
+    from tasks.filters.gopher import dup_ngram_char_ratio
+
+    words = "a b c d e x a b c d e y".split()
+    text = " ".join(words)
+    # "a b c d e" repeats once: 5 characters of 23.
+    assert dup_ngram_char_ratio(words, 5, len(text)) == 5 / 23
+    assert dup_ngram_char_ratio(words, 6, len(text)) == 0.0
+    repetitive = prose(1) + " " + " ".join(["the same five word phrase"] * 20)
+    verdict = GopherRepetition(GopherRepetitionConfig(max_top_2gram_char_ratio=None, max_top_3gram_char_ratio=None,
+                                                      max_top_4gram_char_ratio=None)).check(repetitive)  # fmt: skip
+    assert verdict is not None and verdict[0] == "gopher_dup_5gram_char_ratio"
+
+
+def test_c4_drops_lines_then_judges_the_document():
+    from tasks.config import C4Config
+    from tasks.filters.c4 import C4Filter
+
+    c4 = C4Filter(C4Config(enabled=True))
+    text = (
+        "Menu\nThis site uses cookies to improve your experience.\nPlease enable JavaScript to view this page.\n"
+        + "\n".join(f"This is a complete sentence number {i} about the topic." for i in range(6))
+        + "\nClick here"
+    )
+    cleaned, dropped = c4.clean(text)
+    assert dropped == {"no_terminal_punctuation": 2, "policy": 1, "javascript": 1}
+    assert cleaned.startswith("This is a complete sentence number 0") and c4.check(cleaned) is None
+    assert c4.check(cleaned.replace("topic", "topic {x}")) == ("c4_curly_bracket", None)
+    assert c4.check(cleaned + "\nLorem ipsum dolor sit amet.") == ("c4_lorem_ipsum", None)
+    assert c4.check("One sentence. Two sentences.") == ("c4_min_sentences", 2)
+
+
+def test_fineweb_rules_name_the_failure():
+    from tasks.config import FineWebConfig
+    from tasks.filters.fineweb import FineWebQuality
+
+    fw = FineWebQuality(FineWebConfig(enabled=True))
+    assert fw.check(prose(4)) is None
+    no_punct = "\n".join(f"item number {i} in a list without any end mark" for i in range(20))
+    assert fw.check(no_punct)[0] == "fineweb_line_punct_ratio"
+    short = "\n".join(["Home.", "About.", "Contact us.", "A longer line of prose that ends properly here."] * 3)
+    assert fw.check(short)[0] == "fineweb_short_line_ratio"
+    dup = prose(2) + "\n" + "\n".join(["The same closing line appears again and again here."] * 3)
+    assert fw.check(dup)[0] == "fineweb_dup_line_char_ratio"
+    listy = "\n".join(f"Entry {i}." for i in range(50)) + "\n" + prose(1)
+    verdict = FineWebQuality(FineWebConfig(enabled=True, max_short_line_ratio=None)).check(listy)
+    assert verdict[0] == "fineweb_list_ratio"
+
+
+def _shard(tmp_path, rows):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = str(tmp_path / "docs.parquet")
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def test_quality_classifier_reports_heldout_accuracy_and_can_keep_a_top_fraction(tmp_path):
+    from tasks.config import QualityClassifierConfig
+    from tasks.filter_stage import prepare_classifier
+    from tasks.quality import quality_score
+
+    # Web-like negatives: navigation and shop text, unlike the reference prose.
+    web = [
+        " ".join(f"buy cheap item{(i * j) % 50} now free shipping click here" for j in range(12)) for i in range(300)
+    ]
+    shard = _shard(tmp_path, [{"doc_id": f"d{i}", "text": t} for i, t in enumerate(web)])
+    cfg = QualityClassifierConfig(negatives=300, keep_top_fraction=0.25)
+    model, info = prepare_classifier([shard], cfg, tmp_path)
+    assert info["quality_model"] == "trained" and info["quality_heldout_lines"] > 20
+    assert info["quality_heldout_accuracy"] > 0.9
+    scores = sorted(quality_score(model, t) for t in web)
+    kept = sum(s >= info["quality_threshold"] for s in scores)
+    assert abs(kept - 0.25 * len(web)) <= 0.05 * len(web)
+    # Resumed: the model and its facts are reused, not retrained.
+    assert prepare_classifier([shard], cfg, tmp_path)[1] == info
+
+    user = tmp_path / "user"
+    user.mkdir()
+    user_model, user_info = prepare_classifier(
+        [shard], QualityClassifierConfig(model_path=model, positive_label="__label__web"), user
+    )
+    assert user_info["quality_model"] == "user"
+    assert quality_score(user_model, web[0], "__label__web") > 0.5

@@ -68,15 +68,16 @@ def _dup_fractions(items: list[str]) -> tuple[float, float]:
     return dup_items / max(len(items), 1), dup_chars / max(total_chars, 1)
 
 
-def top_ngram_char_ratio(words: list[str], n: int) -> float:
-    """Characters covered by the most frequent n-gram, over all characters."""
+def top_ngram_char_ratio(words: list[str], n: int, text_chars: int | None = None) -> float:
+    """Characters covered by the most frequent n-gram (joined with spaces, times its count), over all
+    characters of the text (as Gopher and datatrove measure it)."""
     if len(words) < n:
         return 0.0
-    counts = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+    counts = Counter(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
     gram, freq = counts.most_common(1)[0]
     if freq < 2:
         return 0.0
-    return sum(len(w) for w in gram) * freq / max(sum(len(w) for w in words), 1)
+    return len(gram) * freq / max(text_chars or sum(len(w) + 1 for w in words), 1)
 
 
 class GopherRepetition:
@@ -103,6 +104,29 @@ class GopherRepetition:
             (3, c.max_top_3gram_char_ratio),
             (4, c.max_top_4gram_char_ratio),
         ):
-            if limit is not None and (ratio := top_ngram_char_ratio(words, n)) > limit:
+            if limit is not None and (ratio := top_ngram_char_ratio(words, n, len(text))) > limit:
                 return f"gopher_top_{n}gram_char_ratio", ratio
+        for n in range(5, 11):
+            limit = getattr(c, f"max_dup_{n}gram_char_ratio")
+            if limit is not None and (ratio := dup_ngram_char_ratio(words, n, len(text))) > limit:
+                return f"gopher_dup_{n}gram_char_ratio", ratio
         return None
+
+
+def dup_ngram_char_ratio(words: list[str], n: int, text_chars: int | None = None) -> float:
+    """Characters in n-grams that repeat an earlier one, over all characters of the text.
+
+    Scanned left to right as Gopher describes (and datatrove implements): after a repeat, the scan
+    jumps past it, so overlapping repeats are not counted twice.
+    """
+    seen: set[tuple[str, ...]] = set()
+    repeated = i = 0
+    while i <= len(words) - n:
+        gram = tuple(words[i : i + n])
+        if gram in seen:
+            repeated += sum(len(w) for w in gram)
+            i += n
+        else:
+            seen.add(gram)
+            i += 1
+    return repeated / max(text_chars or sum(len(w) + 1 for w in words), 1)

@@ -1,0 +1,68 @@
+"""C4's line and document rules (Raffel et al. 2020, as in datatrove's C4QualityFilter).
+
+C4 edits documents: lines without terminal punctuation, with too few words, with an over-long word,
+mentioning javascript or a cookie/terms policy are dropped; then a document with "lorem ipsum", a
+curly bracket, or too few sentences left is removed. `clean` returns the kept text and what it
+dropped, so the stage can record both.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from tasks.config import C4Config
+from tasks.filters import Verdict
+
+TERMINAL_PUNCTUATION = (".", "!", "?", '"', "'", "”", "’")
+POLICY_PHRASES = (
+    "terms of use",
+    "privacy policy",
+    "cookie policy",
+    "uses cookies",
+    "use of cookies",
+    "use cookies",
+)
+SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
+
+
+class C4Filter:
+    def __init__(self, cfg: C4Config):
+        self.cfg = cfg
+
+    def clean(self, text: str) -> tuple[str, Counter]:
+        """The text with C4's dropped lines removed, and why each line went."""
+        c = self.cfg
+        kept, dropped = [], Counter()
+        for line in text.splitlines():
+            stripped = line.strip()
+            if not stripped:
+                kept.append(line)
+                continue
+            lower = stripped.lower()
+            words = stripped.split()
+            if c.max_word_length is not None and any(len(w) > c.max_word_length for w in words):
+                dropped["long_word"] += 1
+            elif c.drop_no_terminal_punctuation and not stripped.endswith(TERMINAL_PUNCTUATION):
+                dropped["no_terminal_punctuation"] += 1
+            elif c.min_words_per_line is not None and len(words) < c.min_words_per_line:
+                dropped["few_words"] += 1
+            elif c.drop_javascript_lines and "javascript" in lower:
+                dropped["javascript"] += 1
+            elif c.drop_policy_lines and any(p in lower for p in POLICY_PHRASES):
+                dropped["policy"] += 1
+            else:
+                kept.append(line)
+        return "\n".join(kept).strip(), dropped
+
+    def check(self, text: str) -> Verdict:
+        c = self.cfg
+        lower = text.lower()
+        if c.remove_lorem_ipsum and "lorem ipsum" in lower:
+            return "c4_lorem_ipsum", None
+        if c.remove_curly_bracket and "{" in text:
+            return "c4_curly_bracket", None
+        sentences = len(SENTENCE_END.findall(text))
+        if c.min_sentences is not None and sentences < c.min_sentences:
+            return "c4_min_sentences", sentences
+        return None
