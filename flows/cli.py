@@ -259,6 +259,50 @@ def artifacts(workdir: WorkdirOpt = Path("work")) -> None:
 
 
 @app.command()
+def explain(
+    key: Annotated[str, typer.Argument(help="a doc_id or a URL")],
+    workdir: WorkdirOpt = Path("work"),
+    as_json: Annotated[bool, typer.Option("--json", help="print the history as JSON")] = False,
+) -> None:
+    """The whole history of one document: WARC record, extraction, every filter rule, dedup, domain, tokens."""
+    from storage.explain import explain as history_of
+
+    _catalog(workdir)
+    histories = history_of(workdir, key)
+    if not histories:
+        raise _fail(f"no document with doc_id or URL {key!r} in the latest outputs", code=1)
+    if as_json:
+        console.print_json(json.dumps(histories, default=str))
+        return
+    for h in histories:
+        console.print(f"[bold]{h['doc_id']}[/bold] {h.get('url', '')}")
+        for entry in h["stages"]:
+            if "removed" in entry:
+                r = entry["removed"]
+                console.print(
+                    f"  {entry['stage']}: [red]removed[/red] by {r['rule']} (value {r['value']}) {r['detail']}"
+                )
+            elif "kept" in entry:
+                console.print(f"  {entry['stage']}: kept {_kept_summary(entry['stage'], entry['kept'])}")
+            for rule in entry.get("rules", []):
+                mark = "[green]pass[/green]" if rule["passed"] else "[red]FAIL[/red]"
+                value = "" if rule["value"] is None else f"{rule['value']:.4g}"
+                console.print(f"    {mark} {rule['rule']} {value} {rule['detail']}")
+        if "token_rows" in h:
+            console.print(f"  token shards: in {h['token_rows']} packed rows")
+
+
+def _kept_summary(stage: str, doc: dict) -> str:
+    keys = {
+        "extract": ("warc_path", "warc_offset", "lang", "lang_score", "n_words"),
+        "filter": ("quality_score", "n_words"),
+        "dedup": ("dup_cluster", "dup_cluster_size"),
+        "mix": ("domain", "repeats"),
+    }.get(stage, ())
+    return " ".join(f"{k}={doc.get(k)}" for k in keys)
+
+
+@app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="SQL over the catalog and the artifact views")],
     workdir: WorkdirOpt = Path("work"),

@@ -17,6 +17,7 @@ DOC_SCHEMA = pa.schema(
         ("host", pa.string()),
         ("crawl", pa.string()),
         ("warc_path", pa.string()),
+        ("warc_offset", pa.int64()),
         ("fetch_time", pa.string()),
         ("lang", pa.string()),
         ("lang_score", pa.float64()),

@@ -109,6 +109,7 @@ def process_record(
         "host": urlsplit(url).hostname or "",
         "crawl": crawl,
         "warc_path": Path(warc_path).name,
+        "warc_offset": record.offset,
         "fetch_time": record.date,
     }
     if record.truncated:

@@ -29,6 +29,7 @@ class RawRecord:
     declared_length: int  # the record's Content-Length
     block: bytes  # at most `cap` bytes of the block
     block_length: int  # bytes actually present in the file
+    offset: int = 0  # where the record starts in the (compressed) file, for `explain` and re-reading
 
     @property
     def truncated(self) -> bool:
@@ -54,7 +55,8 @@ def _iter_warcio(path: str, cap: int) -> Iterator[RawRecord]:
     from warcio.archiveiterator import ArchiveIterator
 
     with open(path, "rb") as f:
-        for record in ArchiveIterator(f, no_record_parse=True):
+        it = ArchiveIterator(f, no_record_parse=True)
+        for record in it:
             if record.rec_type not in RECORD_TYPES:
                 continue
             h = record.rec_headers
@@ -67,6 +69,7 @@ def _iter_warcio(path: str, cap: int) -> Iterator[RawRecord]:
                 int(h.get_header("Content-Length") or 0),
                 block,
                 n,
+                it.get_record_offset(),
             )
 
 
@@ -86,6 +89,7 @@ def _iter_fastwarc(path: str, cap: int) -> Iterator[RawRecord]:
             int(record.content_length),
             block,
             n,
+            record.stream_pos,
         )
 
 

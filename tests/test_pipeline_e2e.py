@@ -216,3 +216,31 @@ def test_no_secret_from_the_environment_is_written_anywhere(first_run):
         data = path.read_bytes()
         for name, value in FAKE_SECRETS.items():
             assert value.encode() not in data, f"{name} found in {path}"
+
+
+def test_explain_tells_the_whole_history_of_a_document(first_run):
+    from warcio.archiveiterator import ArchiveIterator
+
+    truth = [json.loads(line) for line in next(first_run.glob("artifacts/acquire/*/ground_truth.jsonl")).open()]
+    spam = next(r for r in truth if r["case"] == "spam")
+    result = runner.invoke(app, ["explain", spam["url"], "--json", "--workdir", str(first_run)])
+    assert result.exit_code == 0, result.output
+    [history] = json.loads(result.output)
+    extract, filtered = history["stages"][:2]
+    assert history["doc_id"] == spam["doc_id"] and "kept" in extract
+    assert filtered["removed"]["rule"] in {r["rule"] for r in filtered["rules"] if not r["passed"]}
+    assert len(filtered["rules"]) > 20 and history["token_rows"] == 0
+    # The WARC offset points at the record itself.
+    warc = next(first_run.glob(f"artifacts/acquire/*/warc/{extract['kept']['warc_path']}"))
+    with open(warc, "rb") as f:
+        f.seek(extract["kept"]["warc_offset"])
+        record = next(iter(ArchiveIterator(f)))
+        assert record.rec_headers.get_header("WARC-Target-URI") == spam["url"]
+
+    _, [(kept_id,)] = Catalog(first_run).query("select doc_id from mix_docs order by doc_id limit 1")
+    [history] = json.loads(runner.invoke(app, ["explain", kept_id, "--json", "--workdir", str(first_run)]).output)
+    stages = {e["stage"]: e for e in history["stages"]}
+    assert all("kept" in stages[s] for s in ("extract", "filter", "dedup", "mix"))
+    assert all(r["passed"] for r in stages["filter"]["rules"])
+    assert stages["mix"]["kept"]["domain"] and stages["dedup"]["kept"]["dup_cluster"]
+    assert history["token_rows"] > 0

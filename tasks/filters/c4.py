@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
 
 from tasks.config import C4Config
-from tasks.filters import Verdict
+from tasks.filters import Measurement, Verdict, first_failure
 
 TERMINAL_PUNCTUATION = (".", "!", "?", '"', "'", "”", "’")
 POLICY_PHRASES = (
@@ -56,13 +57,15 @@ class C4Filter:
         return "\n".join(kept).strip(), dropped
 
     def check(self, text: str) -> Verdict:
+        return first_failure(self.measure(text))
+
+    def measure(self, text: str) -> Iterator[Measurement]:
+        """Document rules, on text already cleaned by `clean`."""
         c = self.cfg
-        lower = text.lower()
-        if c.remove_lorem_ipsum and "lorem ipsum" in lower:
-            return "c4_lorem_ipsum", None
-        if c.remove_curly_bracket and "{" in text:
-            return "c4_curly_bracket", None
-        sentences = len(SENTENCE_END.findall(text))
-        if c.min_sentences is not None and sentences < c.min_sentences:
-            return "c4_min_sentences", sentences
-        return None
+        if c.remove_lorem_ipsum:
+            yield "c4_lorem_ipsum", None, "lorem ipsum" not in text.lower()
+        if c.remove_curly_bracket:
+            yield "c4_curly_bracket", None, "{" not in text
+        if c.min_sentences is not None:
+            sentences = len(SENTENCE_END.findall(text))
+            yield "c4_min_sentences", sentences, sentences >= c.min_sentences

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from tasks.config import FineWebConfig
-from tasks.filters import Verdict
+from tasks.filters import Measurement, Verdict, first_failure
 
 LINE_END_PUNCTUATION = (".", "?", "!", '"', "'", "”", "’", ":", ";")
 
@@ -13,16 +15,20 @@ class FineWebQuality:
         self.cfg = cfg
 
     def check(self, text: str) -> Verdict:
+        return first_failure(self.measure(text))
+
+    def measure(self, text: str) -> Iterator[Measurement]:
         c = self.cfg
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         if not lines:
-            return "fineweb_empty", 0.0
+            yield "fineweb_empty", 0.0, False
+            return
         punct = sum(ln.endswith(LINE_END_PUNCTUATION) for ln in lines) / len(lines)
-        if c.min_line_punct_ratio is not None and punct < c.min_line_punct_ratio:
-            return "fineweb_line_punct_ratio", punct
+        if c.min_line_punct_ratio is not None:
+            yield "fineweb_line_punct_ratio", punct, punct >= c.min_line_punct_ratio
         short = sum(len(ln) <= c.short_line_chars for ln in lines) / len(lines)
-        if c.max_short_line_ratio is not None and short > c.max_short_line_ratio:
-            return "fineweb_short_line_ratio", short
+        if c.max_short_line_ratio is not None:
+            yield "fineweb_short_line_ratio", short, short <= c.max_short_line_ratio
         seen: set[str] = set()
         dup_chars = 0
         for ln in lines:
@@ -30,9 +36,8 @@ class FineWebQuality:
                 dup_chars += len(ln)
             seen.add(ln)
         dup = dup_chars / max(sum(len(ln) for ln in lines), 1)
-        if c.max_dup_line_char_ratio is not None and dup > c.max_dup_line_char_ratio:
-            return "fineweb_dup_line_char_ratio", dup
+        if c.max_dup_line_char_ratio is not None:
+            yield "fineweb_dup_line_char_ratio", dup, dup <= c.max_dup_line_char_ratio
         newline_ratio = text.count("\n") / max(len(text.split()), 1)
-        if c.max_newline_word_ratio is not None and newline_ratio > c.max_newline_word_ratio:
-            return "fineweb_list_ratio", newline_ratio
-        return None
+        if c.max_newline_word_ratio is not None:
+            yield "fineweb_list_ratio", newline_ratio, newline_ratio <= c.max_newline_word_ratio

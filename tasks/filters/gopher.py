@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
 
 from tasks.config import GopherQualityConfig, GopherRepetitionConfig
-from tasks.filters import Verdict
+from tasks.filters import Measurement, Verdict, first_failure
 
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 BULLETS = ("●", "•", "*", "-", "–", "‣", "◦", "⁃")
@@ -23,36 +24,39 @@ class GopherQuality:
         self.cfg = cfg
 
     def check(self, text: str) -> Verdict:
+        return first_failure(self.measure(text))
+
+    def measure(self, text: str) -> Iterator[Measurement]:
+        """Every enabled rule in order, lazily: `check` stops at the first failure, `explain` reads all."""
         c = self.cfg
         words = words_of(text)
         n = len(words)
-        if c.min_words is not None and n < c.min_words:
-            return "gopher_min_words", n
-        if c.max_words is not None and n > c.max_words:
-            return "gopher_max_words", n
+        if c.min_words is not None:
+            yield "gopher_min_words", n, n >= c.min_words
+        if c.max_words is not None:
+            yield "gopher_max_words", n, n <= c.max_words
         mean_len = sum(len(w) for w in words) / max(n, 1)
-        if c.min_mean_word_length is not None and mean_len < c.min_mean_word_length:
-            return "gopher_min_mean_word_length", mean_len
-        if c.max_mean_word_length is not None and mean_len > c.max_mean_word_length:
-            return "gopher_max_mean_word_length", mean_len
-        symbols = text.count("#") + sum(text.count(e) for e in ELLIPSIS)
-        if c.max_symbol_word_ratio is not None and symbols / max(n, 1) > c.max_symbol_word_ratio:
-            return "gopher_symbol_word_ratio", symbols / max(n, 1)
+        if c.min_mean_word_length is not None:
+            yield "gopher_min_mean_word_length", mean_len, mean_len >= c.min_mean_word_length
+        if c.max_mean_word_length is not None:
+            yield "gopher_max_mean_word_length", mean_len, mean_len <= c.max_mean_word_length
+        symbols = (text.count("#") + sum(text.count(e) for e in ELLIPSIS)) / max(n, 1)
+        if c.max_symbol_word_ratio is not None:
+            yield "gopher_symbol_word_ratio", symbols, symbols <= c.max_symbol_word_ratio
         lines = [ln for ln in text.splitlines() if ln.strip()]
         n_lines = max(len(lines), 1)
         bullets = sum(ln.lstrip().startswith(BULLETS) for ln in lines) / n_lines
-        if c.max_bullet_lines_ratio is not None and bullets > c.max_bullet_lines_ratio:
-            return "gopher_bullet_lines_ratio", bullets
+        if c.max_bullet_lines_ratio is not None:
+            yield "gopher_bullet_lines_ratio", bullets, bullets <= c.max_bullet_lines_ratio
         ellipsis = sum(ln.rstrip().endswith(ELLIPSIS) for ln in lines) / n_lines
-        if c.max_ellipsis_lines_ratio is not None and ellipsis > c.max_ellipsis_lines_ratio:
-            return "gopher_ellipsis_lines_ratio", ellipsis
+        if c.max_ellipsis_lines_ratio is not None:
+            yield "gopher_ellipsis_lines_ratio", ellipsis, ellipsis <= c.max_ellipsis_lines_ratio
         alpha = sum(any(ch.isalpha() for ch in w) for w in words) / max(n, 1)
-        if c.min_alpha_words_ratio is not None and alpha < c.min_alpha_words_ratio:
-            return "gopher_alpha_words_ratio", alpha
+        if c.min_alpha_words_ratio is not None:
+            yield "gopher_alpha_words_ratio", alpha, alpha >= c.min_alpha_words_ratio
         stop = sum(w.lower().strip(".,;:!?\"'()") in STOP_WORDS for w in words)
-        if c.min_stop_words is not None and stop < c.min_stop_words:
-            return "gopher_stop_words", stop
-        return None
+        if c.min_stop_words is not None:
+            yield "gopher_stop_words", stop, stop >= c.min_stop_words
 
 
 def _dup_fractions(items: list[str]) -> tuple[float, float]:
@@ -85,32 +89,31 @@ class GopherRepetition:
         self.cfg = cfg
 
     def check(self, text: str) -> Verdict:
+        return first_failure(self.measure(text))
+
+    def measure(self, text: str) -> Iterator[Measurement]:
         c = self.cfg
         paragraphs = [p.strip() for p in re.split(r"\n{2,}", text) if p.strip()]
         para_frac, para_char_frac = _dup_fractions(paragraphs)
-        if c.max_dup_para_ratio is not None and para_frac > c.max_dup_para_ratio:
-            return "gopher_dup_para_ratio", para_frac
-        if c.max_dup_para_char_ratio is not None and para_char_frac > c.max_dup_para_char_ratio:
-            return "gopher_dup_para_char_ratio", para_char_frac
+        if c.max_dup_para_ratio is not None:
+            yield "gopher_dup_para_ratio", para_frac, para_frac <= c.max_dup_para_ratio
+        if c.max_dup_para_char_ratio is not None:
+            yield "gopher_dup_para_char_ratio", para_char_frac, para_char_frac <= c.max_dup_para_char_ratio
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         line_frac, line_char_frac = _dup_fractions(lines)
-        if c.max_dup_line_ratio is not None and line_frac > c.max_dup_line_ratio:
-            return "gopher_dup_line_ratio", line_frac
-        if c.max_dup_line_char_ratio is not None and line_char_frac > c.max_dup_line_char_ratio:
-            return "gopher_dup_line_char_ratio", line_char_frac
+        if c.max_dup_line_ratio is not None:
+            yield "gopher_dup_line_ratio", line_frac, line_frac <= c.max_dup_line_ratio
+        if c.max_dup_line_char_ratio is not None:
+            yield "gopher_dup_line_char_ratio", line_char_frac, line_char_frac <= c.max_dup_line_char_ratio
         words = [w.lower() for w in WORD.findall(text)]
-        for n, limit in (
-            (2, c.max_top_2gram_char_ratio),
-            (3, c.max_top_3gram_char_ratio),
-            (4, c.max_top_4gram_char_ratio),
-        ):
-            if limit is not None and (ratio := top_ngram_char_ratio(words, n, len(text))) > limit:
-                return f"gopher_top_{n}gram_char_ratio", ratio
+        for n in (2, 3, 4):
+            if (limit := getattr(c, f"max_top_{n}gram_char_ratio")) is not None:
+                ratio = top_ngram_char_ratio(words, n, len(text))
+                yield f"gopher_top_{n}gram_char_ratio", ratio, ratio <= limit
         for n in range(5, 11):
-            limit = getattr(c, f"max_dup_{n}gram_char_ratio")
-            if limit is not None and (ratio := dup_ngram_char_ratio(words, n, len(text))) > limit:
-                return f"gopher_dup_{n}gram_char_ratio", ratio
-        return None
+            if (limit := getattr(c, f"max_dup_{n}gram_char_ratio")) is not None:
+                ratio = dup_ngram_char_ratio(words, n, len(text))
+                yield f"gopher_dup_{n}gram_char_ratio", ratio, ratio <= limit
 
 
 def dup_ngram_char_ratio(words: list[str], n: int, text_chars: int | None = None) -> float:
