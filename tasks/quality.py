@@ -14,7 +14,7 @@ from pathlib import Path
 from storage.fingerprint import unit_interval
 from storage.shards import iter_rows
 from tasks.config import QualityClassifierConfig
-from tasks.fasttext_training import save_model, train_supervised
+from tasks.fasttext_training import train_and_save
 
 POSITIVE, NEGATIVE = "__label__hq", "__label__web"
 
@@ -58,10 +58,14 @@ def train_classifier(doc_paths: list[str], cfg: QualityClassifierConfig, out_pat
     train = [line for line in lines if unit_interval(cfg.seed, "heldout", line) >= cfg.heldout_fraction]
     train_file, test_file = out_path.with_suffix(".train.txt"), out_path.with_suffix(".heldout.txt")
     train_file.write_text("\n".join(train) + "\n")
-    model, lr = train_supervised(
+    if heldout:
+        test_file.write_text("\n".join(heldout) + "\n")
+    result = train_and_save(
         train_file,
+        out_path,
         cfg.lr,
         cfg.lr_retries,
+        test_file if heldout else None,
         epoch=cfg.epochs,
         wordNgrams=2,
         bucket=1 << 17,  # 2M default buckets make a 256 MB model; 131k is plenty here
@@ -73,15 +77,12 @@ def train_classifier(doc_paths: list[str], cfg: QualityClassifierConfig, out_pat
         "quality_positives": len(positives),
         "quality_negatives": len(negatives),
         "quality_train_lines": len(train),
-        "quality_lr": lr,
+        "quality_lr": result["lr"],
     }
     if heldout:
-        test_file.write_text("\n".join(heldout) + "\n")
-        n, precision_at_1, _ = model.test(str(test_file))
         # One label per line: precision at 1 is the accuracy.
-        info.update(quality_heldout_lines=n, quality_heldout_accuracy=precision_at_1)
+        info.update(quality_heldout_lines=result["test_lines"], quality_heldout_accuracy=result["test_precision_at_1"])
         test_file.unlink()
-    save_model(model, out_path)
     train_file.unlink()
     return info
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from storage.fingerprint import unit_interval
-from tasks.fasttext_training import save_model, train_supervised
+from tasks.fasttext_training import train_and_save
 
 PREFIX = "__label__"
 
@@ -25,8 +25,7 @@ def train_topic_model(examples_path: str, out_path: Path, seed: int = 0) -> dict
     out_path.parent.mkdir(parents=True, exist_ok=True)
     train_file = out_path.with_suffix(".train.txt")
     train_file.write_text("".join(f"{PREFIX}{r['domain'].replace(' ', '_')} {_line(r['text'])}\n" for r in rows))
-    model, _ = train_supervised(train_file, 0.5, epoch=25, wordNgrams=2, dim=32, minCount=1, bucket=1 << 17, seed=seed)
-    save_model(model, out_path)
+    train_and_save(train_file, out_path, 0.5, epoch=25, wordNgrams=2, dim=32, minCount=1, bucket=1 << 17, seed=seed)
     train_file.unlink()
     counts: dict[str, int] = {}
     for r in rows:

@@ -69,14 +69,12 @@ def test_pii_redaction_replaces_typed_placeholders():
     assert "<EMAIL>" in out and "<PHONE>" in out and "<IP_ADDRESS>" in out
 
 
-def test_quality_classifier_retries_at_a_lower_rate_when_training_diverges(tmp_path, monkeypatch):
+def test_fasttext_training_retries_at_a_lower_rate_when_it_diverges(tmp_path, monkeypatch):
     import fasttext
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from tasks.config import QualityClassifierConfig
-    from tasks.quality import train_classifier
+    from tasks.fasttext_training import train_with_backoff, zeroed_allocations
 
+    zeroed_allocations()
     real_train = fasttext.train_supervised
     rates: list[float] = []
 
@@ -87,17 +85,14 @@ def test_quality_classifier_retries_at_a_lower_rate_when_training_diverges(tmp_p
         return real_train(path, **kwargs)
 
     monkeypatch.setattr(fasttext, "train_supervised", diverging_above_a_quarter)
-    shard = str(tmp_path / "docs.parquet")
-    rows = [{"doc_id": f"d{i}", "text": prose(2, offset=i)} for i in range(40)]
-    pq.write_table(pa.Table.from_pylist(rows), shard)
-    info = train_classifier([shard], QualityClassifierConfig(negatives=20, epochs=2), tmp_path / "q.bin")
-    assert rates == [0.5, 0.25]
-    assert info["quality_lr"] == 0.25
-    assert (tmp_path / "q.bin").is_file()
+    train = tmp_path / "train.txt"
+    train.write_text("".join(f"__label__{i % 2} {prose(1, offset=i)}\n" for i in range(40)))
+    model, lr = train_with_backoff(train, 0.5, epoch=2)
+    assert rates == [0.5, 0.25] and lr == 0.25 and model.predict("the")[0]
 
     rates.clear()
     with pytest.raises(RuntimeError, match="diverged at lr=0.5 after 1 tries"):
-        train_classifier([shard], QualityClassifierConfig(negatives=20, epochs=2, lr_retries=0), tmp_path / "r.bin")
+        train_with_backoff(train, 0.5, retries=0, epoch=2)
 
 
 def test_quality_classifier_is_identical_when_retrained_on_a_dirty_heap(tmp_path):

@@ -113,11 +113,12 @@ def test_a_read_only_workdir_is_a_clear_error(tmpfs):
 def test_a_fasttext_model_cut_short_by_a_full_disk_is_an_error_not_an_artifact(tmpfs):
     import fasttext
 
-    from tasks.fasttext_training import save_model, train_supervised
+    from tasks.fasttext_training import save_model, train_with_backoff, zeroed_allocations
 
     train = tmpfs.parent / "train.txt"
     train.write_text("".join(f"__label__{i % 2} word{i} other{i % 7} text\n" for i in range(200)))
-    model, _ = train_supervised(train, 0.5, bucket=1 << 17, dim=32, minCount=1, wordNgrams=2)
+    zeroed_allocations()
+    model, _ = train_with_backoff(train, 0.5, bucket=1 << 17, dim=32, minCount=1, wordNgrams=2)
     with pytest.raises(OSError, match="No space left on device"):
         save_model(model, tmpfs / "model.bin")  # 16 MB into a 6 MB filesystem
     assert sorted(p.name for p in tmpfs.iterdir()) == []
