@@ -4,4 +4,7 @@ STAGES = ("acquire", "extract", "filter", "dedup", "mix", "tokenize", "train", "
 
 # Bump a stage's version when its output changes for the same config: its fingerprint changes,
 # so it and every later stage rerun. Kept here so planning a run imports no stage code.
-STAGE_VERSIONS = {**{stage: "1" for stage in STAGES}, "acquire": "2", "extract": "3", "tokenize": "2"}
+STAGE_VERSIONS = {
+    **{stage: "1" for stage in STAGES},
+    **{"acquire": "2", "extract": "3", "filter": "2", "tokenize": "2", "evaluate": "2"},
+}

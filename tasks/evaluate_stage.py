@@ -28,7 +28,7 @@ from model.trainer import load_model
 from storage.shards import atomic_write_bytes, atomic_write_json, iter_rows
 from tasks import STAGE_VERSIONS
 from tasks.config import EvaluateConfig
-from tasks.ground_truth import load_ground_truth, pii_leaks, removals, score_planted
+from tasks.ground_truth import load_ground_truth, pii_leaks, pii_redaction_quality, removals, score_planted
 from tasks.report import mixture_png, render_html, render_report, training_curves_png
 from tasks.stage import StageInput, StageOutcome
 from tasks.tokenize_stage import pack
@@ -136,12 +136,14 @@ def run(inputs: dict[str, StageInput], cfg: EvaluateConfig, out: Path) -> StageO
                                    cfg.seed, tok.info["eos_id"])  # fmt: skip
     funnel, reasons = funnel_with_tokens(inputs, overall["bytes"] / max(overall["tokens"], 1))
     planted: dict[str, Any] = {}
-    pii: dict[str, int] = {}
+    pii: dict[str, float] = {}
     if truth_files := inputs["acquire"].files("ground_truth"):
         truth = load_ground_truth(truth_files[0])
         removed_paths = [p for s in DOC_STAGES if s in inputs for p in inputs[s].files("removed")]
         planted = score_planted(truth, removals(removed_paths))
         pii = pii_leaks(truth, tok.files("tokens"), tok.file("tokenizer"))
+        if "extract" in inputs and "filter" in inputs:
+            pii |= pii_redaction_quality(truth, inputs["extract"].files("docs"), inputs["filter"].files("docs"))
     train_metrics = trained.manifest["metrics"]
     training_curves_png(train_metrics, out / "loss_curve.png")
     throughput = [m["value"] for m in train_metrics if m["name"] == "train_tokens_per_s"]

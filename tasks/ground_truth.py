@@ -136,3 +136,36 @@ def extraction_quality(truth: list[dict[str, Any]], doc_paths: list[str]) -> dic
 
 def _words(text: str) -> list[str]:
     return re.findall(r"\w+", text.lower())
+
+
+def pii_redaction_quality(truth: list[dict[str, Any]], before: list[str], after: list[str]) -> dict[str, float]:
+    """Redaction measured at the filter stage, against the planted PII.
+
+    A page carries planted PII when its extracted text contains a planted string (PII pages, and
+    the duplicates made of them). recall: planted strings gone from the filter's output, over those
+    in the pages it kept. Replacements on pages without planted PII are counted by kind: they are
+    false positives (version numbers, UUIDs, digit runs in code) or real addresses in the source.
+    """
+    from tasks.pii import PLACEHOLDERS
+
+    needles = sorted({v for row in truth for v in row.get("pii", [])})
+    source = {row["doc_id"]: row["text"] for row in iter_rows(before, ["doc_id", "text"])}
+    found = missed = unplanted = unplanted_replaced = 0
+    replaced: dict[str, int] = {kind: 0 for kind in PLACEHOLDERS}
+    for row in iter_rows(after, ["doc_id", "text"]):
+        original = source.get(row["doc_id"], "")
+        if strings := [s for s in needles if s in original]:
+            found += len(strings)
+            missed += sum(s in row["text"] for s in strings)
+            continue
+        unplanted += 1
+        added = {k: row["text"].count(p) - original.count(p) for k, p in PLACEHOLDERS.items()}
+        unplanted_replaced += any(n > 0 for n in added.values())
+        for kind, n in added.items():
+            replaced[kind] += max(n, 0)
+    return {
+        "pii_filter_recall": (found - missed) / found if found else 1.0,
+        "pii_unplanted_docs_replaced": unplanted_replaced,
+        "pii_unplanted_docs_rate": unplanted_replaced / max(unplanted, 1),
+        **{f"pii_unplanted_{kind}": n for kind, n in replaced.items()},
+    }

@@ -101,6 +101,11 @@ def render_report(
         parts += ["", f"PII pages planted: {pii.get('pii_pages', 0)}, of which {pii.get('pii_pages_kept', 0)} "
                   f"reached the token shards (redacted); PII strings planted: {pii.get('pii_strings', 0)}; found in "
                   f"the token shards: {pii.get('pii_strings_leaked', 0)}."]  # fmt: skip
+        if "pii_filter_recall" in pii:
+            parts += ["", f"Redaction recall on planted PII at the filter stage: {pii['pii_filter_recall']:.3f}. "
+                      f"Pages without planted PII that got a replacement: {pii['pii_unplanted_docs_replaced']} "
+                      f"({pii['pii_unplanted_docs_rate']:.2%}; emails {pii['pii_unplanted_email']}, phones "
+                      f"{pii['pii_unplanted_phone']}, IPs {pii['pii_unplanted_ip']})."]  # fmt: skip
     if mixture:
         parts += ["", "## Mixture", ""]
         parts.append(markdown_table(

@@ -58,13 +58,15 @@ def test_url_blocklist_matches_subdomains_and_ut1_files(tmp_path):
 def test_pii_redaction_replaces_typed_placeholders():
     text = (
         "Mail jane.doe12@mailhost.example.com or call +1 (555) 555-1234 or 020 7946 0018. "
-        "Server 203.0.113.7, v6 2001:db8:0:0:1::7. Keep 127.0.0.1, x[1::2], version 3.11.7, year 2024."
+        "Server 81.2.69.160, v6 2a00:1450:4001:81c::200e. Keep 127.0.0.1, x[1::2], version 3.11.7, year 2024, "
+        "the documentation address 192.0.2.10, brotlicffi >= 1.2.1.0, '01 012 0123 01234' and the UUID "
+        "12345678-1234-1234-1234-123456789abc."
     )
     out, counts = redact(text)
     assert counts == {"email": 1, "phone": 2, "ip": 2}
-    for secret in ("jane.doe12", "555-1234", "7946", "203.0.113.7", "2001:db8"):
+    for secret in ("jane.doe12", "555-1234", "7946", "81.2.69.160", "2a00:1450"):
         assert secret not in out
-    for kept in ("127.0.0.1", "x[1::2]", "3.11.7", "2024"):
+    for kept in ("127.0.0.1", "x[1::2]", "3.11.7", "2024", "192.0.2.10", "1.2.1.0", "01 012 0123 01234", "1234-1234"):
         assert kept in out
     assert "<EMAIL>" in out and "<PHONE>" in out and "<IP_ADDRESS>" in out
 

@@ -89,6 +89,7 @@ def test_planted_cases_are_removed_where_meant(first_run):
     pii = evaluation["pii"]
     assert pii["pii_pages_kept"] >= 4  # redaction was exercised, not just avoided
     assert pii["pii_strings_leaked"] == 0
+    assert pii["pii_filter_recall"] >= 0.99 and pii["pii_unplanted_docs_rate"] < 0.05
     evals = evaluation["evals"]
     assert evals["val_bits_per_byte"] < 0.9 * evals["unigram_bits_per_byte"]
     report = next(first_run.glob("artifacts/evaluate/*/report.md")).read_text()
