@@ -37,6 +37,18 @@ def _crawl_config(host: FakeCrawlHost, count: int, **download) -> AcquireConfig:
     )
 
 
+def _run_crawl(host: FakeCrawlHost, work: Path, count: int, *settings: str):
+    """`crawl2model run --until extract` on the served crawl, through the CLI and Prefect."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    sets = ["acquire.source=commoncrawl", f"acquire.crawl={CRAWL}", f"acquire.host={host.url}",
+            f"acquire.count={count}", *settings]  # fmt: skip
+    args = ["run", "--workdir", str(work), "--until", "extract", *[a for s in sets for a in ("--set", s)]]
+    return CliRunner().invoke(app, args)
+
+
 def _serve_index(host: FakeCrawlHost, names: list[str]) -> None:
     listing = "".join(f"{SEGMENT}/{n}\n" for n in names).encode()
     host.add(f"crawl-data/{CRAWL}/warc.paths.gz", gzip.compress(listing))
@@ -174,9 +186,6 @@ def test_credentials_in_the_config_are_refused():
 @pytest.mark.slow
 def test_a_crawl_runs_through_the_cli_into_the_catalog(tmp_path, small_sample):
     """crawl2model run --until extract on a served crawl: documents come out, no partial file is an artifact."""
-    from typer.testing import CliRunner
-
-    from flows.cli import app
     from storage.catalog import Catalog
 
     warcs = sorted(small_sample.glob("*.warc.gz"))
@@ -185,15 +194,7 @@ def test_a_crawl_runs_through_the_cli_into_the_catalog(tmp_path, small_sample):
             host.add(f"{SEGMENT}/{warc.name}", warc.read_bytes(), faults=("drop",) if i == 0 else ())
         host.add(f"crawl-data/{CRAWL}/wet.paths.gz", b"")  # present, but not the one asked for
         _serve_index(host, [w.name for w in warcs])
-        sets = [
-            "acquire.source=commoncrawl",
-            f"acquire.crawl={CRAWL}",
-            f"acquire.host={host.url}",
-            f"acquire.count={len(warcs)}",
-            "acquire.download.backoff_s=0.05",
-        ]
-        args = ["run", "--workdir", str(tmp_path / "work"), "--until", "extract"]
-        result = CliRunner().invoke(app, [*args, *[a for s in sets for a in ("--set", s)]])
+        result = _run_crawl(host, tmp_path / "work", len(warcs), "acquire.download.backoff_s=0.05")
     assert result.exit_code == 0, result.output + repr(result.exception)
     catalog = Catalog(tmp_path / "work")
     _, rows = catalog.query("select path from artifacts where stage = 'acquire' order by path")
@@ -214,10 +215,6 @@ def test_a_crawl_runs_through_the_cli_into_the_catalog(tmp_path, small_sample):
 def test_streaming_extract_starts_before_the_last_file_arrives(tmp_path, small_sample):
     """acquire.stream: shard 0 is extracted while a later file is still stalled on the server; the
     documents are byte-identical to a run that extracts after downloading everything."""
-    from typer.testing import CliRunner
-
-    from flows.cli import app
-
     warcs = sorted(small_sample.glob("*.warc.gz"))
     outputs = {}
     for stream in (True, False):
@@ -225,17 +222,9 @@ def test_streaming_extract_starts_before_the_last_file_arrives(tmp_path, small_s
             for i, warc in enumerate(warcs):
                 host.add(f"{SEGMENT}/{warc.name}", warc.read_bytes(), faults=("stall",) if i == len(warcs) - 1 else ())
             _serve_index(host, [w.name for w in warcs])
-            sets = [
-                "acquire.source=commoncrawl",
-                f"acquire.crawl={CRAWL}",
-                f"acquire.host={host.url}",
-                f"acquire.count={len(warcs)}",
-                f"acquire.stream={str(stream).lower()}",
-                "acquire.download.timeout_s=30",
-            ]
             work = tmp_path / f"stream-{stream}"
-            args = ["run", "--workdir", str(work), "--until", "extract", *[a for s in sets for a in ("--set", s)]]
-            result = CliRunner().invoke(app, args)
+            settings = (f"acquire.stream={str(stream).lower()}", "acquire.download.timeout_s=30")
+            result = _run_crawl(host, work, len(warcs), *settings)
         assert result.exit_code == 0, result.output + repr(result.exception)
         extract_out = next(work.glob("artifacts/extract/*/"))
         acquire_out = next(work.glob("artifacts/acquire/*/"))
@@ -251,21 +240,14 @@ def test_streaming_extract_starts_before_the_last_file_arrives(tmp_path, small_s
 
 @pytest.mark.slow
 def test_streaming_extract_stops_when_acquire_fails(tmp_path, small_sample):
-    from typer.testing import CliRunner
-
-    from flows.cli import app
-
     warc = sorted(small_sample.glob("*.warc.gz"))[0]
     with FakeCrawlHost() as host:
         host.add(f"{SEGMENT}/{warc.name}", warc.read_bytes())
         host.add(f"{SEGMENT}/gone.warc.gz", b"", faults=("404",))
         _serve_index(host, [warc.name, "gone.warc.gz"])
-        sets = ["acquire.source=commoncrawl", f"acquire.crawl={CRAWL}", f"acquire.host={host.url}", "acquire.count=2",
-                "acquire.stream=true"]  # fmt: skip
         work = tmp_path / "work"
-        args = ["run", "--workdir", str(work), "--until", "extract", *[a for s in sets for a in ("--set", s)]]
         started = time.monotonic()
-        result = CliRunner().invoke(app, args)
+        result = _run_crawl(host, work, 2, "acquire.stream=true")
     assert result.exit_code == 1 and "download failed" in result.output, result.output
     assert time.monotonic() - started < 60
     assert not list(work.glob("artifacts/*/*/manifest.json"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 Verdict = tuple[str, float | None] | None
 
@@ -16,3 +17,16 @@ def first_failure(measurements: Iterator[Measurement]) -> Verdict:
         if not passed:
             return rule, value
     return None
+
+
+class RuleSet:
+    """A named group of rules with one config: `measure` yields every rule, `check` the verdict."""
+
+    def __init__(self, cfg: Any):
+        self.cfg = cfg
+
+    def check(self, text: str) -> Verdict:
+        return first_failure(self.measure(text))
+
+    def measure(self, text: str) -> Iterator[Measurement]:
+        raise NotImplementedError

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 from tasks.config import C4Config
-from tasks.filters import Measurement, Verdict, first_failure
+from tasks.filters import Measurement, RuleSet
 
 TERMINAL_PUNCTUATION = (".", "!", "?", '"', "'", "”", "’")
 POLICY_PHRASES = (
@@ -27,9 +27,8 @@ POLICY_PHRASES = (
 SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
 
 
-class C4Filter:
-    def __init__(self, cfg: C4Config):
-        self.cfg = cfg
+class C4Filter(RuleSet):
+    cfg: C4Config
 
     def clean(self, text: str) -> tuple[str, Counter]:
         """The text with C4's dropped lines removed, and why each line went."""
@@ -55,9 +54,6 @@ class C4Filter:
             else:
                 kept.append(line)
         return "\n".join(kept).strip(), dropped
-
-    def check(self, text: str) -> Verdict:
-        return first_failure(self.measure(text))
 
     def measure(self, text: str) -> Iterator[Measurement]:
         """Document rules, on text already cleaned by `clean`."""

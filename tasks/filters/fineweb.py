@@ -5,17 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from tasks.config import FineWebConfig
-from tasks.filters import Measurement, Verdict, first_failure
+from tasks.filters import Measurement, RuleSet
 
 LINE_END_PUNCTUATION = (".", "?", "!", '"', "'", "”", "’", ":", ";")
 
 
-class FineWebQuality:
-    def __init__(self, cfg: FineWebConfig):
-        self.cfg = cfg
-
-    def check(self, text: str) -> Verdict:
-        return first_failure(self.measure(text))
+class FineWebQuality(RuleSet):
+    cfg: FineWebConfig
 
     def measure(self, text: str) -> Iterator[Measurement]:
         c = self.cfg

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 from tasks.config import GopherQualityConfig, GopherRepetitionConfig
-from tasks.filters import Measurement, Verdict, first_failure
+from tasks.filters import Measurement, RuleSet
 
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 BULLETS = ("●", "•", "*", "-", "–", "‣", "◦", "⁃")
@@ -19,12 +19,8 @@ def words_of(text: str) -> list[str]:
     return text.split()
 
 
-class GopherQuality:
-    def __init__(self, cfg: GopherQualityConfig):
-        self.cfg = cfg
-
-    def check(self, text: str) -> Verdict:
-        return first_failure(self.measure(text))
+class GopherQuality(RuleSet):
+    cfg: GopherQualityConfig
 
     def measure(self, text: str) -> Iterator[Measurement]:
         """Every enabled rule in order, lazily: `check` stops at the first failure, `explain` reads all."""
@@ -84,12 +80,8 @@ def top_ngram_char_ratio(words: list[str], n: int, text_chars: int | None = None
     return len(gram) * freq / max(text_chars or sum(len(w) + 1 for w in words), 1)
 
 
-class GopherRepetition:
-    def __init__(self, cfg: GopherRepetitionConfig):
-        self.cfg = cfg
-
-    def check(self, text: str) -> Verdict:
-        return first_failure(self.measure(text))
+class GopherRepetition(RuleSet):
+    cfg: GopherRepetitionConfig
 
     def measure(self, text: str) -> Iterator[Measurement]:
         c = self.cfg
