@@ -218,12 +218,13 @@ def test_streaming_extract_starts_before_the_last_file_arrives(tmp_path, small_s
     warcs = sorted(small_sample.glob("*.warc.gz"))
     outputs = {}
     for stream in (True, False):
-        with FakeCrawlHost(stall_s=6.0) as host:
+        # The last file stalls for longer than extracting the first one takes, even on a slow machine.
+        with FakeCrawlHost(stall_s=15.0 if stream else 0.0) as host:
             for i, warc in enumerate(warcs):
                 host.add(f"{SEGMENT}/{warc.name}", warc.read_bytes(), faults=("stall",) if i == len(warcs) - 1 else ())
             _serve_index(host, [w.name for w in warcs])
             work = tmp_path / f"stream-{stream}"
-            settings = (f"acquire.stream={str(stream).lower()}", "acquire.download.timeout_s=30")
+            settings = (f"acquire.stream={str(stream).lower()}", "acquire.download.timeout_s=60")
             result = _run_crawl(host, work, len(warcs), *settings)
         assert result.exit_code == 0, result.output + repr(result.exception)
         extract_out = next(work.glob("artifacts/extract/*/"))
