@@ -165,7 +165,7 @@ def stream_shards(acquire_out: Path, cfg: ExtractConfig, out: Path, poll_s: floa
 
     from storage.shards import read_json
     from tasks.acquire_stage import STREAM_FAILED, STREAM_PLAN
-    from tasks.stage import load_manifest, run_one_shard
+    from tasks.stage import load_manifest, run_one_shard, shard_done_path
 
     ctx = multiprocessing.get_context("forkserver")
     futures = []
@@ -181,10 +181,11 @@ def stream_shards(acquire_out: Path, cfg: ExtractConfig, out: Path, poll_s: floa
                 path = acquire_out / "warc" / name
                 if name not in submitted and path.exists():
                     submitted.add(name)
+                    if shard_done_path(out, index).exists():
+                        continue  # extracted by an earlier, interrupted run
                     log.info("extract: streaming %s (%d/%d)", name, len(submitted), len(plan["files"]))
-                    futures.append(
-                        pool.submit(run_one_shard, process_shard, str(path), out, (cfg, plan["crawl"]), index)
-                    )
+                    job = (process_shard, str(path), out, (cfg, plan["crawl"]), index)
+                    futures.append(pool.submit(run_one_shard, *job))
             if manifest is not None:
                 break
             time.sleep(poll_s)

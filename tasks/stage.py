@@ -118,14 +118,14 @@ def execute_stage(
 ShardFn = Callable[[str, Path, Any, int], dict[str, Any]]
 
 
-def _shard_done_path(out: Path, index: int) -> Path:
+def shard_done_path(out: Path, index: int) -> Path:
     return out / "_state" / f"shard-{index:05d}.json"
 
 
 def run_one_shard(fn: ShardFn, in_path: str, out: Path, cfg: Any, index: int) -> dict[str, Any]:
     stats = fn(in_path, out, cfg, index)
     # The stats file is written after the shard's data files: its presence marks the shard done.
-    atomic_write_json(_shard_done_path(out, index), stats)
+    atomic_write_json(shard_done_path(out, index), stats)
     return stats
 
 
@@ -139,7 +139,7 @@ def map_shards(
     results: dict[int, dict[str, Any]] = {}
     todo = []
     for i, p in enumerate(in_paths):
-        done = _shard_done_path(out, i)
+        done = shard_done_path(out, i)
         if done.exists():
             results[i] = read_json(done)
         else:
