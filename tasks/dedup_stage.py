@@ -1,174 +1,113 @@
-"""dedup: exact (normalized-text hash), then near-duplicate (MinHash + LSH), global over all shards.
+"""dedup: exact (normalized-text hash) and MinHash near-duplicates, global over all shards.
 
-Signatures come from datasketch. LSH banding is a DuckDB group-by over (band, bucket) rows: each
-bucket links its members to its smallest member, candidate links are verified against the
-estimated Jaccard similarity, and a union-find over the verified links forms the clusters. One
-document per cluster (the smallest doc_id) is kept, so the result depends on content only.
+Three resumable phases, each bounded in memory:
+1. per shard (process pool): datasketch signatures, the exact-text key, and LSH band buckets written
+   as `(band, bucket, doc_id)` Parquet (`_state/minhash/`);
+2. global (DuckDB, out of core): buckets grouped into candidate pairs, pairs verified per config,
+   union-find into clusters; one survivor per cluster by the `keep` rule (`lsh_clusters`);
+3. per shard: documents split into kept and removed (rule, similarity, cluster).
+The optional quality check measures the same code against exact Jaccard (`dedup_quality`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
-import unicodedata
+import time
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from datasketch import MinHash
-from datasketch.lsh import _optimal_param
 
-from storage.progress import progress_bar
+from storage.shards import atomic_write_json, read_json, write_parquet
 from tasks import STAGE_VERSIONS
 from tasks.config import DedupConfig
 from tasks.documents import DEDUP_COLUMNS, removed_row, write_shard
-from tasks.stage import StageInput, StageOutcome
+from tasks.lsh_clusters import find_clusters
+from tasks.minhash import band_buckets, exact_key, normalize, signatures
+from tasks.stage import StageInput, StageOutcome, map_shards, sum_stats
 
 VERSION = STAGE_VERSIONS["dedup"]
 STAGE = "dedup"
-PUNCT = re.compile(r"[^\w\s]")
+SIGNATURE_COLUMNS = ["doc_id", "text", "quality_score", "n_words"]
 
 
-def normalize(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).lower()
-    return " ".join(PUNCT.sub(" ", text).split())
-
-
-def shingles(normalized: str, k: int) -> set[bytes]:
-    words = normalized.split()
-    if len(words) < k:
-        return {" ".join(words).encode()}
-    return {" ".join(words[i : i + k]).encode() for i in range(len(words) - k + 1)}
-
-
-def signature(normalized: str, cfg: DedupConfig) -> np.ndarray:
-    mh = MinHash(num_perm=cfg.num_perm, seed=cfg.seed)
-    mh.update_batch(list(shingles(normalized, cfg.shingle_words)))
-    return mh.hashvalues
-
-
-class UnionFind:
-    def __init__(self, n: int):
-        self.parent = list(range(n))
-
-    def find(self, x: int) -> int:
-        while self.parent[x] != x:
-            self.parent[x] = self.parent[self.parent[x]]
-            x = self.parent[x]
-        return x
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            # The smaller index becomes the root; indices follow doc_id order, so roots are kept docs.
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
-def band_rows(signatures: np.ndarray, bands: int, rows: int) -> pa.Table:
-    """(doc, band, bucket) rows: bucket = 64-bit hash of the band's slice of the signature."""
-    docs, band_ids, buckets = [], [], []
-    for doc, sig in enumerate(signatures):
-        for b in range(bands):
-            digest = hashlib.blake2b(sig[b * rows : (b + 1) * rows].tobytes(), digest_size=8).digest()
-            docs.append(doc)
-            band_ids.append(b)
-            buckets.append(int.from_bytes(digest, "big", signed=True))
-    return pa.table(
-        {
-            "doc": pa.array(docs, pa.int32()),
-            "band": pa.array(band_ids, pa.int16()),
-            "bucket": pa.array(buckets, pa.int64()),
-        }
+def signature_shard(in_path: str, work: Path, cfg: DedupConfig, index: int) -> dict[str, Any]:
+    """Phase 1 for one shard: signatures + exact keys, and the shard's LSH bucket rows."""
+    table = pq.read_table(in_path, columns=SIGNATURE_COLUMNS)
+    normalized = [normalize(t) for t in table.column("text").to_pylist()]
+    sigs = signatures(normalized, cfg.num_perm, cfg.shingle_words, cfg.seed)
+    n = len(normalized)
+    write_parquet(
+        pa.table(
+            {
+                "doc_id": table.column("doc_id"),
+                "shard": pa.array(np.full(n, index, dtype=np.int32)),
+                "exact_key": pa.array([exact_key(t) for t in normalized], pa.binary(16)),
+                "quality_score": table.column("quality_score"),
+                "n_words": table.column("n_words"),
+                "signature": pa.array([row.tobytes() for row in sigs], pa.binary()),
+            }
+        ),
+        work / "sigs" / f"part-{index:05d}.parquet",
     )
+    buckets = band_buckets(sigs, cfg.bands, cfg.rows)
+    write_parquet(
+        pa.table(
+            {
+                "band": pa.array(np.tile(np.arange(cfg.bands, dtype=np.int16), n)),
+                "bucket": pa.array(buckets.ravel()),
+                "doc_id": pa.array(np.repeat(np.array(table.column("doc_id").to_pylist(), dtype=object), cfg.bands)),
+            }
+        ),
+        work / "buckets" / f"part-{index:05d}.parquet",
+    )
+    return {"signature_docs": n}
 
 
-def candidate_links(table: pa.Table, tmp_dir: Path) -> list[tuple[int, int]]:
-    """Each LSH bucket links every member to its smallest member: linear in bucket size."""
-    con = duckdb.connect()
-    try:
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        con.execute(f"set temp_directory = '{tmp_dir}'")  # spills to disk past the memory limit
-        con.register("bands", table)
-        return con.execute(
-            """
-            select distinct root, doc from (
-                select doc, min(doc) over (partition by band, bucket) as root from bands
-            ) where root <> doc order by root, doc
-            """
-        ).fetchall()
-    finally:
-        con.close()
+def cluster_documents(shards: list[str], cfg: DedupConfig, work: Path) -> dict[str, Any]:
+    """Phases 1 and 2 over any document shards; resumes each phase from what `work` holds."""
+    if (work / "clusters.json").exists() and (work / "clusters.parquet").exists():
+        return read_json(work / "clusters.json")
+    started = time.perf_counter()
+    map_shards(signature_shard, shards, work, cfg, workers=cfg.workers, label="dedup: minhash")
+    signature_seconds = time.perf_counter() - started
+    stats = {**find_clusters(work, shards, cfg), "signature_seconds": round(signature_seconds, 3)}
+    atomic_write_json(work / "clusters.json", stats)  # written last: marks phase 2 done
+    return stats
 
 
-def find_clusters(
-    docs: list[dict[str, Any]], cfg: DedupConfig, tmp_dir: Path
-) -> tuple[UnionFind, dict[int, tuple[str, float]]]:
-    """Return the union-find over doc indices and, per removed index, (rule, similarity)."""
-    n = len(docs)
-    uf = UnionFind(n)
-    why: dict[int, tuple[str, float]] = {}
-    normalized = [normalize(d["text"]) for d in docs]
-    first_by_hash: dict[str, int] = {}
-    unique = []
-    for i, text in enumerate(normalized):
-        key = hashlib.sha1(text.encode()).hexdigest()
-        if key in first_by_hash:
-            uf.union(first_by_hash[key], i)
-            why[i] = ("exact_duplicate", 1.0)
+def output_shard(in_path: str, out: Path, clusters: str, index: int) -> dict[str, Any]:
+    """Phase 3 for one shard: cluster facts on every document, non-survivors to `removed`."""
+    mine = {r["doc_id"]: r for r in pq.read_table(clusters, filters=[("shard", "=", index)]).to_pylist()}
+    kept, removed = [], []
+    for doc in pq.read_table(in_path).to_pylist():
+        row = mine.get(doc["doc_id"])
+        doc["dup_cluster"] = row["cluster"] if row else doc["doc_id"]
+        doc["dup_cluster_size"] = row["size"] if row else 1
+        if row and row["rule"]:
+            removed.append(removed_row(doc, STAGE, row["rule"], row["similarity"], f"cluster={row['cluster']}"))
         else:
-            first_by_hash[key] = i
-            unique.append(i)
-    bands, rows = _optimal_param(cfg.threshold, cfg.num_perm, 0.5, 0.5)
-    sigs = np.zeros((len(unique), cfg.num_perm), dtype=np.uint64)
-    with progress_bar("dedup: minhash", total=len(unique)) as advance:
-        for j, i in enumerate(unique):
-            sigs[j] = signature(normalized[i], cfg)
-            advance()
-    for a, b in candidate_links(band_rows(sigs, bands, rows), tmp_dir):
-        similarity = float(np.mean(sigs[a] == sigs[b]))
-        if similarity >= cfg.threshold:
-            uf.union(unique[a], unique[b])
-            why.setdefault(unique[b], ("near_duplicate", similarity))
-    return uf, why
+            kept.append(doc)
+    return write_shard(out, index, kept, removed, DEDUP_COLUMNS)
 
 
 def run(inputs: dict[str, StageInput], cfg: DedupConfig, out: Path) -> StageOutcome:
     shards = inputs["filter"].files("docs")
-    tables = [pq.read_table(p) for p in shards]
-    docs = [row for t in tables for row in t.to_pylist()]
-    shard_of = [i for i, t in enumerate(tables) for _ in range(t.num_rows)]
-    # Clusters are decided in doc_id order so the kept document does not depend on sharding.
-    order = sorted(range(len(docs)), key=lambda i: docs[i]["doc_id"])
-    ordered = [docs[i] for i in order]
-    uf, why = find_clusters(ordered, cfg, out / "_state" / "duckdb-tmp")
-    roots = [uf.find(i) for i in range(len(ordered))]
-    sizes: dict[int, int] = {}
-    for r in roots:
-        sizes[r] = sizes.get(r, 0) + 1
-    kept: list[list[dict]] = [[] for _ in shards]
-    removed: list[list[dict]] = [[] for _ in shards]
-    counts = {"exact_duplicate": 0, "near_duplicate": 0}
-    for pos, doc in enumerate(ordered):
-        shard = shard_of[order[pos]]
-        root = roots[pos]
-        doc["dup_cluster"] = ordered[root]["doc_id"]
-        doc["dup_cluster_size"] = sizes[root]
-        if root == pos:
-            kept[shard].append(doc)
-            continue
-        rule, similarity = why.get(pos, ("near_duplicate", 0.0))  # joined through a chain of links
-        counts[rule] += 1
-        removed[shard].append(removed_row(doc, STAGE, rule, similarity, f"cluster={doc['dup_cluster']}"))
-    for i in range(len(shards)):
-        kept[i].sort(key=lambda d: d["doc_id"])
-        write_shard(out, i, kept[i], removed[i], DEDUP_COLUMNS)
-    n_kept = sum(len(k) for k in kept)
-    outcome = StageOutcome(len(docs), n_kept, len(docs) - n_kept)
-    bands, rows = _optimal_param(cfg.threshold, cfg.num_perm, 0.5, 0.5)
-    outcome.info = {"bands": bands, "rows_per_band": rows, "clusters": sum(1 for s in sizes.values() if s > 1)}
-    for name, value in {**counts, **outcome.info}.items():
-        outcome.metric(name, value)
+    work = out / "_state" / "minhash"
+    clusters = cluster_documents(shards, cfg, work)
+    counts = sum_stats(map_shards(output_shard, shards, out, str(work / "clusters.parquet"), cfg.workers, "dedup"))
+    outcome = StageOutcome(counts["docs_in"], counts["docs_out"], counts["docs_removed"])
+    outcome.info = {"num_perm": cfg.num_perm, "bands": cfg.bands, "rows_per_band": cfg.rows, **clusters}
+    if cfg.quality_check_docs:
+        from tasks.dedup_quality import measure_quality
+
+        outcome.info["quality"] = measure_quality(shards, cfg, out / "_state" / "quality")
+        outcome.info["quality_check_docs"] = cfg.quality_check_docs
+    for name, value in outcome.info.items():
+        if isinstance(value, int | float):
+            outcome.metric(name, value)
+    for name, value in outcome.info.get("quality", {}).items():
+        if isinstance(value, int | float):
+            outcome.metric(f"quality.{name}", value)
     return outcome

@@ -153,11 +153,14 @@ def run(inputs: dict[str, StageInput], cfg: EvaluateConfig, out: Path) -> StageO
     mixture = inputs["mix"].info.get("mixture", {})
     if mixture:
         mixture_png(mixture, out / "mixture.png")
-    report = render_report(funnel, reasons, planted, evals, domains, tasks, mixture, generations, pii, training)
+    dedup_quality = inputs["dedup"].info.get("quality", {}) if "dedup" in inputs else {}
+    report = render_report(funnel, reasons, planted, evals, domains, tasks, mixture, generations, pii, training,
+                           dedup_quality)  # fmt: skip
     atomic_write_bytes(out / "report.md", report.encode())
     atomic_write_bytes(out / "report.html", render_html(report, "crawl2model run report").encode())
     atomic_write_json(out / "eval.json", {"evals": evals, "domains": domains, "tasks": tasks, "planted": planted,
-                                          "pii": pii, "funnel": funnel, "training": training})  # fmt: skip
+                                          "pii": pii, "funnel": funnel, "training": training,
+                                          "dedup_quality": dedup_quality})  # fmt: skip
     atomic_write_json(out / "generations.json", generations)
 
     outcome = StageOutcome(info={"evals": evals, "tasks": tasks, "planted": planted, "pii": pii})

@@ -84,6 +84,7 @@ def render_report(
     generations: list[dict[str, str]],
     pii: dict[str, int],
     training: dict[str, Any],
+    dedup_quality: dict[str, Any] | None = None,
 ) -> str:
     parts = ["# crawl2model run report", "", "## Data funnel", ""]
     parts.append(markdown_table(
@@ -106,6 +107,19 @@ def render_report(
                       f"Pages without planted PII that got a replacement: {pii['pii_unplanted_docs_replaced']} "
                       f"({pii['pii_unplanted_docs_rate']:.2%}; emails {pii['pii_unplanted_email']}, phones "
                       f"{pii['pii_unplanted_phone']}, IPs {pii['pii_unplanted_ip']})."]  # fmt: skip
+    if dedup_quality:
+        parts += ["", "## Dedup quality (against exact shingle Jaccard)", ""]
+        q = dedup_quality
+        parts += [f"The run's {q['docs'] - q['synthetic_docs']} dedup input documents plus {q['synthetic_docs']} "
+                  f"generated near-duplicates went through the same dedup; every pair with Jaccard >= "
+                  f"{q['ground_truth_threshold']} was found exactly (prefix filtering).", ""]  # fmt: skip
+        parts.append(markdown_table(
+            ["measure", "value"],
+            [["pairs with Jaccard >= 0.8", q["pairs_ge_0.8"]], ["recall on them (same cluster)", q["recall_ge_0.8"]],
+             ["documents removed", q["removed"]], ["precision (removal justified by a similar cluster member)",
+             q["precision"]], ["LSH candidate probability at Jaccard 0.8", q["lsh_probability_at_0.8"]]]
+            + [[f"recall, Jaccard {k}", f"{v['recall']} of {v['pairs']}"] for k, v in q["recall_by_jaccard"].items()],
+        ))  # fmt: skip
     if mixture:
         parts += ["", "## Mixture", ""]
         parts.append(markdown_table(

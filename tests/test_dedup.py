@@ -1,15 +1,26 @@
+import itertools
+import json
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
 from tasks.config import DedupConfig
-from tasks.dedup_stage import find_clusters, run
+from tasks.dedup_quality import measure_quality, similar_pairs, synthetic_documents
+from tasks.dedup_stage import run
 from tasks.documents import FILTER_COLUMNS, write_docs
+from tasks.minhash import band_buckets, jaccard, normalize, shingles, signatures
 from tasks.stage import StageInput
 from tests.conftest import prose
 
+ROOT = Path(__file__).resolve().parents[1]
+NO_CHECK = DedupConfig(quality_check_docs=0)
 
-def _doc(doc_id: str, text: str) -> dict:
+
+def _doc(doc_id: str, text: str, quality: float = 0.5) -> dict:
     return {
         "doc_id": doc_id,
         "url": f"https://x.example/{doc_id}",
@@ -22,7 +33,7 @@ def _doc(doc_id: str, text: str) -> dict:
         "text": text,
         "n_chars": len(text),
         "n_words": len(text.split()),
-        "quality_score": 0.5,
+        "quality_score": quality,
     }
 
 
@@ -31,15 +42,6 @@ def _near_copy(text: str) -> str:
     for i in range(0, len(words), 90):
         words[i] = "changed"
     return "Other site header. " + " ".join(words)
-
-
-def test_clusters_exact_and_near_duplicates(tmp_path):
-    a, b = prose(5, offset=0), prose(5, offset=10)
-    docs = [_doc("a", a), _doc("b", b), _doc("c", a.upper() + " !!"), _doc("d", _near_copy(b))]
-    uf, why = find_clusters(docs, DedupConfig(), tmp_path)
-    assert uf.find(2) == uf.find(0) and why[2][0] == "exact_duplicate"  # case and punctuation normalized
-    assert uf.find(3) == uf.find(1) and why[3][0] == "near_duplicate" and why[3][1] >= 0.7
-    assert uf.find(0) != uf.find(1)
 
 
 def _stage_input(tmp_path: Path, shards: list[list[dict]]) -> StageInput:
@@ -51,14 +53,157 @@ def _stage_input(tmp_path: Path, shards: list[list[dict]]) -> StageInput:
     return StageInput("filter", "fp", tmp_path / "in", {"files": files})
 
 
+def _dedup(tmp_path: Path, shards: list[list[dict]], cfg: DedupConfig = NO_CHECK):
+    outcome = run({"filter": _stage_input(tmp_path, shards)}, cfg, tmp_path / "out")
+    kept = pq.read_table(tmp_path / "out" / "docs").to_pylist()
+    removed = pq.read_table(tmp_path / "out" / "removed").to_pylist()
+    return outcome, kept, removed
+
+
+def test_exact_and_near_duplicates_removed_with_rule_similarity_and_cluster(tmp_path):
+    a, b = prose(5, offset=0), prose(5, offset=10)
+    docs = [_doc("a", a), _doc("b", b), _doc("c", a.upper() + " !!"), _doc("d", _near_copy(b)), _doc("e", prose(5, 20))]
+    outcome, kept, removed = _dedup(tmp_path, [docs])
+    why = {r["doc_id"]: r for r in removed}
+    assert set(why) == {"c", "d"}
+    assert why["c"]["rule"] == "exact_duplicate" and why["c"]["value"] == 1.0  # case and punctuation normalized
+    assert why["d"]["rule"] == "near_duplicate" and 0.7 <= why["d"]["value"] < 1.0
+    assert why["d"]["detail"] == "cluster=b"
+    clusters = {d["doc_id"]: (d["dup_cluster"], d["dup_cluster_size"]) for d in kept}
+    assert clusters == {"a": ("a", 2), "b": ("b", 2), "e": ("e", 1)}
+    assert outcome.info["exact_duplicates"] == 1 and outcome.info["near_duplicates"] == 1
+    assert outcome.docs_in == 5 and outcome.docs_out == 3 and outcome.docs_removed == 2
+    # The LSH buckets are (band, bucket, doc_id) Parquet rows: 14 bands per document.
+    buckets = pq.read_table(tmp_path / "out" / "_state" / "minhash" / "buckets")
+    assert buckets.column_names == ["band", "bucket", "doc_id"] and buckets.num_rows == 5 * 14
+
+
 def test_result_is_independent_of_sharding(tmp_path):
     docs = [_doc(f"{i:02d}", prose(4, offset=4 * i)) for i in range(6)]
     docs += [_doc("90", _near_copy(docs[1]["text"])), _doc("91", docs[4]["text"])]
-    one = run({"filter": _stage_input(tmp_path / "one", [docs])}, DedupConfig(), tmp_path / "one" / "out")
-    two = run(
-        {"filter": _stage_input(tmp_path / "two", [docs[::2], docs[1::2]])}, DedupConfig(), tmp_path / "two" / "out"
-    )
-    kept_one = {r["doc_id"] for r in pq.read_table(tmp_path / "one" / "out" / "docs").to_pylist()}
-    kept_two = {r["doc_id"] for r in pq.read_table(tmp_path / "two" / "out" / "docs").to_pylist()}
-    assert kept_one == kept_two == {"00", "01", "02", "03", "04", "05"}
+    one, kept_one, _ = _dedup(tmp_path / "one", [docs])
+    two, kept_two, _ = _dedup(tmp_path / "two", [docs[::2], docs[1::2]])
+    assert {r["doc_id"] for r in kept_one} == {r["doc_id"] for r in kept_two} == {f"{i:02d}" for i in range(6)}
     assert one.docs_removed == two.docs_removed == 2
+
+
+@pytest.mark.parametrize(("keep", "survivor"), [("smallest_doc_id", "a"), ("highest_quality", "c"), ("longest", "b")])
+def test_survivor_rule(tmp_path, keep, survivor):
+    text = prose(5, offset=3)
+    docs = [_doc("a", text, 0.2), _doc("b", text + " one more closing sentence here.", 0.5), _doc("c", text, 0.9)]
+    _, kept, removed = _dedup(tmp_path, [docs], DedupConfig(keep=keep, quality_check_docs=0))
+    assert [d["doc_id"] for d in kept] == [survivor] and len(removed) == 2
+
+
+def test_verification_rejects_candidates_below_threshold(tmp_path):
+    """With one band of one row, every pair sharing a minimum is a candidate: verification must
+    keep the dissimilar ones apart, and switching it off must merge them."""
+    base = prose(6, offset=30)
+    words = base.split()
+    half = " ".join(words[: len(words) // 2] + prose(3, offset=60).split())  # Jaccard well under 0.7
+    docs = [_doc("a", base), _doc("b", half)]
+    loose = {"num_perm": 16, "bands": 1, "rows": 1, "quality_check_docs": 0}
+    assert jaccard(shingles(normalize(base), 5), shingles(normalize(half), 5)) < 0.5
+    for verify, removed_n in (("jaccard", 0), ("signature", 0), ("none", 1)):
+        sigs = signatures([normalize(base), normalize(half)], 16, 5, seed=1)
+        if not np.any(sigs[0] == sigs[1]):
+            pytest.skip("the two documents share no minimum under this seed")
+        _, _, removed = _dedup(tmp_path / verify, [docs], DedupConfig(verify=verify, **loose))
+        assert len(removed) == removed_n, verify
+
+
+def test_band_buckets_equal_exactly_when_band_rows_equal():
+    rng = np.random.default_rng(0)
+    sigs = rng.integers(0, 2**32, size=(3, 16), dtype=np.uint64).astype(np.uint32)
+    sigs[1, :8] = sigs[0, :8]  # docs 0 and 1 share band 0 only
+    buckets = band_buckets(sigs, bands=2, rows=8)
+    assert buckets[0, 0] == buckets[1, 0] and buckets[0, 1] != buckets[1, 1]
+    assert len({*buckets[:, 0].tolist(), *buckets[:, 1].tolist()}) == 5  # band index is part of the hash
+    assert buckets.dtype == np.int64
+
+
+def test_repeated_doc_id_is_a_clear_error(tmp_path):
+    docs = [_doc("a", prose(3)), _doc("a", prose(3, offset=5))]
+    with pytest.raises(ValueError, match="repeated doc_id"):
+        _dedup(tmp_path, [docs])
+
+
+def test_bands_times_rows_must_fit_the_permutations():
+    with pytest.raises(ValueError, match="exceeds num_perm"):
+        DedupConfig(num_perm=64, bands=14, rows=8)
+
+
+def test_prefix_filter_ground_truth_equals_brute_force():
+    texts = [d["text"] for d in synthetic_documents(300, seed=4)]
+    sets = [shingles(normalize(t), 5) for t in texts]
+    brute = {
+        (a, b): jaccard(sets[a], sets[b])
+        for a, b in itertools.combinations(range(len(texts)), 2)
+        if jaccard(sets[a], sets[b]) >= 0.6
+    }
+    fast = similar_pairs(texts, 5, 0.6)
+    assert len(brute) > 30  # the generator makes near-duplicates across the range
+    assert set(fast) == set(brute)
+    assert all(abs(fast[p] - brute[p]) < 1e-9 for p in brute)
+
+
+def test_quality_check_small_scale(tmp_path):
+    """The measurement itself, at a size the fast suite affords; the 20,000-doc run is below."""
+    cfg = DedupConfig(quality_check_docs=2000)
+    strict = measure_quality([], cfg, tmp_path / "jaccard")
+    loose = measure_quality([], DedupConfig(quality_check_docs=2000, verify="none"), tmp_path / "none")
+    assert strict["pairs_ge_0.8"] > 100 and strict["recall_ge_0.8"] >= 0.95 and strict["precision"] >= 0.98
+    assert loose["removed"] > strict["removed"] and loose["precision"] < strict["precision"]
+
+
+@pytest.mark.slow
+def test_quality_on_20000_documents_meets_targets(tmp_path):
+    result = measure_quality([], DedupConfig(quality_check_docs=20000), tmp_path)
+    assert result["docs"] == 20000 and result["pairs_ge_0.8"] > 3000
+    assert result["recall_ge_0.8"] >= 0.95, result
+    assert result["precision"] >= 0.98, result
+
+
+MEMORY_PROBE = """
+import json, resource, sys
+from pathlib import Path
+from tasks.config import DedupConfig
+from tasks.dedup_stage import cluster_documents
+if __name__ == "__main__":
+    shards, work = json.loads(sys.argv[1]), Path(sys.argv[2])
+    cfg = DedupConfig(memory_limit_mb=64, workers=1, quality_check_docs=0)
+    import duckdb, numpy, pyarrow.parquet, datasketch  # baseline after imports
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    stats = cluster_documents(shards, cfg, work)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"growth_kb": peak - base, **stats}))
+"""
+
+
+@pytest.mark.slow
+def test_memory_stays_bounded_as_input_grows(tmp_path):
+    """Dedup with DuckDB capped at 64 MB, in one process: 4x the documents (same shard size) must
+    not raise peak memory by more than half the extra text. The earlier all-in-memory dedup held
+    every document and signature, several times the text."""
+    docs = synthetic_documents(32000, seed=9)
+    docs = [docs[i] for i in np.random.default_rng(0).permutation(len(docs))]  # duplicates in every shard
+    shard_paths = []
+    for i in range(0, len(docs), 2000):
+        path = tmp_path / "in" / f"part-{i // 2000:02d}.parquet"
+        write_docs([_doc(d["doc_id"], d["text"]) for d in docs[i : i + 2000]], path, FILTER_COLUMNS)
+        shard_paths.append(str(path))
+    script = tmp_path / "probe.py"
+    script.write_text(MEMORY_PROBE)
+
+    def probe(paths: list[str], name: str) -> dict:
+        out = subprocess.run(
+            [sys.executable, str(script), json.dumps(paths), str(tmp_path / name)],
+            cwd=ROOT, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    small, large = probe(shard_paths[:4], "small"), probe(shard_paths, "large")
+    extra_text_kb = sum(len(d["text"].encode()) for d in docs[8000:]) // 1024
+    assert large["docs"] == 32000 and large["near_duplicates"] > 4000 and extra_text_kb > 30_000
+    assert large["growth_kb"] - small["growth_kb"] < extra_text_kb / 2, (small, large, extra_text_kb)

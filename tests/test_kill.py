@@ -32,6 +32,7 @@ SETTINGS = [
     "acquire.sample_pages=300",
     "acquire.planted_per_case=4",
     "acquire.seed=11",
+    "dedup.quality_check_docs=0",
     "tokenize.vocab_size=600",
     "tokenize.seq_len=32",
     "train.n_layer=1",

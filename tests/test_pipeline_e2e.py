@@ -20,6 +20,7 @@ REDUCED = [
     "acquire.sample_pages=400",
     "acquire.planted_per_case=8",
     "acquire.seed=5",
+    "dedup.quality_check_docs=2000",
     "tokenize.vocab_size=1000",
     "tokenize.seq_len=64",
     "train.n_layer=2",

@@ -21,7 +21,13 @@ from flows.cli import app
 from storage.catalog import Catalog
 
 pytestmark = pytest.mark.slow
-SMALL = ["acquire.sample_pages=300", "acquire.planted_per_case=4", "tokenize.vocab_size=600", "filter.workers=1"]
+SMALL = [
+    "acquire.sample_pages=300",
+    "acquire.planted_per_case=4",
+    "tokenize.vocab_size=600",
+    "filter.workers=1",
+    "dedup.quality_check_docs=0",
+]
 
 
 def crawl2model(work: Path, *args: str):
