@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -203,14 +204,30 @@ def plan_cmd(
 
 @app.command()
 def compare(
-    run_a: Annotated[str, typer.Argument(help="run id, unique prefix, or latest/previous")],
-    run_b: Annotated[str, typer.Argument(help="run id, unique prefix, or latest/previous")],
+    run_a: Annotated[str | None, typer.Argument(help="run id, unique prefix, or latest/previous")] = None,
+    run_b: Annotated[str | None, typer.Argument(help="run id, unique prefix, or latest/previous")] = None,
+    experiment: Annotated[
+        str | None, typer.Option(help="instead: every run of this experiment (id, prefix or latest), one row each")
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="with --experiment")] = Format.table,
     workdir: WorkdirOpt = Path("work"),
 ) -> None:
-    """Two runs side by side: config, data funnel and evaluation differences (B - A)."""
+    """Two runs side by side (config, data funnel and evaluation differences, B - A), or an experiment's runs."""
     from storage.compare import config_diff, eval_diff, funnel_diff, resolve_run
 
     catalog = _catalog(workdir)
+    if experiment is not None:
+        from flows.experiments import experiment_table, resolve_experiment
+
+        try:
+            exp_id = resolve_experiment(catalog, experiment)
+            columns, rows = experiment_table(catalog, exp_id)
+        except LookupError as e:
+            raise _fail(str(e), code=1) from None
+        _print_rows(columns, rows, fmt, title=f"experiment {exp_id}")
+        return
+    if run_a is None or run_b is None:
+        raise _fail("give two runs to compare, or --experiment ID")
     try:
         a, b = resolve_run(catalog, run_a), resolve_run(catalog, run_b)
     except LookupError as e:
@@ -323,3 +340,109 @@ def sql(
 
 if __name__ == "__main__":
     app()
+
+
+experiment_app = typer.Typer(no_args_is_help=True, help="Data experiments: mixture search, ablations, scaling ladders.")
+app.add_typer(experiment_app, name="experiment")
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default: the sample)")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override a config value: dotted.key=value")]
+
+
+def _run_experiment(workdir: Path, start) -> None:
+    """Run an experiment flow; print where its report is, map expected failures to exit codes."""
+    _prefect_env(workdir)
+    from storage.lock import WorkdirBusy
+
+    try:
+        result = start()
+    except WorkdirBusy as e:
+        raise _fail(str(e), code=1) from None
+    except (ValueError, LookupError) as e:
+        raise _fail(str(e), code=1) from None
+    console.print(f"experiment {result['experiment_id']}: report {result['report']}")
+
+
+def _load(config: Path | None, overrides: list[str]):
+    try:
+        return load_config(config, overrides)
+    except ConfigError as e:
+        raise _fail(str(e)) from None
+
+
+@experiment_app.command("mixture")
+def experiment_mixture(
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
+    proxies: Annotated[int, typer.Option(min=3, help="proxy models, one per sampled mixture")] = 8,
+    target_domain: Annotated[str, typer.Option(help="domain whose held-out documents define the target")] = "docs",
+    metric: Annotated[
+        str, typer.Option(help="target_bits_per_byte, or any evaluate metric (e.g. task.cloze.acc)")
+    ] = "target_bits_per_byte",
+    concentration: Annotated[float, typer.Option(min=0.01, help="Dirichlet spread: small = far from natural")] = 1.0,
+    parallel: Annotated[int, typer.Option(min=1, help="proxies trained at once (task runner threads)")] = 2,
+    seed: int = 0,
+    workdir: WorkdirOpt = Path("work"),
+) -> None:
+    """RegMix-style search: proxies on sampled mixtures, regression, predicted best mixture."""
+    cfg = _load(config, overrides or [])
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.experiments import mixture_experiment
+
+    flow = mixture_experiment.with_options(task_runner=ThreadPoolTaskRunner(max_workers=parallel))
+    _run_experiment(workdir, lambda: flow(config=cfg.model_dump(mode="json"), workdir=str(workdir), proxies=proxies,
+                                          target_domain=target_domain, metric=metric, concentration=concentration,
+                                          seed=seed))  # fmt: skip
+
+
+@experiment_app.command("ablate")
+def experiment_ablate(
+    vary: Annotated[list[str], typer.Option(help="KEY=V1,V2,...; several --vary give every combination")],
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
+    workdir: WorkdirOpt = Path("work"),
+) -> None:
+    """The pipeline once per value of the varied settings, at equal model size and token budget."""
+    from tasks.experiments import parse_vary
+
+    try:
+        settings = parse_vary(vary)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    configs = [_load(config, [*(overrides or []), *(f"{k}={v}" for k, v in s.items())]).model_dump(mode="json")
+               for s in settings]  # fmt: skip
+    from flows.experiments import ablation_experiment
+
+    _run_experiment(workdir, lambda: ablation_experiment(configs=configs, settings=settings, workdir=str(workdir)))
+
+
+@experiment_app.command("scaling")
+def experiment_scaling(
+    sizes: Annotated[str, typer.Option(help="comma-separated presets or LAYERSxHEADSxEMBD shapes")] = "tiny,small",
+    predict_flops: Annotated[float | None, typer.Option(help="budget to predict (default 10x the largest)")] = None,
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
+    workdir: WorkdirOpt = Path("work"),
+) -> None:
+    """A ladder of model sizes on the same data; a power law of loss against compute; a prediction."""
+    from tasks.experiments import parse_size
+
+    names = [s.strip() for s in sizes.split(",") if s.strip()]
+    try:
+        shapes = [parse_size(s) for s in names]
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    if len(names) < 2:
+        raise _fail("a scaling ladder needs at least two sizes")
+    cfg = _load(config, overrides or [])
+    configs = []
+    for shape in shapes:
+        try:
+            train = type(cfg.train).model_validate({**cfg.train.model_dump(mode="json"), **shape})
+        except ValidationError as e:
+            raise _fail(f"train shape {shape}: {e.errors()[0]['msg']}") from None
+        configs.append(cfg.model_copy(update={"train": train}).model_dump(mode="json"))
+    from flows.experiments import scaling_experiment
+
+    _run_experiment(workdir, lambda: scaling_experiment(configs=configs, sizes=names, workdir=str(workdir),
+                                                        predict_flops=predict_flops))  # fmt: skip

@@ -189,11 +189,24 @@ def _stream_failed(acquire_out: Path) -> None:
     marker.touch()
 
 
-def _run_stages(cfg: PipelineConfig, root: Path, selected: list[str], forced: set[str], logger) -> list[dict]:
+def new_run_id() -> str:
+    return f"{now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+@flow(name="crawl2model-slice", flow_run_name="{label}", log_prints=True)
+def pipeline_slice(config: dict[str, Any], workdir: str, stages: list[str], label: str, run_id: str) -> list[dict]:
+    """Some stages (upstream from cache) for an experiment, which already holds the workdir lock."""
+    cfg = PipelineConfig.model_validate(config)
+    return _run_stages(cfg, Path(workdir).resolve(), stages, set(), get_run_logger(), run_id)
+
+
+def _run_stages(
+    cfg: PipelineConfig, root: Path, selected: list[str], forced: set[str], logger, run_id: str | None = None
+) -> list[dict]:
     planned = plan(cfg, root)
     by_stage = {p.stage: p for p in planned}
     catalog = Catalog(root)
-    run_id = f"{now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    run_id = run_id or new_run_id()
     catalog.start_run(run_id, cfg.name, config_json(cfg))
     manifests: dict[str, dict[str, Any]] = {}
     summary = []

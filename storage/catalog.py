@@ -7,6 +7,7 @@ short-lived so that `crawl2model sql` can read between writes.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -37,7 +38,16 @@ create table if not exists lineage (
 create table if not exists metrics (
     run_id varchar, stage varchar, fingerprint varchar, name varchar, step bigint, value double
 );
+create table if not exists experiments (
+    experiment_id varchar primary key, kind varchar, started_at timestamp, finished_at timestamp,
+    status varchar, params_json json, result_json json, report_path varchar
+);
+create table if not exists experiment_runs (
+    experiment_id varchar, run_id varchar, label varchar, setting_json json, metric varchar, value double
+);
 """
+# Experiments run several pipeline slices on threads of one process: one connection at a time.
+_CONNECTION_LOCK = threading.RLock()
 
 # Parquet-backed views: (view name, artifact kind). Each view reads the files of the latest
 # completed stage output that holds that kind.
@@ -62,13 +72,14 @@ class Catalog:
         if read_only and not self.path.exists():
             raise FileNotFoundError(f"no catalog at {self.path}: run the pipeline first")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(self.path), read_only=read_only)
-        try:
-            if not read_only:
-                con.execute(SCHEMA)
-            yield con
-        finally:
-            con.close()
+        with _CONNECTION_LOCK:
+            con = duckdb.connect(str(self.path), read_only=read_only)
+            try:
+                if not read_only:
+                    con.execute(SCHEMA)
+                yield con
+            finally:
+                con.close()
 
     # --- writes (flow process only) -------------------------------------------------------
     def start_run(self, run_id: str, config_name: str, config: dict[str, Any]) -> None:
@@ -148,6 +159,31 @@ class Catalog:
                 con.register("new_metrics", table)
                 con.execute("insert into metrics select * from new_metrics")
                 con.unregister("new_metrics")
+
+    def start_experiment(self, experiment_id: str, kind: str, params: dict[str, Any]) -> None:
+        with self.connect() as con:
+            con.execute(
+                "insert into experiments values (?, ?, ?, null, 'running', ?, null, null)",
+                [experiment_id, kind, now(), json.dumps(params)],
+            )
+
+    def add_experiment_run(
+        self, experiment_id: str, run_id: str, label: str, setting: dict[str, Any], metrics: dict[str, float]
+    ) -> None:
+        with self.connect() as con:
+            for name, value in metrics.items():
+                con.execute(
+                    "insert into experiment_runs values (?, ?, ?, ?, ?, ?)",
+                    [experiment_id, run_id, label, json.dumps(setting), name, value],
+                )
+
+    def finish_experiment(self, experiment_id: str, status: str, result: dict[str, Any], report: str | None) -> None:
+        with self.connect() as con:
+            con.execute(
+                "update experiments set finished_at = ?, status = ?, result_json = ?, report_path = ? "
+                "where experiment_id = ?",
+                [now(), status, json.dumps(result), report, experiment_id],
+            )
 
     # --- reads ----------------------------------------------------------------------------
     def query(self, sql: str, params: list[Any] | None = None) -> tuple[list[str], list[tuple]]:

@@ -62,6 +62,16 @@ def held_out_docs(tok: StageInput, mix: StageInput) -> list[dict[str, Any]]:
     return [d for d in iter_rows(mix.files("docs"), ["doc_id", "text", "domain"]) if d["doc_id"] in val_ids]
 
 
+def documents_bits_per_byte(tok: StageInput, trained: StageInput, docs: list[dict[str, Any]], max_rows: int) -> float:
+    """One model's bits per byte on a fixed document set (tokenizer-independent, so runs compare)."""
+    sp = spm.SentencePieceProcessor(model_file=tok.file("tokenizer"))
+    scorer = Scorer(load_model(trained.file("model")), sp)
+    scored = per_domain(scorer, [{**d, "domain": "target"} for d in docs], tok.info["seq_len"], max_rows)
+    if "target" not in scored:
+        raise ValueError("no target documents to score")
+    return scored["target"]["bits_per_byte"]
+
+
 def per_domain(scorer: Scorer, docs: list[dict[str, Any]], seq_len: int, max_rows: int) -> dict[str, dict]:
     by_domain: dict[str, list[dict]] = {}
     for d in docs:

@@ -127,6 +127,11 @@ def builtin_eval_items(val_docs: list[dict[str, Any]], cfg: TokenizeConfig) -> l
     )
 
 
+def in_val_split(doc_id: str, cfg: TokenizeConfig) -> bool:
+    """The split depends on the document alone, so a held-out document is held out under any mixture."""
+    return unit_interval(cfg.seed, "split", doc_id) < cfg.val_fraction
+
+
 def run(inputs: dict[str, StageInput], cfg: TokenizeConfig, out: Path) -> StageOutcome:
     docs = list(iter_rows(inputs["mix"].files("docs"), ["doc_id", "url", "text", "repeats", "domain"]))
     outcome = StageOutcome(docs_in=len(docs))
@@ -137,8 +142,7 @@ def run(inputs: dict[str, StageInput], cfg: TokenizeConfig, out: Path) -> StageO
         outcome.metric("decontamination_benchmark_items", index.items)
         outcome.metric("decontamination_items_too_short", index.too_short)
         docs = remove_contaminated(docs, index, cfg, hits)
-    split_of = {d["doc_id"]: "val" if unit_interval(cfg.seed, "split", d["doc_id"]) < cfg.val_fraction else "train"
-                for d in docs}  # fmt: skip
+    split_of = {d["doc_id"]: "val" if in_val_split(d["doc_id"], cfg) else "train" for d in docs}
     val_docs = [d for d in docs if split_of[d["doc_id"]] == "val"]
     items = builtin_eval_items(val_docs, cfg)
     lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in items_as_rows(items))

@@ -9,6 +9,7 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -103,7 +104,9 @@ def run(inputs: dict[str, StageInput], cfg: TrainConfig, out: Path) -> StageOutc
         n_embd=cfg.n_embd, dropout=cfg.dropout, tie_embeddings=cfg.tie_embeddings,
     )  # fmt: skip
     report = ProgressReporter(cfg.max_steps)
-    if cfg.nproc > 1:
+    # torch's RNG and thread settings are process-wide: a training started from a worker thread (an
+    # experiment's parallel proxies) runs in a process of its own, so concurrent runs stay reproducible.
+    if cfg.nproc > 1 or threading.current_thread() is not threading.main_thread():
         result = run_torchrun(files, model_cfg, cfg, out, report)
     else:
         from model.trainer import train

@@ -44,3 +44,13 @@ def test_extract_throughput_benchmark_runs(tmp_path):
         == results["extract fastwarc x2"]["extract_word_recall"]
         > 0.9
     )
+
+
+def test_dedup_throughput_benchmark_runs(tmp_path):
+    cmd = [sys.executable, "benchmarks/dedup_throughput.py", "--docs", "400", "--workers", "2", "--out", str(tmp_path)]
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    [result] = tmp_path.glob("*-dedup.json")
+    results = json.loads(result.read_text())["results"]
+    assert set(results) == {"signatures x1", "signatures x2", "buckets+clusters"}
+    assert all(r["docs_per_s"] > 0 and r["peak_rss_mb"] > 0 for r in results.values())
+    assert results["buckets+clusters"]["docs"] == 400 and results["buckets+clusters"]["near_duplicates"] > 0

@@ -97,6 +97,11 @@ def test_planted_cases_are_removed_where_meant(first_run):
     assert "Planted cases" in report and "unigram_bits_per_byte" in report
     assert f"PII pages planted: 8, of which {pii['pii_pages_kept']} reached" in report
     assert next(first_run.glob("artifacts/evaluate/*/loss_curve.png")).stat().st_size > 1000
+    # Dedup measured against exact Jaccard on the run's documents plus 2,000 generated ones.
+    dedup = evaluation["dedup_quality"]
+    assert dedup["synthetic_docs"] == 2000 and dedup["docs"] > 2000 and dedup["pairs_ge_0.8"] > 100
+    assert dedup["recall_ge_0.8"] >= 0.95 and dedup["precision"] >= 0.98
+    assert "## Dedup quality" in report
 
 
 def test_extraction_keeps_the_main_text_and_drops_the_boilerplate(first_run):

@@ -1,0 +1,389 @@
+"""Data experiments as Prefect flows: a RegMix-style mixture search, ablations, scaling ladders.
+
+Every variant is an ordinary pipeline run (a `crawl2model-slice` subflow with its own run id in the
+catalog), so stages whose fingerprints do not change are cache hits: proxies share everything
+before mix, an ablation of a filter threshold reuses acquire and extract, a scaling ladder reuses
+all data stages. Mixture proxies run in parallel through the flow's task runner; each proxy's
+training then runs in a process of its own (see tasks/train_stage.py). Results go to the catalog
+(`experiments`, `experiment_runs`) and to `<workdir>/experiments/<id>/report.md` with plots.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from prefect import flow, task, unmapped
+from prefect.artifacts import create_markdown_artifact
+
+from flows.pipeline import new_run_id, pipeline_slice, plan
+from storage.catalog import Catalog
+from storage.lock import workdir_lock
+from storage.shards import atomic_write_bytes, atomic_write_json, iter_rows, write_parquet
+from tasks import STAGES
+from tasks.config import PipelineConfig
+from tasks.experiments import (
+    best_mixture,
+    design,
+    fit_power_law,
+    fit_ridge,
+    leave_one_out,
+    power_law,
+    sample_mixtures,
+    spearman,
+)
+from tasks.report import _pyplot, _save, markdown_table
+from tasks.stage import StageInput, load_manifest
+
+TARGET_METRIC = "target_bits_per_byte"
+LOWER_IS_BETTER = ("bits_per_byte", "loss", "perplexity")
+FROM_MIX = ["mix", "tokenize", "train"]
+
+
+def new_experiment_id(kind: str) -> str:
+    return f"{kind}-{new_run_id()}"
+
+
+def stage_output(cfg: PipelineConfig, root: Path, stage: str) -> StageInput:
+    planned = {p.stage: p for p in plan(cfg, root)}[stage]
+    manifest = load_manifest(planned.output_dir)
+    if manifest is None:
+        raise RuntimeError(f"{stage} has no output for this config in {root}")
+    return StageInput.from_manifest(manifest)
+
+
+def run_metrics(cfg: PipelineConfig, root: Path, target_docs: str | None, max_rows: int) -> dict[str, float]:
+    """evaluate's scalar metrics (when it ran), the training facts, and bits per byte on the target set."""
+    trained = stage_output(cfg, root, "train")
+    metrics: dict[str, float] = {"params": trained.info["params"], "final_train_loss": trained.info["final_loss"]}
+    metrics["train_tokens"] = trained.info["tokens_per_step"] * cfg.train.max_steps
+    metrics["compute_flops"] = 6.0 * metrics["params"] * metrics["train_tokens"]
+    evaluated = load_manifest({p.stage: p for p in plan(cfg, root)}["evaluate"].output_dir)
+    if evaluated is not None:
+        metrics.update({m["name"]: m["value"] for m in evaluated["metrics"] if m.get("step") is None})
+    if target_docs:
+        from tasks.evaluate_stage import documents_bits_per_byte
+
+        docs = pq.read_table(target_docs).to_pylist()
+        tok = stage_output(cfg, root, "tokenize")
+        metrics[TARGET_METRIC] = documents_bits_per_byte(tok, trained, docs, max_rows)
+    return metrics
+
+
+@task(task_run_name="{label}")
+def run_variant(
+    config: dict[str, Any], workdir: str, stages: list[str], label: str, target_docs: str | None = None,
+    max_rows: int = 256,
+) -> dict[str, Any]:  # fmt: skip
+    """One experiment variant: a pipeline slice (a subflow run of its own), then its metrics."""
+    run_id = new_run_id()
+    summary = pipeline_slice(config=config, workdir=workdir, stages=stages, label=label, run_id=run_id)
+    cfg = PipelineConfig.model_validate(config)
+    metrics = run_metrics(cfg, Path(workdir).resolve(), target_docs, max_rows)
+    return {"label": label, "run_id": run_id, "summary": summary, "metrics": metrics}
+
+
+def _record(catalog: Catalog, exp_id: str, variants: list[dict], settings: list[dict]) -> None:
+    for variant, setting in zip(variants, settings, strict=True):
+        catalog.add_experiment_run(exp_id, variant["run_id"], variant["label"], setting, variant["metrics"])
+
+
+def _finish(catalog: Catalog, exp_id: str, out: Path, kind: str, result: dict, report: str) -> dict:
+    atomic_write_json(out / "result.json", result)
+    atomic_write_bytes(out / "report.md", report.encode())
+    create_markdown_artifact(key=f"experiment-{kind}", markdown=report, description=f"{kind} experiment {exp_id}")
+    catalog.finish_experiment(exp_id, "completed", result, str(out / "report.md"))
+    return {"experiment_id": exp_id, "report": str(out / "report.md"), **result}
+
+
+def _experiment(kind: str, workdir: str, params: dict[str, Any], body) -> dict[str, Any]:
+    """Hold the workdir lock, register the experiment, run `body(exp_id, out)`, record the outcome."""
+    root = Path(workdir).resolve()
+    exp_id = params.pop("experiment_id", None) or new_experiment_id(kind)
+    out = root / "experiments" / exp_id
+    out.mkdir(parents=True, exist_ok=True)
+    with workdir_lock(root):
+        catalog = Catalog(root)
+        catalog.start_experiment(exp_id, kind, params)
+        try:
+            result, report = body(exp_id, out, catalog)
+        except BaseException as e:
+            catalog.finish_experiment(exp_id, "failed", {"error": f"{type(e).__name__}: {e}"[:2000]}, None)
+            raise
+        return _finish(catalog, exp_id, out, kind, result, report)
+
+
+# --- mixture search ---------------------------------------------------------------------------
+
+
+def target_documents(cfg: PipelineConfig, root: Path, domain: str, path: Path) -> int:
+    """Held-out documents of the target domain: labelled by the natural-mixture mix stage, and in
+    tokenize's validation split, which depends on the document alone (so no proxy trains on them)."""
+    from tasks.tokenize_stage import in_val_split
+
+    mixed = stage_output(cfg, root, "mix")
+    rows = [{"doc_id": d["doc_id"], "text": d["text"]}
+            for d in iter_rows(mixed.files("docs"), ["doc_id", "text", "domain"])
+            if d["domain"] == domain and in_val_split(d["doc_id"], cfg.tokenize)]  # fmt: skip
+    write_parquet(pa.Table.from_pylist(rows, schema=pa.schema([("doc_id", pa.string()), ("text", pa.string())])), path)
+    return len(rows)
+
+
+@flow(name="crawl2model-experiment-mixture", log_prints=True)
+def mixture_experiment(
+    config: dict[str, Any], workdir: str, proxies: int = 8, target_domain: str = "docs",
+    metric: str = TARGET_METRIC, concentration: float = 1.0, seed: int = 0, experiment_id: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Sample `proxies` mixtures around the natural one, train a proxy on each, regress the metric
+    on the weights, and predict the best mixture."""
+    params = {"proxies": proxies, "target_domain": target_domain, "metric": metric, "concentration": concentration,
+              "seed": seed, "experiment_id": experiment_id}  # fmt: skip
+    if proxies < 3:
+        raise ValueError("a mixture search needs at least 3 proxies")
+    cfg = PipelineConfig.model_validate(config)
+
+    def body(exp_id: str, out: Path, catalog: Catalog) -> tuple[dict, str]:
+        root = Path(workdir).resolve()
+        natural_cfg = cfg.model_copy(update={"mix": cfg.mix.model_copy(update={"mode": "natural"})})
+        upto_mix = list(STAGES[: STAGES.index("mix") + 1])
+        pipeline_slice(config=natural_cfg.model_dump(mode="json"), workdir=workdir, stages=upto_mix,
+                       label=f"{exp_id}-natural", run_id=new_run_id())  # fmt: skip
+        natural = {d: v["share_before"] for d, v in stage_output(natural_cfg, root, "mix").info["mixture"].items()}
+        if target_domain not in natural:
+            raise ValueError(f"target domain {target_domain!r} has no documents; domains: {sorted(natural)}")
+        target_path = out / "target_docs.parquet"
+        n_target = target_documents(natural_cfg, root, target_domain, target_path)
+        if n_target == 0:
+            raise ValueError(f"no held-out {target_domain!r} documents to measure on")
+        mixtures = sample_mixtures(natural, proxies, concentration, seed)
+        configs = [cfg.model_copy(update={"mix": cfg.mix.model_copy(update={"mode": "weights", "weights": m})})
+                   .model_dump(mode="json") for m in mixtures]  # fmt: skip
+        stages = FROM_MIX + ([] if metric == TARGET_METRIC else ["evaluate"])
+        labels = [f"{exp_id}-proxy-{i}" for i in range(proxies)]
+        futures = run_variant.map(configs, unmapped(workdir), unmapped(stages), labels,
+                                  unmapped(str(target_path) if metric == TARGET_METRIC else None))  # fmt: skip
+        variants = [f.result() for f in futures]
+        if missing := [v["label"] for v in variants if metric not in v["metrics"]]:
+            raise ValueError(
+                f"metric {metric!r} not measured for {missing[0]}; known: {sorted(variants[0]['metrics'])}"
+            )
+        domains = sorted(natural)
+        x, y = design(mixtures, domains), np.array([v["metrics"][metric] for v in variants])
+        maximize = not metric.endswith(LOWER_IS_BETTER)
+        coef = fit_ridge(x, y)
+        loo = leave_one_out(x, y)
+        best, predicted = best_mixture(coef, domains, natural, concentration, seed, maximize)
+        observed_best = int(np.argmax(y) if maximize else np.argmin(y))
+        result = {
+            "metric": metric, "maximize": maximize, "target_domain": target_domain, "target_docs": n_target,
+            "natural_mixture": natural, "predicted_best_mixture": best, "predicted_metric": predicted,
+            "loo_spearman": spearman(loo, y), "coefficients": dict(zip(["intercept", *domains], coef.tolist(),
+                                                                       strict=True)),
+            "best_proxy": {"label": variants[observed_best]["label"], "mixture": mixtures[observed_best],
+                           metric: float(y[observed_best])},
+            "proxies": [{"label": v["label"], "run_id": v["run_id"], "mixture": m, metric: v["metrics"][metric],
+                         "loo_prediction": float(p)} for v, m, p in zip(variants, mixtures, loo, strict=True)],
+        }  # fmt: skip
+        _record(catalog, exp_id, variants, [{"mix.weights": m} for m in mixtures])
+        _scatter(y, loo, metric, out / "predicted_vs_measured.png")
+        return result, mixture_report(exp_id, result, domains)
+
+    return _experiment("mixture", workdir, params, body)
+
+
+def _scatter(measured: np.ndarray, predicted: np.ndarray, metric: str, path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.scatter(measured, predicted)
+    lo, hi = float(min(measured.min(), predicted.min())), float(max(measured.max(), predicted.max()))
+    ax.plot([lo, hi], [lo, hi], color="grey", linewidth=0.8)
+    ax.set_xlabel(f"measured {metric}")
+    ax.set_ylabel("leave-one-out prediction")
+    _save(fig, path)
+
+
+def mixture_report(exp_id: str, r: dict[str, Any], domains: list[str]) -> str:
+    metric = r["metric"]
+    parts = [
+        f"# Mixture search {exp_id}",
+        "",
+        f"Target: {metric} ({'higher' if r['maximize'] else 'lower'} is better) on {r['target_docs']} held-out "
+        f"`{r['target_domain']}` documents. Regression fit: leave-one-out Spearman {r['loo_spearman']:.3f}.",
+        "",
+    ]
+    parts.append(
+        markdown_table(
+            ["mixture", *domains, metric],
+            [
+                ["natural", *[r["natural_mixture"][d] for d in domains], ""],
+                ["**predicted best**", *[r["predicted_best_mixture"][d] for d in domains], r["predicted_metric"]],
+            ]
+            + [[p["label"], *[p["mixture"][d] for d in domains], p[metric]] for p in r["proxies"]],
+        )
+    )
+    parts += ["", "![predicted vs measured](predicted_vs_measured.png)", ""]
+    return "\n".join(parts) + "\n"  # fmt: skip
+
+
+# --- ablation ---------------------------------------------------------------------------------
+
+
+@flow(name="crawl2model-experiment-ablate", log_prints=True)
+def ablation_experiment(
+    configs: list[dict[str, Any]], settings: list[dict[str, str]], workdir: str, experiment_id: str | None = None
+) -> dict[str, Any]:
+    """The whole pipeline once per setting (equal model and token budget); caches reused by fingerprint."""
+    params = {"settings": settings, "experiment_id": experiment_id}
+
+    def body(exp_id: str, out: Path, catalog: Catalog) -> tuple[dict, str]:
+        variants = []
+        for i, (config, setting) in enumerate(zip(configs, settings, strict=True)):
+            label = f"{exp_id}-" + ",".join(f"{k}={v}" for k, v in setting.items())
+            variants.append(
+                run_variant.with_options(task_run_name=f"variant-{i}")(config, workdir, list(STAGES), label)
+            )
+        rows = []
+        for v, setting in zip(variants, settings, strict=True):
+            ran = [s["stage"] for s in v["summary"] if not s["cache_hit"]]
+            funnel = {s["stage"]: s.get("docs_out") for s in v["summary"] if s.get("docs_out") is not None}
+            measured = {k: v["metrics"][k] for k in ABLATION_METRICS if k in v["metrics"]}
+            rows.append({"setting": setting, "run_id": v["run_id"], "ran": ran, "funnel": funnel, "metrics": measured})
+        _record(catalog, exp_id, variants, settings)
+        _ablation_plot(rows, out / "ablation.png")
+        return {"variants": rows}, ablation_report(exp_id, rows)
+
+    return _experiment("ablate", workdir, params, body)
+
+
+ABLATION_METRICS = ("val_bits_per_byte", "val_loss", "task.cloze.acc", "task.last_word.acc", "train_tokens", "params")
+
+
+def _ablation_plot(rows: list[dict], path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    labels = [",".join(f"{v}" for v in r["setting"].values()) for r in rows]
+    ax.plot(labels, [r["metrics"].get("val_bits_per_byte") for r in rows], marker="o")
+    ax.set_xlabel(", ".join(rows[0]["setting"]))
+    ax.set_ylabel("validation bits per byte")
+    _save(fig, path)
+
+
+def ablation_report(exp_id: str, rows: list[dict]) -> str:
+    stages = [s for s in STAGES if any(s in r["funnel"] for r in rows)]
+    parts = [f"# Ablation {exp_id}", "", "Same model and training steps for every setting.", ""]
+    parts.append(
+        markdown_table(
+            ["setting", "stages run (rest cached)", *ABLATION_METRICS[:4]],
+            [
+                [
+                    json.dumps(r["setting"]),
+                    " ".join(r["ran"]) or "none",
+                    *[r["metrics"].get(k) for k in ABLATION_METRICS[:4]],
+                ]
+                for r in rows
+            ],
+        )
+    )
+    parts += ["", "### Data funnel (documents kept after each stage)", ""]
+    parts.append(
+        markdown_table(
+            ["setting", *stages], [[json.dumps(r["setting"]), *[r["funnel"].get(s) for s in stages]] for r in rows]
+        )
+    )
+    parts += ["", "![ablation](ablation.png)", ""]
+    return "\n".join(parts) + "\n"  # fmt: skip
+
+
+# --- scaling ladder ---------------------------------------------------------------------------
+
+
+@flow(name="crawl2model-experiment-scaling", log_prints=True)
+def scaling_experiment(
+    configs: list[dict[str, Any]], sizes: list[str], workdir: str, predict_flops: float | None = None,
+    experiment_id: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Train a ladder of model sizes on the same data; fit loss = a C^-b + e; predict a larger budget."""
+    params = {"sizes": sizes, "predict_flops": predict_flops, "experiment_id": experiment_id}
+
+    def body(exp_id: str, out: Path, catalog: Catalog) -> tuple[dict, str]:
+        variants = [run_variant.with_options(task_run_name=f"size-{size}")(config, workdir, list(STAGES),
+                                                                           f"{exp_id}-{size}")
+                    for config, size in zip(configs, sizes, strict=True)]  # fmt: skip
+        compute = [v["metrics"]["compute_flops"] for v in variants]
+        loss = [v["metrics"]["val_loss"] for v in variants]
+        fit = fit_power_law(compute, loss)
+        target = predict_flops or 10 * max(compute)
+        result = {"sizes": [{"size": s, "run_id": v["run_id"], "params": v["metrics"]["params"],
+                             "compute_flops": c, "val_loss": lo} for s, v, c, lo in zip(sizes, variants, compute, loss,
+                                                                                        strict=True)],
+                  "fit": fit, "predict_flops": target, "predicted_val_loss": power_law(fit, target)}  # fmt: skip
+        _record(catalog, exp_id, variants, [{"size": s} for s in sizes])
+        _scaling_plot(compute, loss, fit, target, out / "scaling.png")
+        return result, scaling_report(exp_id, result)
+
+    return _experiment("scaling", workdir, params, body)
+
+
+def _scaling_plot(compute: list[float], loss: list[float], fit: dict, target: float, path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.scatter(compute, loss, label="measured")
+    grid = np.geomspace(min(compute), target, 50)
+    ax.plot(grid, [power_law(fit, c) for c in grid], label="fit")
+    ax.set_xscale("log")
+    ax.set_xlabel("training compute (FLOPs, 6ND)")
+    ax.set_ylabel("validation loss")
+    ax.legend()
+    _save(fig, path)
+
+
+def scaling_report(exp_id: str, r: dict[str, Any]) -> str:
+    f = r["fit"]
+    parts = [
+        f"# Scaling ladder {exp_id}",
+        "",
+        f"Fit: loss = {f['a']:.4g} * C^-{f['b']:.4f} + {f['e']:.4g} (R^2 {f['r2']:.4f}). Predicted validation "
+        f"loss at {r['predict_flops']:.3g} FLOPs: **{r['predicted_val_loss']:.4f}**.",
+        "",
+    ]
+    parts.append(
+        markdown_table(
+            ["size", "params", "compute (FLOPs)", "val loss"],
+            [[s["size"], s["params"], f"{s['compute_flops']:.3g}", s["val_loss"]] for s in r["sizes"]],
+        )
+    )
+    parts += ["", "![scaling](scaling.png)", ""]
+    return "\n".join(parts) + "\n"  # fmt: skip
+
+
+def experiment_table(catalog: Catalog, experiment_id: str) -> tuple[list[str], list[tuple]]:
+    """One row per run of an experiment, one column per metric (for `crawl2model compare --experiment`)."""
+    cols, rows = catalog.query(
+        "select label, run_id, setting_json, metric, value from experiment_runs where experiment_id = ? "
+        "order by label, metric",
+        [experiment_id],
+    )
+    if not rows:
+        raise LookupError(f"no runs recorded for experiment {experiment_id!r}")
+    metrics = sorted({r[3] for r in rows})
+    by_run: dict[str, dict[str, Any]] = {}
+    for label, run_id, setting, metric, value in rows:
+        by_run.setdefault(run_id, {"label": label, "setting": setting})[metric] = value
+    header = ["label", "run_id", "setting", *metrics]
+    return header, [tuple([v["label"], rid, v["setting"], *[v.get(m) for m in metrics]]) for rid, v in by_run.items()]
+
+
+def resolve_experiment(catalog: Catalog, ref: str) -> str:
+    """An experiment id, a unique prefix of one, or `latest`."""
+    _, rows = catalog.query("select experiment_id from experiments order by started_at desc")
+    ids = [r[0] for r in rows]
+    if ref == "latest" and ids:
+        return ids[0]
+    matches = [i for i in ids if i.startswith(ref)]
+    if len(matches) != 1:
+        raise LookupError(f"{ref!r} matches {len(matches)} experiments" + (f": {matches[:5]}" if matches else ""))
+    return matches[0]

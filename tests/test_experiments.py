@@ -1,0 +1,159 @@
+"""Data experiments: the math on known answers, and each experiment command on a tiny sample."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from storage.catalog import Catalog
+from tasks.experiments import (
+    best_mixture,
+    fit_power_law,
+    fit_ridge,
+    leave_one_out,
+    parse_size,
+    parse_vary,
+    power_law,
+    sample_mixtures,
+    spearman,
+)
+
+TINY = [
+    "acquire.sample_pages=300",
+    "acquire.planted_per_case=4",
+    "acquire.seed=11",
+    "dedup.quality_check_docs=0",
+    "tokenize.vocab_size=600",
+    "tokenize.seq_len=32",
+    "train.n_layer=1",
+    "train.n_head=2",
+    "train.n_embd=32",
+    "train.max_steps=120",
+    "train.batch_size=16",
+    "train.warmup_steps=5",
+    "train.checkpoint_every=60",
+    "train.log_every=20",
+    "evaluate.max_new_tokens=4",
+]
+SETS = [a for s in TINY for a in ("--set", s)]
+
+
+def test_mixtures_are_seeded_distributions_around_the_natural_one():
+    natural = {"a": 0.7, "b": 0.2, "c": 0.1}
+    mixtures = sample_mixtures(natural, 400, concentration=50.0, seed=3)
+    assert mixtures == sample_mixtures(natural, 400, concentration=50.0, seed=3)
+    assert all(abs(sum(m.values()) - 1) < 1e-4 and min(m.values()) >= 0 for m in mixtures)
+    mean = {d: np.mean([m[d] for m in mixtures]) for d in natural}
+    assert all(abs(mean[d] - natural[d]) < 0.02 for d in natural)
+    wide = sample_mixtures(natural, 400, concentration=0.5, seed=3)
+    assert np.std([m["a"] for m in wide]) > 3 * np.std([m["a"] for m in mixtures])
+
+
+def test_regression_recovers_a_planted_linear_effect_and_its_best_mixture():
+    rng = np.random.default_rng(0)
+    domains = ["code", "docs", "web"]
+    natural = {"code": 0.3, "docs": 0.3, "web": 0.4}
+    x = np.array([[m[d] for d in domains] for m in sample_mixtures(natural, 12, 1.0, seed=1)])
+    y = 2.0 - 0.8 * x[:, 1] + 0.1 * x[:, 0] + rng.normal(0, 0.005, len(x))  # docs helps, code hurts a little
+    coef = fit_ridge(x, y)
+    assert coef[2] < coef[1] and coef[2] < coef[3]
+    assert spearman(leave_one_out(x, y), y) > 0.9
+    best, predicted = best_mixture(coef, domains, natural, 1.0, seed=1, maximize=False)
+    assert max(best, key=best.get) == "docs" and predicted < y.min() + 0.05
+
+
+def test_spearman_handles_ties_and_direction():
+    assert spearman(np.array([1, 2, 3, 4]), np.array([10, 20, 30, 40])) == pytest.approx(1.0)
+    assert spearman(np.array([1, 2, 3, 4]), np.array([4, 3, 2, 1])) == pytest.approx(-1.0)
+    assert spearman(np.array([1, 1, 2, 3]), np.array([1, 1, 2, 3])) == pytest.approx(1.0)
+
+
+def test_power_law_fit_recovers_known_exponent():
+    compute = np.geomspace(1e12, 1e16, 6)
+    loss = 1.7 + 400.0 * compute**-0.15
+    fit = fit_power_law(list(compute), list(loss))
+    assert fit["r2"] > 0.999 and abs(fit["b"] - 0.15) < 0.03 and abs(fit["e"] - 1.7) < 0.2
+    assert power_law(fit, 1e17) == pytest.approx(1.7 + 400.0 * 1e17**-0.15, rel=0.01)
+    two = fit_power_law([1e12, 1e13], [4.0, 3.0])  # two sizes: pure power law through both
+    assert power_law(two, 1e12) == pytest.approx(4.0) and power_law(two, 1e13) == pytest.approx(3.0)
+
+
+def test_vary_and_size_parsing():
+    assert parse_vary(["a.b=1,2", "c=x"]) == [{"a.b": "1", "c": "x"}, {"a.b": "2", "c": "x"}]
+    with pytest.raises(ValueError, match="KEY=V1"):
+        parse_vary(["nonsense"])
+    assert parse_size("2x2x64")["n_embd"] == 64 and parse_size("tiny")["n_layer"] == 2
+    with pytest.raises(ValueError, match="unknown size"):
+        parse_size("huge")
+
+
+def _invoke(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+def _result(work: Path, kind: str) -> dict:
+    [path] = list((work / "experiments").glob(f"{kind}-*/result.json"))
+    return json.loads(path.read_text())
+
+
+def _stages_run(catalog: Catalog, run_id: str) -> dict[str, bool]:
+    _, rows = catalog.query("select stage, cache_hit from stage_runs where run_id = ?", [run_id])
+    return dict(rows)
+
+
+@pytest.mark.slow
+def test_mixture_search_weights_the_target_domain_highest(tmp_path):
+    """Target: held-out `docs` pages. Proxies that saw more docs pages model them better, so the
+    search must put the most weight on docs, and each proxy reruns only mix, tokenize and train."""
+    work = tmp_path / "work"
+    _invoke("experiment", "mixture", "--workdir", str(work), *SETS, "--proxies", "6", "--concentration", "0.6",
+            "--parallel", "2")  # fmt: skip
+    result = _result(work, "mixture")
+    best = result["predicted_best_mixture"]
+    assert max(best, key=best.get) == "docs", result
+    assert best["docs"] > result["natural_mixture"]["docs"]
+    assert result["coefficients"]["docs"] == min(v for k, v in result["coefficients"].items() if k != "intercept")
+    catalog = Catalog(work)
+    for proxy in result["proxies"]:
+        assert _stages_run(catalog, proxy["run_id"]) == {"mix": False, "tokenize": False, "train": False}
+    _, rows = catalog.query("select count(distinct run_id) from experiment_runs")
+    assert rows[0][0] == 6
+    report = next((work / "experiments").glob("mixture-*/report.md")).read_text()
+    assert "predicted best" in report and "Spearman" in report
+    table = _invoke("compare", "--experiment", "latest", "--workdir", str(work), "--format", "json")
+    assert len(json.loads(table)) == 6
+
+
+@pytest.mark.slow
+def test_ablation_reruns_only_stages_downstream_of_the_varied_setting(tmp_path):
+    work = tmp_path / "work"
+    _invoke("experiment", "ablate", "--workdir", str(work), *SETS, "--vary", "filter.gopher_quality.min_words=50,80")
+    variants = _result(work, "ablate")["variants"]
+    assert [v["setting"] for v in variants] == [{"filter.gopher_quality.min_words": "50"},
+                                                {"filter.gopher_quality.min_words": "80"}]  # fmt: skip
+    assert variants[0]["ran"][0] == "acquire"  # a fresh workdir: everything ran once
+    assert variants[1]["ran"] == ["filter", "dedup", "mix", "tokenize", "train", "evaluate"]
+    assert variants[1]["funnel"]["filter"] < variants[0]["funnel"]["filter"]  # a stricter minimum removes more
+    assert variants[0]["metrics"]["train_tokens"] == variants[1]["metrics"]["train_tokens"]  # equal budget
+    assert all("val_bits_per_byte" in v["metrics"] for v in variants)
+    assert (next((work / "experiments").glob("ablate-*")) / "ablation.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_scaling_ladder_fits_and_predicts(tmp_path):
+    work = tmp_path / "work"
+    _invoke("experiment", "scaling", "--workdir", str(work), *SETS, "--sizes", "1x2x16,1x2x48")
+    result = _result(work, "scaling")
+    small, large = result["sizes"]
+    assert large["params"] > small["params"] and large["compute_flops"] > small["compute_flops"]
+    assert np.isfinite(result["predicted_val_loss"]) and result["predict_flops"] == 10 * large["compute_flops"]
+    catalog = Catalog(work)
+    assert set(_stages_run(catalog, large["run_id"]).values()) == {True, False}
+    assert {s for s, hit in _stages_run(catalog, large["run_id"]).items() if not hit} == {"train", "evaluate"}
