@@ -18,7 +18,7 @@ def write_results(out: Path, name: str, report: dict[str, Any], title: str, head
     """Write the JSON report (date and host added) and its Markdown table; return the Markdown."""
     report = {"date": str(date.today()), "host": socket.gethostname(), **report}
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"{report['date']}-{report['host']}-{name}"
+    stem = out / "-".join(filter(None, [report["date"], report["host"], name]))
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str))
     text = f"# {title}\n\n{markdown_table(headers, rows)}\n"
     stem.with_suffix(".md").write_text(text)

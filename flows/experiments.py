@@ -28,6 +28,7 @@ from tasks import STAGES
 from tasks.config import PipelineConfig
 from tasks.experiments import (
     best_mixture,
+    choose_alpha,
     design,
     fit_power_law,
     fit_ridge,
@@ -174,15 +175,16 @@ def mixture_experiment(
         domains = sorted(natural)
         x, y = design(mixtures, domains), np.array([v["metrics"][metric] for v in variants])
         maximize = not metric.endswith(LOWER_IS_BETTER)
-        coef = fit_ridge(x, y)
-        loo = leave_one_out(x, y)
+        alpha = choose_alpha(x, y)
+        coef = fit_ridge(x, y, alpha)
+        loo = leave_one_out(x, y, alpha)
         best, predicted = best_mixture(coef, domains, natural, concentration, seed, maximize)
         observed_best = int(np.argmax(y) if maximize else np.argmin(y))
         result = {
             "metric": metric, "maximize": maximize, "target_domain": target_domain, "target_docs": n_target,
             "natural_mixture": natural, "predicted_best_mixture": best, "predicted_metric": predicted,
-            "loo_spearman": spearman(loo, y), "coefficients": dict(zip(["intercept", *domains], coef.tolist(),
-                                                                       strict=True)),
+            "loo_spearman": spearman(loo, y), "ridge_alpha": alpha,
+            "coefficients": dict(zip(["intercept", *domains], coef.tolist(), strict=True)),
             "best_proxy": {"label": variants[observed_best]["label"], "mixture": mixtures[observed_best],
                            metric: float(y[observed_best])},
             "proxies": [{"label": v["label"], "run_id": v["run_id"], "mixture": m, metric: v["metrics"][metric],

@@ -19,10 +19,13 @@ import importlib.metadata
 import inspect
 import io
 import json
+import os
 import random
 import re
+import subprocess
 import sys
 import sysconfig
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -76,6 +79,7 @@ SKIP_MODULES = {
     "pydoc",
 }
 FETCH_START = datetime(2026, 10, 1, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -109,6 +113,27 @@ def language_reference() -> list[tuple[str, list[str]]]:
 
 
 def stdlib_docstrings() -> list[tuple[str, list[str]]]:
+    """The standard library's docstrings, collected in a fresh interpreter.
+
+    Collected here they would depend on what this process imported before: a library that wraps a
+    stdlib function (so its `__module__` changes) silently removed that docstring, and the same seed
+    gave a different sample under pytest, in a Prefect worker, or in the CLI.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "docstrings.json"
+        code = "import sys; from tasks.sample import write_stdlib_docstrings; write_stdlib_docstrings(sys.argv[1])"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        done = subprocess.run([sys.executable, "-c", code, str(out)], cwd=ROOT, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"collecting standard library docstrings failed:\n{done.stderr[-2000:]}")
+        return [(name, paras) for name, paras in json.loads(out.read_text())]
+
+
+def write_stdlib_docstrings(path: str) -> None:
+    Path(path).write_text(json.dumps(collect_stdlib_docstrings()))
+
+
+def collect_stdlib_docstrings() -> list[tuple[str, list[str]]]:
     docs = []
     for name in sorted(sys.stdlib_module_names):
         if name.startswith("_") or name in SKIP_MODULES:
@@ -515,8 +540,13 @@ class SampleWriter:
             f.close()
 
 
-def write_sample(out_dir: Path, n_pages: int = 2400, planted: int = 24, seed: int = 0, n_files: int = 4) -> dict:
-    """Write the sample WARC files and `ground_truth.jsonl`; return a summary."""
+def write_sample(
+    out_dir: Path, n_pages: int = 2400, planted: int = 24, seed: int = 0, n_files: int = 4, truncate_last: bool = True
+) -> dict:
+    """Write the sample WARC files and `ground_truth.jsonl`; return a summary.
+
+    `truncate_last=False` leaves out the cut-off record at the end (benchmarks feed the files to
+    tools that stop at it)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed + 1)
     pages = build_pages(n_pages, planted, seed)
@@ -582,6 +612,9 @@ def write_sample(out_dir: Path, n_pages: int = 2400, planted: int = 24, seed: in
                 "expected_stage": EXPECTED_STAGE[case],
             }
         )
+    if not truncate_last:
+        writer.close()
+        return _finish_sample(out_dir, writer, truth)
     # One truncated record at the very end of the last file, as a cut-off download leaves it.
     last = n_files - 1
     writer.files[last].flush()
@@ -604,6 +637,10 @@ def write_sample(out_dir: Path, n_pages: int = 2400, planted: int = 24, seed: in
             "expected_stage": "extract",
         }
     )
+    return _finish_sample(out_dir, writer, truth)
+
+
+def _finish_sample(out_dir: Path, writer: SampleWriter, truth: list[dict]) -> dict:
     with open(out_dir / "ground_truth.jsonl", "w") as f:
         for row in truth:
             f.write(json.dumps(row, sort_keys=True) + "\n")

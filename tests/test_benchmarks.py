@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -54,3 +56,28 @@ def test_dedup_throughput_benchmark_runs(tmp_path):
     assert set(results) == {"signatures x1", "signatures x2", "buckets+clusters"}
     assert all(r["docs_per_s"] > 0 and r["peak_rss_mb"] > 0 for r in results.values())
     assert results["buckets+clusters"]["docs"] == 400 and results["buckets+clusters"]["near_duplicates"] > 0
+
+
+@pytest.mark.slow
+def test_side_by_side_benchmarks_run(tmp_path):
+    """benchmarks/run.py --quick: every comparison (datatrove, plain PyTorch, tokenizers, scaling) on tiny inputs."""
+    subprocess.run([sys.executable, "benchmarks/run.py", "--quick", "--out", str(tmp_path)], cwd=ROOT, check=True,
+                   capture_output=True)  # fmt: skip
+    [result] = [p for p in tmp_path.glob("*.json")]
+    report = json.loads(result.read_text())
+    results = report["results"]
+    assert {
+        "extract+filter sample datatrove x1",
+        "extract+filter sample ours-warcio x1",
+        "minhash ours x2",
+        "minhash datatrove x2",
+        "train tiny ours",
+        "train tiny plain-pytorch",
+        "scaling pipeline 4x",
+    } <= set(results)
+    # Same input, same stage semantics: both sides keep documents, and the ratios are computed.
+    assert results["extract+filter sample datatrove x1"]["docs_out"] > 0
+    assert results["extract+filter sample ours-warcio x1"]["docs_out"] > 0
+    assert all(s["ratio"] > 0 for s in report["summary"].values()) and len(report["summary"]) >= 8
+    assert results["minhash ours x2"]["docs_out"] < 400  # the generated near-duplicates were removed
+    assert (tmp_path / result.name.replace(".json", ".md")).read_text().count("|") > 50

@@ -27,3 +27,31 @@ def test_other_seed_gives_other_sample(tmp_path, small_sample):
     other = tmp_path / "other"
     write_sample(other, n_pages=400, planted=8, seed=4, n_files=2)
     assert _digests(other) != _digests(small_sample)
+
+
+def test_sample_does_not_depend_on_what_the_process_imported(tmp_path, small_sample, monkeypatch):
+    """A library that wraps a stdlib function (its __module__ changes) used to drop that docstring
+    from the sample, so the same seed gave other pages under pytest, Prefect or the CLI."""
+    import functools
+    import inspect
+
+    original = inspect.getframeinfo
+
+    @functools.wraps(original)
+    def wrapped(*args, **kwargs):
+        return original(*args, **kwargs)
+
+    wrapped.__module__ = "some_library.patches"
+    monkeypatch.setattr(inspect, "getframeinfo", wrapped)
+    patched = tmp_path / "patched"
+    write_sample(patched, n_pages=400, planted=8, seed=3, n_files=2)
+    assert _digests(patched) == _digests(small_sample)
+
+
+def test_sample_without_the_truncated_record(tmp_path):
+    import gzip
+
+    summary = write_sample(tmp_path, n_pages=40, planted=1, seed=3, n_files=2, truncate_last=False)
+    for path in summary["warc_files"]:
+        gzip.open(path).read()  # every gzip member complete
+    assert "truncated" not in summary["cases"]

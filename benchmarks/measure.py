@@ -1,0 +1,155 @@
+"""One measurement, run by `benchmarks/run.py` in a process of its own (so its peak RSS is its own):
+
+    python benchmarks/measure.py NAME JSON_ARGS   ->   prints one JSON line
+
+Ours and datatrove do the same work on the same files with the same thresholds:
+- extract+filter: WARC -> HTML responses -> trafilatura (precision) -> Gopher repetition, Gopher
+  quality, C4 quality filters -> kept documents written out. Ours also runs language id (datatrove's
+  pipeline here does not), so ours does strictly more per document.
+- minhash: 5-word shingles, 14 buckets x 8 hashes, 64-bit hashes on datatrove's side, over the same
+  documents; both write the surviving documents. Ours also verifies candidate pairs by exact Jaccard.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def ours_extract_filter(warcs: list[str], work: str, workers: int, reader: str = "warcio") -> dict[str, Any]:
+    from tasks.config import ExtractConfig, FilterConfig
+    from tasks.extract_stage import process_shard as extract_shard
+    from tasks.filter_stage import process_shard as filter_shard
+    from tasks.stage import map_shards, sum_stats
+
+    out = Path(work)
+    extracted = sum_stats(map_shards(extract_shard, warcs, out / "extract", (ExtractConfig(reader=reader), ""),
+                                     workers=workers, label="extract"))  # fmt: skip
+    docs = [str(p) for p in sorted((out / "extract" / "docs").glob("*.parquet"))]
+    cfg = FilterConfig(quality={"enabled": False}, redact_pii=False, c4={"enabled": True}, blocklist_file=None)
+    kept = sum_stats(map_shards(filter_shard, docs, out / "filter", (cfg, None, 0.0), workers=workers, label="filter"))
+    return {"records": extracted["docs_in"], "docs_extracted": extracted["docs_out"], "docs_out": kept["docs_out"]}
+
+
+def _count_jsonl(folder: Path) -> int:
+    return sum(sum(1 for _ in gzip.open(p, "rt")) for p in folder.rglob("*.jsonl.gz"))
+
+
+def datatrove_extract_filter(warc_dir: str, work: str, workers: int, files: int) -> dict[str, Any]:
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.extractors import Trafilatura
+    from datatrove.pipeline.filters import C4QualityFilter, GopherQualityFilter, GopherRepetitionFilter
+    from datatrove.pipeline.readers import WarcReader
+    from datatrove.pipeline.writers import JsonlWriter
+
+    out = Path(work)
+    pipeline = [
+        WarcReader(warc_dir, glob_pattern="*.warc.gz"),
+        Trafilatura(favour_precision=True, timeout=10.0),
+        GopherRepetitionFilter(),
+        GopherQualityFilter(),
+        C4QualityFilter(),
+        JsonlWriter(str(out / "kept")),
+    ]
+    LocalPipelineExecutor(pipeline, tasks=files, workers=workers, logging_dir=str(out / "logs")).run()
+    return {"docs_out": _count_jsonl(out / "kept")}
+
+
+def ours_minhash(shards: list[str], work: str, workers: int) -> dict[str, Any]:
+    from tasks.config import DedupConfig
+    from tasks.dedup_stage import cluster_documents, output_shard
+    from tasks.stage import map_shards, sum_stats
+
+    out = Path(work)
+    cfg = DedupConfig(workers=workers, quality_check_docs=0)
+    stats = cluster_documents(shards, cfg, out / "minhash")
+    kept = sum_stats(map_shards(output_shard, shards, out, str(out / "minhash" / "clusters.parquet"), workers, "out"))
+    return {"docs_in": kept["docs_in"], "docs_out": kept["docs_out"], "clusters": stats["clusters"]}
+
+
+def datatrove_minhash(jsonl_dir: str, work: str, workers: int, files: int) -> dict[str, Any]:
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup import MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature
+    from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupBuckets
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+    from datatrove.utils.hashing import HashConfig
+
+    out = Path(work)
+    cfg = MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8, hash_config=HashConfig(precision=64))
+
+    def run(pipeline: list, tasks: int, name: str) -> None:
+        LocalPipelineExecutor(pipeline, tasks=tasks, workers=min(workers, tasks),
+                              logging_dir=str(out / "logs" / name)).run()  # fmt: skip
+
+    run([JsonlReader(jsonl_dir), MinhashDedupSignature(output_folder=str(out / "sigs"), config=cfg)], files, "sigs")
+    run([MinhashDedupBuckets(input_folder=str(out / "sigs"), output_folder=str(out / "buckets"), config=cfg)],
+        cfg.num_buckets, "buckets")  # fmt: skip
+    run([MinhashDedupCluster(input_folder=str(out / "buckets"), output_folder=str(out / "remove"), config=cfg)],
+        1, "cluster")  # fmt: skip
+    run([JsonlReader(jsonl_dir), MinhashDedupFilter(input_folder=str(out / "remove")),
+         JsonlWriter(str(out / "kept"))], files, "filter")  # fmt: skip
+    return {"docs_out": _count_jsonl(out / "kept")}
+
+
+def ours_train_step(preset: str, seq_len: int, vocab: int, batch: int, steps: int, work: str) -> dict[str, Any]:
+    import statistics
+
+    import numpy as np
+    import pyarrow as pa
+
+    from model.gpt import GPTConfig
+    from model.trainer import train
+    from storage.shards import write_parquet
+    from tasks.config import MODEL_PRESETS, TrainConfig
+
+    data = np.random.default_rng(0).integers(0, vocab, size=(4096, seq_len + 1), dtype=np.int32)
+    path = Path(work) / "train-00000.parquet"
+    write_parquet(pa.table({"tokens": pa.array(list(data), pa.list_(pa.int32()))}), path, row_group_size=256)
+    n_layer, n_head, n_embd = MODEL_PRESETS[preset]
+    model_cfg = GPTConfig(vocab_size=vocab, seq_len=seq_len, n_layer=n_layer, n_head=n_head, n_embd=n_embd)
+    cfg = TrainConfig(preset=preset, batch_size=batch, max_steps=steps + 2, warmup_steps=2,
+                      log_every=max(1, steps // 4), checkpoint_every=10**9)  # fmt: skip
+    result = train([str(path)], model_cfg, cfg, Path(work) / "run")
+    logged = [h["tokens_per_s"] for h in result["history"] if "tokens_per_s" in h][1:] or [
+        h["tokens_per_s"] for h in result["history"] if "tokens_per_s" in h
+    ]
+    return {"tokens_per_s": statistics.median(logged), "params": result["params"]}
+
+
+def plain_train_step(preset: str, seq_len: int, vocab: int, batch: int, steps: int, work: str) -> dict[str, Any]:
+    from plain_gpt import tokens_per_second
+
+    from tasks.config import MODEL_PRESETS
+
+    n_layer, n_head, n_embd = MODEL_PRESETS[preset]
+    return tokens_per_second(vocab, seq_len, n_layer, n_head, n_embd, batch, steps)
+
+
+def pipeline_until_tokenize(warcs: list[str], work: str) -> dict[str, Any]:
+    """The real CLI (Prefect included) on local WARC files, acquire through tokenize."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    sets = [f"acquire.paths={json.dumps(warcs)}", "dedup.quality_check_docs=0"]
+    args = ["run", "--workdir", work, "--until", "tokenize", *[a for s in sets for a in ("--set", s)]]
+    result = CliRunner().invoke(app, args)
+    if result.exit_code != 0:
+        raise RuntimeError(result.output[-3000:])
+    return {}
+
+
+MEASUREMENTS = {f.__name__: f for f in (ours_extract_filter, datatrove_extract_filter, ours_minhash,
+                                         datatrove_minhash, ours_train_step, plain_train_step,
+                                         pipeline_until_tokenize)}  # fmt: skip
+
+if __name__ == "__main__":
+    name, kwargs = sys.argv[1], json.loads(sys.argv[2])
+    started = time.perf_counter()
+    result = MEASUREMENTS[name](**kwargs)
+    print(json.dumps({"seconds": time.perf_counter() - started, **result}))

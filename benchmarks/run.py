@@ -1,0 +1,208 @@
+"""Every benchmark, side by side with the tools people would use instead, in one command:
+
+    python benchmarks/run.py [--repeats 3] [--large-pages 20000] [--workers 2] [--quick]
+
+Inputs: the embedded sample's WARC files (2,400 pages) and a larger WARC set from the same
+generator (`--large-pages`, in 8 files); 20,000 generated near-duplicate documents for MinHash.
+Each measurement runs in its own process (`benchmarks/measure.py`), timed there and its peak RSS
+taken from `wait4` (its pool workers included); every figure is the median of `--repeats`.
+Comparisons use the same input, the same thresholds and the same number of cores:
+- extract + heuristic filters: ours vs datatrove (WarcReader, Trafilatura, Gopher repetition and
+  quality, C4 quality), one process and `--workers` processes; ours also with fastwarc;
+- MinHash dedup: ours vs datatrove's four MinHash stages (5-grams, 14 x 8);
+- tokenization: ours vs HF tokenizers and tiktoken (`tokenize_throughput.py`);
+- a training step, tiny and small presets: ours vs a plain PyTorch GPT of the same shape;
+- scaling: the pipeline (acquire..tokenize, Prefect included) on 1x, 2x, 4x of a quarter of the
+  large input: time and peak memory.
+Results: benchmarks/results/<date>-<host>.json and .md. `--quick` shrinks everything (for tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from output import RESULTS, write_results
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{HERE}", "PREFECT_LOGGING_LEVEL": "WARNING"}
+TARGETS = {"extract+filter": 1.0, "minhash": 2.0, "train": 1.0}
+
+
+def spawn(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Run one measurement in a fresh process; add its peak RSS (itself and the children it reaped)."""
+    cmd = [sys.executable, str(HERE / "measure.py"), name, json.dumps(kwargs)]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)  # wait4, not wait: it returns the child's rusage
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{stderr[-4000:]}")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024
+    return result
+
+
+def repeated(name: str, kwargs: dict[str, Any], repeats: int, scratch: Path) -> dict[str, Any]:
+    """Median seconds over `repeats` fresh runs (each in an empty work folder); max peak RSS."""
+    runs = []
+    for i in range(repeats):
+        work = scratch / f"{name}-{i}"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        runs.append(spawn(name, {**kwargs, "work": str(work)}))
+        shutil.rmtree(work, ignore_errors=True)
+    out = {k: v for k, v in runs[-1].items() if k not in ("seconds", "peak_rss_mb")}
+    out["seconds"] = statistics.median(r["seconds"] for r in runs)
+    out["peak_rss_mb"] = round(max(r["peak_rss_mb"] for r in runs), 1)
+    out["repeats"] = [round(r["seconds"], 3) for r in runs]
+    if "tokens_per_s" in runs[0]:
+        out["tokens_per_s"] = statistics.median(r["tokens_per_s"] for r in runs)
+    return out
+
+
+def make_inputs(root: Path, sample_pages: int, large_pages: int, synthetic_docs: int) -> dict[str, Any]:
+    """Written by a child process, so this one stays small (a child's peak RSS counts what it forked with)."""
+    code = f"""
+import json, sys
+from pathlib import Path
+from tasks.sample import write_sample
+from tasks.dedup_quality import synthetic_documents, write_synthetic_shards
+import gzip
+root = Path({str(root)!r})
+sample = write_sample(root / "sample", n_pages={sample_pages}, planted=max(1, {sample_pages} // 100), seed=0,
+                      n_files=4, truncate_last=False)
+large = write_sample(root / "large", n_pages={large_pages}, planted=max(1, {large_pages} // 100), seed=1,
+                     n_files=8, truncate_last=False)
+shards = write_synthetic_shards({synthetic_docs}, 0, root / "synthetic")
+(root / "synthetic_jsonl").mkdir()
+for i in range(0, {synthetic_docs}, 5000):
+    with gzip.open(root / "synthetic_jsonl" / f"part-{{i // 5000:05d}}.jsonl.gz", "wt") as f:
+        for d in synthetic_documents({synthetic_docs}, 0)[i : i + 5000]:
+            f.write(json.dumps({{"id": d["doc_id"], "text": d["text"]}}) + "\\n")
+print(json.dumps({{"sample": sample["warc_files"], "large": large["warc_files"], "synthetic": shards}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(out.stderr[-4000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def per_s(count: int, r: dict) -> float:
+    return count / r["seconds"] if r["seconds"] else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sample-pages", type=int, default=2400)
+    parser.add_argument("--large-pages", type=int, default=20000)
+    parser.add_argument("--synthetic-docs", type=int, default=20000)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--train-steps", type=int, default=30)
+    parser.add_argument("--presets", default="tiny,small")
+    parser.add_argument("--quick", action="store_true", help="tiny inputs, one repeat: keeps the code working")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.sample_pages, args.large_pages, args.synthetic_docs = 1, 60, 160, 400
+        args.train_steps, args.presets = 3, "tiny"
+    reps, workers = args.repeats, args.workers
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        inputs = make_inputs(root, args.sample_pages, args.large_pages, args.synthetic_docs)
+        scratch = root / "work"
+
+        # extract + heuristic filters
+        for label, warcs in (("sample", inputs["sample"]), ("large", inputs["large"])):
+            folder = str(Path(warcs[0]).parent)
+            cores = [1, workers] if label == "sample" else [workers]
+            for n in cores:
+                theirs = repeated("datatrove_extract_filter", {"warc_dir": folder, "workers": n, "files": len(warcs)},
+                                  reps, scratch)  # fmt: skip
+                results[f"extract+filter {label} datatrove x{n}"] = theirs
+                for reader in ("warcio", "fastwarc"):
+                    ours = repeated("ours_extract_filter", {"warcs": warcs, "workers": n, "reader": reader}, reps,
+                                    scratch)  # fmt: skip
+                    ours["ratio_vs_datatrove"] = theirs["seconds"] / ours["seconds"]
+                    results[f"extract+filter {label} ours-{reader} x{n}"] = ours
+
+        # MinHash dedup on the generated near-duplicate documents
+        theirs = repeated("datatrove_minhash", {"jsonl_dir": str(root / "synthetic_jsonl"), "workers": workers,
+                                                "files": len(inputs["synthetic"])}, reps, scratch)  # fmt: skip
+        ours = repeated("ours_minhash", {"shards": inputs["synthetic"], "workers": workers}, reps, scratch)
+        ours["ratio_vs_datatrove"] = theirs["seconds"] / ours["seconds"]
+        results[f"minhash datatrove x{workers}"], results[f"minhash ours x{workers}"] = theirs, ours
+
+        # training step
+        for preset in args.presets.split(","):
+            shape = {"preset": preset, "seq_len": 128, "vocab": 4096, "batch": 16, "steps": args.train_steps}
+            plain = repeated("plain_train_step", shape, reps, scratch)
+            ours = repeated("ours_train_step", shape, reps, scratch)
+            ours["ratio_vs_plain"] = ours["tokens_per_s"] / plain["tokens_per_s"]
+            results[f"train {preset} plain-pytorch"], results[f"train {preset} ours"] = plain, ours
+
+        # scaling: 1x, 2x, 4x of a quarter of the large input, the real pipeline through tokenize
+        quarter = len(inputs["large"]) // 4
+        for mult in (1, 2, 4):
+            r = repeated("pipeline_until_tokenize", {"warcs": inputs["large"][: quarter * mult]}, reps, scratch)
+            r["pages"] = args.large_pages * mult // 4
+            results[f"scaling pipeline {mult}x"] = r
+
+    # tokenization, through its own benchmark script (median of the same repeats)
+    tok_out = Path(tempfile.mkdtemp())
+    docs = "60" if args.quick else "2000"
+    subprocess.run([sys.executable, str(HERE / "tokenize_throughput.py"), "--docs", docs, "--repeats", str(reps),
+                    "--vocab-size", "400" if args.quick else "4096", "--out", str(tok_out)], cwd=ROOT, env=ENV,
+                   check=True, capture_output=True)  # fmt: skip
+    [tok_file] = tok_out.glob("*-tokenize.json")
+    tokenize = json.loads(tok_file.read_text())["results"]
+    shutil.rmtree(tok_out)
+    for name, r in tokenize.items():
+        results[f"tokenize {name}"] = {"seconds": r.get("seconds"), "tokens_per_s": r["tokens_per_s"]}
+
+    rows, summary = table(results, args)
+    report = {"args": vars(args) | {"out": None}, "targets": TARGETS, "summary": summary, "results": results}
+    print(write_results(args.out, "", report, "Benchmarks: crawl2model vs the tools people glue together",
+                        ["measurement", "seconds (median)", "docs/s", "docs/s per core", "tokens/s",
+                         "peak RSS MB", "ratio ours/theirs"], rows))  # fmt: skip
+
+
+def table(results: dict[str, Any], args: argparse.Namespace) -> tuple[list[list[Any]], dict[str, Any]]:
+    rows, summary = [], {}
+    for name, r in results.items():
+        docs = None
+        if name.startswith("extract+filter"):
+            docs = args.sample_pages if " sample " in name else args.large_pages
+        elif name.startswith("minhash"):
+            docs = args.synthetic_docs
+        elif name.startswith("scaling"):
+            docs = r["pages"]
+        cores = int(name.rsplit("x", 1)[-1]) if name.split()[-1].startswith("x") else 1
+        ratio = r.get("ratio_vs_datatrove", r.get("ratio_vs_plain"))
+        rows.append([name, round(r["seconds"], 2) if r.get("seconds") else "",
+                     round(per_s(docs, r), 1) if docs else "", round(per_s(docs, r) / cores, 1) if docs else "",
+                     f"{r['tokens_per_s']:,.0f}" if r.get("tokens_per_s") else "", r.get("peak_rss_mb", ""),
+                     f"{ratio:.2f}x" if ratio else ""])  # fmt: skip
+        if ratio:
+            kind = name.split()[0]
+            summary[name] = {"ratio": round(ratio, 3), "target": TARGETS.get(kind),
+                             "meets_target": ratio >= TARGETS.get(kind, 0)}  # fmt: skip
+    return rows, summary
+
+
+if __name__ == "__main__":
+    main()
