@@ -15,6 +15,23 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 
+# A tiny pipeline (300 pages, a one-layer model) for tests that run it many times; they add the training length.
+TINY_PIPELINE = [
+    "acquire.sample_pages=300",
+    "acquire.planted_per_case=4",
+    "acquire.seed=11",
+    "dedup.quality_check_docs=0",
+    "tokenize.vocab_size=600",
+    "tokenize.seq_len=32",
+    "train.n_layer=1",
+    "train.n_head=2",
+    "train.n_embd=32",
+    "train.batch_size=16",
+    "train.warmup_steps=5",
+    "train.log_every=20",
+]
+
+
 @pytest.fixture(scope="session")
 def small_sample(tmp_path_factory) -> Path:
     """A reduced embedded sample (400 pages, 8 planted per case) shared by the tests."""

@@ -22,24 +22,9 @@ from tasks.experiments import (
     sample_mixtures,
     spearman,
 )
+from tests.conftest import TINY_PIPELINE
 
-TINY = [
-    "acquire.sample_pages=300",
-    "acquire.planted_per_case=4",
-    "acquire.seed=11",
-    "dedup.quality_check_docs=0",
-    "tokenize.vocab_size=600",
-    "tokenize.seq_len=32",
-    "train.n_layer=1",
-    "train.n_head=2",
-    "train.n_embd=32",
-    "train.max_steps=120",
-    "train.batch_size=16",
-    "train.warmup_steps=5",
-    "train.checkpoint_every=60",
-    "train.log_every=20",
-    "evaluate.max_new_tokens=4",
-]
+TINY = [*TINY_PIPELINE, "train.max_steps=120", "train.checkpoint_every=60", "evaluate.max_new_tokens=4"]
 SETS = [a for s in TINY for a in ("--set", s)]
 
 
@@ -157,3 +142,19 @@ def test_scaling_ladder_fits_and_predicts(tmp_path):
     catalog = Catalog(work)
     assert set(_stages_run(catalog, large["run_id"]).values()) == {True, False}
     assert {s for s, hit in _stages_run(catalog, large["run_id"]).items() if not hit} == {"train", "evaluate"}
+
+
+def test_experiment_arguments_are_checked_before_any_work(tmp_path):
+    work = tmp_path / "work"
+    cases = [
+        (["experiment", "ablate", "--vary", "nonsense"], "KEY=V1"),
+        (["experiment", "ablate", "--vary", "filter.gopher_quality.min_words=-5,abc"], "min_words"),
+        (["experiment", "scaling", "--sizes", "tiny"], "at least two sizes"),
+        (["experiment", "scaling", "--sizes", "tiny,huge"], "unknown size"),
+        (["experiment", "mixture", "--set", "mix.max_repeats=0"], "max_repeats"),
+    ]
+    for args, message in cases:
+        result = CliRunner().invoke(app, [*args, "--workdir", str(work)])
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output, (args, result.output)
+    assert not work.exists()

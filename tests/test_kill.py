@@ -25,25 +25,11 @@ from flows.cli import app
 from flows.pipeline import plan
 from tasks.config import load_config
 from tasks.stage import load_manifest
+from tests.conftest import TINY_PIPELINE
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = [
-    "acquire.sample_pages=300",
-    "acquire.planted_per_case=4",
-    "acquire.seed=11",
-    "dedup.quality_check_docs=0",
-    "tokenize.vocab_size=600",
-    "tokenize.seq_len=32",
-    "train.n_layer=1",
-    "train.n_head=2",
-    "train.n_embd=32",
-    "train.max_steps=160",
-    "train.batch_size=16",
-    "train.warmup_steps=5",
-    "train.checkpoint_every=20",
-    "train.log_every=20",
-]
+SETTINGS = [*TINY_PIPELINE, "train.max_steps=160", "train.checkpoint_every=20"]
 KILLED_STAGES = ("extract", "filter", "dedup", "mix", "tokenize", "train")
 KILLS_PER_STAGE = 2
 
