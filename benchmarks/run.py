@@ -3,7 +3,8 @@
     python benchmarks/run.py [--repeats 3] [--large-pages 20000] [--workers 2] [--quick]
 
 Inputs: the embedded sample's WARC files (2,400 pages) and a larger WARC set from the same
-generator (`--large-pages`, in 8 files); 20,000 generated near-duplicate documents for MinHash.
+generator (`--large-pages`: several samples with other seeds, one WARC file each, since the generator
+draws on about 2,300 source pages); 20,000 generated near-duplicate documents for MinHash.
 Each measurement runs in its own process (`benchmarks/measure.py`), timed there and its peak RSS
 taken from `wait4` (its pool workers included); every figure is the median of `--repeats`.
 Comparisons use the same input, the same thresholds and the same number of cores:
@@ -73,8 +74,16 @@ def repeated(name: str, kwargs: dict[str, Any], repeats: int, scratch: Path) -> 
     return out
 
 
+def large_layout(pages: int) -> tuple[int, int]:
+    """(files, pages per file) of the large input: at most 2,400 pages per file (the generator draws
+    on about 2,300 source pages), at least 4 files (the scaling curve takes 1/4, 1/2 and all)."""
+    files = max(4, -(-pages // 2400))
+    return files, pages // files
+
+
 def make_inputs(root: Path, sample_pages: int, large_pages: int, synthetic_docs: int) -> dict[str, Any]:
     """Written by a child process, so this one stays small (a child's peak RSS counts what it forked with)."""
+    files, per_file = large_layout(large_pages)
     code = f"""
 import json, sys
 from pathlib import Path
@@ -84,15 +93,23 @@ import gzip
 root = Path({str(root)!r})
 sample = write_sample(root / "sample", n_pages={sample_pages}, planted=max(1, {sample_pages} // 100), seed=0,
                       n_files=4, truncate_last=False)
-large = write_sample(root / "large", n_pages={large_pages}, planted=max(1, {large_pages} // 100), seed=1,
-                     n_files=8, truncate_last=False)
+# The generator draws on ~2,300 source pages; the large input is several samples with other seeds,
+# one WARC file each (pages repeat across files with other hosts, layout and planted cases).
+large = {{"warc_files": []}}
+for i in range({files}):
+    large["warc_files"] += write_sample(root / "large" / str(i), n_pages={per_file}, planted=max(1, {per_file} // 100),
+                                        seed=1 + i, n_files=1, truncate_last=False)["warc_files"]
 shards = write_synthetic_shards({synthetic_docs}, 0, root / "synthetic")
 (root / "synthetic_jsonl").mkdir()
 for i in range(0, {synthetic_docs}, 5000):
     with gzip.open(root / "synthetic_jsonl" / f"part-{{i // 5000:05d}}.jsonl.gz", "wt") as f:
         for d in synthetic_documents({synthetic_docs}, 0)[i : i + 5000]:
             f.write(json.dumps({{"id": d["doc_id"], "text": d["text"]}}) + "\\n")
-print(json.dumps({{"sample": sample["warc_files"], "large": large["warc_files"], "synthetic": shards}}))
+(root / "large_all").mkdir()
+for i, path in enumerate(large["warc_files"]):
+    (root / "large_all" / f"part-{{i:03d}}.warc.gz").symlink_to(path)
+large_files = [str(root / "large_all" / f"part-{{i:03d}}.warc.gz") for i in range(len(large["warc_files"]))]
+print(json.dumps({{"sample": sample["warc_files"], "large": large_files, "synthetic": shards}}))
 """
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True)
     if out.returncode != 0:
@@ -157,9 +174,10 @@ def main() -> None:
 
         # scaling: 1x, 2x, 4x of a quarter of the large input, the real pipeline through tokenize
         quarter = len(inputs["large"]) // 4
+        per_file = large_layout(args.large_pages)[1]
         for mult in (1, 2, 4):
             r = repeated("pipeline_until_tokenize", {"warcs": inputs["large"][: quarter * mult]}, reps, scratch)
-            r["pages"] = args.large_pages * mult // 4
+            r["pages"] = per_file * quarter * mult
             results[f"scaling pipeline {mult}x"] = r
 
     # tokenization, through its own benchmark script (median of the same repeats)
@@ -186,7 +204,8 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> tuple[list[list[
     for name, r in results.items():
         docs = None
         if name.startswith("extract+filter"):
-            docs = args.sample_pages if " sample " in name else args.large_pages
+            files, per_file = large_layout(args.large_pages)
+            docs = args.sample_pages if " sample " in name else files * per_file
         elif name.startswith("minhash"):
             docs = args.synthetic_docs
         elif name.startswith("scaling"):
