@@ -446,3 +446,38 @@ def experiment_scaling(
 
     _run_experiment(workdir, lambda: scaling_experiment(configs=configs, sizes=names, workdir=str(workdir),
                                                         predict_flops=predict_flops))  # fmt: skip
+
+
+@app.command("serve")
+def serve_cmd(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port on 127.0.0.1 for the UI and API")] = 4200,
+    database_url: Annotated[
+        str | None, typer.Option(help="Postgres URL (postgresql+asyncpg://...); default SQLite under PREFECT_HOME")
+    ] = None,
+    register: Annotated[
+        bool, typer.Option("--deploy/--no-deploy", help="also register prefect.yaml's deployments")
+    ] = True,
+    startup_timeout: Annotated[float, typer.Option(help="seconds to wait for the server")] = 120.0,
+) -> None:
+    """A Prefect server on 127.0.0.1, the crawl2model work pool and a worker for it; Ctrl-C stops them."""
+    from flows.serve import serve
+
+    try:
+        serve(port, database_url, register, startup_timeout, log=console.print)
+    except (RuntimeError, TimeoutError) as e:
+        raise _fail(str(e), code=1) from None
+
+
+@app.command("deploy")
+def deploy_cmd() -> None:
+    """Register prefect.yaml's deployments (and the work pool) on the server PREFECT_API_URL names."""
+    from flows.serve import deploy, server_env
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise _fail("set PREFECT_API_URL to the server's API (crawl2model serve prints it)")
+    env = {**server_env(0), "PREFECT_API_URL": os.environ["PREFECT_API_URL"],
+           "PREFECT_UI_API_URL": os.environ["PREFECT_API_URL"]}  # fmt: skip
+    try:
+        console.print(deploy(env))
+    except RuntimeError as e:
+        raise _fail(str(e), code=1) from None

@@ -23,7 +23,7 @@ from storage.fingerprint import stage_fingerprint
 from storage.lock import workdir_lock
 from tasks import STAGE_VERSIONS, STAGES
 from tasks.acquire_stage import input_identity
-from tasks.config import PipelineConfig, config_json
+from tasks.config import PipelineConfig, config_json, load_config
 from tasks.stage import StageInput, execute_stage, load_manifest
 
 # Which upstream outputs each stage reads. evaluate reads them all (funnel, ground truth).
@@ -133,14 +133,33 @@ def pipeline(
     start: str | None = None,
     until: str | None = None,
     force: list[str] | None = None,
+    config_path: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the pipeline (or a slice of it) on `config` (the sample defaults when None)."""
+    """Run the pipeline (or a slice of it) on `config` (the sample defaults when None).
+
+    `config_path` names a YAML config (relative to the worker's directory for deployments); values in
+    `config` then override it, key by key.
+    """
     logger = get_run_logger()
-    cfg = PipelineConfig.model_validate(config or {})
+    cfg = resolve_config(config, config_path)
     root = Path(workdir).resolve()
     selected, forced = select(only, start, until, force or [])
     with workdir_lock(root):
         return _run_stages(cfg, root, selected, forced, logger)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def resolve_config(config: dict[str, Any] | None, config_path: str | None) -> PipelineConfig:
+    if config_path is None:
+        return PipelineConfig.model_validate(config or {})
+    base = load_config(config_path).model_dump(mode="json")
+    return PipelineConfig.model_validate(_merge(base, config or {}))
 
 
 def _stage_task(p: PlannedStage, cached: bool):

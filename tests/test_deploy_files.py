@@ -20,12 +20,16 @@ def test_prefect_yaml_entrypoints_exist():
 
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     names = {d["name"] for d in spec["deployments"]}
-    assert {"sample", "stage"} <= names
+    assert {"sample", "commoncrawl", "stage"} == names
     for d in spec["deployments"]:
         path, func = d["entrypoint"].split(":")
         assert (ROOT / path).exists() and path == "flows/pipeline.py"
         assert callable(getattr(pipeline, func))
-        assert set(d.get("parameters", {})) <= {"config", "workdir", "only", "start", "until", "force"}
+        params = d.get("parameters", {})
+        assert set(params) <= {"config", "config_path", "workdir", "only", "start", "until", "force"}
+        # Every deployment's parameters make a valid config.
+        pipeline.resolve_config(params.get("config"), str(ROOT / params["config_path"]) if "config_path" in params
+                                else None)  # fmt: skip
 
 
 def test_published_ports_bind_to_loopback_only():

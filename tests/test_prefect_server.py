@@ -1,0 +1,117 @@
+"""The Prefect way, for real: `crawl2model serve` (server on a free loopback port, work pool,
+deployments, worker), `prefect deployment run` of the sample pipeline, then of the stage deployment
+with a changed filter threshold; checked through the Prefect API and the catalog."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from storage.catalog import Catalog
+from tests.conftest import TINY_PIPELINE
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _config(extra: list[str]) -> dict:
+    """The tiny pipeline's --set values as the nested dict a deployment parameter takes."""
+    out: dict = {}
+    for item in [*TINY_PIPELINE, "train.max_steps=40", "evaluate.max_new_tokens=4", *extra]:
+        key, value = item.split("=", 1)
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = json.loads(value)
+    return out
+
+
+def _run_deployment(env: dict, name: str, params: dict) -> str:
+    args = [str(Path(sys.executable).with_name("prefect")), "deployment", "run", name]
+    for key, value in params.items():
+        args += ["--param", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+    out = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return re.search(r"UUID: ([0-9a-f-]{36})", out.stdout).group(1)
+
+
+def _wait(api: str, flow_run_id: str, timeout_s: float = 600) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        run = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=10).json()
+        if run["state"]["type"] in FINAL:
+            return run
+        time.sleep(2)
+    raise TimeoutError(f"flow run {flow_run_id} did not finish")
+
+
+def _task_names(api: str, flow_run_id: str) -> list[str]:
+    body = {"flow_runs": {"id": {"any_": [flow_run_id]}}}
+    return [t["name"] for t in httpx.post(f"{api}/task_runs/filter", json=body, timeout=10).json()]
+
+
+def test_deployments_run_through_a_real_server_and_worker(tmp_path):
+    port, home, work = _free_port(), tmp_path / "prefect-home", tmp_path / "work"
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - read while the server runs
+    cmd = [str(Path(sys.executable).with_name("crawl2model")), "serve", "--port", str(port)]
+    serve = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while "Prefect UI:" not in (tmp_path / "serve.log").read_text():
+            assert serve.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
+            time.sleep(1)
+        deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()
+        assert {d["name"] for d in deployments} == {"sample", "commoncrawl", "stage"}
+
+        first = _run_deployment(env, "crawl2model/sample", {"workdir": str(work), "config": _config([])})
+        run = _wait(api, first)
+        assert run["state"]["type"] == "COMPLETED", (tmp_path / "serve.log").read_text()[-4000:]
+        names = _task_names(api, first)
+        assert {n.split("-")[0] for n in names} == {"acquire", "extract", "filter", "dedup", "mix", "tokenize",
+                                                     "train", "evaluate"}  # fmt: skip
+        body = {"flow_runs": {"id": {"any_": [first]}}}
+        keys = {a["key"] for a in httpx.post(f"{api}/artifacts/filter", json=body, timeout=10).json()}
+        assert {"filter-summary", "dedup-summary", "report", "evaluation"} <= keys
+        ui = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)  # the dashboard is served on the same port
+        assert ui.status_code == 200 and "<html" in ui.text.lower()
+
+        changed = _config(["filter.gopher_quality.min_words=80"])
+        second = _run_deployment(env, "crawl2model/stage", {"workdir": str(work), "config": changed})
+        assert _wait(api, second)["state"]["type"] == "COMPLETED", (tmp_path / "serve.log").read_text()[-4000:]
+        assert sorted({n.split("-")[0] for n in _task_names(api, second)}) == sorted(
+            ["filter", "dedup", "mix", "tokenize", "train", "evaluate"]
+        )
+        _, rows = Catalog(work).query(
+            "select stage, cache_hit from stage_runs where run_id = (select run_id from runs order by started_at "
+            "desc limit 1)"
+        )
+        assert dict(rows) == dict.fromkeys(["filter", "dedup", "mix", "tokenize", "train", "evaluate"], False)
+        _, rows = Catalog(work).query("select count(*) from runs where status = 'completed'")
+        assert rows[0][0] == 2
+    finally:
+        os.killpg(serve.pid, signal.SIGTERM)
+        try:
+            serve.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(serve.pid, signal.SIGKILL)
+        log.close()
