@@ -1,6 +1,6 @@
 """Every benchmark, side by side with the tools people would use instead, in one command:
 
-    python benchmarks/run.py [--repeats 3] [--large-pages 20000] [--workers 2] [--quick]
+    python benchmarks/run.py [--repeats 3] [--large-pages 21600] [--workers 2] [--quick]
 
 Inputs: the embedded sample's WARC files (2,400 pages) and a larger WARC set from the same
 generator (`--large-pages`: several samples with other seeds, one WARC file each, since the generator
@@ -125,7 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sample-pages", type=int, default=2400)
-    parser.add_argument("--large-pages", type=int, default=20000)
+    parser.add_argument("--large-pages", type=int, default=21600)
     parser.add_argument("--synthetic-docs", type=int, default=20000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--train-steps", type=int, default=30)
