@@ -99,11 +99,12 @@ large = {{"warc_files": []}}
 for i in range({files}):
     large["warc_files"] += write_sample(root / "large" / str(i), n_pages={per_file}, planted=max(1, {per_file} // 100),
                                         seed=1 + i, n_files=1, truncate_last=False)["warc_files"]
-shards = write_synthetic_shards({synthetic_docs}, 0, root / "synthetic")
+docs = synthetic_documents({synthetic_docs}, 0)
+shards = write_synthetic_shards({synthetic_docs}, 0, root / "synthetic", docs)
 (root / "synthetic_jsonl").mkdir()
 for i in range(0, {synthetic_docs}, 5000):
     with gzip.open(root / "synthetic_jsonl" / f"part-{{i // 5000:05d}}.jsonl.gz", "wt") as f:
-        for d in synthetic_documents({synthetic_docs}, 0)[i : i + 5000]:
+        for d in docs[i : i + 5000]:
             f.write(json.dumps({{"id": d["doc_id"], "text": d["text"]}}) + "\\n")
 (root / "large_all").mkdir()
 for i, path in enumerate(large["warc_files"]):

@@ -119,8 +119,9 @@ def synthetic_documents(n: int, seed: int = 0) -> list[dict[str, Any]]:
     ]
 
 
-def write_synthetic_shards(n: int, seed: int, folder: Path) -> list[str]:
-    docs = synthetic_documents(n, seed)
+def write_synthetic_shards(n: int, seed: int, folder: Path, docs: list[dict[str, Any]] | None = None) -> list[str]:
+    """`synthetic_documents(n, seed)` (or the `docs` already made from them) as Parquet shards."""
+    docs = docs if docs is not None else synthetic_documents(n, seed)
     paths = []
     for i in range(0, len(docs), SHARD_DOCS):
         path = folder / f"part-{i // SHARD_DOCS:05d}.parquet"
