@@ -49,9 +49,12 @@ def new_experiment_id(kind: str) -> str:
     return f"{kind}-{new_run_id()}"
 
 
+def output_dir(cfg: PipelineConfig, root: Path, stage: str) -> Path:
+    return next(p.output_dir for p in plan(cfg, root) if p.stage == stage)
+
+
 def stage_output(cfg: PipelineConfig, root: Path, stage: str) -> StageInput:
-    planned = {p.stage: p for p in plan(cfg, root)}[stage]
-    manifest = load_manifest(planned.output_dir)
+    manifest = load_manifest(output_dir(cfg, root, stage))
     if manifest is None:
         raise RuntimeError(f"{stage} has no output for this config in {root}")
     return StageInput.from_manifest(manifest)
@@ -63,7 +66,7 @@ def run_metrics(cfg: PipelineConfig, root: Path, target_docs: str | None, max_ro
     metrics: dict[str, float] = {"params": trained.info["params"], "final_train_loss": trained.info["final_loss"]}
     metrics["train_tokens"] = trained.info["tokens_per_step"] * cfg.train.max_steps
     metrics["compute_flops"] = 6.0 * metrics["params"] * metrics["train_tokens"]
-    evaluated = load_manifest({p.stage: p for p in plan(cfg, root)}["evaluate"].output_dir)
+    evaluated = load_manifest(output_dir(cfg, root, "evaluate"))
     if evaluated is not None:
         metrics.update({m["name"]: m["value"] for m in evaluated["metrics"] if m.get("step") is None})
     if target_docs:
