@@ -96,7 +96,8 @@ def datatrove_minhash(jsonl_dir: str, work: str, workers: int, files: int) -> di
     return {"docs_out": _count_jsonl(out / "kept")}
 
 
-def ours_train_step(preset: str, seq_len: int, vocab: int, batch: int, steps: int, work: str) -> dict[str, Any]:
+def ours_train_step(preset: str, seq_len: int, vocab: int, batch: int, steps: int, work: str, device: str = "cpu",
+                    compile: bool = False) -> dict[str, Any]:  # fmt: skip
     import statistics
 
     import numpy as np
@@ -112,8 +113,11 @@ def ours_train_step(preset: str, seq_len: int, vocab: int, batch: int, steps: in
     write_parquet(pa.table({"tokens": pa.array(list(data), pa.list_(pa.int32()))}), path, row_group_size=256)
     n_layer, n_head, n_embd = MODEL_PRESETS[preset]
     model_cfg = GPTConfig(vocab_size=vocab, seq_len=seq_len, n_layer=n_layer, n_head=n_head, n_embd=n_embd)
-    cfg = TrainConfig(preset=preset, batch_size=batch, max_steps=steps + 2, warmup_steps=2,
-                      log_every=max(1, steps // 4), checkpoint_every=10**9)  # fmt: skip
+    # Warm-up steps (compilation included) fall in the first logged interval, which is dropped.
+    warm = 5 if compile else 2
+    cfg = TrainConfig(preset=preset, batch_size=batch, max_steps=steps + warm, warmup_steps=2, device=device,
+                      compile="on" if compile else "off", log_every=max(1, steps // 4),
+                      checkpoint_every=10**9)  # fmt: skip
     result = train([str(path)], model_cfg, cfg, Path(work) / "run")
     logged = [h["tokens_per_s"] for h in result["history"] if "tokens_per_s" in h][1:] or [
         h["tokens_per_s"] for h in result["history"] if "tokens_per_s" in h
@@ -121,13 +125,14 @@ def ours_train_step(preset: str, seq_len: int, vocab: int, batch: int, steps: in
     return {"tokens_per_s": statistics.median(logged), "params": result["params"]}
 
 
-def plain_train_step(preset: str, seq_len: int, vocab: int, batch: int, steps: int, work: str) -> dict[str, Any]:
+def plain_train_step(preset: str, seq_len: int, vocab: int, batch: int, steps: int, work: str, device: str = "cpu",
+                     compile: bool = False) -> dict[str, Any]:  # fmt: skip
     from plain_gpt import tokens_per_second
 
     from tasks.config import MODEL_PRESETS
 
     n_layer, n_head, n_embd = MODEL_PRESETS[preset]
-    return tokens_per_second(vocab, seq_len, n_layer, n_head, n_embd, batch, steps)
+    return tokens_per_second(vocab, seq_len, n_layer, n_head, n_embd, batch, steps, device, compile)
 
 
 def pipeline_until_tokenize(warcs: list[str], work: str) -> dict[str, Any]:

@@ -5,8 +5,10 @@
 Inputs: the embedded sample's WARC files (2,400 pages) and a larger WARC set from the same
 generator (`--large-pages`: several samples with other seeds, one WARC file each, since the generator
 draws on about 2,300 source pages); 20,000 generated near-duplicate documents for MinHash.
-Each measurement runs in its own process (`benchmarks/measure.py`), timed there and its peak RSS
-taken from `wait4` (its pool workers included); every figure is the median of `--repeats`.
+Each measurement runs in its own process (`benchmarks/measure.py`), timed there; peak RSS twice: the
+largest single process (`wait4`) and the whole process tree's sum (sampled every 50 ms with psutil, so
+pool workers count); every figure is the median of `--repeats`. `--only train --device cuda` runs the
+training rows on a GPU (bf16, torch.compile on both sides).
 Comparisons use the same input, the same thresholds and the same number of cores:
 - extract + heuristic filters: ours vs datatrove (WarcReader, Trafilatura, Gopher repetition and
   quality, C4 quality), one process and `--workers` processes; ours also with fastwarc;
@@ -21,6 +23,7 @@ Results: benchmarks/results/<date>-<host>.json and .md. `--quick` shrinks everyt
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -28,23 +31,50 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
+import psutil
 from output import RESULTS, write_results
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-ENV = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{HERE}", "PREFECT_LOGGING_LEVEL": "WARNING"}
+PYTHONPATH = os.pathsep.join(filter(None, [str(ROOT), str(HERE), os.environ.get("PYTHONPATH")]))
+ENV = {**os.environ, "PYTHONPATH": PYTHONPATH, "PREFECT_LOGGING_LEVEL": "WARNING"}
 TARGETS = {"extract+filter": 1.0, "minhash": 2.0, "train": 1.0}
 
 
+class TreeRSS(threading.Thread):
+    """Samples the summed RSS of a process and all its descendants (pool workers that their parent never
+    reaps included, which wait4's figure misses) every `interval` seconds; keeps the peak."""
+
+    def __init__(self, pid: int, interval: float = 0.05):
+        super().__init__(daemon=True)
+        self.root, self.interval, self.peak, self.done = psutil.Process(pid), interval, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.interval):
+            with contextlib.suppress(psutil.Error):
+                procs = [self.root, *self.root.children(recursive=True)]
+                total = 0
+                for p in procs:
+                    with contextlib.suppress(psutil.Error):
+                        total += p.memory_info().rss
+                self.peak = max(self.peak, total)
+
+
 def spawn(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Run one measurement in a fresh process; add its peak RSS (itself and the children it reaped)."""
+    """Run one measurement in a fresh process; add its peak RSS: the largest single process (wait4: itself
+    and the children it reaped) and the whole process tree's (sampled)."""
     cmd = [sys.executable, str(HERE / "measure.py"), name, json.dumps(kwargs)]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=out, stderr=err, text=True)
+        tree = TreeRSS(proc.pid)
+        tree.start()
         _, status, usage = os.wait4(proc.pid, 0)  # wait4, not wait: it returns the child's rusage
+        tree.done.set()
+        tree.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
@@ -53,6 +83,7 @@ def spawn(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         raise SystemExit(f"{name} failed:\n{stderr[-4000:]}")
     result = json.loads(stdout.strip().splitlines()[-1])
     result["peak_rss_mb"] = usage.ru_maxrss / 1024
+    result["peak_tree_rss_mb"] = max(tree.peak / 2**20, result["peak_rss_mb"])
     return result
 
 
@@ -65,9 +96,10 @@ def repeated(name: str, kwargs: dict[str, Any], repeats: int, scratch: Path) -> 
         work.mkdir(parents=True)
         runs.append(spawn(name, {**kwargs, "work": str(work)}))
         shutil.rmtree(work, ignore_errors=True)
-    out = {k: v for k, v in runs[-1].items() if k not in ("seconds", "peak_rss_mb")}
+    out = {k: v for k, v in runs[-1].items() if k not in ("seconds", "peak_rss_mb", "peak_tree_rss_mb")}
     out["seconds"] = statistics.median(r["seconds"] for r in runs)
     out["peak_rss_mb"] = round(max(r["peak_rss_mb"] for r in runs), 1)
+    out["peak_tree_rss_mb"] = round(max(r["peak_tree_rss_mb"] for r in runs), 1)
     out["repeats"] = [round(r["seconds"], 3) for r in runs]
     if "tokens_per_s" in runs[0]:
         out["tokens_per_s"] = statistics.median(r["tokens_per_s"] for r in runs)
@@ -122,6 +154,9 @@ def per_s(count: int, r: dict) -> float:
     return count / r["seconds"] if r["seconds"] else 0.0
 
 
+SECTIONS = ("extract", "minhash", "train", "scaling", "tokenize")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -131,73 +166,115 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--train-steps", type=int, default=30)
     parser.add_argument("--presets", default="tiny,small")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        choices=["cpu", "cuda"],
+        help="training rows; cuda: bf16, torch.compile on both sides, 1024 x 16 tokens, vocab 50304",
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma list of {', '.join(SECTIONS)}; a subset writes <date>-<host>-<sections>.*",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny inputs, one repeat: keeps the code working")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.sample_pages, args.large_pages, args.synthetic_docs = 1, 60, 160, 400
         args.train_steps, args.presets = 3, "tiny"
-    reps, workers = args.repeats, args.workers
+    sections = [s for s in SECTIONS if s in args.only.split(",")]
+    if unknown := set(args.only.split(",")) - set(SECTIONS):
+        parser.error(f"--only: unknown sections {sorted(unknown)}")
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        inputs = make_inputs(root, args.sample_pages, args.large_pages, args.synthetic_docs)
-        scratch = root / "work"
-
-        # extract + heuristic filters
-        for label, warcs in (("sample", inputs["sample"]), ("large", inputs["large"])):
-            folder = str(Path(warcs[0]).parent)
-            cores = [1, workers] if label == "sample" else [workers]
-            for n in cores:
-                theirs = repeated("datatrove_extract_filter", {"warc_dir": folder, "workers": n, "files": len(warcs)},
-                                  reps, scratch)  # fmt: skip
-                results[f"extract+filter {label} datatrove x{n}"] = theirs
-                for reader in ("warcio", "fastwarc"):
-                    ours = repeated("ours_extract_filter", {"warcs": warcs, "workers": n, "reader": reader}, reps,
-                                    scratch)  # fmt: skip
-                    ours["ratio_vs_datatrove"] = theirs["seconds"] / ours["seconds"]
-                    results[f"extract+filter {label} ours-{reader} x{n}"] = ours
-
-        # MinHash dedup on the generated near-duplicate documents
-        theirs = repeated("datatrove_minhash", {"jsonl_dir": str(root / "synthetic_jsonl"), "workers": workers,
-                                                "files": len(inputs["synthetic"])}, reps, scratch)  # fmt: skip
-        ours = repeated("ours_minhash", {"shards": inputs["synthetic"], "workers": workers}, reps, scratch)
-        ours["ratio_vs_datatrove"] = theirs["seconds"] / ours["seconds"]
-        results[f"minhash datatrove x{workers}"], results[f"minhash ours x{workers}"] = theirs, ours
-
-        # training step
-        for preset in args.presets.split(","):
-            shape = {"preset": preset, "seq_len": 128, "vocab": 4096, "batch": 16, "steps": args.train_steps}
-            plain = repeated("plain_train_step", shape, reps, scratch)
-            ours = repeated("ours_train_step", shape, reps, scratch)
-            ours["ratio_vs_plain"] = ours["tokens_per_s"] / plain["tokens_per_s"]
-            results[f"train {preset} plain-pytorch"], results[f"train {preset} ours"] = plain, ours
-
-        # scaling: 1x, 2x, 4x of a quarter of the large input, the real pipeline through tokenize
-        quarter = len(inputs["large"]) // 4
-        per_file = large_layout(args.large_pages)[1]
-        for mult in (1, 2, 4):
-            r = repeated("pipeline_until_tokenize", {"warcs": inputs["large"][: quarter * mult]}, reps, scratch)
-            r["pages"] = per_file * quarter * mult
-            results[f"scaling pipeline {mult}x"] = r
-
-    # tokenization, through its own benchmark script (median of the same repeats)
-    tok_out = Path(tempfile.mkdtemp())
-    docs = "60" if args.quick else "2000"
-    subprocess.run([sys.executable, str(HERE / "tokenize_throughput.py"), "--docs", docs, "--repeats", str(reps),
-                    "--vocab-size", "400" if args.quick else "4096", "--out", str(tok_out)], cwd=ROOT, env=ENV,
-                   check=True, capture_output=True)  # fmt: skip
-    [tok_file] = tok_out.glob("*-tokenize.json")
-    tokenize = json.loads(tok_file.read_text())["results"]
-    shutil.rmtree(tok_out)
-    for name, r in tokenize.items():
-        results[f"tokenize {name}"] = {"seconds": r.get("seconds"), "tokens_per_s": r["tokens_per_s"]}
-
+        needs_inputs = {"extract", "minhash", "scaling"} & set(sections)
+        inputs = make_inputs(root, args.sample_pages, args.large_pages, args.synthetic_docs) if needs_inputs else {}
+        for section in sections:
+            results |= RUNNERS[section](args, inputs, root)
     rows, summary = table(results, args)
     report = {"args": vars(args) | {"out": None}, "targets": TARGETS, "summary": summary, "results": results}
-    print(write_results(args.out, "", report, "Benchmarks: crawl2model vs the tools people glue together",
+    name = (
+        ""
+        if sections == list(SECTIONS)
+        else "-".join(["side-by-side", *sections] + ([args.device] if "train" in sections else []))
+    )
+    print(write_results(args.out, name, report, "Benchmarks: crawl2model vs the tools people glue together",
                         ["measurement", "seconds (median)", "docs/s", "docs/s per core", "tokens/s",
-                         "peak RSS MB", "ratio ours/theirs"], rows))  # fmt: skip
+                         "peak RSS MB (largest process)", "peak RSS MB (process tree)", "ratio ours/theirs"],
+                        rows))  # fmt: skip
+
+
+def extract_section(args: argparse.Namespace, inputs: dict[str, Any], root: Path) -> dict[str, Any]:
+    """Extract + heuristic filters: ours (warcio, fastwarc) vs datatrove, 1 and `--workers` processes."""
+    results = {}
+    for label, warcs in (("sample", inputs["sample"]), ("large", inputs["large"])):
+        folder = str(Path(warcs[0]).parent)
+        for n in [1, args.workers] if label == "sample" else [args.workers]:
+            theirs = repeated("datatrove_extract_filter", {"warc_dir": folder, "workers": n, "files": len(warcs)},
+                              args.repeats, root / "work")  # fmt: skip
+            results[f"extract+filter {label} datatrove x{n}"] = theirs
+            for reader in ("warcio", "fastwarc"):
+                ours = repeated("ours_extract_filter", {"warcs": warcs, "workers": n, "reader": reader},
+                                args.repeats, root / "work")  # fmt: skip
+                ours["ratio_vs_datatrove"] = theirs["seconds"] / ours["seconds"]
+                results[f"extract+filter {label} ours-{reader} x{n}"] = ours
+    return results
+
+
+def minhash_section(args: argparse.Namespace, inputs: dict[str, Any], root: Path) -> dict[str, Any]:
+    """MinHash dedup on the generated near-duplicate documents."""
+    workers = args.workers
+    jsonl = {"jsonl_dir": str(root / "synthetic_jsonl"), "workers": workers, "files": len(inputs["synthetic"])}
+    theirs = repeated("datatrove_minhash", jsonl, args.repeats, root / "work")
+    ours = repeated("ours_minhash", {"shards": inputs["synthetic"], "workers": workers}, args.repeats, root / "work")
+    ours["ratio_vs_datatrove"] = theirs["seconds"] / ours["seconds"]
+    return {f"minhash datatrove x{workers}": theirs, f"minhash ours x{workers}": ours}
+
+
+def train_section(args: argparse.Namespace, inputs: dict[str, Any], root: Path) -> dict[str, Any]:
+    """A training step per preset: ours (the real trainer reading Parquet) vs the plain loop."""
+    results = {}
+    gpu = args.device == "cuda"
+    for preset in args.presets.split(","):
+        shape = {"preset": preset, "seq_len": 1024 if gpu else 128, "vocab": 50304 if gpu else 4096, "batch": 16,
+                 "steps": args.train_steps, "device": args.device, "compile": gpu}  # fmt: skip
+        label = f"train {preset}" + (" cuda" if gpu else "")
+        plain = repeated("plain_train_step", shape, args.repeats, root / "work")
+        ours = repeated("ours_train_step", shape, args.repeats, root / "work")
+        ours["ratio_vs_plain"] = ours["tokens_per_s"] / plain["tokens_per_s"]
+        results[f"{label} plain-pytorch"], results[f"{label} ours"] = plain, ours
+    return results
+
+
+def scaling_section(args: argparse.Namespace, inputs: dict[str, Any], root: Path) -> dict[str, Any]:
+    """1x, 2x, 4x of a quarter of the large input, the real pipeline through tokenize."""
+    results = {}
+    quarter = len(inputs["large"]) // 4
+    per_file = large_layout(args.large_pages)[1]
+    for mult in (1, 2, 4):
+        r = repeated("pipeline_until_tokenize", {"warcs": inputs["large"][: quarter * mult]}, args.repeats,
+                     root / "work")  # fmt: skip
+        r["pages"] = per_file * quarter * mult
+        results[f"scaling pipeline {mult}x"] = r
+    return results
+
+
+def tokenize_section(args: argparse.Namespace, inputs: dict[str, Any], root: Path) -> dict[str, Any]:
+    """Tokenization, through its own benchmark script (median of the same repeats)."""
+    tok_out = root / "tokenize"
+    subprocess.run([sys.executable, str(HERE / "tokenize_throughput.py"), "--docs", "60" if args.quick else "2000",
+                    "--repeats", str(args.repeats), "--vocab-size", "400" if args.quick else "4096",
+                    "--out", str(tok_out)], cwd=ROOT, env=ENV, check=True, capture_output=True)  # fmt: skip
+    [tok_file] = tok_out.glob("*-tokenize.json")
+    tokenize = json.loads(tok_file.read_text())["results"]
+    return {f"tokenize {name}": {"seconds": r.get("seconds"), "tokens_per_s": r["tokens_per_s"]}
+            for name, r in tokenize.items()}  # fmt: skip
+
+
+RUNNERS = {"extract": extract_section, "minhash": minhash_section, "train": train_section,
+           "scaling": scaling_section, "tokenize": tokenize_section}  # fmt: skip
 
 
 def table(results: dict[str, Any], args: argparse.Namespace) -> tuple[list[list[Any]], dict[str, Any]]:
@@ -216,6 +293,7 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> tuple[list[list[
         rows.append([name, round(r["seconds"], 2) if r.get("seconds") else "",
                      round(per_s(docs, r), 1) if docs else "", round(per_s(docs, r) / cores, 1) if docs else "",
                      f"{r['tokens_per_s']:,.0f}" if r.get("tokens_per_s") else "", r.get("peak_rss_mb", ""),
+                     r.get("peak_tree_rss_mb", ""),
                      f"{ratio:.2f}x" if ratio else ""])  # fmt: skip
         if ratio:
             kind = name.split()[0]

@@ -52,6 +52,7 @@ def measure(preset: str, compile_mode: str, args: argparse.Namespace, files: lis
             "tokens_per_s": statistics.median(h["tokens_per_s"] for h in logged),
             "mfu": statistics.median(h["mfu"] for h in logged) if logged and "mfu" in logged[0] else None,
             "seconds": time.perf_counter() - started,
+            "final_loss": result["history"][-1]["loss"],
         })  # fmt: skip
     return {
         "preset": preset, "compile": compile_mode, "params": result["params"], "device": result["device"],

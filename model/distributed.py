@@ -57,12 +57,13 @@ def wrap(model: nn.Module, strategy: str, ctx: DistContext) -> nn.Module:
     return DistributedDataParallel(model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None)
 
 
-def mean_across_ranks(value: float, ctx: DistContext) -> float:
+def mean_across_ranks(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Element-wise mean of a tensor over the data-parallel ranks (one all-reduce for many values)."""
     if not ctx.distributed:
-        return value
-    t = torch.tensor([value], dtype=torch.float64, device=ctx.device)
-    dist.all_reduce(t)
-    return float(t.item()) / ctx.world_size
+        return values
+    values = values.clone()
+    dist.all_reduce(values)
+    return values / ctx.world_size
 
 
 def barrier(ctx: DistContext) -> None:

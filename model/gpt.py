@@ -29,9 +29,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Normalize in float32 for stability under bf16 autocast.
-        xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+        # The fused kernel, in float32 for stability under bf16 autocast (the residual stream is float32).
+        return F.rms_norm(x.float(), (x.size(-1),), self.weight, self.eps).type_as(x)
 
 
 def rope_tables(head_dim: int, seq_len: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,11 +40,12 @@ def rope_tables(head_dim: int, seq_len: int, base: float) -> tuple[torch.Tensor,
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x: (batch, heads, time, head_dim); rotate pairs (x1, x2) of the two halves."""
+    """x: (batch, heads, time, head_dim); rotate pairs (x_i, x_{i + head_dim/2}) (the GPT-NeoX layout:
+    two contiguous halves and one concatenation, cheaper than interleaved pairs)."""
     t = x.shape[-2]
     cos, sin = cos[:t].to(x.dtype), sin[:t].to(x.dtype)
-    x1, x2 = x[..., ::2], x[..., 1::2]
-    return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
 
 class Attention(nn.Module):
@@ -121,7 +121,15 @@ class GPT(nn.Module):
         c = self.cfg
         return 6 * self.num_params() + 12 * c.n_layer * c.n_embd * c.seq_len
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, reduction: str = "mean"):
+    def forward(
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        reduction: str = "mean",
+        return_logits: bool = True,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(logits, loss). Training passes return_logits=False: under torch.compile the float32 logits
+        (batch x time x vocab) then never leave the fused loss kernel, instead of being written out."""
         x = self.embed(idx)
         for block in self.blocks:
             x = block(x, self.rope_cos, self.rope_sin)
@@ -129,7 +137,7 @@ class GPT(nn.Module):
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), reduction=reduction)
-        return logits, loss
+        return (logits if return_logits else None), loss
 
     @torch.no_grad()
     def generate(

@@ -119,6 +119,13 @@ class SpikeDetector:
         self.mean, self.seen = state["mean"], int(state["seen"])
 
 
+def reads_every_step(cfg: TrainConfig, device: torch.device) -> bool:
+    """Per-step loss and grad norm stay on the device until a flush (log and checkpoint steps): reading
+    them every step is a host sync that drains the GPU's queue. Skipping spikes needs the loss before
+    the update, so it (and the CPU, where there is no queue) reads every step."""
+    return cfg.skip_spikes or device.type != "cuda"
+
+
 def train(
     train_files: list[str],
     model_cfg: GPTConfig,
@@ -179,52 +186,59 @@ def train(
                 old.unlink()
         barrier(ctx)
 
+    read_every_step = reads_every_step(cfg, device)
+    pending: list[tuple[int, float, torch.Tensor, torch.Tensor]] = []
+
+    def flush() -> bool:
+        """Turn pending steps into history entries (one sync, one all-reduce); True if the last spiked."""
+        nonlocal t_last, steps_since
+        losses = mean_across_ranks(torch.stack([loss for _, _, loss, _ in pending]).double(), ctx).tolist()
+        norms = torch.stack([norm for _, _, _, norm in pending]).double().tolist()
+        now, spike = time.perf_counter(), False
+        for (step, lr, _, _), loss_value, grad_norm in zip(pending, losses, norms, strict=True):
+            entry: dict[str, float] = {"step": step, "loss": loss_value, "lr": lr, "grad_norm": grad_norm}
+            spike = spikes.is_spike(loss_value)
+            if spike:
+                entry["spike"] = 1.0
+                log.warning("train: loss spike at step %d: %.4f vs running mean %.4f%s", step, loss_value,
+                            spikes.mean, " (step skipped)" if cfg.skip_spikes else "")  # fmt: skip
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                entry["tokens_per_s"] = tokens_per_step * steps_since / (now - t_last)
+                if peak:
+                    entry["mfu"] = entry["tokens_per_s"] * flops_per_token / (peak * ctx.world_size)
+                t_last, steps_since = now, 0
+                if on_log and ctx.is_main:
+                    on_log(entry)
+            history.append(entry)
+        pending.clear()
+        return spike
+
     model.train()
     for step in range(start_step, cfg.max_steps):
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss_sum = 0.0
+        loss_sum = torch.zeros((), device=device)
         for micro in range(accum):
             batch = loader.next().to(device, non_blocking=True)
             # DDP: all-reduce gradients only on the last micro-batch.
             sync = contextlib.nullcontext() if micro == accum - 1 or not hasattr(model, "no_sync") else model.no_sync()
             with sync:
                 with autocast:
-                    _, loss = step_model(batch[:, :-1], batch[:, 1:])
+                    _, loss = step_model(batch[:, :-1], batch[:, 1:], return_logits=False)
                 (loss / accum).backward()
-            loss_sum += loss.item()
-        loss_value = mean_across_ranks(loss_sum / accum, ctx)
+            loss_sum += loss.detach()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        grad_norm = float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm)
-        entry: dict[str, float] = {"step": step + 1, "loss": loss_value, "lr": lr, "grad_norm": grad_norm}
-        if spikes.is_spike(loss_value):
-            entry["spike"] = 1.0
-            log.warning(
-                "train: loss spike at step %d: %.4f vs running mean %.4f%s",
-                step + 1,
-                loss_value,
-                spikes.mean,
-                " (step skipped)" if cfg.skip_spikes else "",
-            )
-        if entry.get("spike") and cfg.skip_spikes:
-            optimizer.zero_grad(set_to_none=True)
-        else:
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+        grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+        pending.append((step + 1, lr, loss_sum / accum, grad_norm.detach()))
         steps_since += 1
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            elapsed = time.perf_counter() - t_last
-            entry["tokens_per_s"] = tokens_per_step * steps_since / elapsed
-            if peak:
-                entry["mfu"] = entry["tokens_per_s"] * flops_per_token / (peak * ctx.world_size)
-            t_last, steps_since = time.perf_counter(), 0
-            if on_log and ctx.is_main:
-                on_log(entry)
-        history.append(entry)
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.max_steps:
+        log_step = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps
+        checkpoint_step = (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.max_steps
+        spiked = flush() if read_every_step or log_step or checkpoint_step else False
+        if not (spiked and cfg.skip_spikes):
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if checkpoint_step:
             checkpoint(step + 1)
     msd, _ = get_state_dict(model, optimizer, options=FULL)
     if ctx.is_main:

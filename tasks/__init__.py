@@ -6,5 +6,5 @@ STAGES = ("acquire", "extract", "filter", "dedup", "mix", "tokenize", "train", "
 # so it and every later stage rerun. Kept here so planning a run imports no stage code.
 STAGE_VERSIONS = {
     **{stage: "1" for stage in STAGES},
-    **{"acquire": "3", "extract": "3", "filter": "2", "dedup": "2", "tokenize": "2", "evaluate": "3"},
+    **{"acquire": "3", "extract": "3", "filter": "2", "dedup": "2", "tokenize": "2", "train": "2", "evaluate": "3"},
 }
