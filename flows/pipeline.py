@@ -15,15 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.tasks import exponential_backoff
 
+from flows.scaleout import shard_runner
 from storage.catalog import Catalog, now
 from storage.fingerprint import stage_fingerprint
 from storage.lock import workdir_lock
 from tasks import STAGE_VERSIONS, STAGES
 from tasks.acquire_stage import input_identity
-from tasks.config import PipelineConfig, config_json, load_config
+from tasks.config import PipelineConfig, RunnerConfig, config_json, load_config
+from tasks.download import DownloadError
 from tasks.stage import StageInput, execute_stage, load_manifest
 
 # Which upstream outputs each stage reads. evaluate reads them all (funnel, ground truth).
@@ -144,7 +148,7 @@ def pipeline(
     cfg = resolve_config(config, config_path)
     root = Path(workdir).resolve()
     selected, forced = select(only, start, until, force or [])
-    with workdir_lock(root):
+    with workdir_lock(root), shard_runner(cfg.runner):
         return _run_stages(cfg, root, selected, forced, logger)
 
 
@@ -162,11 +166,33 @@ def resolve_config(config: dict[str, Any] | None, config_path: str | None) -> Pi
     return PipelineConfig.model_validate(_merge(base, config or {}))
 
 
-def _stage_task(p: PlannedStage, cached: bool):
+# Stages that talk to the network: Prefect retries them with backoff (runner.network_retries).
+NETWORK_STAGES = ("acquire",)
+
+
+def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+    """Transient network failures only: a 404, a bad path or a bad config fails at once."""
+    try:
+        state.result()
+    except DownloadError as e:
+        return e.transient
+    except (httpx.TransportError, ConnectionError, TimeoutError):
+        return True
+    except Exception:
+        return False
+    return False
+
+
+def _stage_task(p: PlannedStage, cached: bool, runner: RunnerConfig):
     # No tags: every tagged task run asks the server for tag concurrency slots, which cost
     # 0.5-2 s per stage on the ephemeral server; the run name already names the stage.
+    retries = {}
+    if p.stage in NETWORK_STAGES and runner.network_retries:
+        retries = {"retries": runner.network_retries, "retry_jitter_factor": 0.5,
+                   "retry_delay_seconds": exponential_backoff(backoff_factor=runner.network_retry_delay_s),
+                   "retry_condition_fn": _worth_retrying}  # fmt: skip
     return run_stage.with_options(
-        name=p.stage, task_run_name=f"{p.stage}-{p.fingerprint[:8]}", refresh_cache=not cached
+        name=p.stage, task_run_name=f"{p.stage}-{p.fingerprint[:8]}", refresh_cache=not cached, **retries
     )
 
 
@@ -194,7 +220,7 @@ def _start_streaming_extract(
         "streaming": True,
     }
     config = config_json(cfg.extract)
-    return _stage_task(extract, False).submit(
+    return _stage_task(extract, False, cfg.runner).submit(
         "extract", extract.fingerprint, config, {"acquire": upstream}, str(extract.output_dir)
     )
 
@@ -251,7 +277,7 @@ def _run_stages(
                 if p.stage == "extract" and streaming is not None:
                     manifest = streaming.result()  # started next to acquire, on files as they landed
                 else:
-                    manifest = _stage_task(p, cached)(
+                    manifest = _stage_task(p, cached, cfg.runner)(
                         p.stage,
                         p.fingerprint,
                         config_json(cfg.stage(p.stage)),

@@ -75,18 +75,19 @@ def fetch_all(urls_and_names: list[tuple[str, str]], cfg: AcquireConfig, fetcher
                 try:
                     reports.append(fut.result())
                 except DownloadError as e:
-                    failures.append(str(e))
+                    failures.append(e)
                     log.error("acquire: %s", e)
                 file_done()
     if len(failures) > cfg.download.max_failed_files:
         # Finished files stay in warc/; the rerun skips them and retries only what failed.
         raise DownloadError(
             f"{len(failures)} of {len(urls_and_names)} files failed (download.max_failed_files="
-            f"{cfg.download.max_failed_files}): " + "; ".join(failures[:3])
+            f"{cfg.download.max_failed_files}): " + "; ".join(map(str, failures[:3])),
+            transient=any(f.transient for f in failures),
         )
     reports.sort(key=lambda r: r.path)
     return {
-        "files_failed": failures,
+        "files_failed": [str(f) for f in failures],
         "downloads": [
             {
                 "url": r.url,

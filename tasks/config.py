@@ -387,8 +387,27 @@ class EvaluateConfig(Section):
     seed: int = 0
 
 
+class RunnerConfig(Section):
+    """How the flow executes, not what it computes (so none of it is in any stage fingerprint).
+
+    Per-shard work: `local` runs each stage's own process pool (`<stage>.workers`); `dask` makes every
+    shard a Prefect task on prefect-dask's DaskTaskRunner: a local process cluster of `workers`
+    processes, or the scheduler at `address` (then the cluster's workers). Network stages (acquire)
+    are retried by Prefect `network_retries` times, `network_retry_delay_s` doubling each time
+    (with jitter), on top of the downloader's own per-request retries; a retry resumes from the files
+    already verified."""
+
+    kind: Literal["local", "dask"] = "local"
+    workers: int = Field(2, ge=1, le=1024, description="dask: processes of the local cluster")
+    address: str | None = Field(None, description="dask: a running scheduler, e.g. tcp://scheduler:8786")
+    shard_retries: int = Field(0, ge=0, le=10, description="dask: Prefect retries of a failed shard task")
+    network_retries: int = Field(2, ge=0, le=20, description="Prefect retries of the acquire task")
+    network_retry_delay_s: float = Field(30.0, gt=0.0, le=3600.0, description="first retry delay; doubles")
+
+
 class PipelineConfig(Section):
     name: str = "sample"
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
     acquire: AcquireConfig = Field(default_factory=AcquireConfig)
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
@@ -409,7 +428,7 @@ class PipelineConfig(Section):
         return getattr(self, name)
 
 
-assert set(PipelineConfig.model_fields) - {"name"} == set(STAGES)
+assert set(PipelineConfig.model_fields) - {"name", "runner"} == set(STAGES)
 
 
 class ConfigError(Exception):

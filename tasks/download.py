@@ -35,7 +35,12 @@ CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
 class DownloadError(Exception):
-    """A file that could not be fetched whole after every retry (or a permanent HTTP error)."""
+    """A file that could not be fetched whole after every retry (transient: trying later may work)
+    or a permanent HTTP error such as 404 (not transient)."""
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
 
 
 class _Retry(Exception):
@@ -157,7 +162,7 @@ class Fetcher:
                 wait = self.delay(attempt, retry_after)
                 log.info("%s: %s; retry %d/%d in %.1fs", url, last_error, attempt + 1, self.cfg.retries, wait)
                 time.sleep(wait)
-        raise DownloadError(f"{url}: gave up after {report.attempts} attempts: {last_error}")
+        raise DownloadError(f"{url}: gave up after {report.attempts} attempts: {last_error}", transient=True)
 
     def _verify(self, dest: Path, part: Path, failed_digests: set[str], report: FileReport) -> None:
         """Check every gzip member. A file that fails twice with the same bytes is broken at the

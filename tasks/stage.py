@@ -12,8 +12,9 @@ import importlib
 import logging
 import multiprocessing
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,12 @@ def run_one_shard(fn: ShardFn, in_path: str, out: Path, cfg: Any, index: int) ->
     return stats
 
 
+# Sends per-shard work elsewhere (flows/scaleout.py: shard tasks on a Dask cluster) when set:
+# called with (fn, [(index, in_path), ...], out, cfg, label), yields (index, stats) as shards finish.
+ShardExecutor = Callable[[ShardFn, list[tuple[int, str]], Path, Any, str], Iterator[tuple[int, dict[str, Any]]]]
+SHARD_EXECUTOR: ContextVar[ShardExecutor | None] = ContextVar("crawl2model_shard_executor", default=None)
+
+
 def map_shards(
     fn: ShardFn, in_paths: list[str], out: Path, cfg: Any, workers: int = 1, label: str = "shards"
 ) -> list[dict[str, Any]]:
@@ -148,8 +155,13 @@ def map_shards(
         log.info("%s: %d of %d shards to process (%d resumed)", label, len(todo), len(in_paths), len(results))
     from storage.progress import progress_bar
 
+    executor = SHARD_EXECUTOR.get()
     with progress_bar(label, total=len(in_paths), completed=len(results)) as advance:
-        if workers <= 1 or len(todo) <= 1:
+        if executor is not None and todo:
+            for i, stats in executor(fn, todo, out, cfg, label):
+                results[i] = stats
+                advance()
+        elif workers <= 1 or len(todo) <= 1:
             for i, p in todo:
                 results[i] = run_one_shard(fn, p, out, cfg, i)
                 advance()

@@ -252,3 +252,35 @@ def test_streaming_extract_stops_when_acquire_fails(tmp_path, small_sample):
     assert result.exit_code == 1 and "download failed" in result.output, result.output
     assert time.monotonic() - started < 60
     assert not list(work.glob("artifacts/*/*/manifest.json"))
+
+
+def test_a_transient_failure_is_retried_by_prefect_and_the_retry_resumes(tmp_path):
+    """The downloader gives up on a file (503 twice, download.retries=1): the acquire task fails, Prefect
+    retries it after its backoff, and the retry fetches only that file."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from flows.pipeline import pipeline
+    from tasks.config import load_config
+
+    good, flaky = _members(tmp_path, 2)  # two whole one-record WARC files
+    with FakeCrawlHost() as host:
+        served_good = host.add(f"{SEGMENT}/good.warc.gz", good)
+        served_flaky = host.add(f"{SEGMENT}/flaky.warc.gz", flaky, faults=("503", "503"))
+        _serve_index(host, ["good.warc.gz", "flaky.warc.gz"])
+        cfg = load_config(None, [
+            "acquire.source=commoncrawl", f"acquire.crawl={CRAWL}", f"acquire.host={host.url}", "acquire.count=2",
+            "acquire.download.retries=1", "acquire.download.backoff_s=0.05", "acquire.download.backoff_max_s=0.2",
+            "runner.network_retries=2", "runner.network_retry_delay_s=0.2",
+        ])  # fmt: skip
+        state = pipeline(config=cfg.model_dump(mode="json"), workdir=str(tmp_path / "work"), until="acquire",
+                         return_state=True)  # fmt: skip
+    assert state.is_completed(), state.message
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    [acquire_run] = [r for r in runs if r.name.startswith("acquire-")]
+    assert acquire_run.run_count == 2  # failed once, retried once by Prefect
+    assert len(served_good.requests) == 1  # the retry kept the verified file
+    assert len(served_flaky.requests) == 3  # 2 x 503 in the first attempt, then whole in the retry
