@@ -36,3 +36,29 @@ def test_published_ports_bind_to_loopback_only():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     published = [p for service in compose["services"].values() for p in service.get("ports", [])]
     assert published and all(str(p).startswith("127.0.0.1:") for p in published)
+
+
+def test_compose_file_validates_with_a_real_compose_implementation(tmp_path):
+    """`docker-compose config` (Debian's docker-compose, no engine needed) accepts the file with the Dask
+    profile; the auth string comes from the env file into the server, the worker and the Dask workers."""
+    import shutil
+    import subprocess
+
+    compose = shutil.which("docker-compose")
+    assert compose, "docker-compose is missing: .ci/system-packages installs Debian's docker-compose"
+    shutil.copy(ROOT / "docker-compose.yml", tmp_path / "docker-compose.yml")
+    (tmp_path / "Dockerfile").write_text((ROOT / "Dockerfile").read_text())
+    args = [compose, "--profile", "dask", "config"]
+    missing = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert missing.returncode != 0 and "prefect-auth.env" in missing.stderr  # no env file: a clear error
+    env = (ROOT / "prefect-auth.env.example").read_text().replace("admin:change-me", "ci:s3cret")
+    (tmp_path / "prefect-auth.env").write_text(env)
+    out = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    services = yaml.safe_load(out.stdout)["services"]
+    assert set(services) == {"postgres", "server", "worker", "dask-scheduler", "dask-worker"}
+    assert services["server"]["environment"]["PREFECT_SERVER_API_AUTH_STRING"] == "ci:s3cret"
+    for name in ("worker", "dask-worker"):
+        assert services[name]["environment"]["PREFECT_API_AUTH_STRING"] == "ci:s3cret"
+        assert "work:/work:rw" in services[name]["volumes"]  # the shared workdir
+    assert "tcp://dask-scheduler:8786" in services["dask-worker"]["command"]

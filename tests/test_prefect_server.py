@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -68,6 +69,31 @@ def _task_names(api: str, flow_run_id: str) -> list[str]:
     return [t["name"] for t in httpx.post(f"{api}/task_runs/filter", json=body, timeout=10).json()]
 
 
+# Where the browser test keeps its screenshot (CI uploads or inspects it; git ignores it).
+SCREENSHOTS = Path(os.environ.get("CRAWL2MODEL_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+    # No network here: without these, Chromium keeps trying (and failing) to reach Google's hosts.
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
+    "--window-size=1400,1000",
+    # Virtual time runs only while the page is idle, so the single-page app's API calls finish first.
+    "--virtual-time-budget=20000",
+]  # fmt: skip
+
+
+def _render(url: str, profile: Path, screenshot: Path) -> str:
+    """The page as headless Chromium (Debian's package) renders it: its DOM, and a screenshot."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Chromium is missing: .ci/system-packages installs Debian's chromium"
+    base = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
+    dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True, timeout=180)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    shot = subprocess.run([*base, f"--screenshot={screenshot}", url], capture_output=True, text=True, timeout=180)
+    assert shot.returncode == 0 and screenshot.stat().st_size > 10_000, shot.stderr[-2000:]
+    return dom.stdout
+
+
 def test_deployments_run_through_a_real_server_and_worker(tmp_path):
     port, home, work = _free_port(), tmp_path / "prefect-home", tmp_path / "work"
     api = f"http://127.0.0.1:{port}/api"
@@ -94,6 +120,11 @@ def test_deployments_run_through_a_real_server_and_worker(tmp_path):
         assert {"filter-summary", "dedup-summary", "report", "evaluation"} <= keys
         ui = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)  # the dashboard is served on the same port
         assert ui.status_code == 200 and "<html" in ui.text.lower()
+        # The flow run page in a real browser: every stage's task run is on it (graph and logs).
+        dom = _render(f"http://127.0.0.1:{port}/runs/flow-run/{first}", tmp_path / "chromium",
+                      SCREENSHOTS / "flow-run.png")  # fmt: skip
+        assert all(name in dom for name in names), [n for n in names if n not in dom]
+        assert "Completed" in dom
 
         changed = _config(["filter.gopher_quality.min_words=80"])
         second = _run_deployment(env, "crawl2model/stage", {"workdir": str(work), "config": changed})
