@@ -87,15 +87,25 @@ def spawn(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def repeated(name: str, kwargs: dict[str, Any], repeats: int, scratch: Path) -> dict[str, Any]:
-    """Median seconds over `repeats` fresh runs (each in an empty work folder); max peak RSS."""
-    runs = []
+def interleaved(specs: list[tuple[str, dict[str, Any]]], repeats: int, scratch: Path) -> list[dict[str, Any]]:
+    """Each repeat runs every (measurement, kwargs) once, in turn, so that a slow spell of the machine
+    hits both sides of a comparison alike; per spec: median seconds (and tokens/s), max peak RSS."""
+    runs: list[list[dict[str, Any]]] = [[] for _ in specs]
     for i in range(repeats):
-        work = scratch / f"{name}-{i}"
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
-        runs.append(spawn(name, {**kwargs, "work": str(work)}))
-        shutil.rmtree(work, ignore_errors=True)
+        for j, (name, kwargs) in enumerate(specs):
+            work = scratch / f"{name}-{j}-{i}"
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            runs[j].append(spawn(name, {**kwargs, "work": str(work)}))
+            shutil.rmtree(work, ignore_errors=True)
+    return [summarize(r) for r in runs]
+
+
+def repeated(name: str, kwargs: dict[str, Any], repeats: int, scratch: Path) -> dict[str, Any]:
+    return interleaved([(name, kwargs)], repeats, scratch)[0]
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out = {k: v for k, v in runs[-1].items() if k not in ("seconds", "peak_rss_mb", "peak_tree_rss_mb")}
     out["seconds"] = statistics.median(r["seconds"] for r in runs)
     out["peak_rss_mb"] = round(max(r["peak_rss_mb"] for r in runs), 1)
@@ -103,6 +113,7 @@ def repeated(name: str, kwargs: dict[str, Any], repeats: int, scratch: Path) -> 
     out["repeats"] = [round(r["seconds"], 3) for r in runs]
     if "tokens_per_s" in runs[0]:
         out["tokens_per_s"] = statistics.median(r["tokens_per_s"] for r in runs)
+        out["repeats_tokens_per_s"] = [round(r["tokens_per_s"]) for r in runs]
     return out
 
 
@@ -164,7 +175,7 @@ def main() -> None:
     parser.add_argument("--large-pages", type=int, default=21600)
     parser.add_argument("--synthetic-docs", type=int, default=20000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--train-steps", type=int, default=30)
+    parser.add_argument("--train-steps", type=int, default=60)
     parser.add_argument("--presets", default="tiny,small")
     parser.add_argument(
         "--device",
@@ -212,14 +223,14 @@ def extract_section(args: argparse.Namespace, inputs: dict[str, Any], root: Path
     for label, warcs in (("sample", inputs["sample"]), ("large", inputs["large"])):
         folder = str(Path(warcs[0]).parent)
         for n in [1, args.workers] if label == "sample" else [args.workers]:
-            theirs = repeated("datatrove_extract_filter", {"warc_dir": folder, "workers": n, "files": len(warcs)},
-                              args.repeats, root / "work")  # fmt: skip
+            theirs, *ours = interleaved([
+                ("datatrove_extract_filter", {"warc_dir": folder, "workers": n, "files": len(warcs)}),
+                *[("ours_extract_filter", {"warcs": warcs, "workers": n, "reader": r}) for r in ("warcio", "fastwarc")],
+            ], args.repeats, root / "work")  # fmt: skip
             results[f"extract+filter {label} datatrove x{n}"] = theirs
-            for reader in ("warcio", "fastwarc"):
-                ours = repeated("ours_extract_filter", {"warcs": warcs, "workers": n, "reader": reader},
-                                args.repeats, root / "work")  # fmt: skip
-                ours["ratio_vs_datatrove"] = theirs["seconds"] / ours["seconds"]
-                results[f"extract+filter {label} ours-{reader} x{n}"] = ours
+            for reader, mine in zip(("warcio", "fastwarc"), ours, strict=True):
+                mine["ratio_vs_datatrove"] = theirs["seconds"] / mine["seconds"]
+                results[f"extract+filter {label} ours-{reader} x{n}"] = mine
     return results
 
 
@@ -227,8 +238,9 @@ def minhash_section(args: argparse.Namespace, inputs: dict[str, Any], root: Path
     """MinHash dedup on the generated near-duplicate documents."""
     workers = args.workers
     jsonl = {"jsonl_dir": str(root / "synthetic_jsonl"), "workers": workers, "files": len(inputs["synthetic"])}
-    theirs = repeated("datatrove_minhash", jsonl, args.repeats, root / "work")
-    ours = repeated("ours_minhash", {"shards": inputs["synthetic"], "workers": workers}, args.repeats, root / "work")
+    theirs, ours = interleaved([("datatrove_minhash", jsonl),
+                                ("ours_minhash", {"shards": inputs["synthetic"], "workers": workers})],
+                               args.repeats, root / "work")  # fmt: skip
     ours["ratio_vs_datatrove"] = theirs["seconds"] / ours["seconds"]
     return {f"minhash datatrove x{workers}": theirs, f"minhash ours x{workers}": ours}
 
@@ -241,8 +253,8 @@ def train_section(args: argparse.Namespace, inputs: dict[str, Any], root: Path) 
         shape = {"preset": preset, "seq_len": 1024 if gpu else 128, "vocab": 50304 if gpu else 4096, "batch": 16,
                  "steps": args.train_steps, "device": args.device, "compile": gpu}  # fmt: skip
         label = f"train {preset}" + (" cuda" if gpu else "")
-        plain = repeated("plain_train_step", shape, args.repeats, root / "work")
-        ours = repeated("ours_train_step", shape, args.repeats, root / "work")
+        plain, ours = interleaved([("plain_train_step", shape), ("ours_train_step", shape)], args.repeats,
+                                  root / "work")  # fmt: skip
         ours["ratio_vs_plain"] = ours["tokens_per_s"] / plain["tokens_per_s"]
         results[f"{label} plain-pytorch"], results[f"{label} ours"] = plain, ours
     return results
