@@ -100,17 +100,13 @@ def ours_train_step(preset: str, seq_len: int, vocab: int, batch: int, steps: in
                     compile: bool = False) -> dict[str, Any]:  # fmt: skip
     import statistics
 
-    import numpy as np
-    import pyarrow as pa
+    from train_throughput import synthetic_tokens
 
     from model.gpt import GPTConfig
     from model.trainer import train
-    from storage.shards import write_parquet
     from tasks.config import MODEL_PRESETS, TrainConfig
 
-    data = np.random.default_rng(0).integers(0, vocab, size=(4096, seq_len + 1), dtype=np.int32)
-    path = Path(work) / "train-00000.parquet"
-    write_parquet(pa.table({"tokens": pa.array(list(data), pa.list_(pa.int32()))}), path, row_group_size=256)
+    files = synthetic_tokens(Path(work) / "train-00000.parquet", 4096, seq_len, vocab)
     n_layer, n_head, n_embd = MODEL_PRESETS[preset]
     model_cfg = GPTConfig(vocab_size=vocab, seq_len=seq_len, n_layer=n_layer, n_head=n_head, n_embd=n_embd)
     # Warm-up steps (compilation included) fall in the first logged interval, which is dropped.
@@ -118,7 +114,7 @@ def ours_train_step(preset: str, seq_len: int, vocab: int, batch: int, steps: in
     cfg = TrainConfig(preset=preset, batch_size=batch, max_steps=steps + warm, warmup_steps=2, device=device,
                       compile="on" if compile else "off", log_every=max(1, steps // 4),
                       checkpoint_every=10**9)  # fmt: skip
-    result = train([str(path)], model_cfg, cfg, Path(work) / "run")
+    result = train(files, model_cfg, cfg, Path(work) / "run")
     logged = [h["tokens_per_s"] for h in result["history"] if "tokens_per_s" in h][1:] or [
         h["tokens_per_s"] for h in result["history"] if "tokens_per_s" in h
     ]
