@@ -114,6 +114,8 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     if "tokens_per_s" in runs[0]:
         out["tokens_per_s"] = statistics.median(r["tokens_per_s"] for r in runs)
         out["repeats_tokens_per_s"] = [round(r["tokens_per_s"]) for r in runs]
+    if "tokens_per_s_window" in runs[0]:
+        out["tokens_per_s_window"] = statistics.median(r["tokens_per_s_window"] for r in runs)
     return out
 
 

@@ -19,6 +19,22 @@ def test_train_throughput_benchmark_runs(tmp_path):
     assert report["results"][0]["preset"] == "tiny" and report["results"][0]["tokens_per_s"] > 0
 
 
+def test_timed_throughput_drops_warm_up_and_weights_the_window_by_steps():
+    from benchmarks.measure import timed_throughput
+
+    # CPU: every step logged; the first 2 (warm-up) are dropped, the median step remains.
+    per_step = [{"step": s, "loss": 1.0, "tokens_per_s": tps} for s, tps in enumerate([1, 2, 100, 90, 110], 1)]
+    cpu = timed_throughput(per_step, warm=2)
+    assert cpu["tokens_per_s"] == 100 and cpu["tokens_per_s_window"] == pytest.approx(3 / (1 / 100 + 1 / 90 + 1 / 110))
+    # CUDA: intervals of 4 steps and a last one of 1; the first holds the 3 warm-up steps.
+    intervals = [{"step": 4, "tokens_per_s": 5.0}, {"step": 8, "tokens_per_s": 100.0},
+                 {"step": 12, "tokens_per_s": 200.0}, {"step": 13, "tokens_per_s": 1.0}]  # fmt: skip
+    cuda = timed_throughput(intervals, warm=3)
+    assert cuda["tokens_per_s"] == 100 and cuda["tokens_per_s_window"] == pytest.approx(9 / (4 / 100 + 4 / 200 + 1))
+    with pytest.raises(ValueError, match="warm-up"):
+        timed_throughput(intervals[:1], warm=3)
+
+
 def test_tokenize_throughput_benchmark_runs(tmp_path):
     cmd = [sys.executable, "benchmarks/tokenize_throughput.py", "--docs", "60", "--repeats", "1", "--vocab-size", "400",
            "--out", str(tmp_path)]  # fmt: skip
