@@ -89,10 +89,12 @@ def spawn(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def interleaved(specs: list[tuple[str, dict[str, Any]]], repeats: int, scratch: Path) -> list[dict[str, Any]]:
     """Each repeat runs every (measurement, kwargs) once, in turn, so that a slow spell of the machine
-    hits both sides of a comparison alike; per spec: median seconds (and tokens/s), max peak RSS."""
+    hits both sides of a comparison alike, first-to-last on even repeats and last-to-first on odd ones,
+    so that neither side always runs first; per spec: median seconds (and tokens/s), max peak RSS."""
     runs: list[list[dict[str, Any]]] = [[] for _ in specs]
     for i in range(repeats):
-        for j, (name, kwargs) in enumerate(specs):
+        order = list(enumerate(specs))
+        for j, (name, kwargs) in order if i % 2 == 0 else order[::-1]:
             work = scratch / f"{name}-{j}-{i}"
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
