@@ -119,15 +119,21 @@ def ours_train_step(preset: str, seq_len: int, vocab: int, batch: int, steps: in
 
 
 def timed_throughput(history: list[dict[str, float]], warm: int) -> dict[str, float]:
-    """Median tokens/s over the logged intervals that began after the first `warm` steps, and the whole
-    window's tokens/s (total tokens over total time: intervals weighted by their steps)."""
-    logged = [(int(h["step"]), h["tokens_per_s"]) for h in history if "tokens_per_s" in h]
-    begins = [0] + [step for step, _ in logged[:-1]]
-    timed = [(step - begun, tps) for begun, (step, tps) in zip(begins, logged, strict=True) if begun >= warm]
+    """Median tokens/s (and MFU, where logged) over the logged intervals that began after the first
+    `warm` steps, and the whole window's tokens/s (total tokens over total time: intervals weighted by
+    their steps)."""
+    logged = [h for h in history if "tokens_per_s" in h]
+    begins = [0] + [int(h["step"]) for h in logged[:-1]]
+    timed = [(int(h["step"]) - begun, h) for begun, h in zip(begins, logged, strict=True) if begun >= warm]
     if not timed:
         raise ValueError(f"no logged interval after the {warm} warm-up steps")
-    window = sum(n for n, _ in timed) / sum(n / tps for n, tps in timed)
-    return {"tokens_per_s": statistics.median(tps for _, tps in timed), "tokens_per_s_window": window}
+    out = {
+        "tokens_per_s": statistics.median(h["tokens_per_s"] for _, h in timed),
+        "tokens_per_s_window": sum(n for n, _ in timed) / sum(n / h["tokens_per_s"] for n, h in timed),
+    }
+    if "mfu" in timed[0][1]:
+        out["mfu"] = statistics.median(h["mfu"] for _, h in timed)
+    return out
 
 
 def plain_train_step(preset: str, seq_len: int, vocab: int, batch: int, steps: int, work: str, device: str = "cpu",

@@ -22,6 +22,7 @@ import pyarrow as pa
 import torch
 
 # These run as scripts, so their own folder is on sys.path.
+from measure import timed_throughput
 from output import RESULTS, write_results
 
 from model.gpt import GPTConfig
@@ -47,10 +48,10 @@ def measure(preset: str, compile_mode: str, args: argparse.Namespace, files: lis
     for repeat in range(args.repeats):
         started = time.perf_counter()
         result = train(files, model_cfg, cfg, work / f"{preset}-{compile_mode}-{repeat}")
-        logged = [h for h in result["history"] if "tokens_per_s" in h][1:]  # the first interval holds warm-up
+        timed = timed_throughput(result["history"], warm=1)  # the first interval holds the warm-up
         runs.append({
-            "tokens_per_s": statistics.median(h["tokens_per_s"] for h in logged),
-            "mfu": statistics.median(h["mfu"] for h in logged) if logged and "mfu" in logged[0] else None,
+            "tokens_per_s": timed["tokens_per_s"],
+            "mfu": timed.get("mfu"),
             "seconds": time.perf_counter() - started,
             "final_loss": result["history"][-1]["loss"],
         })  # fmt: skip

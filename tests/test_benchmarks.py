@@ -30,7 +30,11 @@ def test_timed_throughput_drops_warm_up_and_weights_the_window_by_steps():
     intervals = [{"step": 4, "tokens_per_s": 5.0}, {"step": 8, "tokens_per_s": 100.0},
                  {"step": 12, "tokens_per_s": 200.0}, {"step": 13, "tokens_per_s": 1.0}]  # fmt: skip
     cuda = timed_throughput(intervals, warm=3)
+    assert "mfu" not in cuda
     assert cuda["tokens_per_s"] == 100 and cuda["tokens_per_s_window"] == pytest.approx(9 / (4 / 100 + 4 / 200 + 1))
+    # MFU, where the trainer logs it, over the same intervals.
+    with_mfu = [h | {"mfu": h["tokens_per_s"] / 1000} for h in intervals]
+    assert timed_throughput(with_mfu, warm=3)["mfu"] == pytest.approx(0.1)
     with pytest.raises(ValueError, match="warm-up"):
         timed_throughput(intervals[:1], warm=3)
 
