@@ -48,8 +48,18 @@ def run_on(runner: TaskRunner, retries: int = 0):
             named = shard_task.with_options(task_run_name=f"{label} shard {i:05d}", tags=[stage])
             params = {"fn": fn, "in_path": path, "out": out, "cfg": cfg, "index": i}
             futures[runner.submit(named, params)] = i
+        # A failed shard raises its own error, but only once every other shard has finished: raising at
+        # once would close the cluster under shards still running and lose their work.
+        failure: BaseException | None = None
         for future in as_completed(list(futures)):
-            yield futures[future], future.result()  # a failed shard raises its own error here
+            try:
+                stats = future.result()
+            except Exception as err:
+                failure = failure or err
+                continue
+            yield futures[future], stats
+        if failure is not None:
+            raise failure
 
     return execute
 
