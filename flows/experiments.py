@@ -153,9 +153,12 @@ def mixture_experiment(
     def body(exp_id: str, out: Path, catalog: Catalog) -> tuple[dict, str]:
         root = Path(workdir).resolve()
         natural_cfg = cfg.model_copy(update={"mix": cfg.mix.model_copy(update={"mode": "natural"})})
-        upto_mix = list(STAGES[: STAGES.index("mix") + 1])
-        pipeline_slice(config=natural_cfg.model_dump(mode="json"), workdir=workdir, stages=upto_mix,
+        upto_tokenize = list(STAGES[: STAGES.index("tokenize") + 1])
+        pipeline_slice(config=natural_cfg.model_dump(mode="json"), workdir=workdir, stages=upto_tokenize,
                        label=f"{exp_id}-natural", run_id=new_run_id())  # fmt: skip
+        # One tokenizer for every proxy (RegMix's setup): trained on the natural mixture, so proxies
+        # differ in their data alone. A tokenizer per proxy would fit each mixture and add its own noise.
+        tokenizer = cfg.tokenize.model_path or str(output_dir(natural_cfg, root, "tokenize") / "tokenizer.model")
         natural = {d: v["share_before"] for d, v in stage_output(natural_cfg, root, "mix").info["mixture"].items()}
         if target_domain not in natural:
             raise ValueError(f"target domain {target_domain!r} has no documents; domains: {sorted(natural)}")
@@ -164,7 +167,9 @@ def mixture_experiment(
         if n_target == 0:
             raise ValueError(f"no held-out {target_domain!r} documents to measure on")
         mixtures = sample_mixtures(natural, proxies, concentration, seed)
-        configs = [cfg.model_copy(update={"mix": cfg.mix.model_copy(update={"mode": "weights", "weights": m})})
+        tok_cfg = cfg.tokenize.model_copy(update={"model_path": tokenizer})
+        configs = [cfg.model_copy(update={"tokenize": tok_cfg,
+                                          "mix": cfg.mix.model_copy(update={"mode": "weights", "weights": m})})
                    .model_dump(mode="json") for m in mixtures]  # fmt: skip
         stages = FROM_MIX + ([] if metric == TARGET_METRIC else ["evaluate"])
         labels = [f"{exp_id}-proxy-{i}" for i in range(proxies)]
