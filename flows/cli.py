@@ -387,8 +387,9 @@ def experiment_mixture(
     cfg = _load(config, overrides or [])
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from flows.experiments import mixture_experiment
+    from flows.experiments import mixture_experiment, share_cores
 
+    cfg = share_cores(cfg, parallel)
     flow = mixture_experiment.with_options(task_runner=ThreadPoolTaskRunner(max_workers=parallel))
     _run_experiment(workdir, lambda: flow(config=cfg.model_dump(mode="json"), workdir=str(workdir), proxies=proxies,
                                           target_domain=target_domain, metric=metric, concentration=concentration,

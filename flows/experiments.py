@@ -11,6 +11,7 @@ training then runs in a process of its own (see tasks/train_stage.py). Results g
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,16 @@ from tasks.stage import StageInput, load_manifest
 TARGET_METRIC = "target_bits_per_byte"
 LOWER_IS_BETTER = ("bits_per_byte", "loss", "perplexity")
 FROM_MIX = ["mix", "tokenize", "train"]
+
+
+def share_cores(cfg: PipelineConfig, parallel: int) -> PipelineConfig:
+    """Proxies trained `parallel` at a time split the cores, unless `train.threads` is set: each
+    taking all of them oversubscribed the CPU (2 proxies on 2 cores ran at ~1.2k tokens/s each,
+    against ~13k for one alone)."""
+    if parallel <= 1 or cfg.train.threads:
+        return cfg
+    threads = max(1, (os.cpu_count() or 1) // parallel)
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"threads": threads})})
 
 
 def new_experiment_id(kind: str) -> str:
