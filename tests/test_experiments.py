@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
+from flows.experiments import share_cores
 from storage.catalog import Catalog
+from tasks.config import load_config
 from tasks.experiments import (
     best_mixture,
     fit_power_law,
@@ -150,6 +153,14 @@ def test_scaling_ladder_fits_and_predicts(tmp_path):
     catalog = Catalog(work)
     assert set(_stages_run(catalog, large["run_id"]).values()) == {True, False}
     assert {s for s, hit in _stages_run(catalog, large["run_id"]).items() if not hit} == {"train", "evaluate"}
+
+
+def test_parallel_proxies_split_the_cores_unless_threads_are_set(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    cfg = load_config(None, [])
+    assert share_cores(cfg, 4).train.threads == 4 and share_cores(cfg, 32).train.threads == 1
+    assert share_cores(cfg, 1).train.threads == 0  # one at a time: all cores, as configured
+    assert share_cores(load_config(None, ["train.threads=3"]), 4).train.threads == 3
 
 
 def test_experiment_arguments_are_checked_before_any_work(tmp_path):
