@@ -22,11 +22,11 @@ from prefect.tasks import exponential_backoff
 
 from flows.scaleout import shard_runner
 from storage.catalog import Catalog, now
-from storage.fingerprint import stage_fingerprint
+from storage.fingerprint import file_identity, stage_fingerprint
 from storage.lock import workdir_lock
 from tasks import STAGE_VERSIONS, STAGES
 from tasks.acquire_stage import input_identity
-from tasks.config import PipelineConfig, RunnerConfig, config_json, load_config
+from tasks.config import PipelineConfig, RunnerConfig, config_json, input_files, load_config
 from tasks.download import DownloadError
 from tasks.stage import StageInput, execute_stage, load_manifest
 
@@ -64,6 +64,8 @@ def plan(cfg: PipelineConfig, workdir: Path) -> list[PlannedStage]:
         config = config_json(cfg.stage(stage))
         if stage == "acquire":
             config = {**config, "_inputs": input_identity(cfg.acquire)}
+        elif files := input_files(cfg.stage(stage)):  # only when there are, so other keys stay as they were
+            config = {**config, "_inputs": [file_identity(f) for f in files]}
         parents = STAGE_INPUTS[stage]
         fp = stage_fingerprint(stage, version, config, [fingerprints[p] for p in parents])
         fingerprints[stage] = fp

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 
@@ -20,6 +21,17 @@ def stage_fingerprint(stage: str, version: str, config: dict[str, Any], inputs: 
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:24]
+
+
+def file_identity(path: str | Path) -> str:
+    """Resolved path, size and mtime: what a fingerprint sees of a file it reads (cheap for a model of
+    gigabytes, and an edit in place changes it). A missing file is named so; the stage reports it."""
+    p = Path(path).resolve()
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        return f"{p}:missing"
+    return f"{p}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def file_sha256(path: str, chunk: int = 1 << 20) -> str:

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from storage.fingerprint import file_identity
 from storage.shards import atomic_write_json
 from tasks import STAGE_VERSIONS
 from tasks.commoncrawl import local_name, read_index, select_files
@@ -45,7 +46,7 @@ def input_identity(cfg: AcquireConfig) -> list[str]:
     """What the fingerprint must see of local inputs: a changed file must not be a cache hit."""
     if cfg.source != "paths":
         return []
-    return [f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in resolve_paths(cfg.paths)]
+    return [file_identity(p) for p in resolve_paths(cfg.paths)]
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

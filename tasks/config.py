@@ -486,5 +486,23 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raise ConfigError(format_validation_error(e)) from e
 
 
+# Config fields that name files a stage reads (besides acquire's inputs): their identity is part of
+# the stage's fingerprint, so a file edited in place at the same path is not a cache hit.
+INPUT_FILE_FIELDS = frozenset({"reference_paths", "model_path", "blocklist_file", "topic_examples", "path"})
+
+
+def input_files(cfg: BaseModel) -> list[str]:
+    """The files named by `cfg` and the sections inside it (benchmark lists included)."""
+    found: list[str] = []
+    for name in type(cfg).model_fields:
+        value = getattr(cfg, name)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, BaseModel):
+                found += input_files(item)
+            elif name in INPUT_FILE_FIELDS and isinstance(item, str) and item:
+                found.append(item)
+    return found
+
+
 def config_json(cfg: BaseModel) -> dict[str, Any]:
     return json.loads(cfg.model_dump_json())

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,23 @@ def test_missing_and_malformed_files(tmp_path):
     scalar.write_text(yaml.safe_dump(3))
     with pytest.raises(ConfigError, match="mapping"):
         load_config(scalar)
+
+
+def test_a_file_named_by_the_config_is_part_of_its_stage_fingerprint(tmp_path):
+    """Editing a blocklist (or a tokenizer model) in place must rerun its stage and those after it."""
+    from flows.pipeline import plan
+
+    blocklist, tokenizer = tmp_path / "blocklist.txt", tmp_path / "tok.model"
+    blocklist.write_text("spam.example\n")
+    tokenizer.write_bytes(b"model")
+    cfg = load_config(None, [f"filter.blocklist_file={blocklist}", f"tokenize.model_path={tokenizer}"])
+    before = {p.stage: p.fingerprint for p in plan(cfg, tmp_path)}
+    assert before == {p.stage: p.fingerprint for p in plan(cfg, tmp_path)}  # stable when nothing changed
+    blocklist.write_text("spam.example\nmore-spam.example\n")
+    after = {p.stage: p.fingerprint for p in plan(cfg, tmp_path)}
+    assert [s for s in before if before[s] != after[s]] == ["filter", "dedup", "mix", "tokenize", "train", "evaluate"]
+    os.utime(tokenizer, ns=(1, 1))  # same bytes, touched: rebuilt rather than trusted
+    touched = {p.stage: p.fingerprint for p in plan(cfg, tmp_path)}
+    assert [s for s in after if after[s] != touched[s]] == ["tokenize", "train", "evaluate"]
+    plain = {p.stage: p.fingerprint for p in plan(load_config(None, []), tmp_path)}
+    assert plain["extract"] == before["extract"] and plain["filter"] != before["filter"]
