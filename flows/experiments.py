@@ -48,8 +48,8 @@ FROM_MIX = ["mix", "tokenize", "train"]
 
 def share_cores(cfg: PipelineConfig, parallel: int) -> PipelineConfig:
     """Proxies trained `parallel` at a time split the cores, unless `train.threads` is set: each
-    taking all of them oversubscribed the CPU (2 proxies on 2 cores ran at ~1.2k tokens/s each,
-    against ~13k for one alone)."""
+    taking all of them oversubscribed the CPU (2 tiny proxies on 2 cores trained at ~1.2k tokens/s
+    each; with one thread each, 40-55k)."""
     if parallel <= 1 or cfg.train.threads:
         return cfg
     threads = max(1, (os.cpu_count() or 1) // parallel)
