@@ -2,7 +2,7 @@
 
     python benchmarks/dedup_throughput.py [--docs 100000] [--repeats 1] [--workers 2]
 
-Input: `tasks.dedup_quality.synthetic_documents` (60% originals, 40% edited copies), written as
+Input: `tasks.dedup.quality_check.synthetic_documents` (60% originals, 40% edited copies), written as
 5,000-document shards. Measured per phase, with the pipeline's default dedup config:
 signatures (datasketch, one process, then a process pool), and the bucket/cluster step (DuckDB +
 union-find + verification). Each measurement runs in a fresh subprocess, so its peak RSS is its own.
@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PHASE = """
 import json, resource, sys, time
 from pathlib import Path
-from tasks.config import DedupConfig
-from tasks.dedup_stage import signature_shard
-from tasks.lsh_clusters import find_clusters
+from tasks.dedup.config import DedupConfig
+from tasks.dedup.phases import signature_shard
+from tasks.dedup.clusters import find_clusters
 from tasks.stage import map_shards
 if __name__ == "__main__":
     phase, shards, work, workers = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
@@ -58,7 +58,7 @@ def run_phase(script: Path, phase: str, shards: list[str], work: Path, workers: 
 def write_shards(n: int, folder: Path) -> list[str]:
     """In a subprocess: a child's peak RSS includes what it inherited at fork, so this process stays small."""
     code = (
-        "import json, sys; from pathlib import Path; from tasks.dedup_quality import write_synthetic_shards; "
+        "import json, sys; from pathlib import Path; from tasks.dedup.quality_check import write_synthetic_shards; "
         "print(json.dumps(write_synthetic_shards(int(sys.argv[1]), 0, Path(sys.argv[2]))))"
     )
     out = subprocess.run([sys.executable, "-c", code, str(n), str(folder)], cwd=ROOT, capture_output=True, text=True,

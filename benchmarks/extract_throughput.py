@@ -23,7 +23,7 @@ from tokenize_throughput import timed
 
 
 def read_all(paths: list[str], reader: str) -> tuple[int, int]:
-    from tasks.warc_records import iter_records
+    from tasks.extract.warc_records import iter_records
 
     records = size = 0
     for path in paths:
@@ -34,8 +34,8 @@ def read_all(paths: list[str], reader: str) -> tuple[int, int]:
 
 
 def extract_all(paths: list[str], reader: str, out: Path, workers: int) -> int:
-    from tasks.config import ExtractConfig
-    from tasks.extract_stage import process_shard
+    from tasks.extract.config import ExtractConfig
+    from tasks.extract.stage import process_shard
     from tasks.stage import map_shards, sum_stats
 
     shutil.rmtree(out, ignore_errors=True)
@@ -52,8 +52,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    from tasks.ground_truth import extraction_quality, load_ground_truth
-    from tasks.sample import write_sample
+    from tasks.sample.ground_truth import extraction_quality, load_ground_truth
+    from tasks.sample.warc import write_sample
 
     with tempfile.TemporaryDirectory() as tmp:
         sample = Path(tmp) / "sample"

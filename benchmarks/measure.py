@@ -22,9 +22,10 @@ from typing import Any
 
 
 def ours_extract_filter(warcs: list[str], work: str, workers: int, reader: str = "warcio") -> dict[str, Any]:
-    from tasks.config import ExtractConfig, FilterConfig
-    from tasks.extract_stage import process_shard as extract_shard
-    from tasks.filter_stage import process_shard as filter_shard
+    from tasks.extract.config import ExtractConfig
+    from tasks.extract.stage import process_shard as extract_shard
+    from tasks.filter.config import FilterConfig
+    from tasks.filter.stage import process_shard as filter_shard
     from tasks.stage import map_shards, sum_stats
 
     out = Path(work)
@@ -61,14 +62,16 @@ def datatrove_extract_filter(warc_dir: str, work: str, workers: int, files: int)
 
 
 def ours_minhash(shards: list[str], work: str, workers: int) -> dict[str, Any]:
-    from tasks.config import DedupConfig
-    from tasks.dedup_stage import cluster_documents, output_shard
+    from tasks.dedup.config import DedupConfig
+    from tasks.dedup.phases import cluster_documents
+    from tasks.dedup.stage import OutputShard, output_shard
     from tasks.stage import map_shards, sum_stats
 
     out = Path(work)
     cfg = DedupConfig(workers=workers, quality_check_docs=0)
     stats = cluster_documents(shards, cfg, out / "minhash")
-    kept = sum_stats(map_shards(output_shard, shards, out, str(out / "minhash" / "clusters.parquet"), workers, "out"))
+    clusters = OutputShard(str(out / "minhash" / "clusters.parquet"))
+    kept = sum_stats(map_shards(output_shard, shards, out, clusters, workers, "out"))
     return {"docs_in": kept["docs_in"], "docs_out": kept["docs_out"], "clusters": stats["clusters"]}
 
 
@@ -101,9 +104,9 @@ def ours_train_step(preset: str, seq_len: int, vocab: int, batch: int, steps: in
                     compile: bool = False) -> dict[str, Any]:  # fmt: skip
     from train_throughput import synthetic_tokens
 
+    from model.config import MODEL_PRESETS, TrainConfig
     from model.gpt import GPTConfig
     from model.trainer import train
-    from tasks.config import MODEL_PRESETS, TrainConfig
 
     files = synthetic_tokens(Path(work) / "train-00000.parquet", 4096, seq_len, vocab)
     n_layer, n_head, n_embd = MODEL_PRESETS[preset]
@@ -140,7 +143,7 @@ def plain_train_step(preset: str, seq_len: int, vocab: int, batch: int, steps: i
                      compile: bool = False) -> dict[str, Any]:  # fmt: skip
     from plain_gpt import tokens_per_second
 
-    from tasks.config import MODEL_PRESETS
+    from model.config import MODEL_PRESETS
 
     n_layer, n_head, n_embd = MODEL_PRESETS[preset]
     return tokens_per_second(vocab, seq_len, n_layer, n_head, n_embd, batch, steps, device, compile)

@@ -134,8 +134,8 @@ def make_inputs(root: Path, sample_pages: int, large_pages: int, synthetic_docs:
     code = f"""
 import json, sys
 from pathlib import Path
-from tasks.sample import write_sample
-from tasks.dedup_quality import synthetic_documents, write_synthetic_shards
+from tasks.sample.warc import write_sample
+from tasks.dedup.quality_check import synthetic_documents, write_synthetic_shards
 import gzip
 root = Path({str(root)!r})
 sample = write_sample(root / "sample", n_pages={sample_pages}, planted=max(1, {sample_pages} // 100), seed=0,

@@ -26,7 +26,8 @@ GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|
 
 
 def sample_texts(n_docs: int) -> list[str]:
-    from tasks.sample import chunk_pages, distribution_readmes, language_reference, stdlib_docstrings
+    from tasks.sample.planted import chunk_pages
+    from tasks.sample.sources import distribution_readmes, language_reference, stdlib_docstrings
 
     pages = chunk_pages(language_reference() + stdlib_docstrings() + distribution_readmes())
     return ["\n\n".join(p.paragraphs) for p in pages[:n_docs]]
@@ -75,10 +76,10 @@ def main() -> None:
     args = parser.parse_args()
     import sentencepiece as spm
 
-    from tasks.config import TokenizeConfig
     from tasks.documents import MIX_COLUMNS, write_docs
     from tasks.stage import StageInput
-    from tasks.tokenize_stage import encode_parallel, run, train_tokenizer
+    from tasks.tokenize.config import TokenizeConfig
+    from tasks.tokenize.stage import encode_parallel, run, train_tokenizer
 
     cores = os.cpu_count() or 1
     texts = sample_texts(args.docs)

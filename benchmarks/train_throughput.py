@@ -25,10 +25,10 @@ import torch
 from measure import timed_throughput
 from output import RESULTS, write_results
 
+from model.config import MODEL_PRESETS, TrainConfig
 from model.gpt import GPTConfig
 from model.trainer import train
 from storage.shards import write_parquet
-from tasks.config import MODEL_PRESETS, TrainConfig
 
 
 def synthetic_tokens(path: Path, rows: int, seq_len: int, vocab: int) -> list[str]:

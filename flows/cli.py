@@ -18,8 +18,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from tasks import STAGES
 from tasks.config import ConfigError, load_config
+from tasks.registry import STAGES
 
 # Storage failures a user fixes outside the program (disk full, read-only, no permission, quota).
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
@@ -94,12 +94,12 @@ def run(
 
     from flows.pipeline import SelectionError, pipeline
     from storage.lock import WorkdirBusy
-    from tasks.download import DownloadError
+    from tasks.acquire.download import DownloadError
 
     started = time.perf_counter()
     try:
         summary = pipeline(
-            config=cfg.model_dump(mode="json"),
+            config=cfg,  # validated above, once: the flow takes the object as it is
             workdir=str(workdir),
             only=only,
             start=start,
@@ -155,7 +155,7 @@ def sample(
     seed: int = 0,
 ) -> None:
     """Write the embedded sample: gzipped WARC files with planted cases, and their ground truth."""
-    from tasks.sample import write_sample
+    from tasks.sample.warc import write_sample
 
     try:
         summary = write_sample(out, pages, planted, seed)
@@ -282,7 +282,7 @@ def explain(
     as_json: Annotated[bool, typer.Option("--json", help="print the history as JSON")] = False,
 ) -> None:
     """The whole history of one document: WARC record, extraction, every filter rule, dedup, domain, tokens."""
-    from storage.explain import explain as history_of
+    from tasks.explain import explain as history_of
 
     _catalog(workdir)
     histories = history_of(workdir, key)
@@ -296,15 +296,16 @@ def explain(
         for entry in h["stages"]:
             if "removed" in entry:
                 r = entry["removed"]
-                console.print(
-                    f"  {entry['stage']}: [red]removed[/red] by {r['rule']} (value {r['value']}) {r['detail']}"
-                )
+                where = f" (kept copy: {r['kept_copy_url']})" if r.get("kept_copy_url") else ""
+                why = f"by {r['rule']} (value {r['value']}) {r['detail']}{where}"
+                console.print(f"  {entry['stage']}: [red]removed[/red] {why}")
             elif "kept" in entry:
                 console.print(f"  {entry['stage']}: kept {_kept_summary(entry['stage'], entry['kept'])}")
             for rule in entry.get("rules", []):
                 mark = "[green]pass[/green]" if rule["passed"] else "[red]FAIL[/red]"
                 value = "" if rule["value"] is None else f"{rule['value']:.4g}"
-                console.print(f"    {mark} {rule['rule']} {value} {rule['detail']}")
+                limit = f" ({rule['threshold']})" if rule.get("threshold") else ""
+                console.print(f"    {mark} {rule['rule']} {value}{limit} {rule['detail']}".rstrip())
         if "token_rows" in h:
             console.print(f"  token shards: in {h['token_rows']} packed rows")
 
@@ -336,10 +337,6 @@ def sql(
     except duckdb.Error as e:
         raise _fail(f"query failed: {e}", code=1) from None
     _print_rows(cols, rows, fmt)
-
-
-if __name__ == "__main__":
-    app()
 
 
 experiment_app = typer.Typer(no_args_is_help=True, help="Data experiments: mixture search, ablations, scaling ladders.")
@@ -482,3 +479,7 @@ def deploy_cmd() -> None:
         console.print(deploy(env))
     except RuntimeError as e:
         raise _fail(str(e), code=1) from None
+
+
+if __name__ == "__main__":  # last: every command above is registered before the app runs
+    app()

@@ -4,7 +4,7 @@ Every variant is an ordinary pipeline run (a `crawl2model-slice` subflow with it
 catalog), so stages whose fingerprints do not change are cache hits: proxies share everything
 before mix, an ablation of a filter threshold reuses acquire and extract, a scaling ladder reuses
 all data stages. Mixture proxies run in parallel through the flow's task runner; each proxy's
-training then runs in a process of its own (see tasks/train_stage.py). Results go to the catalog
+training then runs in a process of its own (see tasks/train/stage.py). Results go to the catalog
 (`experiments`, `experiment_runs`) and to `<workdir>/experiments/<id>/report.md` with plots.
 """
 
@@ -25,8 +25,8 @@ from flows.pipeline import new_run_id, pipeline_slice, plan
 from storage.catalog import Catalog
 from storage.lock import workdir_lock
 from storage.shards import atomic_write_bytes, atomic_write_json, iter_rows, write_parquet
-from tasks import STAGES
 from tasks.config import PipelineConfig
+from tasks.evaluate.report import markdown_table, pyplot, save_figure
 from tasks.experiments import (
     best_mixture,
     choose_alpha,
@@ -38,7 +38,7 @@ from tasks.experiments import (
     sample_mixtures,
     spearman,
 )
-from tasks.report import _pyplot, _save, markdown_table
+from tasks.registry import STAGES
 from tasks.stage import StageInput, load_manifest
 
 TARGET_METRIC = "target_bits_per_byte"
@@ -81,7 +81,7 @@ def run_metrics(cfg: PipelineConfig, root: Path, target_docs: str | None, max_ro
     if evaluated is not None:
         metrics.update({m["name"]: m["value"] for m in evaluated["metrics"] if m.get("step") is None})
     if target_docs:
-        from tasks.evaluate_stage import documents_bits_per_byte
+        from tasks.evaluate.scoring import documents_bits_per_byte
 
         docs = pq.read_table(target_docs).to_pylist()
         tok = stage_output(cfg, root, "tokenize")
@@ -138,7 +138,7 @@ def _experiment(kind: str, workdir: str, params: dict[str, Any], body) -> dict[s
 def target_documents(cfg: PipelineConfig, root: Path, domain: str, path: Path) -> int:
     """Held-out documents of the target domain: labelled by the natural-mixture mix stage, and in
     tokenize's validation split, which depends on the document alone (so no proxy trains on them)."""
-    from tasks.tokenize_stage import in_val_split
+    from tasks.tokenize.stage import in_val_split
 
     mixed = stage_output(cfg, root, "mix")
     rows = [{"doc_id": d["doc_id"], "text": d["text"]}
@@ -217,14 +217,14 @@ def mixture_experiment(
 
 
 def _scatter(measured: np.ndarray, predicted: np.ndarray, metric: str, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.scatter(measured, predicted)
     lo, hi = float(min(measured.min(), predicted.min())), float(max(measured.max(), predicted.max()))
     ax.plot([lo, hi], [lo, hi], color="grey", linewidth=0.8)
     ax.set_xlabel(f"measured {metric}")
     ax.set_ylabel("leave-one-out prediction")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def mixture_report(exp_id: str, r: dict[str, Any], domains: list[str]) -> str:
@@ -284,13 +284,13 @@ ABLATION_METRICS = ("val_bits_per_byte", "val_loss", "task.cloze.acc", "task.las
 
 
 def _ablation_plot(rows: list[dict], path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     labels = [",".join(f"{v}" for v in r["setting"].values()) for r in rows]
     ax.plot(labels, [r["metrics"].get("val_bits_per_byte") for r in rows], marker="o")
     ax.set_xlabel(", ".join(rows[0]["setting"]))
     ax.set_ylabel("validation bits per byte")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def ablation_report(exp_id: str, rows: list[dict]) -> str:
@@ -350,7 +350,7 @@ def scaling_experiment(
 
 
 def _scaling_plot(compute: list[float], loss: list[float], fit: dict, target: float, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.scatter(compute, loss, label="measured")
     grid = np.geomspace(min(compute), target, 50)
@@ -359,7 +359,7 @@ def _scaling_plot(compute: list[float], loss: list[float], fit: dict, target: fl
     ax.set_xlabel("training compute (FLOPs, 6ND)")
     ax.set_ylabel("validation loss")
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def scaling_report(exp_id: str, r: dict[str, Any]) -> str:

@@ -22,25 +22,13 @@ from prefect.tasks import exponential_backoff
 
 from flows.scaleout import shard_runner
 from storage.catalog import Catalog, now
-from storage.fingerprint import file_identity, stage_fingerprint
+from storage.fingerprint import stage_fingerprint
 from storage.lock import workdir_lock
-from tasks import STAGE_VERSIONS, STAGES
-from tasks.acquire_stage import input_identity
-from tasks.config import PipelineConfig, RunnerConfig, config_json, input_files, load_config
-from tasks.download import DownloadError
-from tasks.stage import StageInput, execute_stage, load_manifest
-
-# Which upstream outputs each stage reads. evaluate reads them all (funnel, ground truth).
-STAGE_INPUTS: dict[str, tuple[str, ...]] = {
-    "acquire": (),
-    "extract": ("acquire",),
-    "filter": ("extract",),
-    "dedup": ("filter",),
-    "mix": ("dedup",),
-    "tokenize": ("mix",),
-    "train": ("tokenize",),
-    "evaluate": ("acquire", "extract", "filter", "dedup", "mix", "tokenize", "train"),
-}
+from storage.section import Section, config_json
+from tasks.acquire.download import DownloadError
+from tasks.config import PipelineConfig, RunnerConfig, load_config
+from tasks.registry import SPEC_BY_NAME, STAGE_SPECS, STAGES
+from tasks.stage import STREAM_FAILED, Manifest, StageInput, execute_stage, load_manifest
 
 
 class SelectionError(ValueError):
@@ -59,17 +47,13 @@ def plan(cfg: PipelineConfig, workdir: Path) -> list[PlannedStage]:
     """Fingerprint every stage: a change to one stage's config changes it and everything after."""
     fingerprints: dict[str, str] = {}
     planned = []
-    for stage in STAGES:
-        version = STAGE_VERSIONS[stage]
-        config = config_json(cfg.stage(stage))
-        if stage == "acquire":
-            config = {**config, "_inputs": input_identity(cfg.acquire)}
-        elif files := input_files(cfg.stage(stage)):  # only when there are, so other keys stay as they were
-            config = {**config, "_inputs": [file_identity(f) for f in files]}
-        parents = STAGE_INPUTS[stage]
-        fp = stage_fingerprint(stage, version, config, [fingerprints[p] for p in parents])
-        fingerprints[stage] = fp
-        planned.append(PlannedStage(stage, fp, workdir / "artifacts" / stage / fp, parents))
+    for spec in STAGE_SPECS:
+        config = config_json(cfg.stage(spec.name))
+        if (identity := spec.identity(cfg.stage(spec.name))) is not None:  # None: the key stays out
+            config = {**config, "_inputs": identity}
+        fp = stage_fingerprint(spec.name, spec.version, config, [fingerprints[p] for p in spec.inputs])
+        fingerprints[spec.name] = fp
+        planned.append(PlannedStage(spec.name, fp, workdir / "artifacts" / spec.name / fp, spec.inputs))
     return planned
 
 
@@ -110,13 +94,10 @@ def _summary_markdown(manifest: dict[str, Any]) -> str:
 
 
 @task(cache_key_fn=_cache_key, persist_result=True)
-def run_stage(
-    stage: str, fingerprint: str, config: dict[str, Any], inputs: dict[str, dict[str, Any]], output_dir: str
-) -> dict[str, Any]:
-    cfg = type(PipelineConfig().stage(stage)).model_validate(config)
-    manifest = execute_stage(
-        stage, fingerprint, cfg, {k: StageInput.from_manifest(v) for k, v in inputs.items()}, Path(output_dir)
-    )
+def run_stage(stage: str, fingerprint: str, config: Section, inputs: dict[str, Manifest], output_dir: str) -> Manifest:
+    """One stage as a Prefect task; `config` is its section of the run's config, validated once."""
+    upstream = {k: StageInput.from_manifest(v) for k, v in inputs.items()}
+    manifest = execute_stage(stage, SPEC_BY_NAME[stage].run, fingerprint, config, upstream, Path(output_dir))
     create_markdown_artifact(
         key=f"{stage}-summary", markdown=_summary_markdown(manifest), description=f"{stage}: counts and metrics"
     )
@@ -133,7 +114,7 @@ def run_stage(
 
 @flow(name="crawl2model", log_prints=True)
 def pipeline(
-    config: dict[str, Any] | None = None,
+    config: PipelineConfig | dict[str, Any] | None = None,
     workdir: str = "work",
     only: str | None = None,
     start: str | None = None,
@@ -161,7 +142,12 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def resolve_config(config: dict[str, Any] | None, config_path: str | None) -> PipelineConfig:
+def resolve_config(config: PipelineConfig | dict[str, Any] | None, config_path: str | None) -> PipelineConfig:
+    """The run's config, validated once: an object from the CLI is used as it is."""
+    if isinstance(config, PipelineConfig) and config_path is None:
+        return config
+    if isinstance(config, PipelineConfig):
+        config = config.model_dump(mode="json")
     if config_path is None:
         return PipelineConfig.model_validate(config or {})
     base = load_config(config_path).model_dump(mode="json")
@@ -210,8 +196,6 @@ def _start_streaming_extract(
         return None
     if load_manifest(acquire.output_dir) is not None or load_manifest(extract.output_dir) is not None:
         return None
-    from tasks.acquire_stage import STREAM_FAILED
-
     (acquire.output_dir / "_state" / STREAM_FAILED).unlink(missing_ok=True)
     upstream = {
         "stage": "acquire",
@@ -221,16 +205,13 @@ def _start_streaming_extract(
         "info": {},
         "streaming": True,
     }
-    config = config_json(cfg.extract)
     return _stage_task(extract, False, cfg.runner).submit(
-        "extract", extract.fingerprint, config, {"acquire": upstream}, str(extract.output_dir)
+        "extract", extract.fingerprint, cfg.extract, {"acquire": upstream}, str(extract.output_dir)
     )
 
 
 def _stream_failed(acquire_out: Path) -> None:
     """Tell a streaming extract that no more files will come."""
-    from tasks.acquire_stage import STREAM_FAILED
-
     marker = acquire_out / "_state" / STREAM_FAILED
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.touch()
@@ -282,7 +263,7 @@ def _run_stages(
                     manifest = _stage_task(p, cached, cfg.runner)(
                         p.stage,
                         p.fingerprint,
-                        config_json(cfg.stage(p.stage)),
+                        cfg.stage(p.stage),
                         {k: manifests[k] for k in p.parents},
                         str(p.output_dir),
                     )

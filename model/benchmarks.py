@@ -3,114 +3,21 @@
 Each item is a context and a list of continuations; a choice's score is the summed log-probability
 of its continuation tokens given the context (the context+continuation string is encoded whole and
 the context's tokens split off, as the harness does). `acc` takes the best summed log-probability,
-`acc_norm` the best per byte of continuation. Loaders read the published files from local paths:
-HellaSwag JSONL, ARC (AI2 JSONL or the flat HF export), PIQA (JSONL plus its labels file) and a
-generic `{"context", "choices", "label"}` JSONL.
+`acc_norm` the best per byte of continuation. The items and their loaders are in `model.items`.
 """
 
 from __future__ import annotations
 
-import json
-import random
-import re
+import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from model.gpt import GPT
+from model.items import Item
 
 Encode = Callable[[str], list[int]]
-
-
-@dataclass
-class Item:
-    task: str
-    item_id: str
-    context: str
-    choices: list[str]  # continuations, each starting with its delimiter (usually a space)
-    label: int
-
-    def gold(self) -> str:
-        return self.context + self.choices[self.label]
-
-
-def _jsonl(path: str | Path) -> list[dict]:
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def _hellaswag_clean(text: str) -> str:
-    # The harness's preprocessing: WikiHow artifacts out, double spaces collapsed.
-    text = text.strip().replace(" [title]", ". ")
-    text = re.sub(r"\[.*?\]", "", text)
-    return text.replace("  ", " ")
-
-
-def load_hellaswag(path: str | Path, task: str = "hellaswag") -> list[Item]:
-    items = []
-    for i, row in enumerate(_jsonl(path)):
-        ctx = row.get("ctx") or f"{row['ctx_a']} {row['ctx_b'].capitalize()}"
-        context = _hellaswag_clean(f"{row.get('activity_label', '')}: {ctx}")
-        choices = [" " + _hellaswag_clean(e) for e in row["endings"]]
-        items.append(Item(task, str(row.get("ind", i)), context, choices, int(row["label"])))
-    return items
-
-
-def load_arc(path: str | Path, task: str = "arc") -> list[Item]:
-    items = []
-    for i, row in enumerate(_jsonl(path)):
-        q = row["question"]
-        if isinstance(q, dict):  # AI2 release: {"question": {"stem", "choices": [{"text", "label"}]}}
-            stem, texts, labels = q["stem"], [c["text"] for c in q["choices"]], [c["label"] for c in q["choices"]]
-        else:  # flat export: {"question", "choices": {"text": [...], "label": [...]}}
-            stem, texts, labels = q, row["choices"]["text"], row["choices"]["label"]
-        # Some ARC items label choices 1-4 instead of A-D.
-        key = str(row["answerKey"])
-        items.append(Item(task, str(row.get("id", i)), f"Question: {stem}\nAnswer:", [" " + t for t in texts],
-                          [str(label) for label in labels].index(key)))  # fmt: skip
-    return items
-
-
-def load_piqa(path: str | Path, task: str = "piqa") -> list[Item]:
-    rows = _jsonl(path)
-    labels_file = Path(path).with_name(Path(path).stem + "-labels.lst")
-    labels = labels_file.read_text().split() if labels_file.exists() else None
-    items = []
-    for i, row in enumerate(rows):
-        label = int(row["label"]) if "label" in row else int(labels[i]) if labels else None
-        if label is None:
-            raise ValueError(f"{path}: item {i} has no label and {labels_file.name} is missing")
-        items.append(Item(task, str(row.get("id", i)), f"Question: {row['goal']}\nAnswer:",
-                          [" " + row["sol1"], " " + row["sol2"]], label))  # fmt: skip
-    return items
-
-
-def load_generic(path: str | Path, task: str = "generic") -> list[Item]:
-    items = []
-    for i, row in enumerate(_jsonl(path)):
-        choices = [c if c[:1].isspace() else " " + c for c in row["choices"]]
-        items.append(Item(task, str(row.get("id", i)), row["context"], choices, int(row["label"])))
-    return items
-
-
-LOADERS = {"hellaswag": load_hellaswag, "arc": load_arc, "piqa": load_piqa, "generic": load_generic}
-
-
-def with_few_shot(items: list[Item], shots: int, seed: int) -> list[Item]:
-    """Prefix each item with `shots` solved examples drawn (seeded) from the other items."""
-    if shots <= 0:
-        return items
-    rng = random.Random(seed)
-    out = []
-    for item in items:
-        pool = [x for x in items if x.item_id != item.item_id]
-        examples = rng.sample(pool, min(shots, len(pool)))
-        prefix = "".join(x.gold() + "\n\n" for x in examples)
-        out.append(Item(item.task, item.item_id, prefix + item.context, item.choices, item.label))
-    return out
 
 
 @torch.no_grad()
@@ -144,9 +51,12 @@ def score_items(model: GPT, encode: Encode, items: list[Item]) -> dict[str, floa
     return {"n": len(items), "acc": correct / len(items), "acc_norm": correct_norm / len(items), "chance": chance}
 
 
-def items_as_rows(items: list[Item]) -> list[dict]:
-    return [asdict(item) | {"text": item.gold()} for item in items]
-
-
-def items_from_rows(rows: list[dict]) -> list[Item]:
-    return [Item(r["task"], r["item_id"], r["context"], r["choices"], r["label"]) for r in rows]
+def score_last_word(model: GPT, encode: Encode, items: list[Item]) -> dict[str, float]:
+    if not items:
+        return {"n": 0}
+    results = [continuation_logprob(model, encode, item.context, item.choices[0]) for item in items]
+    return {
+        "n": len(items),
+        "acc": sum(greedy for _, greedy in results) / len(items),
+        "word_perplexity": math.exp(-sum(lp for lp, _ in results) / len(items)),
+    }

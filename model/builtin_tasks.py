@@ -7,12 +7,10 @@
 
 from __future__ import annotations
 
-import math
 import random
 import re
 
-from model.benchmarks import Encode, Item, continuation_logprob
-from model.gpt import GPT
+from model.items import Item
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
@@ -60,14 +58,3 @@ def last_word_items(docs: list[tuple[str, str]], n_items: int, seed: int, contex
                     Item("last_word", f"{doc_id}:{j}", " ".join(words[-context_words:-1]), [" " + last], 0)
                 )
     return rng.sample(candidates, min(n_items, len(candidates)))
-
-
-def score_last_word(model: GPT, encode: Encode, items: list[Item]) -> dict[str, float]:
-    if not items:
-        return {"n": 0}
-    results = [continuation_logprob(model, encode, item.context, item.choices[0]) for item in items]
-    return {
-        "n": len(items),
-        "acc": sum(greedy for _, greedy in results) / len(items),
-        "word_perplexity": math.exp(-sum(lp for lp, _ in results) / len(items)),
-    }

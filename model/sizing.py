@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from model.config import MODEL_PRESETS
 from model.trainer import PEAK_FLOPS
-from tasks.config import MODEL_PRESETS
 
 TOKENS_PER_PARAM = 20.0
 E, A, B, ALPHA, BETA = 1.69, 406.4, 410.7, 0.34, 0.28

@@ -11,11 +11,11 @@ import json
 import sys
 from pathlib import Path
 
+from model.config import TrainConfig
 from model.distributed import setup, teardown
 from model.gpt import GPTConfig
 from model.trainer import train
 from storage.shards import atomic_write_json
-from tasks.config import TrainConfig
 
 
 def main(spec_path: str) -> None:

@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 
+from model.config import TrainConfig
 from model.data import TokenLoader
 from model.distributed import DistContext, barrier, mean_across_ranks, setup, wrap
 from model.gpt import GPT, GPTConfig
-from tasks.config import TrainConfig
 
 log = logging.getLogger("crawl2model")
 

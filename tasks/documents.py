@@ -27,6 +27,9 @@ DOC_SCHEMA = pa.schema(
     ]
 )
 
+# What PII redaction (filter) leaves in the text; tokenize keeps each placeholder one token.
+PLACEHOLDERS = {"email": "<EMAIL>", "phone": "<PHONE>", "ip": "<IP_ADDRESS>"}
+
 REMOVED_SCHEMA = pa.schema(
     [
         ("doc_id", pa.string()),

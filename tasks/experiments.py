@@ -142,7 +142,7 @@ def parse_size(size: str) -> dict[str, Any]:
     parts = size.lower().split("x")
     if len(parts) == 3 and all(p.isdigit() for p in parts):
         return {"preset": None, "n_layer": int(parts[0]), "n_head": int(parts[1]), "n_embd": int(parts[2])}
-    from tasks.config import MODEL_PRESETS
+    from model.config import MODEL_PRESETS
 
     if size not in MODEL_PRESETS:
         raise ValueError(f"unknown size {size!r}: a preset ({', '.join(MODEL_PRESETS)}) or LAYERSxHEADSxEMBD")

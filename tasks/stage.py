@@ -1,14 +1,15 @@
 """The stage contract shared by every stage.
 
-A stage module exposes `VERSION` and `run(inputs, cfg, out) -> StageOutcome`. `execute_stage` wraps
-it: a complete output directory (its manifest exists) is a cache hit; otherwise the stage runs,
-resuming from whatever shards an interrupted run left, and the manifest is written last.
-Per-shard work goes through `map_shards`, which skips shards that are already complete.
+A stage module exposes `run(inputs, cfg, out) -> StageOutcome` (`RunFn`); `tasks/registry.py` names
+it with its version, inputs and config class. `execute_stage` wraps it: a complete output directory
+(its manifest exists) is a cache hit; otherwise the stage runs, resuming from whatever shards an
+interrupted run left, and the manifest is written last. Per-shard work goes through `map_shards`,
+which skips shards that are already complete; its per-shard argument is a per-stage dataclass or
+config object (`ShardFn[P]`).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import multiprocessing
 import time
@@ -17,13 +18,45 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, TypeVar
 
 from pydantic import BaseModel
 
 from storage.shards import MANIFEST, atomic_write_json, describe_file, read_json
 
 log = logging.getLogger("crawl2model")
+
+# The stage-to-stage hand-off files (streaming extract): acquire writes them, extract reads them.
+STREAM_PLAN = "stream_plan.json"
+STREAM_FAILED = "stream_failed"
+
+
+class FileEntry(TypedDict):
+    path: str
+    kind: str
+    rows: int | None
+    bytes: int
+    sha256: str
+
+
+class Counts(TypedDict):
+    docs_in: int | None
+    docs_out: int | None
+    docs_removed: int | None
+
+
+class Manifest(TypedDict, total=False):
+    """A finished stage output, written last into its directory (`manifest.json`)."""
+
+    stage: str
+    fingerprint: str
+    output_dir: str
+    files: list[FileEntry]
+    counts: Counts
+    metrics: list[dict[str, Any]]
+    info: dict[str, Any]
+    seconds: float
+    streaming: bool  # only on the placeholder a streaming extract reads while acquire runs
 
 
 @dataclass
@@ -33,7 +66,7 @@ class StageInput:
     stage: str
     fingerprint: str
     output_dir: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     def files(self, kind: str) -> list[str]:
         return [str(self.output_dir / f["path"]) for f in self.manifest["files"] if f["kind"] == kind]
@@ -49,7 +82,7 @@ class StageInput:
         return self.manifest.get("info", {})
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> StageInput:
+    def from_manifest(cls, manifest: Manifest) -> StageInput:
         return cls(manifest["stage"], manifest["fingerprint"], Path(manifest["output_dir"]), manifest)
 
 
@@ -70,13 +103,16 @@ def kind_of(rel: Path) -> str:
     return rel.parts[0] if len(rel.parts) > 1 else rel.stem
 
 
-def write_manifest(stage: str, fingerprint: str, out: Path, outcome: StageOutcome, seconds: float) -> dict:
+RunFn = Callable[[dict[str, StageInput], Any, Path], StageOutcome]
+
+
+def write_manifest(stage: str, fingerprint: str, out: Path, outcome: StageOutcome, seconds: float) -> Manifest:
     files = [
         describe_file(p, kind_of(p.relative_to(out)), out)
         for p in sorted(out.rglob("*"))
         if p.is_file() and p.name != MANIFEST and not p.name.startswith(".") and "_state" not in p.parts
     ]
-    manifest = {
+    manifest: Manifest = {
         "stage": stage,
         "fingerprint": fingerprint,
         "output_dir": str(out),
@@ -96,34 +132,35 @@ def write_manifest(stage: str, fingerprint: str, out: Path, outcome: StageOutcom
     return manifest
 
 
-def load_manifest(out: Path) -> dict[str, Any] | None:
+def load_manifest(out: Path) -> Manifest | None:
     path = out / MANIFEST
     return read_json(path) if path.exists() else None
 
 
 def execute_stage(
-    stage: str, fingerprint: str, cfg: BaseModel, inputs: dict[str, StageInput], out: Path
-) -> dict[str, Any]:
+    stage: str, run: RunFn, fingerprint: str, cfg: BaseModel, inputs: dict[str, StageInput], out: Path
+) -> Manifest:
     """Run one stage into `out` (or return its manifest if it is already complete)."""
     if (manifest := load_manifest(out)) is not None:
         return manifest
     out.mkdir(parents=True, exist_ok=True)
-    module = importlib.import_module(f"tasks.{stage}_stage")
     started = time.perf_counter()
-    outcome: StageOutcome = module.run(inputs, cfg, out)
+    outcome = run(inputs, cfg, out)
     return write_manifest(stage, fingerprint, out, outcome, time.perf_counter() - started)
 
 
 # --- per-shard work --------------------------------------------------------------------------
 
-ShardFn = Callable[[str, Path, Any, int], dict[str, Any]]
+P = TypeVar("P")
+# fn(in_path, out, params, index) -> that shard's stats; params is the stage's own shard argument.
+ShardFn = Callable[[str, Path, P, int], dict[str, Any]]
 
 
 def shard_done_path(out: Path, index: int) -> Path:
     return out / "_state" / f"shard-{index:05d}.json"
 
 
-def run_one_shard(fn: ShardFn, in_path: str, out: Path, cfg: Any, index: int) -> dict[str, Any]:
+def run_one_shard(fn: ShardFn[P], in_path: str, out: Path, cfg: P, index: int) -> dict[str, Any]:
     stats = fn(in_path, out, cfg, index)
     # The stats file is written after the shard's data files: its presence marks the shard done.
     atomic_write_json(shard_done_path(out, index), stats)
@@ -137,7 +174,7 @@ SHARD_EXECUTOR: ContextVar[ShardExecutor | None] = ContextVar("crawl2model_shard
 
 
 def map_shards(
-    fn: ShardFn, in_paths: list[str], out: Path, cfg: Any, workers: int = 1, label: str = "shards"
+    fn: ShardFn[P], in_paths: list[str], out: Path, cfg: P, workers: int = 1, label: str = "shards"
 ) -> list[dict[str, Any]]:
     """Apply `fn(in_path, out, cfg, index)` to every input shard, resuming completed ones.
 

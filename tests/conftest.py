@@ -35,7 +35,7 @@ TINY_PIPELINE = [
 @pytest.fixture(scope="session")
 def small_sample(tmp_path_factory) -> Path:
     """A reduced embedded sample (400 pages, 8 planted per case) shared by the tests."""
-    from tasks.sample import write_sample
+    from tasks.sample.warc import write_sample
 
     out = tmp_path_factory.mktemp("sample")
     write_sample(out, n_pages=400, planted=8, seed=3, n_files=2)

@@ -3,8 +3,8 @@ import shutil
 
 import pytest
 
-from tasks.acquire_stage import input_identity, resolve_paths, run
-from tasks.config import AcquireConfig
+from tasks.acquire.config import AcquireConfig
+from tasks.acquire.stage import input_identity, resolve_paths, run
 
 
 def test_local_paths_and_globs_are_linked_and_fingerprinted(tmp_path, small_sample):

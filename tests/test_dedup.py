@@ -8,11 +8,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.config import DedupConfig
-from tasks.dedup_quality import measure_quality, similar_pairs, synthetic_documents
-from tasks.dedup_stage import run
+from tasks.dedup.config import DedupConfig
+from tasks.dedup.minhash import band_buckets, jaccard, normalize, shingles, signatures
+from tasks.dedup.quality_check import measure_quality, similar_pairs, synthetic_documents
+from tasks.dedup.stage import run
 from tasks.documents import FILTER_COLUMNS, write_docs
-from tasks.minhash import band_buckets, jaccard, normalize, shingles, signatures
 from tasks.stage import StageInput
 from tests.conftest import prose
 
@@ -166,8 +166,8 @@ def test_quality_on_20000_documents_meets_targets(tmp_path):
 MEMORY_PROBE = """
 import json, resource, sys
 from pathlib import Path
-from tasks.config import DedupConfig
-from tasks.dedup_stage import cluster_documents
+from tasks.dedup.config import DedupConfig
+from tasks.dedup.phases import cluster_documents
 if __name__ == "__main__":
     shards, work = json.loads(sys.argv[1]), Path(sys.argv[2])
     cfg = DedupConfig(memory_limit_mb=64, workers=1, quality_check_docs=0)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tasks.acquire_stage import run as acquire
-from tasks.commoncrawl import UnsafePath, safe_relative_path, select_files
-from tasks.config import AcquireConfig, DownloadConfig
-from tasks.download import DownloadError, Fetcher, parse_retry_after
+from tasks.acquire.commoncrawl import UnsafePath, safe_relative_path, select_files
+from tasks.acquire.config import AcquireConfig, DownloadConfig
+from tasks.acquire.download import DownloadError, Fetcher, parse_retry_after
+from tasks.acquire.stage import run as acquire
 from tests.conftest import prose, write_warc
 from tests.crawl_server import FakeCrawlHost
 

@@ -6,21 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.benchmarks import (
-    Item,
-    continuation_logprob,
-    load_arc,
-    load_generic,
-    load_hellaswag,
-    load_piqa,
-    score_items,
-    with_few_shot,
-)
+from model.benchmarks import continuation_logprob, score_items
 from model.builtin_tasks import cloze_items, last_word_items
+from model.config import TrainConfig
 from model.gpt import GPT, GPTConfig
+from model.items import Item, load_arc, load_generic, load_hellaswag, load_piqa, with_few_shot
 from model.trainer import train
 from storage.shards import write_parquet
-from tasks.config import TrainConfig
 from tests.conftest import prose
 
 

@@ -4,9 +4,9 @@ import zlib
 
 import pyarrow.parquet as pq
 
-from tasks.config import ExtractConfig
-from tasks.extract_stage import process_shard
-from tasks.http_payload import decode_html
+from tasks.extract.config import ExtractConfig
+from tasks.extract.http_payload import decode_html
+from tasks.extract.stage import ExtractShard, process_shard
 from tests.conftest import prose, write_warc
 
 
@@ -42,7 +42,7 @@ def test_extract_shard_counts_every_record(tmp_path):
         ],
     )
     out = tmp_path / "out"
-    stats = process_shard(str(warc), out, (ExtractConfig(max_html_bytes=4096), "TEST"), 0)
+    stats = process_shard(str(warc), out, ExtractShard(ExtractConfig(max_html_bytes=4096), "TEST"), 0)
     docs = pq.read_table(out / "docs" / "part-00000.parquet").to_pylist()
     removed = {r["url"]: r["rule"] for r in pq.read_table(out / "removed" / "part-00000.parquet").to_pylist()}
     assert [d["url"] for d in docs] == ["https://a.example/1", "https://a.example/5"]
@@ -63,7 +63,7 @@ def test_truncated_and_garbage_records_are_counted_not_fatal(tmp_path):
     data = warc.read_bytes()
     warc.write_bytes(data[: len(data) - 300])  # cut inside the last record
     out = tmp_path / "out"
-    stats = process_shard(str(warc), out, (ExtractConfig(), ""), 0)
+    stats = process_shard(str(warc), out, ExtractShard(ExtractConfig(), ""), 0)
     assert stats["docs_out"] == 2
     assert stats["removed.truncated_record"] == 1
     assert stats["docs_in"] == 3
@@ -74,7 +74,7 @@ def test_truncated_and_garbage_records_are_counted_not_fatal(tmp_path):
     garbage.write_bytes(one + b"\x00garbage" * 100)
     for reader in ("warcio", "fastwarc"):
         cfg = ExtractConfig(reader=reader)
-        stats = process_shard(str(garbage), tmp_path / f"out-{reader}", (cfg, ""), 0)
+        stats = process_shard(str(garbage), tmp_path / f"out-{reader}", ExtractShard(cfg, ""), 0)
         assert (stats["docs_in"], stats["docs_out"], stats["records_corrupt"]) == (2, 1, 1), reader
 
 
@@ -101,7 +101,7 @@ def test_content_encodings_are_decoded_and_bombs_are_capped(tmp_path):
         ("https://e.example/zstd", "200 OK", "text/html", b"....", [("Content-Encoding", "zstd")]),
     ]
     warc = write_warc(tmp_path / "enc.warc.gz", pages)
-    stats = process_shard(str(warc), tmp_path / "out", (ExtractConfig(max_html_bytes=1_000_000), ""), 0)
+    stats = process_shard(str(warc), tmp_path / "out", ExtractShard(ExtractConfig(max_html_bytes=1_000_000), ""), 0)
     docs, removed = _read_shard(tmp_path / "out")
     assert sorted(d["url"].rsplit("/", 1)[1] for d in docs) == ["br", "gzip", "raw", "zlib"]
     assert len({d["text"] for d in docs}) == 1
@@ -123,7 +123,7 @@ def test_wet_records_skip_html_extraction(tmp_path):
     warc = write_warc(
         tmp_path / "in.warc.wet.gz", [], wet=[("https://w.example/a", text), ("https://w.example/b", "tiny")]
     )
-    process_shard(str(warc), tmp_path / "out", (ExtractConfig(), "CC-MAIN-2024-10"), 0)
+    process_shard(str(warc), tmp_path / "out", ExtractShard(ExtractConfig(), "CC-MAIN-2024-10"), 0)
     docs, removed = _read_shard(tmp_path / "out")
     assert [d["url"] for d in docs] == ["https://w.example/a"]
     assert docs[0]["text"] == text and docs[0]["lang"] == "en"
@@ -139,7 +139,7 @@ def test_a_page_over_the_time_cap_is_recorded_not_waited_for(tmp_path, monkeypat
     monkeypatch.setattr(trafilatura, "extract", slow_extract)
     warc = write_warc(tmp_path / "in.warc.gz", [("https://s.example/", "200 OK", "text/html", _page(prose(2)))])
     started = time.monotonic()
-    process_shard(str(warc), tmp_path / "out", (ExtractConfig(timeout_s=0.2), ""), 0)
+    process_shard(str(warc), tmp_path / "out", ExtractShard(ExtractConfig(timeout_s=0.2), ""), 0)
     assert time.monotonic() - started < 3
     _, removed = _read_shard(tmp_path / "out")
     assert [r["rule"] for r in removed] == ["extract_timeout"]
@@ -167,7 +167,7 @@ def test_warcio_and_fastwarc_yield_the_same_documents(tmp_path, small_sample):
         tables = []
         for reader in ("warcio", "fastwarc"):
             out = tmp_path / f"{reader}-{i}"
-            process_shard(str(warc), out, (ExtractConfig(reader=reader, max_html_bytes=8192), "C"), 0)
+            process_shard(str(warc), out, ExtractShard(ExtractConfig(reader=reader, max_html_bytes=8192), "C"), 0)
             tables.append(_read_shard(out))
         assert tables[0] == tables[1], warc.name
         assert tables[0][0], warc.name  # every file yields documents
@@ -176,7 +176,7 @@ def test_warcio_and_fastwarc_yield_the_same_documents(tmp_path, small_sample):
 def test_extraction_quality_penalizes_leaked_boilerplate_and_lost_text(tmp_path):
     import pyarrow as pa
 
-    from tasks.ground_truth import extraction_quality
+    from tasks.sample.ground_truth import extraction_quality
 
     truth = [{"doc_id": "a", "main_text": "one two three four"}, {"doc_id": "b", "main_text": "five six"}]
     shard = str(tmp_path / "docs.parquet")

@@ -1,10 +1,10 @@
 import pytest
 
-from tasks.config import FilterConfig, GopherQualityConfig, GopherRepetitionConfig
-from tasks.filter_stage import build_url_filter
-from tasks.filters.gopher import GopherQuality, GopherRepetition, top_ngram_char_ratio
-from tasks.filters.url import read_blocklist
-from tasks.pii import redact
+from tasks.filter.config import FilterConfig, GopherQualityConfig, GopherRepetitionConfig
+from tasks.filter.rules.gopher import GopherQuality, GopherRepetition, top_ngram_char_ratio
+from tasks.filter.rules.pii import redact
+from tasks.filter.rules.url import read_blocklist
+from tasks.filter.stage import build_url_filter
 from tests.conftest import prose
 
 
@@ -104,8 +104,8 @@ def test_quality_classifier_is_identical_when_retrained_on_a_dirty_heap(tmp_path
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from tasks.config import QualityClassifierConfig
-    from tasks.quality import train_classifier
+    from tasks.filter.config import QualityClassifierConfig
+    from tasks.filter.quality import train_classifier
 
     shard = str(tmp_path / "docs.parquet")
     rows = [{"doc_id": f"d{i}", "text": " ".join(f"w{(i * 7 + j) % 997}" for j in range(80))} for i in range(200)]
@@ -121,7 +121,7 @@ def test_quality_classifier_is_identical_when_retrained_on_a_dirty_heap(tmp_path
 
 
 def test_dup_ngram_ratio_counts_repeats_once_and_is_over_the_text():
-    from tasks.filters.gopher import dup_ngram_char_ratio
+    from tasks.filter.rules.gopher import dup_ngram_char_ratio
 
     words = "a b c d e x a b c d e y".split()
     text = " ".join(words)
@@ -135,8 +135,8 @@ def test_dup_ngram_ratio_counts_repeats_once_and_is_over_the_text():
 
 
 def test_c4_drops_lines_then_judges_the_document():
-    from tasks.config import C4Config
-    from tasks.filters.c4 import C4Filter
+    from tasks.filter.config import C4Config
+    from tasks.filter.rules.c4 import C4Filter
 
     c4 = C4Filter(C4Config(enabled=True))
     text = (
@@ -153,8 +153,8 @@ def test_c4_drops_lines_then_judges_the_document():
 
 
 def test_fineweb_rules_name_the_failure():
-    from tasks.config import FineWebConfig
-    from tasks.filters.fineweb import FineWebQuality
+    from tasks.filter.config import FineWebConfig
+    from tasks.filter.rules.fineweb import FineWebQuality
 
     fw = FineWebQuality(FineWebConfig(enabled=True))
     assert fw.check(prose(4)) is None
@@ -179,9 +179,9 @@ def _shard(tmp_path, rows):
 
 
 def test_quality_classifier_reports_heldout_accuracy_and_can_keep_a_top_fraction(tmp_path):
-    from tasks.config import QualityClassifierConfig
-    from tasks.filter_stage import prepare_classifier
-    from tasks.quality import quality_score
+    from tasks.filter.config import QualityClassifierConfig
+    from tasks.filter.quality import quality_score
+    from tasks.filter.stage import prepare_classifier
 
     # Web-like negatives: navigation and shop text, unlike the reference prose.
     web = [

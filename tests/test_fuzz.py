@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from tasks.config import ExtractConfig
-from tasks.extract_stage import process_shard
+from tasks.extract.config import ExtractConfig
+from tasks.extract.stage import ExtractShard, process_shard
 from tests.conftest import prose, write_warc
 
 RULES = {
@@ -55,7 +55,7 @@ def _check(path, tmp_path, tag: str) -> None:
     for reader in ("warcio", "fastwarc"):
         out = tmp_path / f"{tag}-{reader}"
         started = time.monotonic()
-        stats = process_shard(str(path), out, (ExtractConfig(reader=reader, timeout_s=5.0), "F"), 0)
+        stats = process_shard(str(path), out, ExtractShard(ExtractConfig(reader=reader, timeout_s=5.0), "F"), 0)
         assert time.monotonic() - started < SECONDS_PER_FILE
         removed = pq.read_table(out / "removed" / "part-00000.parquet").to_pylist()
         docs = pq.read_table(out / "docs" / "part-00000.parquet").to_pylist()
@@ -132,7 +132,7 @@ def test_mutations_produce_every_kind_of_damage(tmp_path):
         path = tmp_path / f"{name}.warc.gz"
         path.write_bytes(mutate(kind))
         out = tmp_path / name
-        stats = process_shard(str(path), out, (ExtractConfig(), "F"), 0)
+        stats = process_shard(str(path), out, ExtractShard(ExtractConfig(), "F"), 0)
         rules = {r["rule"] for r in pq.read_table(out / "removed" / "part-00000.parquet").to_pylist()}
         assert rules & {"corrupt_record", "truncated_record", "decode_error"} or stats["docs_out"] < 1, name
 

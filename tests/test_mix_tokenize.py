@@ -1,8 +1,8 @@
 import pytest
 
-from tasks.config import MixConfig
-from tasks.mix_stage import copies, label_domain, sampling_rates
-from tasks.tokenize_stage import EOS_ID, pack
+from model.packing import EOS_ID, pack
+from tasks.mix.config import MixConfig
+from tasks.mix.stage import copies, label_domain, sampling_rates
 
 
 def test_domain_rules_match_hosts_and_url_parts():
@@ -62,7 +62,7 @@ def test_topic_model_relabels_unmatched_documents(tmp_path):
     import pyarrow.parquet as pq
 
     from tasks.documents import DEDUP_COLUMNS, write_docs
-    from tasks.mix_stage import run
+    from tasks.mix.stage import run
     from tasks.stage import StageInput
     from tests.conftest import prose
 
@@ -92,7 +92,7 @@ def test_topic_model_relabels_unmatched_documents(tmp_path):
 
 
 def test_topic_examples_need_text_and_domain(tmp_path):
-    from tasks.topics import train_topic_model
+    from tasks.mix.topics import train_topic_model
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "some words here", "domain": "docs"}\n{"text": "no label"}\n')

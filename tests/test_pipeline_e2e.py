@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from storage.catalog import Catalog
-from tasks import STAGES
+from tasks.registry import STAGES
 
 pytestmark = pytest.mark.slow
 
@@ -121,7 +121,7 @@ def test_evaluation_tasks_report_and_exported_items(first_run):
     # Every domain among the held-out documents is scored (which ones the small split holds varies).
     from flows.pipeline import plan
     from tasks.config import load_config
-    from tasks.evaluate_stage import held_out_docs
+    from tasks.evaluate.scoring import held_out_docs
     from tasks.stage import StageInput, load_manifest
 
     dirs = {p.stage: p.output_dir for p in plan(load_config(None, [*REDUCED, *RUN_SETTINGS]), first_run)}

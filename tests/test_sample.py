@@ -2,7 +2,8 @@ import hashlib
 import json
 from collections import Counter
 
-from tasks.sample import CASES, write_sample
+from tasks.sample.planted import CASES
+from tasks.sample.warc import write_sample
 
 
 def _digests(path):

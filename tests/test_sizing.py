@@ -1,8 +1,8 @@
 import pytest
 
+from model.config import MODEL_PRESETS
 from model.gpt import GPT, GPTConfig
 from model.sizing import chinchilla_loss, plan, preset_params
-from tasks.config import MODEL_PRESETS
 
 
 def test_token_budget_gives_twenty_tokens_per_parameter():

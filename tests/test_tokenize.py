@@ -4,10 +4,11 @@ import pyarrow.parquet as pq
 import pytest
 import sentencepiece as spm
 
-from tasks.config import BenchmarkConfig, TokenizeConfig
+from tasks.benchmarks import BenchmarkConfig
 from tasks.documents import MIX_COLUMNS, write_docs
 from tasks.stage import StageInput
-from tasks.tokenize_stage import EOS_ID, run
+from tasks.tokenize.config import TokenizeConfig
+from tasks.tokenize.stage import EOS_ID, run
 from tests.conftest import prose
 
 BENCH_ITEM = "Which statement about the evaluation order of Python expressions is correct according to the manual"

@@ -1,0 +1,84 @@
+"""acquire's config: where the WARC files come from and how they are fetched."""
+
+from __future__ import annotations
+
+import glob
+import os
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from storage.section import Section
+
+
+class DownloadConfig(Section):
+    """How remote files are fetched: politely, resumably, verified."""
+
+    concurrency: int = Field(4, ge=1, le=64, description="files downloaded at once")
+    retries: int = Field(8, ge=0, le=100, description="tries after the first, per file")
+    backoff_s: float = Field(1.0, gt=0.0, le=600.0, description="first retry delay; doubles each time, with jitter")
+    backoff_max_s: float = Field(120.0, gt=0.0, le=3600.0, description="cap on one delay, Retry-After included")
+    timeout_s: float = Field(60.0, gt=0.0, le=3600.0, description="connect and read timeout")
+    chunk_bytes: int = Field(1 << 20, ge=1024, le=1 << 28)
+    verify_gzip: bool = Field(True, description="decompress .gz files fully before accepting them (CRC check)")
+    max_failed_files: int = Field(0, ge=0, description="files that may fail for good before the stage fails")
+    user_agent: str = Field(
+        "crawl2model/0.1 (data pipeline; +https://github.com/crawl2model/crawl2model)", min_length=8
+    )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict, description="fsspec options for non-HTTP URLs, e.g. {anon: true} for s3"
+    )
+    seed: int = Field(0, description="seeds the backoff jitter")
+
+    @model_validator(mode="after")
+    def _no_secrets(self) -> DownloadConfig:
+        # The config is stored in the catalog and shown in reports; credentials must not be.
+        secret = [k for k in self.storage_options if any(w in k.lower() for w in ("key", "secret", "token", "pass"))]
+        if secret:
+            raise ValueError(
+                f"storage_options {secret}: credentials come from the environment (e.g. AWS_ACCESS_KEY_ID), "
+                "never from the config, which is stored in the catalog"
+            )
+        return self
+
+
+CRAWL_ID = r"^CC-MAIN-\d{4}-\d{2}$"
+
+
+class AcquireConfig(Section):
+    source: Literal["sample", "paths", "urls", "commoncrawl"] = "sample"
+    paths: list[str] = Field(default_factory=list, description="local WARC paths or globs (source=paths)")
+    urls: list[str] = Field(default_factory=list, description="http(s) or any fsspec URLs of WARC files (source=urls)")
+    crawl: str | None = Field(None, pattern=CRAWL_ID, description="Common Crawl crawl id, e.g. CC-MAIN-2024-10")
+    file_type: Literal["warc", "wet"] = Field("warc", description="Common Crawl WARC (HTML) or WET (text) files")
+    select: Literal["first", "random", "list"] = Field("first", description="which files of the crawl")
+    count: int = Field(1, ge=1, le=100_000, description="files to take (select=first|random)")
+    files: list[str] = Field(default_factory=list, description="paths from the crawl's index (select=list)")
+    host: str = Field(
+        "https://data.commoncrawl.org/", description="Common Crawl data host, or s3://commoncrawl/ (fsspec)"
+    )
+    download: DownloadConfig = Field(default_factory=DownloadConfig)
+    stream: bool = Field(False, description="extract each file as soon as it is downloaded (urls, commoncrawl)")
+    sample_pages: int = Field(2400, ge=50, le=200_000, description="pages in the embedded sample")
+    planted_per_case: int = Field(24, ge=1, le=1000)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _source_is_complete(self) -> AcquireConfig:
+        if self.paths and self.source == "sample":
+            self.source = "paths"
+        if self.source == "paths" and not self.paths:
+            raise ValueError("source=paths needs at least one path or glob in acquire.paths")
+        missing = [p for p in self.paths if not glob.glob(os.path.expanduser(p))]
+        if missing:
+            raise ValueError(f"no file matches {missing}")
+        if self.source == "urls" and not self.urls:
+            raise ValueError("source=urls needs at least one URL in acquire.urls")
+        if self.source == "commoncrawl":
+            if not self.crawl:
+                raise ValueError("source=commoncrawl needs acquire.crawl, e.g. CC-MAIN-2024-10")
+            if self.select == "list" and not self.files:
+                raise ValueError("select=list needs acquire.files (paths as listed in the crawl's index)")
+        if "://" not in self.host:
+            raise ValueError(f"host must be a URL such as https://data.commoncrawl.org/, got {self.host!r}")
+        return self

@@ -1,0 +1,119 @@
+"""evaluate: intrinsic metrics (overall and per domain), benchmarks, built-in tasks, generations, report."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import sentencepiece as spm
+
+from model.items import items_as_rows
+from storage.shards import atomic_write_bytes, atomic_write_json, iter_rows
+from tasks.evaluate.config import EvaluateConfig
+from tasks.evaluate.report import mixture_png, render_html, render_report, training_curves_png
+from tasks.sample.ground_truth import load_ground_truth, pii_leaks, pii_redaction_quality, removals, score_planted
+from tasks.stage import StageInput, StageOutcome
+
+
+def funnel_with_tokens(inputs: dict[str, StageInput], bytes_per_token: float) -> tuple[list[dict], dict]:
+    """Documents and (estimated) tokens in and out of each stage, and its top removal reasons."""
+    funnel, reasons = [], {}
+    for stage in doc_stages(inputs):
+        if stage not in inputs:
+            continue
+        row = {"stage": stage, **inputs[stage].manifest["counts"]}
+        docs = inputs[stage].files("docs")
+        if docs:
+            chars = sum(pq.read_table(p, columns=["n_chars"])[0].to_numpy().sum() for p in docs)
+            row["est_tokens_out"] = int(chars / bytes_per_token)
+        if stage == "tokenize":
+            row["est_tokens_out"] = int(sum(m["value"] for m in inputs[stage].manifest["metrics"]
+                                            if m["name"] in ("train_tokens", "val_tokens")))  # fmt: skip
+        funnel.append(row)
+        if removed := inputs[stage].files("removed"):
+            reasons[stage] = Counter(r["rule"] for r in iter_rows(removed, ["rule"])).most_common()
+    return funnel, reasons
+
+
+def run(inputs: dict[str, StageInput], cfg: EvaluateConfig, out: Path) -> StageOutcome:
+    # The model side imports torch; only a run of this stage needs it, not listing the stages.
+    from tasks.evaluate import scoring
+
+    tok, trained = inputs["tokenize"], inputs["train"]
+    sp = spm.SentencePieceProcessor(model_file=tok.file("tokenizer"))
+    model = scoring.load_model(trained.file("model"))
+    scorer = scoring.Scorer(model, sp)
+    evals = scoring.intrinsic_scores(scorer, tok, cfg)
+    domains = scoring.per_domain(scorer, scoring.held_out_docs(tok, inputs["mix"]), tok.info["seq_len"],
+                                 cfg.per_domain_rows)  # fmt: skip
+    tasks, all_items = scoring.task_scores(model, sp, tok, cfg)
+    _write_jsonl(out / "eval_items.jsonl", items_as_rows(all_items))
+    generations = scoring.generate_samples(model, sp, cfg.prompts, cfg.max_new_tokens, cfg.temperature, cfg.top_k,
+                                   cfg.seed, tok.info["eos_id"])  # fmt: skip
+    results = {"evals": evals, "domains": domains, "tasks": tasks, **_data_scores(inputs, evals)}
+    report = render_report(results["funnel"], results["reasons"], results["planted"], evals, domains, tasks,
+                           results["mixture"], generations, results["pii"], results["training"],
+                           results["dedup_quality"])  # fmt: skip
+    atomic_write_bytes(out / "report.md", report.encode())
+    atomic_write_bytes(out / "report.html", render_html(report, "crawl2model run report").encode())
+    _write_figures(inputs, out)
+    keys = ("evals", "domains", "tasks", "planted", "pii", "funnel", "training", "dedup_quality")
+    atomic_write_json(out / "eval.json", {k: results[k] for k in keys})
+    atomic_write_json(out / "generations.json", generations)
+    return _outcome(results)
+
+
+def doc_stages(inputs: dict[str, StageInput]) -> list[str]:
+    """The upstream stages that count documents, in DAG order (the registry's order of inputs)."""
+    return [s for s, i in inputs.items() if i.manifest["counts"]["docs_in"] is not None]
+
+
+def _data_scores(inputs: dict[str, StageInput], evals: dict[str, float]) -> dict[str, Any]:
+    """What the data stages did: the funnel, planted cases, PII, the training run, the mixture."""
+    funnel, reasons = funnel_with_tokens(inputs, evals["val_bytes"] / max(evals["val_tokens"], 1))
+    planted: dict[str, Any] = {}
+    pii: dict[str, float] = {}
+    if truth_files := inputs["acquire"].files("ground_truth"):
+        truth = load_ground_truth(truth_files[0])
+        removed_paths = [p for s in doc_stages(inputs) for p in inputs[s].files("removed")]
+        planted = score_planted(truth, removals(removed_paths))
+        tok = inputs["tokenize"]
+        pii = pii_leaks(truth, tok.files("tokens"), tok.file("tokenizer"))
+        if "extract" in inputs and "filter" in inputs:
+            pii |= pii_redaction_quality(truth, inputs["extract"].files("docs"), inputs["filter"].files("docs"))
+    trained = inputs["train"]
+    throughput = [m["value"] for m in trained.manifest["metrics"] if m["name"] == "train_tokens_per_s"]
+    training = {"final_loss": trained.info.get("final_loss"), "params": trained.info.get("params"),
+                "device": trained.info.get("device"), "world_size": trained.info.get("world_size", 1),
+                "tokens_per_s": sum(throughput) / len(throughput) if throughput else None}  # fmt: skip
+    dedup_quality = inputs["dedup"].info.get("quality", {}) if "dedup" in inputs else {}
+    return {"planted": planted, "pii": pii, "funnel": funnel, "reasons": reasons, "training": training,
+            "dedup_quality": dedup_quality, "mixture": inputs["mix"].info.get("mixture", {})}  # fmt: skip
+
+
+def _write_figures(inputs: dict[str, StageInput], out: Path) -> None:
+    training_curves_png(inputs["train"].manifest["metrics"], out / "loss_curve.png")
+    if mixture := inputs["mix"].info.get("mixture", {}):
+        mixture_png(mixture, out / "mixture.png")
+
+
+def _outcome(results: dict[str, Any]) -> StageOutcome:
+    evals, pii, planted = results["evals"], results["pii"], results["planted"]
+    outcome = StageOutcome(info={"evals": evals, "tasks": results["tasks"], "planted": planted, "pii": pii})
+    for name, value in {**evals, **pii}.items():
+        outcome.metric(name, value)
+    for domain, values in results["domains"].items():
+        outcome.metric(f"domain.{domain}.bits_per_byte", values["bits_per_byte"])
+    for task, values in results["tasks"].items():
+        for key, value in values.items():
+            outcome.metric(f"task.{task}.{key}", value)
+    for case, s in planted.items():
+        outcome.metric(f"planted.{case}.rate", s["rate"])
+    return outcome
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    atomic_write_bytes(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())

@@ -1,0 +1,134 @@
+"""The whole history of one document, from its WARC record to the token shards (`crawl2model explain`).
+
+Everything comes from the catalog's views of the latest completed outputs, except the filter rules:
+those are measured again on the filter stage's input with the config of the run that produced it,
+so every rule's value and verdict is shown, not only the first rule that failed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from storage.catalog import Catalog, create_artifact_views
+from tasks.config import PipelineConfig
+from tasks.filter.rules import measure_all
+from tasks.filter.stage import build_rules
+from tasks.registry import STAGES
+
+
+def _views(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {r[0] for r in con.execute("select view_name from duckdb_views() where temporary").fetchall()}
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    cur = con.execute(sql, params)
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def find_doc_ids(con: duckdb.DuckDBPyConnection, key: str, views: set[str]) -> list[str]:
+    found: list[str] = []
+    for view in ("extract_docs", "extract_removed"):
+        if view in views:
+            rows = con.execute(f"select distinct doc_id from {view} where doc_id = ? or url = ?", [key, key])
+            found += [r[0] for r in rows.fetchall() if r[0] not in found]
+    return found
+
+
+def _latest_filter_config(con: duckdb.DuckDBPyConnection) -> Any:
+    row = con.execute(
+        "select config_json from runs where status = 'completed' order by finished_at desc limit 1"
+    ).fetchone()
+    return PipelineConfig.model_validate(json.loads(row[0]) if row else {}).filter
+
+
+def _quality_model(con: duckdb.DuckDBPyConnection) -> tuple[str | None, float]:
+    """The latest completed filter output's trained classifier and threshold, if there is one."""
+    out = con.execute(
+        "select output_dir from stage_runs where stage = 'filter' and status = 'completed' "
+        "order by finished_at desc limit 1"
+    ).fetchone()
+    if out is None:
+        return None, 0.0
+    model, facts = Path(out[0]) / "quality_model.bin", Path(out[0]) / "quality_model.json"
+    if not (model.exists() and facts.exists()):
+        return None, 0.0
+    return str(model), json.loads(facts.read_text())["quality_threshold"]
+
+
+def _filter_rules(con: duckdb.DuckDBPyConnection, doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every filter rule's value, threshold and verdict, measured again with the latest run's config
+    through the same rule walk the filter stage uses (`measure_all`), without stopping at a failure."""
+    cfg = _latest_filter_config(con)
+    model_path, threshold = _quality_model(con) if cfg.quality.enabled else (None, 0.0)
+    edits: Counter = Counter()
+    taken = measure_all(dict(doc), build_rules(cfg, model_path, threshold), edits, stop_at_failure=False)
+    rules = [{"rule": m.rule, "value": m.value, "passed": m.passed, "threshold": m.describe_threshold(),
+              "detail": m.detail} for m in taken]  # fmt: skip
+    if dropped := {k: v for k, v in edits.items() if k.startswith("c4.lines_dropped.")}:
+        detail = ", ".join(f"{k.rsplit('.', 1)[1]}: {v}" for k, v in sorted(dropped.items()))
+        rules.append({"rule": "c4_lines_dropped", "value": sum(dropped.values()), "passed": True, "threshold": "",
+                      "detail": detail})  # fmt: skip
+    return rules
+
+
+# The stages whose outputs are documents (views `<stage>_docs` / `<stage>_removed`), in DAG order.
+DOC_STAGES = tuple(s for s in STAGES if s in ("extract", "filter", "dedup", "mix", "tokenize"))
+
+
+def _survivor_url(con: duckdb.DuckDBPyConnection, views: set[str], removed: dict[str, Any]) -> str | None:
+    """For a near-duplicate: the URL of the document its cluster kept (`cluster=<survivor doc_id>`)."""
+    detail = removed.get("detail") or ""
+    if not detail.startswith("cluster=") or "dedup_docs" not in views:
+        return None
+    row = con.execute("select url from dedup_docs where doc_id = ? limit 1", [detail.split("=", 1)[1]]).fetchone()
+    return row[0] if row else None
+
+
+def _stage_entry(con: duckdb.DuckDBPyConnection, views: set[str], stage: str, doc_id: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"stage": stage}
+    if f"{stage}_removed" in views:
+        removed = _rows(con, f"select url, rule, value, detail from {stage}_removed where doc_id = ?", [doc_id])
+        if removed:
+            entry["removed"] = removed[0]
+            if stage == "dedup" and (url := _survivor_url(con, views, removed[0])):
+                entry["removed"]["kept_copy_url"] = url
+    if f"{stage}_docs" in views:
+        docs = _rows(con, f"select * from {stage}_docs where doc_id = ? limit 1", [doc_id])
+        if docs:
+            entry["kept"] = {k: v for k, v in docs[0].items() if k != "text"}
+            entry["doc"] = docs[0]
+    return entry
+
+
+def _history(con: duckdb.DuckDBPyConnection, views: set[str], doc_id: str) -> dict[str, Any]:
+    history: dict[str, Any] = {"doc_id": doc_id, "stages": []}
+    filter_input = None
+    for stage in DOC_STAGES:
+        entry = _stage_entry(con, views, stage, doc_id)
+        doc = entry.pop("doc", None)
+        if stage == "extract":
+            history["url"] = (doc or entry.get("removed") or {}).get("url")
+            filter_input = doc
+        if stage == "filter" and filter_input is not None:
+            entry["rules"] = _filter_rules(con, filter_input)
+        history["stages"].append(entry)
+        if "removed" in entry:
+            break
+    if "tokens" in views:
+        n = con.execute("select count(*) from tokens where list_contains(doc_ids, ?)", [doc_id]).fetchone()[0]
+        history["token_rows"] = n
+    return history
+
+
+def explain(workdir: Path, key: str) -> list[dict[str, Any]]:
+    """One history per document matching `key` (a doc_id or a URL)."""
+    with Catalog(workdir).connect(read_only=True) as con:
+        create_artifact_views(con, workdir)
+        views = _views(con)
+        return [_history(con, views, doc_id) for doc_id in find_doc_ids(con, key, views)]

@@ -1,0 +1,24 @@
+"""extract's config: which records become documents, and the extractor's caps."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from storage.section import Section
+
+
+class ExtractConfig(Section):
+    languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
+    # FineWeb uses 0.65; the sample is code-heavy documentation, which fastText scores lower.
+    min_lang_score: float = Field(0.3, ge=0.0, le=1.0)
+    min_text_chars: int = Field(200, ge=0)
+    max_html_bytes: int = Field(5_000_000, ge=1024, description="larger pages are skipped, counted")
+    max_text_chars: int = Field(200_000, ge=100, description="extracted text is cut at this length")
+    timeout_s: float = Field(10.0, gt=0.0, description="trafilatura time cap per document")
+    mode: Literal["precision", "balanced", "recall"] = Field(
+        "precision", description="trafilatura: favor precision, recall, or neither"
+    )
+    reader: Literal["warcio", "fastwarc"] = Field("warcio", description="WARC reader; both yield the same documents")
+    workers: int = Field(2, ge=1, le=256, description="processes; one WARC file is one shard")

@@ -1,0 +1,226 @@
+"""extract: WARC responses -> HTML -> main text (trafilatura) -> language id, one shard per WARC.
+
+WET files (Common Crawl's extracted text, `conversion` records) skip trafilatura. Every record is a
+document in; each is either kept or lands in `removed` with a rule: non_200, non_html, too_large,
+decode_error, extract_timeout, extract_error, extract_empty, too_short, lang, lang_score,
+truncated_record (shorter than its Content-Length), corrupt_record (the file is unreadable from there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from tasks.documents import count_words, doc_id_for, removed_row, write_shard
+from tasks.extract.config import ExtractConfig
+from tasks.extract.http_payload import PayloadError, decode_content, decode_html, parse_response
+from tasks.extract.langid import detect_language
+from tasks.extract.warc_records import RawRecord, iter_records
+from tasks.stage import StageInput, StageOutcome, map_shards, sum_stats
+
+STAGE = "extract"
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+log = logging.getLogger("crawl2model")
+# trafilatura logs every discarded page at WARNING; our removed table already says why.
+logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
+
+
+class ExtractTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Bound trafilatura's time per document (only possible in a process's main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum, frame):  # noqa: ARG001
+        raise ExtractTimeout(f"extraction took over {seconds}s")
+
+    previous = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def extract_text(html: str, url: str, cfg: ExtractConfig) -> str | None:
+    import trafilatura
+
+    with time_limit(cfg.timeout_s):
+        return trafilatura.extract(
+            html,
+            url=url,
+            include_comments=False,
+            include_tables=False,
+            deduplicate=False,
+            favor_precision=cfg.mode == "precision",
+            favor_recall=cfg.mode == "recall",
+            with_metadata=False,
+        )
+
+
+def record_text(record: RawRecord, cfg: ExtractConfig) -> str:
+    """The main text of a record, or PayloadError naming why there is none."""
+    if record.rec_type == "conversion":  # WET: Common Crawl already extracted the text
+        if record.oversized:
+            raise PayloadError("too_large", "", record.block_length)
+        return record.block.decode("utf-8", errors="replace")
+    response = parse_response(record.block)
+    if response.status != 200:
+        raise PayloadError("non_200", "", response.status)
+    if not response.content_type.startswith(HTML_TYPES):
+        raise PayloadError("non_html", response.content_type[:100])
+    if record.oversized or len(response.body) > cfg.max_html_bytes:
+        raise PayloadError("too_large", "", record.block_length)
+    body = decode_content(response.body, response.content_encoding, cfg.max_html_bytes)
+    html = decode_html(body, response.content_type)
+    try:
+        return extract_text(html, record.url, cfg) or ""
+    except ExtractTimeout as e:
+        raise PayloadError("extract_timeout", str(e), cfg.timeout_s) from e
+    except Exception as e:  # noqa: BLE001 - one bad page must not stop the shard
+        raise PayloadError("extract_error", f"{type(e).__name__}: {e}"[:200]) from e
+
+
+def process_record(
+    record: RawRecord, warc_path: str, crawl: str, cfg: ExtractConfig
+) -> tuple[dict, str | None, float | None, str]:
+    """Return (doc, removal rule or None, measured value, detail)."""
+    url = record.url
+    doc: dict[str, Any] = {
+        "doc_id": doc_id_for(record.record_id or f"{warc_path}#{url}"),
+        "url": url,
+        "host": urlsplit(url).hostname or "",
+        "crawl": crawl,
+        "warc_path": Path(warc_path).name,
+        "warc_offset": record.offset,
+        "fetch_time": record.date,
+    }
+    if record.truncated:
+        return doc, "truncated_record", record.declared_length - record.block_length, "bytes missing"
+    try:
+        text = record_text(record, cfg).strip()[: cfg.max_text_chars]
+    except PayloadError as e:
+        return doc, e.rule, e.value, str(e)
+    if not text:
+        return doc, "extract_empty", 0, ""
+    if len(text) < cfg.min_text_chars:
+        return doc, "too_short", len(text), ""
+    # lid.176 reads one line: newlines would cut the text it sees.
+    lang, score = detect_language(" ".join(text.split()))
+    doc.update(lang=lang, lang_score=score, text=text, n_chars=len(text), n_words=count_words(text))
+    if lang not in cfg.languages:
+        return doc, "lang", score, lang
+    if score < cfg.min_lang_score:
+        return doc, "lang_score", score, lang
+    return doc, None, None, ""
+
+
+@dataclass(frozen=True)
+class ExtractShard:
+    """What each extract shard needs besides its WARC file."""
+
+    cfg: ExtractConfig
+    crawl: str
+
+
+def process_shard(in_path: str, out: Path, params: ExtractShard, index: int) -> dict[str, Any]:
+    cfg, crawl = params.cfg, params.crawl
+    kept, removed = [], []
+    stats: dict[str, Any] = {"docs_in": 0, "records_corrupt": 0}
+    # Headers and the page share the cap; a page over it is counted as too_large, not read.
+    cap = cfg.max_html_bytes + 65536
+    for item in iter_records(in_path, cfg.reader, cap):
+        stats["docs_in"] += 1
+        if isinstance(item, Exception):
+            stats["records_corrupt"] += 1
+            bad = {"doc_id": doc_id_for(f"{Path(in_path).name}#corrupt#{stats['records_corrupt']}"), "url": None}
+            removed.append(removed_row(bad, STAGE, "corrupt_record", None, f"{type(item).__name__}: {item}"[:200]))
+            log.warning("extract: %s: unreadable record (%s); the rest of this file is skipped", in_path, item)
+            continue
+        doc, rule, value, detail = process_record(item, in_path, crawl, cfg)
+        if rule is None:
+            kept.append(doc)
+        else:
+            stats[f"removed.{rule}"] = stats.get(f"removed.{rule}", 0) + 1
+            removed.append(removed_row(doc, STAGE, rule, value, detail[:200]))
+    return {**stats, **write_shard(out, index, kept, removed)}
+
+
+def stream_shards(acquire_out: Path, cfg: ExtractConfig, out: Path, poll_s: float = 0.5) -> StageInput:
+    """Extract each WARC as soon as acquire has verified it, while later ones still download.
+
+    Shard i is the i-th file of acquire's plan (sorted names, the manifest's order too), so the
+    shards and done-markers are the ones a non-streaming run writes. Returns acquire's final output.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    from storage.shards import read_json
+    from tasks.stage import STREAM_FAILED, STREAM_PLAN, load_manifest, run_one_shard, shard_done_path
+
+    ctx = multiprocessing.get_context("forkserver")
+    futures = []
+    submitted: set[str] = set()
+    with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx) as pool:
+        while True:
+            manifest = load_manifest(acquire_out)  # read before the files: nothing lands after it
+            if (acquire_out / "_state" / STREAM_FAILED).exists():
+                raise RuntimeError("acquire failed; streaming extract stops")
+            plan_path = acquire_out / "_state" / STREAM_PLAN
+            plan = read_json(plan_path) if plan_path.exists() else None
+            for index, name in enumerate(plan["files"] if plan else []):
+                path = acquire_out / "warc" / name
+                if name not in submitted and path.exists():
+                    submitted.add(name)
+                    if shard_done_path(out, index).exists():
+                        continue  # extracted by an earlier, interrupted run
+                    log.info("extract: streaming %s (%d/%d)", name, len(submitted), len(plan["files"]))
+                    job = (process_shard, str(path), out, ExtractShard(cfg, plan["crawl"]), index)
+                    futures.append(pool.submit(run_one_shard, *job))
+            if manifest is not None:
+                break
+            time.sleep(poll_s)
+        for fut in futures:
+            fut.result()
+    final = StageInput.from_manifest(manifest)
+    if plan and [Path(f).name for f in final.files("warc")] != plan["files"]:
+        # Some planned file failed (download.max_failed_files): shard numbers shifted, start clean.
+        log.warning("extract: acquire's final files differ from its plan; extracting them again")
+        for stale in [*out.glob("_state/shard-*.json"), *out.glob("docs/*"), *out.glob("removed/*")]:
+            stale.unlink()
+    return final
+
+
+def run(inputs: dict[str, StageInput], cfg: ExtractConfig, out: Path) -> StageOutcome:
+    acquire = inputs["acquire"]
+    if acquire.manifest.get("streaming"):
+        acquire = stream_shards(acquire.output_dir, cfg, out)
+    warcs = acquire.files("warc")
+    crawl = acquire.info.get("crawl", "")
+    stats = sum_stats(map_shards(process_shard, warcs, out, ExtractShard(cfg, crawl), cfg.workers, label="extract"))
+    outcome = StageOutcome(stats["docs_in"], stats["docs_out"], stats["docs_removed"])
+    if truth_files := acquire.files("ground_truth"):
+        # The sample knows each page's main text: measure the extractor, not just run it.
+        from tasks.sample.ground_truth import extraction_quality, load_ground_truth
+
+        quality = extraction_quality(load_ground_truth(truth_files[0]), sorted(map(str, out.glob("docs/*.parquet"))))
+        outcome.info.update(quality)
+        stats.update(quality)
+    for name, value in sorted(stats.items()):
+        outcome.metric(name, value)
+    return outcome

@@ -1,0 +1,113 @@
+"""A fastText quality classifier the pipeline trains itself: reference-quality prose vs random web.
+
+The DCLM recipe in small: positives are reference text (the user's files, or the Python language
+reference that ships with every Python), negatives a seeded random sample of the documents being
+filtered. The score is P(reference-like) and is kept as the `quality_score` column.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+from storage.fingerprint import unit_interval
+from storage.shards import iter_rows
+from tasks.fasttext_training import train_and_save
+from tasks.filter.config import QualityClassifierConfig
+
+POSITIVE, NEGATIVE = "__label__hq", "__label__web"
+
+
+def _one_line(text: str, max_words: int = 200) -> str:
+    # Same length window for training and scoring, so the model cannot learn "long = web".
+    return " ".join(text.lower().split()[:max_words])
+
+
+def _chunks(paragraphs: list[str], words: int = 200) -> list[str]:
+    chunks, current = [], []
+    for p in paragraphs:
+        current.append(p)
+        if sum(len(c.split()) for c in current) >= words:
+            chunks.append("\n\n".join(current))
+            current = []
+    return chunks
+
+
+def reference_texts(cfg: QualityClassifierConfig) -> list[str]:
+    if cfg.reference_paths:
+        sources = [Path(path).read_text(errors="replace") for path in cfg.reference_paths]
+    else:
+        from pydoc_data.topics import topics
+
+        sources = [topics[name] for name in sorted(topics)]
+    return [c for text in sources for c in _chunks(re.split(r"\n\s*\n", text))]
+
+
+def train_classifier(doc_paths: list[str], cfg: QualityClassifierConfig, out_path: Path) -> dict[str, float]:
+    positives = reference_texts(cfg)
+    # Hash-ranked sample: the same documents whatever the shard order or count.
+    ranked = sorted(
+        (unit_interval(cfg.seed, row["doc_id"]), row["text"]) for row in iter_rows(doc_paths, ["doc_id", "text"])
+    )
+    # Balanced classes keep the score calibrated around the decision boundary.
+    negatives = [text for _, text in ranked[: min(cfg.negatives, len(positives))]]
+    lines = [f"{POSITIVE} {_one_line(t)}" for t in positives] + [f"{NEGATIVE} {_one_line(t)}" for t in negatives]
+    lines.sort(key=lambda line: unit_interval(cfg.seed, line))
+    heldout = [line for line in lines if unit_interval(cfg.seed, "heldout", line) < cfg.heldout_fraction]
+    train = [line for line in lines if unit_interval(cfg.seed, "heldout", line) >= cfg.heldout_fraction]
+    train_file, test_file = out_path.with_suffix(".train.txt"), out_path.with_suffix(".heldout.txt")
+    train_file.write_text("\n".join(train) + "\n")
+    if heldout:
+        test_file.write_text("\n".join(heldout) + "\n")
+    result = train_and_save(
+        train_file,
+        out_path,
+        cfg.lr,
+        cfg.lr_retries,
+        test_file if heldout else None,
+        epoch=cfg.epochs,
+        wordNgrams=2,
+        bucket=1 << 17,  # 2M default buckets make a 256 MB model; 131k is plenty here
+        dim=32,
+        minCount=2,
+        seed=cfg.seed,
+    )
+    info: dict[str, float] = {
+        "quality_positives": len(positives),
+        "quality_negatives": len(negatives),
+        "quality_train_lines": len(train),
+        "quality_lr": result["lr"],
+    }
+    if heldout:
+        # One label per line: precision at 1 is the accuracy.
+        info.update(quality_heldout_lines=result["test_lines"], quality_heldout_accuracy=result["test_precision_at_1"])
+        test_file.unlink()
+    train_file.unlink()
+    return info
+
+
+def score_threshold(model_path: str, doc_paths: list[str], cfg: QualityClassifierConfig, sample: int = 5000) -> float:
+    """The score above which `keep_top_fraction` of documents lie, from a hash-chosen sample
+    (min_score when no fraction is set)."""
+    if cfg.keep_top_fraction is None:
+        return cfg.min_score
+    ranked = sorted(
+        (unit_interval(cfg.seed, "top", row["doc_id"]), row["text"]) for row in iter_rows(doc_paths, ["doc_id", "text"])
+    )[:sample]
+    scores = sorted((quality_score(model_path, text, cfg.positive_label) for _, text in ranked), reverse=True)
+    if not scores:
+        return cfg.min_score
+    return scores[min(len(scores) - 1, max(0, round(len(scores) * cfg.keep_top_fraction) - 1))]
+
+
+@functools.cache
+def load_classifier(path: str):
+    import fasttext
+
+    return fasttext.load_model(path)
+
+
+def quality_score(model_path: str, text: str, label: str = POSITIVE) -> float:
+    labels, probs = load_classifier(model_path).predict(_one_line(text), k=-1)
+    return float(dict(zip(labels, probs, strict=True)).get(label, 0.0))

@@ -1,0 +1,46 @@
+"""mix's config: domain rules, an optional topic model, target weights and the token budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from storage.section import Section
+
+
+class MixConfig(Section):
+    # domain -> host suffixes or URL substrings; first match wins, unmatched -> default_domain.
+    domain_rules: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "docs": ["docs.pylib.example"],
+            "code": ["pyindex.example", "github-mirror.example"],
+            "forum": ["forum.", "discuss."],
+            "news": ["news.", "blog."],
+        }
+    )
+    default_domain: str = "web"
+    # Optional fastText topic model trained from user-labelled examples (JSONL {"text", "domain"}).
+    topic_examples: str | None = None
+    topic_min_confidence: float = Field(0.6, ge=0.0, le=1.0)
+    topic_relabel: Literal["unmatched", "all"] = Field("unmatched", description="which documents it may relabel")
+    mode: Literal["natural", "weights", "temperature"] = "weights"
+    # The sample's target mixture: more reference docs, less generic web than crawled.
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"docs": 0.4, "code": 0.15, "forum": 0.2, "news": 0.15, "web": 0.1}
+    )
+    temperature: float = Field(1.0, gt=0.0)
+    token_budget: int | None = Field(None, ge=1, description="approximate tokens (chars/4); None = all")
+    max_repeats: int = Field(4, ge=1, description="cap on copies of any one document")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _weights_given(self) -> MixConfig:
+        if self.topic_examples and not Path(self.topic_examples).is_file():
+            raise ValueError(f"topic_examples not found: {self.topic_examples}")
+        if self.mode == "weights" and not self.weights:
+            raise ValueError("mode=weights needs mix.weights")
+        if any(w < 0 for w in self.weights.values()):
+            raise ValueError("mix.weights must be non-negative")
+        return self

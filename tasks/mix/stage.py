@@ -1,0 +1,111 @@
+"""mix: label each document's domain, then up/down-sample domains to a target mixture.
+
+Sampling is by hash of (seed, doc_id), so it does not depend on shard order or worker count. A
+document's `repeats` says how many copies the tokenizer emits; zero means it was sampled out.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from storage.fingerprint import unit_interval
+from tasks.documents import MIX_COLUMNS, removed_row, write_shard
+from tasks.mix.config import MixConfig
+from tasks.mix.topics import TopicModel, train_topic_model
+from tasks.stage import StageInput, StageOutcome
+
+STAGE = "mix"
+CHARS_PER_TOKEN = 4.0  # budget estimate before the tokenizer exists
+
+
+def label_domain(url: str, host: str, cfg: MixConfig) -> str:
+    host = host.lower()
+    for domain, patterns in cfg.domain_rules.items():
+        for p in patterns:
+            p = p.lower()
+            if host == p or host.endswith("." + p) or p in url.lower():
+                return domain
+    return cfg.default_domain
+
+
+def sampling_rates(tokens: dict[str, float], cfg: MixConfig) -> dict[str, float]:
+    """Copies per document for each domain, so the mixture matches the target."""
+    total = sum(tokens.values())
+    budget = cfg.token_budget or total
+    if cfg.mode == "natural":
+        target = {d: t / total for d, t in tokens.items()}
+    elif cfg.mode == "weights":
+        w = {d: cfg.weights.get(d, 0.0) for d in tokens}
+        norm = sum(w.values()) or 1.0
+        target = {d: v / norm for d, v in w.items()}
+    else:  # temperature sampling: p_d proportional to n_d^(1/T)
+        powered = {d: t ** (1.0 / cfg.temperature) for d, t in tokens.items()}
+        norm = sum(powered.values())
+        target = {d: v / norm for d, v in powered.items()}
+    return {d: min(target[d] * budget / tokens[d], float(cfg.max_repeats)) if tokens[d] else 0.0 for d in tokens}
+
+
+def copies(rate: float, seed: int, doc_id: str) -> int:
+    whole = math.floor(rate)
+    return whole + (unit_interval(seed, "mix", doc_id) < rate - whole)
+
+
+def run(inputs: dict[str, StageInput], cfg: MixConfig, out: Path) -> StageOutcome:
+    shards = inputs["dedup"].files("docs")
+    tables = [pq.read_table(p).to_pylist() for p in shards]
+    tokens: dict[str, float] = {}
+    docs_before: dict[str, int] = {}
+    topic, topic_info, relabelled = None, {}, 0
+    if cfg.topic_examples:
+        topic_info = train_topic_model(cfg.topic_examples, out / "topic_model.bin", cfg.seed)
+        topic = TopicModel(out / "topic_model.bin")
+    for rows in tables:
+        for doc in rows:
+            d = label_domain(doc["url"] or "", doc["host"] or "", cfg)
+            if topic is not None and (cfg.topic_relabel == "all" or d == cfg.default_domain):
+                predicted, confidence = topic.predict(doc["text"])
+                if confidence >= cfg.topic_min_confidence and predicted != d:
+                    d, relabelled = predicted, relabelled + 1
+            doc["domain"] = d
+            tokens[d] = tokens.get(d, 0.0) + doc["n_chars"] / CHARS_PER_TOKEN
+            docs_before[d] = docs_before.get(d, 0) + 1
+    rates = sampling_rates(tokens, cfg) if tokens else {}
+    outcome = StageOutcome(docs_in=sum(len(r) for r in tables), docs_out=0, docs_removed=0)
+    tokens_after: dict[str, float] = {}
+    docs_after: dict[str, int] = {}
+    for i, rows in enumerate(tables):
+        kept, removed = [], []
+        for doc in rows:
+            rate = rates[doc["domain"]]
+            doc["sample_weight"] = rate
+            doc["repeats"] = n = copies(rate, cfg.seed, doc["doc_id"])
+            if n == 0:
+                removed.append(removed_row(doc, STAGE, "downsampled", rate, doc["domain"]))
+                continue
+            kept.append(doc)
+            tokens_after[doc["domain"]] = tokens_after.get(doc["domain"], 0.0) + n * doc["n_chars"] / CHARS_PER_TOKEN
+            docs_after[doc["domain"]] = docs_after.get(doc["domain"], 0) + 1
+        counts = write_shard(out, i, kept, removed, MIX_COLUMNS)
+        outcome.docs_out += counts["docs_out"]
+        outcome.docs_removed += counts["docs_removed"]
+    mixture: dict[str, Any] = {}
+    for d in sorted(tokens):
+        mixture[d] = {
+            "docs_before": docs_before[d],
+            "tokens_before": round(tokens[d]),
+            "share_before": tokens[d] / sum(tokens.values()),
+            "docs_after": docs_after.get(d, 0),
+            "tokens_after": round(tokens_after.get(d, 0.0)),
+            "share_after": tokens_after.get(d, 0.0) / (sum(tokens_after.values()) or 1.0),
+            "rate": rates[d],
+        }
+        for key, value in mixture[d].items():
+            outcome.metric(f"domain.{d}.{key}", value)
+    outcome.info = {"mixture": mixture, "mode": cfg.mode, "topic_examples": topic_info}
+    if topic is not None:
+        outcome.metric("topic_relabelled", relabelled)
+    return outcome

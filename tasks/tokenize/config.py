@@ -1,0 +1,36 @@
+"""tokenize's config: the tokenizer, sequence length, split and decontamination."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from storage.section import Section
+from tasks.benchmarks import BenchmarkConfig
+
+
+class TokenizeConfig(Section):
+    vocab_size: int = Field(4096, ge=300, le=256_000)
+    seq_len: int = Field(128, ge=8, le=65_536)
+    sample_docs: int = Field(5000, ge=10, description="documents the tokenizer is trained on")
+    special_tokens: list[str] = Field(default_factory=list, description="extra user-defined symbols")
+    model_path: str | None = Field(None, description="an existing SentencePiece model to use instead of training")
+    val_fraction: float = Field(0.08, gt=0.0, lt=0.5)
+    rows_per_shard: int = Field(4096, ge=16)
+    workers: int = Field(0, ge=0, le=256, description="encoding threads; 0 = all cores")
+    decontaminate: Literal["remove", "flag", "off"] = "remove"
+    decontamination_ngram: int = Field(13, ge=5, le=50)
+    # The built-in evaluation tasks are made here, from the held-out split this stage owns, so the
+    # train split can be decontaminated against them; the evaluate stage scores them.
+    builtin_eval_items: int = Field(200, ge=0, description="items in each built-in task (cloze, last word)")
+    # Filled from evaluate.benchmarks by the pipeline config unless set here.
+    eval_benchmarks: list[BenchmarkConfig] = Field(default_factory=list)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _model_exists(self) -> TokenizeConfig:
+        if self.model_path and not Path(self.model_path).is_file():
+            raise ValueError(f"tokenizer model not found: {self.model_path}")
+        return self

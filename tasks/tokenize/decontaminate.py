@@ -1,0 +1,57 @@
+"""Decontamination: find documents that share an n-gram (13 words by default) with an evaluation item.
+
+Items come from the benchmark files the evaluate stage will score (loaded with the same loaders);
+texts are compared as lower-cased word sequences, as in the GPT-3 and lm-evaluation-harness
+decontamination. Items shorter than n words are too short to match reliably and are counted, not used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+from model.items import LOADERS
+from tasks.benchmarks import BenchmarkConfig
+
+WORD = re.compile(r"[a-z0-9]+")
+
+
+def _words(text: str) -> list[str]:
+    return WORD.findall(text.lower())
+
+
+def _gram_hash(words: list[str]) -> bytes:
+    return hashlib.blake2b(" ".join(words).encode(), digest_size=8).digest()
+
+
+@dataclass
+class ContaminationIndex:
+    n: int
+    grams: dict[bytes, str] = field(default_factory=dict)  # n-gram hash -> "task:item_id"
+    items: int = 0
+    too_short: int = 0
+
+    def add(self, key: str, text: str) -> None:
+        words = _words(text)
+        if len(words) < self.n:
+            self.too_short += 1
+            return
+        self.items += 1
+        for i in range(len(words) - self.n + 1):
+            self.grams.setdefault(_gram_hash(words[i : i + self.n]), key)
+
+    def match(self, text: str) -> tuple[int, str] | None:
+        """(number of shared n-grams, first matching item) or None."""
+        words = _words(text)
+        hits = [self.grams[h] for i in range(len(words) - self.n + 1)
+                if (h := _gram_hash(words[i : i + self.n])) in self.grams]  # fmt: skip
+        return (len(hits), hits[0]) if hits else None
+
+
+def build_index(benchmarks: list[BenchmarkConfig], n: int) -> ContaminationIndex:
+    index = ContaminationIndex(n)
+    for b in benchmarks:
+        for item in LOADERS[b.format](b.path, task=b.name):
+            index.add(f"{item.task}:{item.item_id}", item.gold())
+    return index
