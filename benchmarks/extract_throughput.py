@@ -35,11 +35,13 @@ def read_all(paths: list[str], reader: str) -> tuple[int, int]:
 
 def extract_all(paths: list[str], reader: str, out: Path, workers: int) -> int:
     from tasks.extract.config import ExtractConfig
-    from tasks.extract.stage import process_shard
+    from tasks.extract.stage import ExtractShard, process_shard
     from tasks.stage import map_shards, sum_stats
 
     shutil.rmtree(out, ignore_errors=True)
-    stats = map_shards(process_shard, paths, out, (ExtractConfig(reader=reader), ""), workers=workers, label="bench")
+    stats = map_shards(
+        process_shard, paths, out, ExtractShard(ExtractConfig(reader=reader), ""), workers=workers, label="bench"
+    )
     return sum_stats(stats)["docs_in"]
 
 

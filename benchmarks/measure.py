@@ -23,17 +23,21 @@ from typing import Any
 
 def ours_extract_filter(warcs: list[str], work: str, workers: int, reader: str = "warcio") -> dict[str, Any]:
     from tasks.extract.config import ExtractConfig
+    from tasks.extract.stage import ExtractShard
     from tasks.extract.stage import process_shard as extract_shard
     from tasks.filter.config import FilterConfig
+    from tasks.filter.stage import FilterShard
     from tasks.filter.stage import process_shard as filter_shard
     from tasks.stage import map_shards, sum_stats
 
     out = Path(work)
-    extracted = sum_stats(map_shards(extract_shard, warcs, out / "extract", (ExtractConfig(reader=reader), ""),
-                                     workers=workers, label="extract"))  # fmt: skip
+    params = ExtractShard(ExtractConfig(reader=reader), "")
+    extracted = sum_stats(map_shards(extract_shard, warcs, out / "extract", params, workers=workers, label="extract"))
     docs = [str(p) for p in sorted((out / "extract" / "docs").glob("*.parquet"))]
     cfg = FilterConfig(quality={"enabled": False}, redact_pii=False, c4={"enabled": True}, blocklist_file=None)
-    kept = sum_stats(map_shards(filter_shard, docs, out / "filter", (cfg, None, 0.0), workers=workers, label="filter"))
+    kept = sum_stats(
+        map_shards(filter_shard, docs, out / "filter", FilterShard(cfg, None, 0.0), workers=workers, label="filter")
+    )
     return {"records": extracted["docs_in"], "docs_extracted": extracted["docs_out"], "docs_out": kept["docs_out"]}
 
 

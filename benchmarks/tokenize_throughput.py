@@ -67,6 +67,24 @@ def hf_and_tiktoken(texts: list[str], vocab_size: int):
     return hf, enc
 
 
+def time_whole_stage(docs: list[dict[str, str]], cfg: Any, work: Path, repeats: int) -> float:
+    """The whole tokenize stage: train the tokenizer, encode, split, pack and write shards."""
+    from tasks.documents import MIX_COLUMNS, write_docs
+    from tasks.stage import StageInput
+    from tasks.tokenize.stage import run
+
+    rows = [{"doc_id": d["doc_id"], "url": "", "host": "", "crawl": "", "warc_path": "", "fetch_time": "",
+             "lang": "en", "lang_score": 1.0, "text": d["text"], "n_chars": len(d["text"]),
+             "n_words": len(d["text"].split()), "quality_score": 1.0, "dup_cluster": d["doc_id"],
+             "dup_cluster_size": 1, "domain": "docs", "sample_weight": 1.0, "repeats": 1}
+            for d in docs]  # fmt: skip
+    write_docs(rows, work / "mix" / "docs" / "part-00000.parquet", MIX_COLUMNS)
+    mix = StageInput("mix", "bench", work / "mix", {"files": [{"path": "docs/part-00000.parquet", "kind": "docs"}]})
+    counter = iter(range(10**6))
+    stage_time, _ = timed(lambda: run({"mix": mix}, cfg, work / f"stage-{next(counter)}"), repeats)
+    return stage_time
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=2000)
@@ -76,10 +94,8 @@ def main() -> None:
     args = parser.parse_args()
     import sentencepiece as spm
 
-    from tasks.documents import MIX_COLUMNS, write_docs
-    from tasks.stage import StageInput
     from tasks.tokenize.config import TokenizeConfig
-    from tasks.tokenize.stage import encode_parallel, run, train_tokenizer
+    from tasks.tokenize.stage import encode_parallel, train_tokenizer
 
     cores = os.cpu_count() or 1
     texts = sample_texts(args.docs)
@@ -108,16 +124,7 @@ def main() -> None:
         results[f"tiktoken (local byte-level BPE, GPT-2 pattern), {cores} threads"] = {
             "seconds": tkn, "cores": cores, "tokens": sum(len(x) for x in tk_out)}  # fmt: skip
 
-        # The whole stage: train the tokenizer, encode, split, pack and write shards.
-        rows = [{"doc_id": d["doc_id"], "url": "", "host": "", "crawl": "", "warc_path": "", "fetch_time": "",
-                 "lang": "en", "lang_score": 1.0, "text": d["text"], "n_chars": len(d["text"]),
-                 "n_words": len(d["text"].split()), "quality_score": 1.0, "dup_cluster": d["doc_id"],
-                 "dup_cluster_size": 1, "domain": "docs", "sample_weight": 1.0, "repeats": 1}
-                for d in docs]  # fmt: skip
-        write_docs(rows, work / "mix" / "docs" / "part-00000.parquet", MIX_COLUMNS)
-        mix = StageInput("mix", "bench", work / "mix", {"files": [{"path": "docs/part-00000.parquet", "kind": "docs"}]})
-        counter = iter(range(10**6))
-        stage_time, _ = timed(lambda: run({"mix": mix}, cfg, work / f"stage-{next(counter)}"), args.repeats)
+        stage_time = time_whole_stage(docs, cfg, work, args.repeats)
         results[f"tokenize stage (train + encode + pack + write), {cores} threads"] = {
             "seconds": stage_time, "cores": cores, "tokens": n_tokens}  # fmt: skip
     for r in results.values():

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from tasks.config import ConfigError, load_config
+from tasks.config import ConfigError, PipelineConfig, load_config
 from tasks.registry import STAGES
 
 # Storage failures a user fixes outside the program (disk full, read-only, no permission, quota).
@@ -90,22 +90,21 @@ def run(
         if name is not None and name not in STAGES:
             raise _fail(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
     _prefect_env(workdir)
+    started = time.perf_counter()
+    summary = _run_pipeline(cfg, workdir, only=only, start=start, until=until, force=force or [])
+    _print_summary(summary, workdir, time.perf_counter() - started)
+
+
+def _run_pipeline(cfg: PipelineConfig, workdir: Path, **selection: str | list[str] | None) -> list[dict]:
+    """The flow, with each failure a user can act on turned into one clear error line."""
     import duckdb
 
     from flows.pipeline import SelectionError, pipeline
     from storage.lock import WorkdirBusy
     from tasks.acquire.download import DownloadError
 
-    started = time.perf_counter()
     try:
-        summary = pipeline(
-            config=cfg,  # validated above, once: the flow takes the object as it is
-            workdir=str(workdir),
-            only=only,
-            start=start,
-            until=until,
-            force=force or [],
-        )
+        return pipeline(config=cfg, workdir=str(workdir), **selection)  # validated once, above
     except SelectionError as e:
         raise _fail(str(e)) from None
     except WorkdirBusy as e:
@@ -121,28 +120,18 @@ def run(
             "Free space (or make the workdir writable) and rerun: finished work is reused.",
             code=1,
         ) from None
+
+
+def _print_summary(summary: list[dict], workdir: Path, seconds: float) -> None:
     columns = ["stage", "status", "seconds", "docs in", "kept", "removed", "fingerprint"]
     rows = [
-        (
-            s["stage"],
-            "cached" if s["cache_hit"] else "ran",
-            round(s["seconds"], 2),
-            s["docs_in"],
-            s["docs_out"],
-            s["docs_removed"],
-            s["fingerprint"][:12],
-        )
+        (s["stage"], "cached" if s["cache_hit"] else "ran", round(s["seconds"], 2), s["docs_in"], s["docs_out"],
+         s["docs_removed"], s["fingerprint"][:12])
         for s in summary
-    ]
-    _print_rows(columns, rows, title=f"crawl2model run ({time.perf_counter() - started:.1f}s)")
-    report = next(
-        (
-            Path(workdir) / "artifacts" / "evaluate" / s["fingerprint"] / "report.md"
-            for s in summary
-            if s["stage"] == "evaluate"
-        ),
-        None,
-    )
+    ]  # fmt: skip
+    _print_rows(columns, rows, title=f"crawl2model run ({seconds:.1f}s)")
+    evaluated = [s for s in summary if s["stage"] == "evaluate"]
+    report = Path(workdir) / "artifacts" / "evaluate" / evaluated[0]["fingerprint"] / "report.md" if evaluated else None
     if report and report.exists():
         console.print(f"report: {report}")
 
@@ -297,6 +286,8 @@ def explain(
             if "removed" in entry:
                 r = entry["removed"]
                 where = f" (kept copy: {r['kept_copy_url']})" if r.get("kept_copy_url") else ""
+                if entry["stage"] == "extract" and r.get("warc_path"):
+                    where += f" (record at {r['warc_path']} offset {r.get('warc_offset')})"
                 why = f"by {r['rule']} (value {r['value']}) {r['detail']}{where}"
                 console.print(f"  {entry['stage']}: [red]removed[/red] {why}")
             elif "kept" in entry:

@@ -191,29 +191,41 @@ def mixture_experiment(
             raise ValueError(
                 f"metric {metric!r} not measured for {missing[0]}; known: {sorted(variants[0]['metrics'])}"
             )
+        result, y, loo = fit_mixture(mixtures, variants, natural, metric, concentration, seed)
+        result.update(target_domain=target_domain, target_docs=n_target)
         domains = sorted(natural)
-        x, y = design(mixtures, domains), np.array([v["metrics"][metric] for v in variants])
-        maximize = not metric.endswith(LOWER_IS_BETTER)
-        alpha = choose_alpha(x, y)
-        coef = fit_ridge(x, y, alpha)
-        loo = leave_one_out(x, y, alpha)
-        best, predicted = best_mixture(coef, domains, natural, concentration, seed, maximize)
-        observed_best = int(np.argmax(y) if maximize else np.argmin(y))
-        result = {
-            "metric": metric, "maximize": maximize, "target_domain": target_domain, "target_docs": n_target,
-            "natural_mixture": natural, "predicted_best_mixture": best, "predicted_metric": predicted,
-            "loo_spearman": spearman(loo, y), "ridge_alpha": alpha,
-            "coefficients": dict(zip(["intercept", *domains], coef.tolist(), strict=True)),
-            "best_proxy": {"label": variants[observed_best]["label"], "mixture": mixtures[observed_best],
-                           metric: float(y[observed_best])},
-            "proxies": [{"label": v["label"], "run_id": v["run_id"], "mixture": m, metric: v["metrics"][metric],
-                         "loo_prediction": float(p)} for v, m, p in zip(variants, mixtures, loo, strict=True)],
-        }  # fmt: skip
         _record(catalog, exp_id, variants, [{"mix.weights": m} for m in mixtures])
         _scatter(y, loo, metric, out / "predicted_vs_measured.png")
         return result, mixture_report(exp_id, result, domains)
 
     return _experiment("mixture", workdir, params, body)
+
+
+def fit_mixture(
+    mixtures: list[dict[str, float]], variants: list[dict[str, Any]], natural: dict[str, float], metric: str,
+    concentration: float, seed: int,
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:  # fmt: skip
+    """Regress the proxies' metric on their mixture weights (ridge, alpha by leave-one-out) and predict
+    the best mixture; returns the result, the measured values and their leave-one-out predictions."""
+    domains = sorted(natural)
+    x, y = design(mixtures, domains), np.array([v["metrics"][metric] for v in variants])
+    maximize = not metric.endswith(LOWER_IS_BETTER)
+    alpha = choose_alpha(x, y)
+    coef = fit_ridge(x, y, alpha)
+    loo = leave_one_out(x, y, alpha)
+    best, predicted = best_mixture(coef, domains, natural, concentration, seed, maximize)
+    observed_best = int(np.argmax(y) if maximize else np.argmin(y))
+    result = {
+        "metric": metric, "maximize": maximize,
+        "natural_mixture": natural, "predicted_best_mixture": best, "predicted_metric": predicted,
+        "loo_spearman": spearman(loo, y), "ridge_alpha": alpha,
+        "coefficients": dict(zip(["intercept", *domains], coef.tolist(), strict=True)),
+        "best_proxy": {"label": variants[observed_best]["label"], "mixture": mixtures[observed_best],
+                       metric: float(y[observed_best])},
+        "proxies": [{"label": v["label"], "run_id": v["run_id"], "mixture": m, metric: v["metrics"][metric],
+                     "loo_prediction": float(p)} for v, m, p in zip(variants, mixtures, loo, strict=True)],
+    }  # fmt: skip
+    return result, y, loo
 
 
 def _scatter(measured: np.ndarray, predicted: np.ndarray, metric: str, path: Path) -> None:

@@ -154,10 +154,6 @@ def resolve_config(config: PipelineConfig | dict[str, Any] | None, config_path: 
     return PipelineConfig.model_validate(_merge(base, config or {}))
 
 
-# Stages that talk to the network: Prefect retries them with backoff (runner.network_retries).
-NETWORK_STAGES = ("acquire",)
-
-
 def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
     """Transient network failures only: a 404, a bad path or a bad config fails at once."""
     try:
@@ -175,7 +171,7 @@ def _stage_task(p: PlannedStage, cached: bool, runner: RunnerConfig):
     # No tags: every tagged task run asks the server for tag concurrency slots, which cost
     # 0.5-2 s per stage on the ephemeral server; the run name already names the stage.
     retries = {}
-    if p.stage in NETWORK_STAGES and runner.network_retries:
+    if SPEC_BY_NAME[p.stage].network and runner.network_retries:  # retried by Prefect, with backoff
         retries = {"retries": runner.network_retries, "retry_jitter_factor": 0.5,
                    "retry_delay_seconds": exponential_backoff(backoff_factor=runner.network_retry_delay_s),
                    "retry_condition_fn": _worth_retrying}  # fmt: skip
@@ -231,12 +227,13 @@ def pipeline_slice(config: dict[str, Any], workdir: str, stages: list[str], labe
 def _run_stages(
     cfg: PipelineConfig, root: Path, selected: list[str], forced: set[str], logger, run_id: str | None = None
 ) -> list[dict]:
+    """Run the selected stages in DAG order (earlier ones from cache), recording each in the catalog."""
     planned = plan(cfg, root)
     by_stage = {p.stage: p for p in planned}
     catalog = Catalog(root)
     run_id = run_id or new_run_id()
     catalog.start_run(run_id, cfg.name, config_json(cfg))
-    manifests: dict[str, dict[str, Any]] = {}
+    manifests: dict[str, Manifest | None] = {}
     summary = []
     streaming = _start_streaming_extract(cfg, by_stage, selected, forced)
     try:
@@ -245,66 +242,57 @@ def _run_stages(
                 if STAGES.index(p.stage) < STAGES.index(selected[0]):
                     manifests[p.stage] = load_manifest(p.output_dir)  # upstream, from cache if present
                 continue
-            for parent in p.parents:
-                if manifests.get(parent) is None:
-                    raise SelectionError(
-                        f"{p.stage} needs the output of {parent} for this config, and it has not been "
-                        f"computed yet: run without --only/--from first"
-                    )
-            cached = p.stage not in forced and load_manifest(p.output_dir) is not None
-            if not cached and p.output_dir.exists() and p.stage in forced:
-                shutil.rmtree(p.output_dir)
+            _check_parents(p, manifests)
             started = now()
+            cached = _prepare_output(p, forced)
             logger.info("%s: %s (%s)", p.stage, "cached" if cached else "running", p.fingerprint[:12])
-            try:
-                if p.stage == "extract" and streaming is not None:
-                    manifest = streaming.result()  # started next to acquire, on files as they landed
-                else:
-                    manifest = _stage_task(p, cached, cfg.runner)(
-                        p.stage,
-                        p.fingerprint,
-                        cfg.stage(p.stage),
-                        {k: manifests[k] for k in p.parents},
-                        str(p.output_dir),
-                    )
-            except Exception as e:
-                if p.stage == "acquire" and streaming is not None:
-                    _stream_failed(p.output_dir)
-                catalog.record_stage(
-                    run_id,
-                    p.stage,
-                    p.fingerprint,
-                    None,
-                    cache_hit=False,
-                    started_at=started,
-                    parents=[],
-                    error=f"{type(e).__name__}: {e}"[:2000],
-                )
-                raise
+            manifest = _run_one(cfg, p, cached, manifests, streaming, catalog, run_id, started)
             manifests[p.stage] = manifest
-            catalog.record_stage(
-                run_id,
-                p.stage,
-                p.fingerprint,
-                manifest,
-                cache_hit=cached,
-                started_at=started,
-                parents=[(k, by_stage[k].fingerprint) for k in p.parents],
-            )
-            summary.append(
-                {
-                    "stage": p.stage,
-                    "fingerprint": p.fingerprint,
-                    "cache_hit": cached,
-                    "seconds": (now() - started).total_seconds(),
-                    **manifest["counts"],
-                }
-            )
+            parents = [(k, by_stage[k].fingerprint) for k in p.parents]
+            catalog.record_stage(run_id, p.stage, p.fingerprint, manifest, cache_hit=cached, started_at=started,
+                                 parents=parents)  # fmt: skip
+            summary.append({"stage": p.stage, "fingerprint": p.fingerprint, "cache_hit": cached,
+                            "seconds": (now() - started).total_seconds(), **manifest["counts"]})  # fmt: skip
     except BaseException:
         catalog.finish_run(run_id, "failed")
         raise
     catalog.finish_run(run_id, "completed")
     return summary
+
+
+def _check_parents(p: PlannedStage, manifests: dict[str, Manifest | None]) -> None:
+    for parent in p.parents:
+        if manifests.get(parent) is None:
+            raise SelectionError(
+                f"{p.stage} needs the output of {parent} for this config, and it has not been "
+                f"computed yet: run without --only/--from first"
+            )
+
+
+def _prepare_output(p: PlannedStage, forced: set[str]) -> bool:
+    """Whether the stage is a cache hit; a forced stage starts from an empty output directory."""
+    cached = p.stage not in forced and load_manifest(p.output_dir) is not None
+    if not cached and p.output_dir.exists() and p.stage in forced:
+        shutil.rmtree(p.output_dir)
+    return cached
+
+
+def _run_one(
+    cfg: PipelineConfig, p: PlannedStage, cached: bool, manifests: dict[str, Manifest | None], streaming: Any,
+    catalog: Catalog, run_id: str, started: Any,
+) -> Manifest:  # fmt: skip
+    """One stage's task; a failure is recorded in the catalog (and tells a streaming extract to stop)."""
+    try:
+        if p.stage == "extract" and streaming is not None:
+            return streaming.result()  # started next to acquire, on files as they landed
+        inputs = {k: manifests[k] for k in p.parents}
+        return _stage_task(p, cached, cfg.runner)(p.stage, p.fingerprint, cfg.stage(p.stage), inputs, str(p.output_dir))
+    except Exception as e:
+        if p.stage == "acquire" and streaming is not None:
+            _stream_failed(p.output_dir)
+        catalog.record_stage(run_id, p.stage, p.fingerprint, None, cache_hit=False, started_at=started, parents=[],
+                             error=f"{type(e).__name__}: {e}"[:2000])  # fmt: skip
+        raise
 
 
 logging.getLogger("crawl2model").setLevel(logging.INFO)

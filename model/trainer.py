@@ -128,6 +128,137 @@ def reads_every_step(cfg: TrainConfig, device: torch.device) -> bool:
     return cfg.skip_spikes or device.type != "cuda"
 
 
+class Trainer:
+    """One training run: built in the order the seeded RNG expects, resumed from the last checkpoint,
+    then stepped to `max_steps`. Per-step loss and grad norm wait in `pending` until a flush."""
+
+    def __init__(self, train_files: list[str], model_cfg: GPTConfig, cfg: TrainConfig, out: Path,
+                 on_log: Callable[[dict[str, float]], None] | None, ctx: DistContext):  # fmt: skip
+        self.cfg, self.model_cfg, self.ctx, self.on_log = cfg, model_cfg, ctx, on_log
+        self.device = device = ctx.device
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        self.raw = GPT(model_cfg).to(device)
+        self.model = wrap(self.raw, cfg.strategy, ctx)
+        self.optimizer = make_optimizer(self.model, cfg, device)
+        self.loader = TokenLoader(train_files, cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
+        self.spikes = SpikeDetector(cfg.spike_factor, max(cfg.warmup_steps, 10))
+        self.accum = grad_accum_steps(cfg, model_cfg.seq_len, ctx.world_size)
+        self.out, self.ckpt_dir = out, out / "checkpoints"
+        self.start_step, self.history = 0, []
+        self.pending: list[tuple[int, float, torch.Tensor, torch.Tensor]] = []
+
+    def resume(self) -> None:
+        if (ckpt := latest_checkpoint(self.ckpt_dir)) is None:
+            return
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        set_state_dict(self.model, self.optimizer, model_state_dict=state["model"],
+                       optim_state_dict=state["optimizer"], options=StateDictOptions(full_state_dict=True))  # fmt: skip
+        self.loader.load_state_dict(state["loader"])
+        self.spikes.load_state_dict(state["spikes"])
+        restore_rng(state, self.ctx)
+        self.start_step, self.history = state["step"], state["history"]
+        if self.ctx.is_main:
+            log.info("train: resumed from %s at step %d", ckpt.name, self.start_step)
+
+    def prepare_steps(self) -> None:
+        """Compile and autocast on CUDA; throughput bookkeeping for tokens/s and MFU."""
+        cfg, device = self.cfg, self.device
+        self.use_compile = cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda")
+        self.step_model = torch.compile(self.model) if self.use_compile else self.model
+        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                         else contextlib.nullcontext())  # fmt: skip
+        self.tokens_per_step = cfg.batch_size * self.accum * self.model_cfg.seq_len * self.ctx.world_size
+        self.peak, self.flops_per_token = peak_flops(device), self.raw.flops_per_token()
+        self.t_last, self.steps_since = time.perf_counter(), 0
+        self.read_every_step = reads_every_step(cfg, device)
+
+    def checkpoint(self, step: int) -> None:
+        # Every rank joins the gather; rank 0 writes.
+        msd, osd = get_state_dict(self.model, self.optimizer, options=FULL)
+        if self.ctx.is_main:
+            save_atomic(self.ckpt_dir / f"step-{step:07d}.pt", {
+                "model": msd, "optimizer": osd, "loader": self.loader.state_dict(),
+                "spikes": self.spikes.state_dict(), **rng_state(self.device), "step": step, "history": self.history,
+            })  # fmt: skip
+            for old in sorted(self.ckpt_dir.glob("step-*.pt"))[:-2]:  # keep the last two
+                old.unlink()
+        barrier(self.ctx)
+
+    def flush(self) -> bool:
+        """Turn pending steps into history entries (one sync, one all-reduce); True if the last spiked."""
+        losses = mean_across_ranks(torch.stack([loss for _, _, loss, _ in self.pending]).double(), self.ctx).tolist()
+        norms = torch.stack([norm for _, _, _, norm in self.pending]).double().tolist()
+        now, spike = time.perf_counter(), False
+        for (step, lr, _, _), loss_value, grad_norm in zip(self.pending, losses, norms, strict=True):
+            entry: dict[str, float] = {"step": step, "loss": loss_value, "lr": lr, "grad_norm": grad_norm}
+            spike = self.spikes.is_spike(loss_value)
+            if spike:
+                entry["spike"] = 1.0
+                log.warning("train: loss spike at step %d: %.4f vs running mean %.4f%s", step, loss_value,
+                            self.spikes.mean, " (step skipped)" if self.cfg.skip_spikes else "")  # fmt: skip
+            if step % self.cfg.log_every == 0 or step == self.cfg.max_steps:
+                self._log_throughput(entry, now)
+            self.history.append(entry)
+        self.pending.clear()
+        return spike
+
+    def _log_throughput(self, entry: dict[str, float], now: float) -> None:
+        entry["tokens_per_s"] = self.tokens_per_step * self.steps_since / (now - self.t_last)
+        if self.peak:
+            entry["mfu"] = entry["tokens_per_s"] * self.flops_per_token / (self.peak * self.ctx.world_size)
+        self.t_last, self.steps_since = now, 0
+        if self.on_log and self.ctx.is_main:
+            self.on_log(entry)
+
+    def forward_backward(self) -> torch.Tensor:
+        """One optimizer step's micro-batches; returns the mean loss (still on the device)."""
+        loss_sum = torch.zeros((), device=self.device)
+        for micro in range(self.accum):
+            batch = self.loader.next().to(self.device, non_blocking=True)
+            # DDP: all-reduce gradients only on the last micro-batch.
+            last = micro == self.accum - 1 or not hasattr(self.model, "no_sync")
+            with contextlib.nullcontext() if last else self.model.no_sync():
+                with self.autocast:
+                    _, loss = self.step_model(batch[:, :-1], batch[:, 1:], return_logits=False)
+                (loss / self.accum).backward()
+            loss_sum += loss.detach()
+        return loss_sum / self.accum
+
+    def step(self, step: int) -> None:
+        cfg = self.cfg
+        lr = lr_at(step, cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss = self.forward_backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+        self.pending.append((step + 1, lr, loss, grad_norm.detach()))
+        self.steps_since += 1
+        log_step = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps
+        checkpoint_step = (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.max_steps
+        spiked = self.flush() if self.read_every_step or log_step or checkpoint_step else False
+        if not (spiked and cfg.skip_spikes):
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if checkpoint_step:
+            self.checkpoint(step + 1)
+
+    def finish(self) -> dict[str, Any]:
+        msd, _ = get_state_dict(self.model, self.optimizer, options=FULL)
+        if self.ctx.is_main:
+            save_atomic(self.out / "model.pt", {"model": msd, "config": asdict(self.model_cfg)})
+        barrier(self.ctx)
+        return {"history": self.history, "device": str(self.device), "compiled": self.use_compile,
+                "params": self.raw.num_params(), "tokens_per_step": self.tokens_per_step, "grad_accum": self.accum,
+                "world_size": self.ctx.world_size,
+                "strategy": self.cfg.strategy if self.ctx.distributed else "single"}  # fmt: skip
+
+
 def train(
     train_files: list[str],
     model_cfg: GPTConfig,
@@ -136,119 +267,14 @@ def train(
     on_log: Callable[[dict[str, float]], None] | None = None,
     ctx: DistContext | None = None,
 ) -> dict[str, Any]:
-    ctx = ctx or setup(cfg.device)
-    device = ctx.device
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    raw = GPT(model_cfg).to(device)
-    model = wrap(raw, cfg.strategy, ctx)
-    optimizer = make_optimizer(model, cfg, device)
-    loader = TokenLoader(train_files, cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
-    spikes = SpikeDetector(cfg.spike_factor, max(cfg.warmup_steps, 10))
-    accum = grad_accum_steps(cfg, model_cfg.seq_len, ctx.world_size)
-    ckpt_dir = out / "checkpoints"
-    start_step, history = 0, []
-    if (ckpt := latest_checkpoint(ckpt_dir)) is not None:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        set_state_dict(
-            model,
-            optimizer,
-            model_state_dict=state["model"],
-            optim_state_dict=state["optimizer"],
-            options=StateDictOptions(full_state_dict=True),
-        )
-        loader.load_state_dict(state["loader"])
-        spikes.load_state_dict(state["spikes"])
-        restore_rng(state, ctx)
-        start_step, history = state["step"], state["history"]
-        if ctx.is_main:
-            log.info("train: resumed from %s at step %d", ckpt.name, start_step)
-    use_compile = cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda")
-    step_model = torch.compile(model) if use_compile else model
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else contextlib.nullcontext())  # fmt: skip
-    tokens_per_step = cfg.batch_size * accum * model_cfg.seq_len * ctx.world_size
-    peak = peak_flops(device)
-    flops_per_token = raw.flops_per_token()
-    t_last, steps_since = time.perf_counter(), 0
-
-    def checkpoint(step: int) -> None:
-        # Every rank joins the gather; rank 0 writes.
-        msd, osd = get_state_dict(model, optimizer, options=FULL)
-        if ctx.is_main:
-            save_atomic(ckpt_dir / f"step-{step:07d}.pt", {
-                "model": msd, "optimizer": osd, "loader": loader.state_dict(), "spikes": spikes.state_dict(),
-                **rng_state(device), "step": step, "history": history,
-            })  # fmt: skip
-            for old in sorted(ckpt_dir.glob("step-*.pt"))[:-2]:  # keep the last two
-                old.unlink()
-        barrier(ctx)
-
-    read_every_step = reads_every_step(cfg, device)
-    pending: list[tuple[int, float, torch.Tensor, torch.Tensor]] = []
-
-    def flush() -> bool:
-        """Turn pending steps into history entries (one sync, one all-reduce); True if the last spiked."""
-        nonlocal t_last, steps_since
-        losses = mean_across_ranks(torch.stack([loss for _, _, loss, _ in pending]).double(), ctx).tolist()
-        norms = torch.stack([norm for _, _, _, norm in pending]).double().tolist()
-        now, spike = time.perf_counter(), False
-        for (step, lr, _, _), loss_value, grad_norm in zip(pending, losses, norms, strict=True):
-            entry: dict[str, float] = {"step": step, "loss": loss_value, "lr": lr, "grad_norm": grad_norm}
-            spike = spikes.is_spike(loss_value)
-            if spike:
-                entry["spike"] = 1.0
-                log.warning("train: loss spike at step %d: %.4f vs running mean %.4f%s", step, loss_value,
-                            spikes.mean, " (step skipped)" if cfg.skip_spikes else "")  # fmt: skip
-            if step % cfg.log_every == 0 or step == cfg.max_steps:
-                entry["tokens_per_s"] = tokens_per_step * steps_since / (now - t_last)
-                if peak:
-                    entry["mfu"] = entry["tokens_per_s"] * flops_per_token / (peak * ctx.world_size)
-                t_last, steps_since = now, 0
-                if on_log and ctx.is_main:
-                    on_log(entry)
-            history.append(entry)
-        pending.clear()
-        return spike
-
-    model.train()
-    for step in range(start_step, cfg.max_steps):
-        lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        loss_sum = torch.zeros((), device=device)
-        for micro in range(accum):
-            batch = loader.next().to(device, non_blocking=True)
-            # DDP: all-reduce gradients only on the last micro-batch.
-            sync = contextlib.nullcontext() if micro == accum - 1 or not hasattr(model, "no_sync") else model.no_sync()
-            with sync:
-                with autocast:
-                    _, loss = step_model(batch[:, :-1], batch[:, 1:], return_logits=False)
-                (loss / accum).backward()
-            loss_sum += loss.detach()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-        pending.append((step + 1, lr, loss_sum / accum, grad_norm.detach()))
-        steps_since += 1
-        log_step = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps
-        checkpoint_step = (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.max_steps
-        spiked = flush() if read_every_step or log_step or checkpoint_step else False
-        if not (spiked and cfg.skip_spikes):
-            optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if checkpoint_step:
-            checkpoint(step + 1)
-    msd, _ = get_state_dict(model, optimizer, options=FULL)
-    if ctx.is_main:
-        save_atomic(out / "model.pt", {"model": msd, "config": asdict(model_cfg)})
-    barrier(ctx)
-    return {"history": history, "device": str(device), "compiled": use_compile, "params": raw.num_params(),
-            "tokens_per_step": tokens_per_step, "grad_accum": accum, "world_size": ctx.world_size,
-            "strategy": cfg.strategy if ctx.distributed else "single"}  # fmt: skip
+    """Train (or resume) to `cfg.max_steps`; checkpoints, then the final model, under `out`."""
+    trainer = Trainer(train_files, model_cfg, cfg, out, on_log, ctx or setup(cfg.device))
+    trainer.resume()
+    trainer.prepare_steps()
+    trainer.model.train()
+    for step in range(trainer.start_step, cfg.max_steps):
+        trainer.step(step)
+    return trainer.finish()
 
 
 def load_model(path: str | Path, device: torch.device | None = None) -> GPT:

@@ -142,23 +142,8 @@ class Catalog:
                     "insert or ignore into lineage values (?,?,?,?)",
                     [stage, fingerprint, parent_stage, parent_fp],
                 )
-            # A cache hit's metrics are already recorded under its fingerprint.
-            metrics = [] if cache_hit else result.get("metrics", [])
-            if metrics:
-                # One Arrow insert: executemany is row-at-a-time and slow for a loss curve.
-                table = pa.table(
-                    {
-                        "run_id": [run_id] * len(metrics),
-                        "stage": [stage] * len(metrics),
-                        "fingerprint": [fingerprint] * len(metrics),
-                        "name": [m["name"] for m in metrics],
-                        "step": pa.array([m.get("step") for m in metrics], pa.int64()),
-                        "value": [float(m["value"]) for m in metrics],
-                    }
-                )
-                con.register("new_metrics", table)
-                con.execute("insert into metrics select * from new_metrics")
-                con.unregister("new_metrics")
+            if not cache_hit:  # a cache hit's metrics are already recorded under its fingerprint
+                _insert_metrics(con, run_id, stage, fingerprint, result.get("metrics", []))
 
     def start_experiment(self, experiment_id: str, kind: str, params: dict[str, Any]) -> None:
         with self.connect() as con:
@@ -216,6 +201,24 @@ def latest_files_by_kind(con: duckdb.DuckDBPyConnection, workdir: Path) -> dict[
     return files
 
 
+def lineage_depths(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Each stage's distance from the first stage, along the recorded lineage (longest parent chain)."""
+    parents: dict[str, set[str]] = {}
+    for stage, parent in con.execute("select distinct child_stage, parent_stage from lineage").fetchall():
+        parents.setdefault(stage, set()).add(parent)
+    depths: dict[str, int] = {}
+
+    def depth(stage: str, seen: frozenset[str] = frozenset()) -> int:
+        if stage not in depths:
+            ups = [p for p in parents.get(stage, ()) if p not in seen]
+            depths[stage] = 1 + max((depth(p, seen | {stage}) for p in ups), default=-1)
+        return depths[stage]
+
+    for stage in parents:
+        depth(stage)
+    return depths
+
+
 def create_artifact_views(con: duckdb.DuckDBPyConnection, workdir: Path) -> None:
     """Temp views so every intermediate artifact is one SQL query away (no catalog writes)."""
     files = latest_files_by_kind(con, workdir)
@@ -231,14 +234,37 @@ def create_artifact_views(con: duckdb.DuckDBPyConnection, workdir: Path) -> None
             )
     for view, kind in ARTIFACT_VIEWS.items():
         if kind == "docs":
-            # "documents" = the newest stage's documents (the most processed version of the data).
-            for stage in ("mix", "dedup", "filter", "extract"):
-                if f"{stage}:docs" in files:
-                    con.execute(f"create or replace temp view documents as select * from {stage}_docs")
-                    break
+            # "documents" = the most processed version of the data: the docs of the stage furthest
+            # down the lineage (the catalog knows the DAG from what was recorded, not by stage names).
+            with_docs = [k.partition(":")[0] for k in files if k.endswith(":docs")]
+            if with_docs:
+                depth = lineage_depths(con)
+                newest = max(with_docs, key=lambda s: (depth.get(s, 0), s))
+                con.execute(f"create or replace temp view documents as select * from {newest}_docs")
             continue
         paths = [p for p in files.get(kind, []) if Path(p).exists()]
         if paths:
             con.execute(
                 f"create or replace temp view {view} as select * from read_parquet({paths!r}, union_by_name=true)"
             )
+
+
+def _insert_metrics(
+    con: duckdb.DuckDBPyConnection, run_id: str, stage: str, fingerprint: str, metrics: list[dict[str, Any]]
+) -> None:
+    if not metrics:
+        return
+    # One Arrow insert: executemany is row-at-a-time and slow for a loss curve.
+    table = pa.table(
+        {
+            "run_id": [run_id] * len(metrics),
+            "stage": [stage] * len(metrics),
+            "fingerprint": [fingerprint] * len(metrics),
+            "name": [m["name"] for m in metrics],
+            "step": pa.array([m.get("step") for m in metrics], pa.int64()),
+            "value": [float(m["value"]) for m in metrics],
+        }
+    )
+    con.register("new_metrics", table)
+    con.execute("insert into metrics select * from new_metrics")
+    con.unregister("new_metrics")

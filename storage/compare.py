@@ -42,6 +42,8 @@ def config_diff(catalog: Catalog, a: str, b: str) -> list[tuple[str, Any, Any]]:
 
 def _stage_metrics(catalog: Catalog, run: str, stages: tuple[str, ...]) -> dict[str, float]:
     """Non-step metrics of the stage outputs this run used (cached ones included)."""
+    if not stages:
+        return {}
     marks = ",".join("?" * len(stages))
     _, rows = catalog.query(
         f"""
@@ -61,8 +63,9 @@ def funnel_diff(catalog: Catalog, a: str, b: str) -> list[tuple]:
     by_b = {r[0]: r for r in rows_b}
     out = [(stage, din, dout, by_b.get(stage, (None,) * 4)[2], _delta(dout, by_b.get(stage, (None,) * 4)[2]))
            for stage, din, dout, _ in rows_a]  # fmt: skip
-    rules_a = _stage_metrics(catalog, a, ("extract", "filter", "dedup", "mix"))
-    rules_b = _stage_metrics(catalog, b, ("extract", "filter", "dedup", "mix"))
+    # Per-rule removals of every stage that counts documents (the stages in the funnel above).
+    counting = tuple(dict.fromkeys(r[0] for r in [*rows_a, *rows_b]))
+    rules_a, rules_b = _stage_metrics(catalog, a, counting), _stage_metrics(catalog, b, counting)
     for key in sorted(k for k in set(rules_a) | set(rules_b) if ":removed." in k):
         va, vb = rules_a.get(key, 0.0), rules_b.get(key, 0.0)
         if va != vb:

@@ -38,6 +38,9 @@ REMOVED_SCHEMA = pa.schema(
         ("rule", pa.string()),
         ("value", pa.float64()),
         ("detail", pa.string()),
+        # Where the record is: a page removed in extract has no document row to look it up in.
+        ("warc_path", pa.string()),
+        ("warc_offset", pa.int64()),
     ]
 )
 
@@ -55,6 +58,8 @@ def removed_row(doc: dict[str, Any], stage: str, rule: str, value: float | None,
         "rule": rule,
         "value": None if value is None else float(value),
         "detail": detail,
+        "warc_path": doc.get("warc_path"),
+        "warc_offset": doc.get("warc_offset"),
     }
 
 

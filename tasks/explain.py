@@ -77,8 +77,9 @@ def _filter_rules(con: duckdb.DuckDBPyConnection, doc: dict[str, Any]) -> list[d
     return rules
 
 
-# The stages whose outputs are documents (views `<stage>_docs` / `<stage>_removed`), in DAG order.
-DOC_STAGES = tuple(s for s in STAGES if s in ("extract", "filter", "dedup", "mix", "tokenize"))
+def doc_stages(views: set[str]) -> list[str]:
+    """The stages whose outputs hold documents (views `<stage>_docs` / `<stage>_removed`), in DAG order."""
+    return [s for s in STAGES if f"{s}_docs" in views or f"{s}_removed" in views]
 
 
 def _survivor_url(con: duckdb.DuckDBPyConnection, views: set[str], removed: dict[str, Any]) -> str | None:
@@ -93,7 +94,7 @@ def _survivor_url(con: duckdb.DuckDBPyConnection, views: set[str], removed: dict
 def _stage_entry(con: duckdb.DuckDBPyConnection, views: set[str], stage: str, doc_id: str) -> dict[str, Any]:
     entry: dict[str, Any] = {"stage": stage}
     if f"{stage}_removed" in views:
-        removed = _rows(con, f"select url, rule, value, detail from {stage}_removed where doc_id = ?", [doc_id])
+        removed = _rows(con, f"select * exclude (doc_id, stage) from {stage}_removed where doc_id = ?", [doc_id])
         if removed:
             entry["removed"] = removed[0]
             if stage == "dedup" and (url := _survivor_url(con, views, removed[0])):
@@ -109,7 +110,7 @@ def _stage_entry(con: duckdb.DuckDBPyConnection, views: set[str], stage: str, do
 def _history(con: duckdb.DuckDBPyConnection, views: set[str], doc_id: str) -> dict[str, Any]:
     history: dict[str, Any] = {"doc_id": doc_id, "stages": []}
     filter_input = None
-    for stage in DOC_STAGES:
+    for stage in doc_stages(views):
         entry = _stage_entry(con, views, stage, doc_id)
         doc = entry.pop("doc", None)
         if stage == "extract":

@@ -4,7 +4,7 @@ Every stage list in the code (the DAG, `PipelineConfig`'s sections, the CLI's st
 funnel) derives from `STAGE_SPECS`. Adding a stage is one package under `tasks/` plus one line
 here; a stage kept outside this repository is added without editing it, by naming its module in
 `CRAWL2MODEL_STAGES` (comma-separated) or in the `crawl2model.stages` entry-point group: the module
-exposes `SPEC: StageSpec` with `after` naming the stage it follows.
+exposes `SPEC: StageSpec` (`tasks.stage`) with `after` naming the stage it follows.
 
 Bump a stage's version when its output changes for the same config: its fingerprint changes, so it
 and every stage after it rerun.
@@ -15,12 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
-from storage.fingerprint import file_identity
-from storage.section import Section, input_files
 from tasks.acquire import stage as acquire
 from tasks.acquire.config import AcquireConfig
 from tasks.dedup import stage as dedup
@@ -33,38 +28,19 @@ from tasks.filter import stage as filter_
 from tasks.filter.config import FilterConfig
 from tasks.mix import stage as mix
 from tasks.mix.config import MixConfig
-from tasks.stage import RunFn
+from tasks.stage import StageSpec
 from tasks.tokenize import stage as tokenize
 from tasks.tokenize.config import TokenizeConfig
 from tasks.train import stage as train
 from tasks.train.config import TrainConfig
 
-
-def named_files(cfg: Section) -> list[str] | None:
-    """The default fingerprint extra: identity (path, size, mtime) of every file the config names,
-    None when it names none (the fingerprint then has no `_inputs` key)."""
-    return [file_identity(f) for f in files] if (files := input_files(cfg)) else None
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    name: str
-    inputs: tuple[str, ...]  # the stages whose outputs `run` reads, by name
-    config: type[Section]
-    version: str
-    run: RunFn
-    # What the fingerprint must see besides the config: the identity of the files it reads.
-    identity: Callable[[Section], list[str] | None] = named_files
-    after: str | None = None  # plugins only: the stage this one follows
-
-
 BUILTIN_STAGES: tuple[StageSpec, ...] = (
-    StageSpec("acquire", (), AcquireConfig, "3", acquire.run, identity=acquire.input_identity),
-    StageSpec("extract", ("acquire",), ExtractConfig, "3", extract.run),
-    StageSpec("filter", ("extract",), FilterConfig, "2", filter_.run),
-    StageSpec("dedup", ("filter",), DedupConfig, "2", dedup.run),
-    StageSpec("mix", ("dedup",), MixConfig, "1", mix.run),
-    StageSpec("tokenize", ("mix",), TokenizeConfig, "2", tokenize.run),
+    StageSpec("acquire", (), AcquireConfig, "3", acquire.run, identity=acquire.input_identity, network=True),
+    StageSpec("extract", ("acquire",), ExtractConfig, "4", extract.run),
+    StageSpec("filter", ("extract",), FilterConfig, "3", filter_.run),
+    StageSpec("dedup", ("filter",), DedupConfig, "3", dedup.run),
+    StageSpec("mix", ("dedup",), MixConfig, "2", mix.run),
+    StageSpec("tokenize", ("mix",), TokenizeConfig, "3", tokenize.run),
     StageSpec("train", ("tokenize",), TrainConfig, "2", train.run),
     # evaluate reads every earlier output: the funnel and the planted-case scores span them all.
     StageSpec(
@@ -101,7 +77,3 @@ def with_plugins(stages: tuple[StageSpec, ...], modules: list[str]) -> tuple[Sta
 STAGE_SPECS: tuple[StageSpec, ...] = with_plugins(BUILTIN_STAGES, _plugin_modules())
 STAGES: tuple[str, ...] = tuple(spec.name for spec in STAGE_SPECS)
 SPEC_BY_NAME: dict[str, StageSpec] = {spec.name: spec for spec in STAGE_SPECS}
-
-
-def stage_output(workdir: Path, stage: str, fingerprint: str) -> Path:
-    return workdir / "artifacts" / stage / fingerprint

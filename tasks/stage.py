@@ -22,6 +22,8 @@ from typing import Any, TypedDict, TypeVar
 
 from pydantic import BaseModel
 
+from storage.fingerprint import file_identity
+from storage.section import Section, input_files
 from storage.shards import MANIFEST, atomic_write_json, describe_file, read_json
 
 log = logging.getLogger("crawl2model")
@@ -104,6 +106,25 @@ def kind_of(rel: Path) -> str:
 
 
 RunFn = Callable[[dict[str, StageInput], Any, Path], StageOutcome]
+
+
+def named_files(cfg: Section) -> list[str] | None:
+    """The default fingerprint extra: identity (path, size, mtime) of every file the config names,
+    None when it names none (the fingerprint then has no `_inputs` key)."""
+    return [file_identity(f) for f in files] if (files := input_files(cfg)) else None
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    inputs: tuple[str, ...]  # the stages whose outputs `run` reads, by name
+    config: type[Section]
+    version: str
+    run: RunFn
+    # What the fingerprint must see besides the config: the identity of the files it reads.
+    identity: Callable[[Section], list[str] | None] = named_files
+    network: bool = False  # talks to the network: Prefect retries it with backoff (runner.network_retries)
+    after: str | None = None  # plugins only: the stage this one follows
 
 
 def write_manifest(stage: str, fingerprint: str, out: Path, outcome: StageOutcome, seconds: float) -> Manifest:

@@ -12,15 +12,17 @@ from pathlib import Path
 
 
 def main(workdir: str, out: str, stage: str, *overrides: str) -> None:
-    from flows.pipeline import STAGE_INPUTS, plan
+    from flows.pipeline import plan
     from tasks.config import load_config
+    from tasks.registry import SPEC_BY_NAME
     from tasks.stage import StageInput, execute_stage, load_manifest
 
     cfg = load_config(None, list(overrides))
     planned = {p.stage: p for p in plan(cfg, Path(workdir))}
-    inputs = {s: StageInput.from_manifest(load_manifest(planned[s].output_dir)) for s in STAGE_INPUTS[stage]}
+    spec = SPEC_BY_NAME[stage]
+    inputs = {s: StageInput.from_manifest(load_manifest(planned[s].output_dir)) for s in spec.inputs}
     print("START", flush=True)
-    execute_stage(stage, planned[stage].fingerprint, cfg.stage(stage), inputs, Path(out))
+    execute_stage(stage, spec.run, planned[stage].fingerprint, cfg.stage(stage), inputs, Path(out))
     print("DONE", flush=True)
 
 

@@ -246,6 +246,11 @@ def test_explain_tells_the_whole_history_of_a_document(first_run):
     assert history["doc_id"] == spam["doc_id"] and "kept" in extract
     assert filtered["removed"]["rule"] in {r["rule"] for r in filtered["rules"] if not r["passed"]}
     assert len(filtered["rules"]) > 20 and history["token_rows"] == 0
+    # Every measured rule shows its threshold beside its value, the failing one included.
+    failing = next(r for r in filtered["rules"] if r["rule"] == filtered["removed"]["rule"])
+    assert failing["threshold"].split()[0] in ("min", "max") and failing["value"] is not None
+    text = runner.invoke(app, ["explain", spam["url"], "--workdir", str(first_run)]).output
+    assert f"FAIL {failing['rule']} {failing['value']:.4g} ({failing['threshold']})" in text
     # The WARC offset points at the record itself.
     warc = next(first_run.glob(f"artifacts/acquire/*/warc/{extract['kept']['warc_path']}"))
     with open(warc, "rb") as f:
@@ -260,3 +265,28 @@ def test_explain_tells_the_whole_history_of_a_document(first_run):
     assert all(r["passed"] for r in stages["filter"]["rules"])
     assert stages["mix"]["kept"]["domain"] and stages["dedup"]["kept"]["dup_cluster"]
     assert history["token_rows"] > 0
+
+
+def test_explain_names_the_kept_copy_and_the_record_of_an_extract_removal(first_run):
+    from warcio.archiveiterator import ArchiveIterator
+
+    truth = [json.loads(line) for line in next(first_run.glob("artifacts/acquire/*/ground_truth.jsonl")).open()]
+    _, rows = Catalog(first_run).query("select doc_id from dedup_removed where rule = 'near_duplicate'")
+    removed = {r[0] for r in rows}
+    near = next(r for r in truth if r["case"] == "near_duplicate" and r["doc_id"] in removed)
+    [history] = json.loads(
+        runner.invoke(app, ["explain", near["doc_id"], "--json", "--workdir", str(first_run)]).output
+    )
+    dedup = next(e for e in history["stages"] if e["stage"] == "dedup")
+    assert dedup["removed"]["kept_copy_url"] == near["group"]  # the original it copies survived
+
+    non_html = next(r for r in truth if r["case"] == "non_html")
+    [history] = json.loads(
+        runner.invoke(app, ["explain", non_html["url"], "--json", "--workdir", str(first_run)]).output
+    )
+    [extract] = history["stages"]
+    assert history["url"] == non_html["url"] and extract["removed"]["rule"] == "non_html"
+    warc = next(first_run.glob(f"artifacts/acquire/*/warc/{extract['removed']['warc_path']}"))
+    with open(warc, "rb") as f:
+        f.seek(extract["removed"]["warc_offset"])
+        assert next(iter(ArchiveIterator(f))).rec_headers.get_header("WARC-Target-URI") == non_html["url"]

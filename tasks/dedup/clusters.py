@@ -174,61 +174,18 @@ def find_clusters(work: Path, text_shards: list[str], cfg: DedupConfig) -> dict[
     try:
         n = _load_docs(con, work, cfg)
         _candidate_pairs(con, work, cfg)
-        uf = UnionFind(n)
-        rule = np.zeros(n, dtype=np.int8)
-        best = np.full(n, np.nan, dtype=np.float32)
-        exact = con.execute("select root, idx from exact where root <> idx").fetchnumpy()
-        for root, idx in zip(exact["root"].tolist(), exact["idx"].tolist(), strict=True):
-            uf.union(root, idx)
-        rule[exact["idx"]] = EXACT
-        best[exact["idx"]] = 1.0
-        candidates = verified = 0
+        links = Links(n)
+        links.add_exact(con.execute("select root, idx from exact where root <> idx").fetchnumpy())
         for a, b, sim in _verified_pairs(con, work, text_shards, cfg):
-            candidates += len(a)
-            ok = np.isnan(sim) | (sim >= cfg.threshold)
-            verified += int(ok.sum())
-            for x, y, s in zip(a[ok].tolist(), b[ok].tolist(), sim[ok].tolist(), strict=True):
-                uf.union(x, y)
-                for d in (x, y):
-                    if rule[d] != EXACT and not s <= best[d]:  # NaN-safe max
-                        best[d] = s
-        roots = uf.roots()
-        sizes = np.bincount(roots, minlength=n)
-        members = np.flatnonzero(sizes[roots] > 1)
-        removed = members[roots[members] != members]
-        rule[removed[rule[removed] != EXACT]] = NEAR
-        table = pa.table(
-            {
-                "idx": members,
-                "root": roots[members],
-                "size": sizes[roots[members]],
-                "rule": pa.array(
-                    np.where(
-                        roots[members] == members,
-                        None,
-                        np.where(rule[members] == EXACT, "exact_duplicate", "near_duplicate"),
-                    ).tolist(),
-                    pa.string(),
-                ),  # fmt: skip
-                "similarity": pa.array(best[members].astype(np.float64), from_pandas=True),
-            }
-        )
-        con.register("clustered", table)
-        out = work / "clusters.parquet"
-        tmp = out.with_suffix(".parquet.tmp")
-        con.execute(
-            f"""copy (select d.doc_id, d.shard, r.doc_id as cluster, c.size, c.rule,
-                case when c.rule is null then null else c.similarity end as similarity
-            from clustered c join docs d on d.idx = c.idx join docs r on r.idx = c.root order by d.doc_id)
-            to '{tmp}' (format parquet)"""
-        )
-        tmp.replace(out)
+            links.add_verified(a, b, sim, cfg.threshold)
+        roots, sizes = links.finish()
+        _write_clusters(con, work / "clusters.parquet", links, roots, sizes)
         stats = {
             "docs": n,
-            "exact_duplicates": int((rule == EXACT).sum()),
-            "near_duplicates": int((rule == NEAR).sum()),
-            "candidate_pairs": candidates,
-            "verified_pairs": verified,
+            "exact_duplicates": int((links.rule == EXACT).sum()),
+            "near_duplicates": int((links.rule == NEAR).sum()),
+            "candidate_pairs": links.candidates,
+            "verified_pairs": links.verified,
             "clusters": int((sizes > 1).sum()),
             "largest_cluster": int(sizes.max()) if n else 0,
             "cluster_seconds": round(time.perf_counter() - started, 3),
@@ -238,3 +195,61 @@ def find_clusters(work: Path, text_shards: list[str], cfg: DedupConfig) -> dict[
         for path in (work / "duckdb-tmp").glob("lsh.duckdb*"):
             path.unlink()
     return stats
+
+
+class Links:
+    """Union-find over document indexes, with each document's removal rule and best similarity."""
+
+    def __init__(self, n: int):
+        self.uf = UnionFind(n)
+        self.rule = np.zeros(n, dtype=np.int8)
+        self.best = np.full(n, np.nan, dtype=np.float32)
+        self.candidates = self.verified = 0
+
+    def add_exact(self, exact: dict[str, np.ndarray]) -> None:
+        for root, idx in zip(exact["root"].tolist(), exact["idx"].tolist(), strict=True):
+            self.uf.union(root, idx)
+        self.rule[exact["idx"]] = EXACT
+        self.best[exact["idx"]] = 1.0
+
+    def add_verified(self, a: np.ndarray, b: np.ndarray, sim: np.ndarray, threshold: float) -> None:
+        self.candidates += len(a)
+        ok = np.isnan(sim) | (sim >= threshold)
+        self.verified += int(ok.sum())
+        for x, y, s in zip(a[ok].tolist(), b[ok].tolist(), sim[ok].tolist(), strict=True):
+            self.uf.union(x, y)
+            for d in (x, y):
+                if self.rule[d] != EXACT and not s <= self.best[d]:  # NaN-safe max
+                    self.best[d] = s
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each document's root (its cluster's survivor) and each root's cluster size."""
+        roots = self.uf.roots()
+        sizes = np.bincount(roots, minlength=len(roots))
+        members = np.flatnonzero(sizes[roots] > 1)
+        removed = members[roots[members] != members]
+        self.rule[removed[self.rule[removed] != EXACT]] = NEAR
+        return roots, sizes
+
+
+def _write_clusters(con: Any, out: Path, links: Links, roots: np.ndarray, sizes: np.ndarray) -> None:
+    members = np.flatnonzero(sizes[roots] > 1)
+    names = np.where(links.rule[members] == EXACT, "exact_duplicate", "near_duplicate")
+    table = pa.table(
+        {
+            "idx": members,
+            "root": roots[members],
+            "size": sizes[roots[members]],
+            "rule": pa.array(np.where(roots[members] == members, None, names).tolist(), pa.string()),
+            "similarity": pa.array(links.best[members].astype(np.float64), from_pandas=True),
+        }
+    )
+    con.register("clustered", table)
+    tmp = out.with_suffix(".parquet.tmp")
+    con.execute(
+        f"""copy (select d.doc_id, d.shard, r.doc_id as cluster, c.size, c.rule,
+            case when c.rule is null then null else c.similarity end as similarity
+        from clustered c join docs d on d.idx = c.idx join docs r on r.idx = c.root order by d.doc_id)
+        to '{tmp}' (format parquet)"""
+    )
+    tmp.replace(out)

@@ -93,41 +93,67 @@ def render_report(
           ", ".join(f"{r} ({n})" for r, n in top_reasons.get(f["stage"], [])[:4])] for f in funnel],
     ))  # fmt: skip
     if planted:
-        parts += ["", "## Planted cases (sample ground truth)", ""]
-        parts.append(markdown_table(
-            ["case", "planted", "removed at the stage meant for it", "rate", "removed elsewhere", "kept"],
-            [[c, s["n"], s["at_expected_stage"], s["rate"], s["elsewhere"] or "", s["kept"]]
-             for c, s in sorted(planted.items())],
-        ))  # fmt: skip
-        parts += ["", f"PII pages planted: {pii.get('pii_pages', 0)}, of which {pii.get('pii_pages_kept', 0)} "
-                  f"reached the token shards (redacted); PII strings planted: {pii.get('pii_strings', 0)}; found in "
-                  f"the token shards: {pii.get('pii_strings_leaked', 0)}."]  # fmt: skip
-        if "pii_filter_recall" in pii:
-            parts += ["", f"Redaction recall on planted PII at the filter stage: {pii['pii_filter_recall']:.3f}. "
-                      f"Pages without planted PII that got a replacement: {pii['pii_unplanted_docs_replaced']} "
-                      f"({pii['pii_unplanted_docs_rate']:.2%}; emails {pii['pii_unplanted_email']}, phones "
-                      f"{pii['pii_unplanted_phone']}, IPs {pii['pii_unplanted_ip']})."]  # fmt: skip
+        parts += _planted_section(planted, pii)
     if dedup_quality:
-        parts += ["", "## Dedup quality (against exact shingle Jaccard)", ""]
-        q = dedup_quality
-        parts += [f"The run's {q['docs'] - q['synthetic_docs']} dedup input documents plus {q['synthetic_docs']} "
-                  f"generated near-duplicates went through the same dedup; every pair with Jaccard >= "
-                  f"{q['ground_truth_threshold']} was found exactly (prefix filtering).", ""]  # fmt: skip
-        parts.append(markdown_table(
-            ["measure", "value"],
-            [["pairs with Jaccard >= 0.8", q["pairs_ge_0.8"]], ["recall on them (same cluster)", q["recall_ge_0.8"]],
-             ["documents removed", q["removed"]], ["precision (removal justified by a similar cluster member)",
-             q["precision"]], ["LSH candidate probability at Jaccard 0.8", q["lsh_probability_at_0.8"]]]
-            + [[f"recall, Jaccard {k}", f"{v['recall']} of {v['pairs']}"] for k, v in q["recall_by_jaccard"].items()],
-        ))  # fmt: skip
+        parts += _dedup_section(dedup_quality)
     if mixture:
-        parts += ["", "## Mixture", ""]
-        parts.append(markdown_table(
-            ["domain", "docs before", "share before", "docs after", "share after", "copies/doc"],
-            [[d, m["docs_before"], m["share_before"], m["docs_after"], m["share_after"], m["rate"]]
-             for d, m in sorted(mixture.items())],
-        ))  # fmt: skip
-        parts += ["", "![mixture](mixture.png)"]
+        parts += _mixture_section(mixture)
+    parts += _evaluation_section(evals, domains, tasks)
+    parts += ["", "## Training", ""]
+    parts.append(markdown_table(["", ""], [[k, v] for k, v in training.items()]))
+    parts += ["", "![training curves](loss_curve.png)", "", "## Sample generations", ""]
+    parts += [f"- **{g['prompt']}** {g['completion'].strip()}" for g in generations]
+    return "\n".join(parts) + "\n"
+
+
+def _planted_section(planted: dict[str, dict[str, Any]], pii: dict[str, Any]) -> list[str]:
+    parts = ["", "## Planted cases (sample ground truth)", ""]
+    parts.append(markdown_table(
+        ["case", "planted", "removed at the stage meant for it", "rate", "removed elsewhere", "kept"],
+        [[c, s["n"], s["at_expected_stage"], s["rate"], s["elsewhere"] or "", s["kept"]]
+         for c, s in sorted(planted.items())],
+    ))  # fmt: skip
+    parts += ["", f"PII pages planted: {pii.get('pii_pages', 0)}, of which {pii.get('pii_pages_kept', 0)} "
+              f"reached the token shards (redacted); PII strings planted: {pii.get('pii_strings', 0)}; found in "
+              f"the token shards: {pii.get('pii_strings_leaked', 0)}."]  # fmt: skip
+    if "pii_filter_recall" in pii:
+        parts += ["", f"Redaction recall on planted PII at the filter stage: {pii['pii_filter_recall']:.3f}. "
+                  f"Pages without planted PII that got a replacement: {pii['pii_unplanted_docs_replaced']} "
+                  f"({pii['pii_unplanted_docs_rate']:.2%}; emails {pii['pii_unplanted_email']}, phones "
+                  f"{pii['pii_unplanted_phone']}, IPs {pii['pii_unplanted_ip']})."]  # fmt: skip
+    return parts
+
+
+def _dedup_section(q: dict[str, Any]) -> list[str]:
+    parts = ["", "## Dedup quality (against exact shingle Jaccard)", ""]
+    parts += [f"The run's {q['docs'] - q['synthetic_docs']} dedup input documents plus {q['synthetic_docs']} "
+              f"generated near-duplicates went through the same dedup; every pair with Jaccard >= "
+              f"{q['ground_truth_threshold']} was found exactly (prefix filtering).", ""]  # fmt: skip
+    parts.append(markdown_table(
+        ["measure", "value"],
+        [["pairs with Jaccard >= 0.8", q["pairs_ge_0.8"]], ["recall on them (same cluster)", q["recall_ge_0.8"]],
+         ["documents removed", q["removed"]], ["precision (removal justified by a similar cluster member)",
+         q["precision"]], ["LSH candidate probability at Jaccard 0.8", q["lsh_probability_at_0.8"]]]
+        + [[f"recall, Jaccard {k}", f"{v['recall']} of {v['pairs']}"] for k, v in q["recall_by_jaccard"].items()],
+    ))  # fmt: skip
+    return parts
+
+
+def _mixture_section(mixture: dict[str, Any]) -> list[str]:
+    parts = ["", "## Mixture", ""]
+    parts.append(markdown_table(
+        ["domain", "docs before", "share before", "docs after", "share after", "copies/doc"],
+        [[d, m["docs_before"], m["share_before"], m["docs_after"], m["share_after"], m["rate"]]
+         for d, m in sorted(mixture.items())],
+    ))  # fmt: skip
+    parts += ["", "![mixture](mixture.png)"]
+    return parts
+
+
+def _evaluation_section(
+    evals: dict[str, float], domains: dict[str, dict[str, float]], tasks: dict[str, dict[str, float]]
+) -> list[str]:
+    parts: list[str] = []
     parts += ["", "## Evaluation (held-out split)", ""]
     parts.append(markdown_table(["metric", "value"], [[k, v] for k, v in evals.items()]))
     if domains:
@@ -140,11 +166,7 @@ def render_report(
         parts.append(markdown_table(["task", "items", "acc", "acc_norm", "chance", "word perplexity"],
                                     [[t, v["n"], v.get("acc"), v.get("acc_norm"), v.get("chance"),
                                       v.get("word_perplexity")] for t, v in tasks.items()]))  # fmt: skip
-    parts += ["", "## Training", ""]
-    parts.append(markdown_table(["", ""], [[k, v] for k, v in training.items()]))
-    parts += ["", "![training curves](loss_curve.png)", "", "## Sample generations", ""]
-    parts += [f"- **{g['prompt']}** {g['completion'].strip()}" for g in generations]
-    return "\n".join(parts) + "\n"
+    return parts
 
 
 def render_html(markdown_text: str, title: str) -> str:

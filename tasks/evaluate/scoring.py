@@ -18,6 +18,7 @@ from model.benchmarks import score_items, score_last_word
 from model.data import load_rows
 from model.evaluation import (
     bits_per_byte,
+    generate_samples,
     token_byte_lengths,
     unigram_counts,
     unigram_nll,
@@ -113,3 +114,18 @@ def task_scores(model: GPT, sp: spm.SentencePieceProcessor, tok: StageInput, cfg
     if builtin[1]:
         tasks["last_word"] = score_last_word(model, sp.encode, builtin[1]) | {"chance": 1 / sp.get_piece_size()}
     return tasks, [item for items in [*builtin, *benchmarks] for item in items]
+
+
+def score_model(inputs: dict[str, StageInput], cfg: EvaluateConfig) -> dict[str, Any]:
+    """Everything evaluate measures with the trained model: intrinsic metrics overall and per domain,
+    task scores (and the items scored), and sample generations."""
+    tok, trained = inputs["tokenize"], inputs["train"]
+    sp = spm.SentencePieceProcessor(model_file=tok.file("tokenizer"))
+    model = load_model(trained.file("model"))
+    scorer = Scorer(model, sp)
+    evals = intrinsic_scores(scorer, tok, cfg)
+    domains = per_domain(scorer, held_out_docs(tok, inputs["mix"]), tok.info["seq_len"], cfg.per_domain_rows)
+    tasks, items = task_scores(model, sp, tok, cfg)
+    generations = generate_samples(model, sp, cfg.prompts, cfg.max_new_tokens, cfg.temperature, cfg.top_k,
+                                   cfg.seed, tok.info["eos_id"])  # fmt: skip
+    return {"evals": evals, "domains": domains, "tasks": tasks, "items": items, "generations": generations}

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-import sentencepiece as spm
 
 from model.items import items_as_rows
 from storage.shards import atomic_write_bytes, atomic_write_json, iter_rows
@@ -42,17 +41,9 @@ def run(inputs: dict[str, StageInput], cfg: EvaluateConfig, out: Path) -> StageO
     # The model side imports torch; only a run of this stage needs it, not listing the stages.
     from tasks.evaluate import scoring
 
-    tok, trained = inputs["tokenize"], inputs["train"]
-    sp = spm.SentencePieceProcessor(model_file=tok.file("tokenizer"))
-    model = scoring.load_model(trained.file("model"))
-    scorer = scoring.Scorer(model, sp)
-    evals = scoring.intrinsic_scores(scorer, tok, cfg)
-    domains = scoring.per_domain(scorer, scoring.held_out_docs(tok, inputs["mix"]), tok.info["seq_len"],
-                                 cfg.per_domain_rows)  # fmt: skip
-    tasks, all_items = scoring.task_scores(model, sp, tok, cfg)
-    _write_jsonl(out / "eval_items.jsonl", items_as_rows(all_items))
-    generations = scoring.generate_samples(model, sp, cfg.prompts, cfg.max_new_tokens, cfg.temperature, cfg.top_k,
-                                   cfg.seed, tok.info["eos_id"])  # fmt: skip
+    scored = scoring.score_model(inputs, cfg)
+    evals, domains, tasks, generations = scored["evals"], scored["domains"], scored["tasks"], scored["generations"]
+    _write_jsonl(out / "eval_items.jsonl", items_as_rows(scored["items"]))
     results = {"evals": evals, "domains": domains, "tasks": tasks, **_data_scores(inputs, evals)}
     report = render_report(results["funnel"], results["reasons"], results["planted"], evals, domains, tasks,
                            results["mixture"], generations, results["pii"], results["training"],

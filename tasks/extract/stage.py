@@ -149,7 +149,8 @@ def process_shard(in_path: str, out: Path, params: ExtractShard, index: int) -> 
         stats["docs_in"] += 1
         if isinstance(item, Exception):
             stats["records_corrupt"] += 1
-            bad = {"doc_id": doc_id_for(f"{Path(in_path).name}#corrupt#{stats['records_corrupt']}"), "url": None}
+            name = Path(in_path).name
+            bad = {"doc_id": doc_id_for(f"{name}#corrupt#{stats['records_corrupt']}"), "url": None, "warc_path": name}
             removed.append(removed_row(bad, STAGE, "corrupt_record", None, f"{type(item).__name__}: {item}"[:200]))
             log.warning("extract: %s: unreadable record (%s); the rest of this file is skipped", in_path, item)
             continue

@@ -1,0 +1,181 @@
+"""The architecture, enforced from the source: dependencies point one way and nothing cycles.
+
+flows -> tasks -> model -> storage: `storage` imports none of the others, `model` nothing from
+`tasks` or `flows`, `tasks` nothing from `flows`; a stage package imports no other stage package
+(hand-offs go through the registry's declared inputs); no import cycles; no private name is
+imported across modules. Imports inside functions count too.
+"""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from tasks.registry import BUILTIN_STAGES
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = ("flows", "tasks", "model", "storage")  # each may import only those after it
+STAGE_PACKAGES = {f"tasks.{spec.name}" for spec in BUILTIN_STAGES}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def project_modules() -> dict[str, Path]:
+    return {module_name(p): p for layer in LAYERS for p in sorted((ROOT / layer).rglob("*.py"))}
+
+
+def imports_of(path: Path, modules: dict[str, Path]) -> list[tuple[str, list[str]]]:
+    """(imported project module, names taken from it) for every import statement in the file."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(a.name, []) for a in node.names if a.name.split(".")[0] in LAYERS]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.split(".")[0] in LAYERS:
+                # `from tasks.filter import stage` imports the submodule tasks.filter.stage
+                subs = [f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in modules]
+                found.append((node.module, [a.name for a in node.names]))
+                found += [(s, []) for s in subs]
+    return found
+
+
+def stage_package(module: str) -> str | None:
+    return next((p for p in STAGE_PACKAGES if module == p or module.startswith(p + ".")), None)
+
+
+def test_dependencies_point_one_way_and_stage_packages_stay_apart():
+    modules = project_modules()
+    problems = []
+    for name, path in modules.items():
+        layer = LAYERS.index(name.split(".")[0])
+        for target, _ in imports_of(path, modules):
+            if LAYERS.index(target.split(".")[0]) < layer:
+                problems.append(f"{name} imports {target} (against flows -> tasks -> model -> storage)")
+            mine, theirs = stage_package(name), stage_package(target)
+            if mine and theirs and mine != theirs:
+                problems.append(f"stage package {mine} imports stage package {theirs} ({name} -> {target})")
+    assert not problems, "\n".join(problems)
+
+
+def test_no_private_name_is_imported_across_modules():
+    modules = project_modules()
+    problems = [
+        f"{name} imports {target}.{taken}"
+        for name, path in modules.items()
+        for target, names in imports_of(path, modules)
+        for taken in names
+        if taken.startswith("_") and target != name
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_no_import_cycles():
+    modules = project_modules()
+    graph = {
+        name: {t for t, _ in imports_of(path, modules) if t in modules and t != name} for name, path in modules.items()
+    }
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    cycles = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(" -> ".join([*path[path.index(nxt) :], nxt]))
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert not cycles, "\n".join(cycles)
+
+
+def test_the_layout_rules_catch_a_violation(tmp_path, monkeypatch):
+    """The checker itself: a model module importing a stage config is reported."""
+    fake = ROOT / "model" / "_layout_probe.py"
+    fake.write_text("from tasks.filter.config import FilterConfig\nfrom tasks.stage import _private\n")
+    try:
+        with pytest.raises(AssertionError, match="model._layout_probe imports tasks.filter.config"):
+            test_dependencies_point_one_way_and_stage_packages_stay_apart()
+        with pytest.raises(AssertionError, match="model._layout_probe imports tasks.stage._private"):
+            test_no_private_name_is_imported_across_modules()
+    finally:
+        fake.unlink()
+
+
+def test_module_cli_lists_every_command():
+    """`python -m flows.cli --help` and the console script register the same commands."""
+    from flows.cli import app
+
+    names = {c.name or c.callback.__name__ for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    out = subprocess.run([sys.executable, "-m", "flows.cli", "--help"], cwd=ROOT, capture_output=True, text=True,
+                         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    missing = [n for n in names if n not in out.stdout]
+    assert len(names) >= 11 and not missing, missing
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_every_module_and_runs_without_the_source_tree(tmp_path):
+    """A wheel built from pyproject.toml, installed without -e into a fresh venv, imports every module."""
+    dist, source = tmp_path / "dist", tmp_path / "source"  # a copy: setuptools writes build/ beside the source
+    source.mkdir()
+    for item in ("pyproject.toml", "README.md", *LAYERS):
+        copy = shutil.copytree if (ROOT / item).is_dir() else shutil.copyfile
+        copy(
+            ROOT / item,
+            source / item,
+            **({"ignore": shutil.ignore_patterns("__pycache__")} if copy is shutil.copytree else {}),
+        )
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist),
+                    str(source)], check=True, cwd=tmp_path)  # fmt: skip
+    [wheel] = dist.glob("crawl2model-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    site = Path(subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())  # fmt: skip
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(site),
+                    str(wheel)], check=True)  # fmt: skip
+    # Dependencies come from the test's environment; its project (editable) finder is not loaded,
+    # because a directory named in a .pth file is added to sys.path without running its .pth files.
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    names = sorted(project_modules())
+    check = ("import importlib, sys; names = sys.argv[1:]; mods = [importlib.import_module(n) for n in names]; "
+             f"outside = [m.__name__ for m in mods if not m.__file__.startswith({str(site)!r})]; "
+             "assert not outside, outside; print(len(mods))")  # fmt: skip
+    done = subprocess.run([py, "-c", check, *names], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert int(done.stdout.strip()) == len(names)
+    # The console script as installed: its entry point from the wheel's metadata.
+    script = ("import importlib.metadata as m, sys; "
+              "ep = next(e for e in m.distribution('crawl2model').entry_points if e.name == 'crawl2model'); "
+              "sys.argv = ['crawl2model', '--help']; ep.load()()")  # fmt: skip
+    cli = subprocess.run([py, "-c", script], cwd=tmp_path, capture_output=True, text=True, env={"COLUMNS": "200"})
+    assert cli.returncode == 0 and "explain" in cli.stdout and "experiment" in cli.stdout, cli.stderr[-2000:]
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def test_functions_stay_short():
+    """Functions read top-down in steps: none longer than 60 lines (benchmarks included)."""
+    long = []
+    for layer in (*LAYERS, "benchmarks"):
+        for path in sorted((ROOT / layer).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    if (n := node.end_lineno - node.lineno + 1) > MAX_FUNCTION_LINES:
+                        long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({n} lines)")
+    assert not long, "\n".join(long)
