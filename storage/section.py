@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 
 class Section(BaseModel):
     # Unknown keys are errors: a typo in a threshold must not silently run with the default.
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _existing_file(path: str) -> str:
+    if not Path(path).is_file():
+        raise ValueError(f"file not found: {path}")
+    return path
+
+
+# A config field naming a file the stage reads: checked when the config is validated, before any work.
+ExistingFile = Annotated[str, AfterValidator(_existing_file)]
 
 
 def config_json(cfg: BaseModel) -> dict[str, Any]:

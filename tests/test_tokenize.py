@@ -96,7 +96,7 @@ def test_an_existing_tokenizer_can_be_used(tmp_path):
     second = tmp_path / "second"
     run({"mix": _mix_input(tmp_path)}, _cfg(tmp_path, model_path=str(first / "tokenizer.model")), second)
     assert (second / "tokenizer.model").read_bytes() == (first / "tokenizer.model").read_bytes()
-    with pytest.raises(ValueError, match="tokenizer model not found"):
+    with pytest.raises(ValueError, match="file not found"):
         TokenizeConfig(model_path=str(tmp_path / "missing.model"))
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from storage.section import Section
+from storage.section import ExistingFile, Section
 
 # Rule thresholds: None disables a rule; values are range-checked so a typo fails before any work.
 Count = Annotated[int, Field(ge=0)] | None
@@ -84,25 +83,21 @@ class QualityClassifierConfig(Section):
     keep_top_fraction: float | None = Field(
         None, gt=0.0, le=1.0, description="keep the best-scoring fraction instead of min_score (e.g. 0.1 as DCLM)"
     )
-    model_path: str | None = Field(None, description="an existing fastText model to use instead of training one")
+    model_path: ExistingFile | None = Field(
+        None, description="an existing fastText model to use instead of training one"
+    )
     positive_label: str = Field("__label__hq", description="the model's label for good documents")
     epochs: int = Field(10, ge=1)
     lr: float = Field(0.5, gt=0.0, le=5.0, description="fastText learning rate; halved on divergence")
     lr_retries: int = Field(4, ge=0, le=10, description="how many times a diverged training is retried")
     seed: int = 0
 
-    @model_validator(mode="after")
-    def _model_exists(self) -> QualityClassifierConfig:
-        if self.model_path and not Path(self.model_path).is_file():
-            raise ValueError(f"model_path not found: {self.model_path}")
-        return self
-
 
 class FilterConfig(Section):
     blocklist_domains: list[str] = Field(
         default_factory=lambda: ["casino-bonus.example", "adult-videos.example", "free-pills.example"]
     )
-    blocklist_file: str | None = Field(None, description="UT1-style file: one domain per line")
+    blocklist_file: ExistingFile | None = Field(None, description="UT1-style file: one domain per line")
     banned_url_words: list[str] = Field(default_factory=lambda: ["porn", "xxx", "casino"])
     gopher_quality: GopherQualityConfig = Field(default_factory=GopherQualityConfig)
     gopher_repetition: GopherRepetitionConfig = Field(default_factory=GopherRepetitionConfig)
@@ -111,9 +106,3 @@ class FilterConfig(Section):
     quality: QualityClassifierConfig = Field(default_factory=QualityClassifierConfig)
     redact_pii: bool = True
     workers: int = Field(2, ge=1, le=256)
-
-    @model_validator(mode="after")
-    def _blocklist_exists(self) -> FilterConfig:
-        if self.blocklist_file and not Path(self.blocklist_file).is_file():
-            raise ValueError(f"blocklist_file not found: {self.blocklist_file}")
-        return self

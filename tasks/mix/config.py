@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from storage.section import Section
+from storage.section import ExistingFile, Section
 
 
 class MixConfig(Section):
@@ -22,7 +21,7 @@ class MixConfig(Section):
     )
     default_domain: str = "web"
     # Optional fastText topic model trained from user-labelled examples (JSONL {"text", "domain"}).
-    topic_examples: str | None = None
+    topic_examples: ExistingFile | None = None
     topic_min_confidence: float = Field(0.6, ge=0.0, le=1.0)
     topic_relabel: Literal["unmatched", "all"] = Field("unmatched", description="which documents it may relabel")
     mode: Literal["natural", "weights", "temperature"] = "weights"
@@ -37,8 +36,6 @@ class MixConfig(Section):
 
     @model_validator(mode="after")
     def _weights_given(self) -> MixConfig:
-        if self.topic_examples and not Path(self.topic_examples).is_file():
-            raise ValueError(f"topic_examples not found: {self.topic_examples}")
         if self.mode == "weights" and not self.weights:
             raise ValueError("mode=weights needs mix.weights")
         if any(w < 0 for w in self.weights.values()):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from storage.section import Section
+from storage.section import ExistingFile, Section
 from tasks.benchmarks import BenchmarkConfig
 
 
@@ -16,7 +15,9 @@ class TokenizeConfig(Section):
     seq_len: int = Field(128, ge=8, le=65_536)
     sample_docs: int = Field(5000, ge=10, description="documents the tokenizer is trained on")
     special_tokens: list[str] = Field(default_factory=list, description="extra user-defined symbols")
-    model_path: str | None = Field(None, description="an existing SentencePiece model to use instead of training")
+    model_path: ExistingFile | None = Field(
+        None, description="an existing SentencePiece model to use instead of training"
+    )
     val_fraction: float = Field(0.08, gt=0.0, lt=0.5)
     rows_per_shard: int = Field(4096, ge=16)
     workers: int = Field(0, ge=0, le=256, description="encoding threads; 0 = all cores")
@@ -28,9 +29,3 @@ class TokenizeConfig(Section):
     # Filled from evaluate.benchmarks by the pipeline config unless set here.
     eval_benchmarks: list[BenchmarkConfig] = Field(default_factory=list)
     seed: int = 0
-
-    @model_validator(mode="after")
-    def _model_exists(self) -> TokenizeConfig:
-        if self.model_path and not Path(self.model_path).is_file():
-            raise ValueError(f"tokenizer model not found: {self.model_path}")
-        return self
