@@ -19,7 +19,6 @@ from rich.console import Console
 from rich.table import Table
 
 from tasks.config import ConfigError, PipelineConfig, load_config
-from tasks.registry import STAGES
 
 # Storage failures a user fixes outside the program (disk full, read-only, no permission, quota).
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
@@ -27,7 +26,8 @@ STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.ED
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 # Tables are wide; off a terminal rich would wrap them at 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=160)
-err = Console(stderr=True)
+# soft_wrap: an error or warning line is never cut at 80 columns when stderr is a file or a pipe.
+err = Console(stderr=True, soft_wrap=True)
 
 WorkdirOpt = Annotated[
     Path, typer.Option("--workdir", "-w", envvar="CRAWL2MODEL_WORKDIR", help="where artifacts and the catalog live")
@@ -86,13 +86,27 @@ def run(
         cfg = load_config(config, overrides or [])
     except ConfigError as e:
         raise _fail(str(e)) from None
-    for name in [only, start, until, *(force or [])]:
-        if name is not None and name not in STAGES:
-            raise _fail(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
+    _check_before_prefect(cfg, workdir, only, start, until, force or [])
     _prefect_env(workdir)
     started = time.perf_counter()
     summary = _run_pipeline(cfg, workdir, only=only, start=start, until=until, force=force or [])
     _print_summary(summary, workdir, time.perf_counter() - started)
+
+
+def _check_before_prefect(
+    cfg: PipelineConfig, workdir: Path, only: str | None, start: str | None, until: str | None, force: list[str]
+) -> None:
+    """Mistakes a user can fix, reported in one line before the temporary Prefect server starts."""
+    from flows.plan import SelectionError, check_upstream, plan, select
+    from storage.lock import busy_reason
+
+    try:
+        selected, _ = select(only, start, until, force)
+        check_upstream(plan(cfg, workdir.resolve()), selected)
+    except SelectionError as e:
+        raise _fail(str(e)) from None
+    if reason := busy_reason(workdir.resolve()):
+        raise _fail(reason, code=1)
 
 
 def _run_pipeline(cfg: PipelineConfig, workdir: Path, **selection: str | list[str] | None) -> list[dict]:
@@ -102,6 +116,7 @@ def _run_pipeline(cfg: PipelineConfig, workdir: Path, **selection: str | list[st
     from flows.pipeline import SelectionError, pipeline
     from storage.lock import WorkdirBusy
     from tasks.acquire.download import DownloadError
+    from tasks.acquire.stage import UnreadableInput
 
     try:
         return pipeline(config=cfg, workdir=str(workdir), **selection)  # validated once, above
@@ -111,6 +126,8 @@ def _run_pipeline(cfg: PipelineConfig, workdir: Path, **selection: str | list[st
         raise _fail(str(e), code=1) from None
     except DownloadError as e:
         raise _fail(f"download failed: {e}\nFinished files are kept; rerun to fetch the rest.", code=1) from None
+    except UnreadableInput as e:
+        raise _fail(str(e), code=1) from None
     except (OSError, duckdb.IOException) as e:
         if isinstance(e, OSError) and e.errno not in STORAGE_ERRNOS:
             raise
@@ -130,6 +147,10 @@ def _print_summary(summary: list[dict], workdir: Path, seconds: float) -> None:
         for s in summary
     ]  # fmt: skip
     _print_rows(columns, rows, title=f"crawl2model run ({seconds:.1f}s)")
+    # Stage warnings (input files with no readable record, ...): once, after the table, whole lines.
+    seen = dict.fromkeys(f"{s['stage']}: {w}" for s in summary for w in s.get("warnings", []))
+    for line in seen:
+        err.print(f"[bold yellow]warning:[/] {line}", highlight=False)
     evaluated = [s for s in summary if s["stage"] == "evaluate"]
     report = Path(workdir) / "artifacts" / "evaluate" / evaluated[0]["fingerprint"] / "report.md" if evaluated else None
     if report and report.exists():

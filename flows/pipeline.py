@@ -11,7 +11,6 @@ import hashlib
 import logging
 import shutil
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,55 +19,15 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.tasks import exponential_backoff
 
+from flows.plan import PlannedStage, SelectionError, plan, select
 from flows.scaleout import shard_runner
 from storage.catalog import Catalog, now
-from storage.fingerprint import stage_fingerprint
 from storage.lock import workdir_lock
 from storage.section import Section, config_json
 from tasks.acquire.download import DownloadError
 from tasks.config import PipelineConfig, RunnerConfig, load_config
-from tasks.registry import SPEC_BY_NAME, STAGE_SPECS, STAGES
+from tasks.registry import SPEC_BY_NAME, STAGES
 from tasks.stage import STREAM_FAILED, Manifest, StageInput, execute_stage, load_manifest
-
-
-class SelectionError(ValueError):
-    """A stage selection that cannot run (unknown stage, or an upstream output that is missing)."""
-
-
-@dataclass
-class PlannedStage:
-    stage: str
-    fingerprint: str
-    output_dir: Path
-    parents: tuple[str, ...]
-
-
-def plan(cfg: PipelineConfig, workdir: Path) -> list[PlannedStage]:
-    """Fingerprint every stage: a change to one stage's config changes it and everything after."""
-    fingerprints: dict[str, str] = {}
-    planned = []
-    for spec in STAGE_SPECS:
-        config = config_json(cfg.stage(spec.name))
-        if (identity := spec.identity(cfg.stage(spec.name))) is not None:  # None: the key stays out
-            config = {**config, "_inputs": identity}
-        fp = stage_fingerprint(spec.name, spec.version, config, [fingerprints[p] for p in spec.inputs])
-        fingerprints[spec.name] = fp
-        planned.append(PlannedStage(spec.name, fp, workdir / "artifacts" / spec.name / fp, spec.inputs))
-    return planned
-
-
-def select(only: str | None, start: str | None, until: str | None, force: list[str]) -> tuple[list[str], set[str]]:
-    """Stages to run, and those forced (a forced stage forces every later one: its output may change)."""
-    for name in [only, start, until, *force]:
-        if name is not None and name not in STAGES:
-            raise SelectionError(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
-    first = STAGES.index(only or start or STAGES[0])
-    last = STAGES.index(only or until or STAGES[-1])
-    if first > last:
-        raise SelectionError(f"--from {STAGES[first]} comes after --until {STAGES[last]}")
-    selected = list(STAGES[first : last + 1])
-    forced_from = min((STAGES.index(f) for f in force), default=len(STAGES))
-    return selected, {s for s in selected if STAGES.index(s) >= forced_from}
 
 
 def _cache_key(context: Any, parameters: dict[str, Any]) -> str:
@@ -252,7 +211,8 @@ def _run_stages(
             catalog.record_stage(run_id, p.stage, p.fingerprint, manifest, cache_hit=cached, started_at=started,
                                  parents=parents)  # fmt: skip
             summary.append({"stage": p.stage, "fingerprint": p.fingerprint, "cache_hit": cached,
-                            "seconds": (now() - started).total_seconds(), **manifest["counts"]})  # fmt: skip
+                            "seconds": (now() - started).total_seconds(), **manifest["counts"],
+                            "warnings": manifest["info"].get("warnings", [])})  # fmt: skip
     except BaseException:
         catalog.finish_run(run_id, "failed")
         raise

@@ -37,25 +37,34 @@ def _try_create(path: Path, owner: dict) -> bool:
     return True
 
 
+def busy_reason(workdir: Path) -> str | None:
+    """Why the workdir cannot be locked now (a live owner, or another host), or None when it can
+    (no lock, or a stale one a new run will take over). The CLI asks before Prefect starts."""
+    path = workdir / ".lock"
+    try:
+        held = json.loads(path.read_text() or "{}")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        held = {}
+    pid, host = held.get("pid"), held.get("host")
+    if host == socket.gethostname() and isinstance(pid, int) and _alive(pid):
+        return (f"workdir {workdir} is in use by process {pid} (lock {path}); wait for it to finish or use "
+                "another --workdir")  # fmt: skip
+    if host not in (None, socket.gethostname()):
+        return f"workdir {workdir} is locked by host {host} ({path}); remove it if that run is gone"
+    return None
+
+
 @contextmanager
 def workdir_lock(workdir: Path) -> Iterator[None]:
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / ".lock"
     owner = {"pid": os.getpid(), "host": socket.gethostname()}
     if not _try_create(path, owner):
-        try:
-            held = json.loads(path.read_text() or "{}")
-        except (OSError, ValueError):
-            held = {}
-        pid, host = held.get("pid"), held.get("host")
-        if host == owner["host"] and isinstance(pid, int) and _alive(pid):
-            raise WorkdirBusy(
-                f"workdir {workdir} is in use by process {pid} (lock {path}); wait for it to finish or use "
-                "another --workdir"
-            )
-        if host not in (None, owner["host"]):
-            raise WorkdirBusy(f"workdir {workdir} is locked by host {host} ({path}); remove it if that run is gone")
-        log.warning("taking over stale lock %s of dead process %s", path, pid)
+        if reason := busy_reason(workdir):
+            raise WorkdirBusy(reason)
+        log.warning("taking over stale lock %s", path)
         path.unlink(missing_ok=True)
         if not _try_create(path, owner):
             raise WorkdirBusy(f"workdir {workdir} was locked by another run at the same moment")

@@ -35,7 +35,7 @@ from tasks.train import stage as train
 from tasks.train.config import TrainConfig
 
 BUILTIN_STAGES: tuple[StageSpec, ...] = (
-    StageSpec("acquire", (), AcquireConfig, "3", acquire.run, identity=acquire.input_identity, network=True),
+    StageSpec("acquire", (), AcquireConfig, "4", acquire.run, identity=acquire.input_identity, network=True),
     StageSpec("extract", ("acquire",), ExtractConfig, "4", extract.run),
     StageSpec("filter", ("extract",), FilterConfig, "3", filter_.run),
     StageSpec("dedup", ("filter",), DedupConfig, "3", dedup.run),

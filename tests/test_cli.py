@@ -48,3 +48,66 @@ def test_sample_command_writes_warc_and_ground_truth(tmp_path):
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "s").glob("*.warc.gz"))) == 4
     assert (tmp_path / "s" / "ground_truth.jsonl").exists()
+
+
+def _cli(*args: str, env_extra: dict | None = None):
+    """The CLI as a user's script runs it: its own process, stdout and stderr pipes (not a terminal)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, **(env_extra or {})}
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=root, capture_output=True, text=True,
+                          env=env, timeout=120)  # fmt: skip
+
+
+def _one_error_line(done) -> str:
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in done.stderr and "temporary server" not in done.stdout + done.stderr, done.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    return lines[0]
+
+
+def test_selection_mistakes_are_one_line_before_prefect_starts(tmp_path):
+    work = str(tmp_path / "work")
+    cases = [
+        (["--from", "tokenize", "--until", "filter"], "--from tokenize comes after --until filter"),
+        (["--only", "filter", "--from", "extract"], "cannot be combined with --from or --until"),
+        (["--only", "mix", "--until", "mix"], "cannot be combined"),
+        (["--only", "dedup"], "dedup needs the output of filter"),
+        (["--from", "train"], "train needs the output of tokenize"),
+    ]
+    for args, message in cases:
+        done = _cli("run", "--workdir", work, *args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert message in _one_error_line(done), args
+
+
+def test_a_busy_workdir_is_refused_before_prefect_starts(tmp_path):
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    work = tmp_path / "work"
+    work.mkdir()
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (work / ".lock").write_text(json.dumps({"pid": owner.pid, "host": socket.gethostname()}))
+        done = _cli("run", "--workdir", str(work))
+        assert done.returncode == 1
+        assert f"in use by process {owner.pid}" in _one_error_line(done)
+    finally:
+        owner.kill()
+        owner.wait()
+
+
+def test_error_lines_are_never_wrapped_off_a_terminal(tmp_path):
+    deep = tmp_path / ("a-rather-long-directory-name-" * 6) / ("and-another-one-" * 5)
+    done = _cli(
+        "run", "--config", str(deep / "missing.yaml"), "--workdir", str(tmp_path / "w"), env_extra={"COLUMNS": "80"}
+    )
+    assert done.returncode == 2
+    assert f"config file not found: {deep / 'missing.yaml'}" in _one_error_line(done)

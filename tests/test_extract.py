@@ -184,3 +184,34 @@ def test_extraction_quality_penalizes_leaked_boilerplate_and_lost_text(tmp_path)
     pq.write_table(pa.Table.from_pylist(rows), shard)
     quality = extraction_quality(truth, [shard])
     assert quality == {"extract_pages_scored": 2, "extract_word_precision": 5 / 7, "extract_word_recall": 5 / 6}
+
+
+def test_bodies_stored_decoded_under_their_content_encoding_are_read_as_identity(tmp_path):
+    """Archived crawls keep `Content-Encoding: gzip` (br, deflate) over a body already decoded."""
+    import brotli
+
+    html = _page(prose(4, offset=8))
+    latin = _page(prose(4, offset=12), "windows-1252")
+    pages = [
+        (f"https://m.example/{label}-{i}", "200 OK", "text/html", body, [("Content-Encoding", label)])
+        for label in ("gzip", "deflate", "br")
+        for i, body in enumerate([html, latin])
+    ]
+    corrupt = [
+        ("https://m.example/gzip-corrupt", gzip.compress(html)[:40] + bytes(range(256)) * 4, "gzip"),
+        ("https://m.example/deflate-corrupt", bytes(range(256)) * 8, "deflate"),
+        ("https://m.example/br-corrupt", brotli.compress(html)[:-30] + bytes(range(200)), "br"),
+    ]
+    pages += [(url, "200 OK", "text/html", body, [("Content-Encoding", enc)]) for url, body, enc in corrupt]
+    pages.append(
+        ("https://m.example/real-gzip", "200 OK", "text/html", gzip.compress(html), [("Content-Encoding", "gzip")])
+    )
+    warc = write_warc(tmp_path / "mislabeled.warc.gz", pages)
+    stats = process_shard(str(warc), tmp_path / "out", ExtractShard(ExtractConfig(), ""), 0)
+    docs, removed = _read_shard(tmp_path / "out")
+    kept = sorted(d["url"].rsplit("/", 1)[1] for d in docs)
+    assert kept == ["br-0", "br-1", "deflate-0", "deflate-1", "gzip-0", "gzip-1", "real-gzip"]
+    assert stats["encoding_mislabeled"] == 6  # the real gzip body is not counted
+    assert {r["url"].rsplit("/", 1)[1]: r["rule"] for r in removed} == {
+        "gzip-corrupt": "decode_error", "deflate-corrupt": "decode_error", "br-corrupt": "decode_error"}  # fmt: skip
+    assert stats["docs_in"] == stats["docs_out"] + stats["docs_removed"] == 10

@@ -59,6 +59,7 @@ class AcquireConfig(Section):
     )
     download: DownloadConfig = Field(default_factory=DownloadConfig)
     stream: bool = Field(False, description="extract each file as soon as it is downloaded (urls, commoncrawl)")
+    strict: bool = Field(False, description="fail before extract when an input file holds no readable record")
     sample_pages: int = Field(2400, ge=50, le=200_000, description="pages in the embedded sample")
     planted_per_case: int = Field(24, ge=1, le=1000)
     seed: int = 0

@@ -21,6 +21,7 @@ from storage.shards import atomic_write_json
 from tasks.acquire.commoncrawl import local_name, read_index, select_files
 from tasks.acquire.config import AcquireConfig
 from tasks.acquire.download import DownloadError, Fetcher
+from tasks.archives import detect_format, first_record_error
 from tasks.sample.warc import write_sample
 from tasks.stage import STREAM_PLAN, StageInput, StageOutcome
 
@@ -153,4 +154,24 @@ def run(inputs: dict[str, StageInput], cfg: AcquireConfig, out: Path) -> StageOu
     files = sorted(warc_dir.iterdir())
     outcome.metric("warc_files", len(files))
     outcome.metric("warc_bytes", sum(f.stat().st_size for f in files))
+    check_readable(files, cfg, outcome)
     return outcome
+
+
+class UnreadableInput(RuntimeError):
+    """acquire.strict: some input file holds no readable WARC/ARC record."""
+
+
+def check_readable(files: list[Path], cfg: AcquireConfig, outcome: StageOutcome) -> None:
+    """A verdict on every file's first record; with `strict`, unreadable files fail the stage here,
+    before extract, so a run on the wrong files stops at once."""
+    verdicts = {f.name: first_record_error(str(f)) for f in files}
+    outcome.info["formats"] = {f.name: detect_format(str(f)) for f in files}
+    bad = {name: why for name, why in verdicts.items() if why is not None}
+    outcome.metric("files_unreadable", len(bad))
+    if bad:
+        outcome.info["unreadable_files"] = bad
+        outcome.info["warnings"] = [f"{name}: no readable record ({why})" for name, why in sorted(bad.items())]
+    if bad and cfg.strict:
+        listed = "; ".join(f"{name} ({why})" for name, why in sorted(bad.items()))
+        raise UnreadableInput(f"acquire.strict: {len(bad)} input file(s) hold no readable record: {listed}")

@@ -48,7 +48,9 @@ def signature_shard(in_path: str, work: Path, cfg: DedupConfig, index: int) -> d
             {
                 "band": pa.array(np.tile(np.arange(cfg.bands, dtype=np.int16), n)),
                 "bucket": pa.array(buckets.ravel()),
-                "doc_id": pa.array(np.repeat(np.array(table.column("doc_id").to_pylist(), dtype=object), cfg.bands)),
+                "doc_id": pa.array(
+                    np.repeat(np.array(table.column("doc_id").to_pylist(), dtype=object), cfg.bands), pa.string()
+                ),
             }
         ),
         work / "buckets" / f"part-{index:05d}.parquet",

@@ -41,7 +41,10 @@ def run(inputs: dict[str, StageInput], cfg: EvaluateConfig, out: Path) -> StageO
     # The model side imports torch; only a run of this stage needs it, not listing the stages.
     from tasks.evaluate import scoring
 
-    scored = scoring.score_model(inputs, cfg)
+    if inputs["train"].info.get("skipped"):  # no training tokens upstream: the data side alone
+        scored: dict[str, Any] = {"evals": {}, "domains": {}, "tasks": {}, "items": [], "generations": []}
+    else:
+        scored = scoring.score_model(inputs, cfg)
     evals, domains, tasks, generations = scored["evals"], scored["domains"], scored["tasks"], scored["generations"]
     _write_jsonl(out / "eval_items.jsonl", items_as_rows(scored["items"]))
     results = {"evals": evals, "domains": domains, "tasks": tasks, **_data_scores(inputs, evals)}
@@ -64,7 +67,9 @@ def doc_stages(inputs: dict[str, StageInput]) -> list[str]:
 
 def _data_scores(inputs: dict[str, StageInput], evals: dict[str, float]) -> dict[str, Any]:
     """What the data stages did: the funnel, planted cases, PII, the training run, the mixture."""
-    funnel, reasons = funnel_with_tokens(inputs, evals["val_bytes"] / max(evals["val_tokens"], 1))
+    # Bytes per token of the held-out split; without a model, the 4 bytes a token usual for BPE.
+    bytes_per_token = evals["val_bytes"] / max(evals["val_tokens"], 1) if evals else 4.0
+    funnel, reasons = funnel_with_tokens(inputs, bytes_per_token)
     planted: dict[str, Any] = {}
     pii: dict[str, float] = {}
     if truth_files := inputs["acquire"].files("ground_truth"):
@@ -72,7 +77,7 @@ def _data_scores(inputs: dict[str, StageInput], evals: dict[str, float]) -> dict
         removed_paths = [p for s in doc_stages(inputs) for p in inputs[s].files("removed")]
         planted = score_planted(truth, removals(removed_paths))
         tok = inputs["tokenize"]
-        pii = pii_leaks(truth, tok.files("tokens"), tok.file("tokenizer"))
+        pii = pii_leaks(truth, tok.files("tokens"), tok.file("tokenizer")) if tok.files("tokenizer") else {}
         if "extract" in inputs and "filter" in inputs:
             pii |= pii_redaction_quality(truth, inputs["extract"].files("docs"), inputs["filter"].files("docs"))
     trained = inputs["train"]
@@ -80,6 +85,8 @@ def _data_scores(inputs: dict[str, StageInput], evals: dict[str, float]) -> dict
     training = {"final_loss": trained.info.get("final_loss"), "params": trained.info.get("params"),
                 "device": trained.info.get("device"), "world_size": trained.info.get("world_size", 1),
                 "tokens_per_s": sum(throughput) / len(throughput) if throughput else None}  # fmt: skip
+    if "skipped" in trained.info:
+        training["skipped"] = trained.info["skipped"]
     dedup_quality = inputs["dedup"].info.get("quality", {}) if "dedup" in inputs else {}
     return {"planted": planted, "pii": pii, "funnel": funnel, "reasons": reasons, "training": training,
             "dedup_quality": dedup_quality, "mixture": inputs["mix"].info.get("mixture", {})}  # fmt: skip

@@ -67,25 +67,50 @@ def _unbrotli(body: bytes, cap: int) -> bytes:
     return bytes(out)
 
 
-def decode_content(body: bytes, encoding: str, cap: int) -> bytes:
-    """Undo Content-Encoding, never producing more than `cap` bytes (decompression bombs)."""
+GZIP_MAGIC = b"\x1f\x8b"
+# Bytes that text never holds (C0 controls but tab, newline, form feed, carriage return, escape).
+_BINARY = bytes(set(range(32)) - {9, 10, 12, 13, 27})
+
+
+def plausible_text(body: bytes, sample: int = 4096) -> bool:
+    """Whether a body reads as text already: compressed bytes are dense with control characters
+    (about 12% of a random byte stream), HTML in any charset has almost none."""
+    head = body[:sample]
+    if not head.strip() or head.startswith(GZIP_MAGIC):
+        return False
+    return sum(head.count(bytes([b])) for b in _BINARY) <= len(head) // 200
+
+
+def _undo(body: bytes, encoding: str, cap: int) -> bytes:
+    if encoding in ("gzip", "x-gzip"):
+        return _inflate(body, 16 + zlib.MAX_WBITS, cap)
+    if encoding == "deflate":  # servers send both zlib-wrapped and raw deflate under this name
+        try:
+            return _inflate(body, zlib.MAX_WBITS, cap)
+        except zlib.error:
+            return _inflate(body, -zlib.MAX_WBITS, cap)
+    return _unbrotli(body, cap)
+
+
+def decode_content(body: bytes, encoding: str, cap: int) -> tuple[bytes, bool]:
+    """Undo Content-Encoding, never producing more than `cap` bytes (decompression bombs).
+
+    Returns the body and whether its label was wrong: archived crawls often store the body already
+    decoded under its original `Content-Encoding` header, so a body the codec rejects that reads as
+    text is taken as it is (`encoding_mislabeled`); one that is neither is a `decode_error`.
+    """
+    if encoding in ("", "identity", "none"):
+        return body, False
+    if encoding not in ("gzip", "x-gzip", "deflate", "br"):
+        raise PayloadError("decode_error", f"unsupported Content-Encoding {encoding!r}")
     try:
-        if encoding in ("", "identity", "none"):
-            return body
-        if encoding in ("gzip", "x-gzip"):
-            return _inflate(body, 16 + zlib.MAX_WBITS, cap)
-        if encoding == "deflate":  # servers send both zlib-wrapped and raw deflate under this name
-            try:
-                return _inflate(body, zlib.MAX_WBITS, cap)
-            except zlib.error:
-                return _inflate(body, -zlib.MAX_WBITS, cap)
-        if encoding == "br":
-            return _unbrotli(body, cap)
+        return _undo(body, encoding, cap), False
     except PayloadError:
         raise
     except Exception as e:  # noqa: BLE001 - zlib.error, brotli.error: a corrupt body is one bad page
+        if plausible_text(body):
+            return body, True
         raise PayloadError("decode_error", f"{encoding}: {type(e).__name__}: {e}"[:200]) from e
-    raise PayloadError("decode_error", f"unsupported Content-Encoding {encoding!r}")
 
 
 def decode_html(body: bytes, content_type: str) -> str:

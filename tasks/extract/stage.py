@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -20,11 +21,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from storage.shards import write_parquet
+from tasks.archives import detect_format
 from tasks.documents import count_words, doc_id_for, removed_row, write_shard
 from tasks.extract.config import ExtractConfig
 from tasks.extract.http_payload import PayloadError, decode_content, decode_html, parse_response
 from tasks.extract.langid import detect_language
-from tasks.extract.warc_records import RawRecord, iter_records
+from tasks.extract.warc_records import ALL_TYPES, RawRecord, iter_records
 from tasks.stage import StageInput, StageOutcome, map_shards, sum_stats
 
 STAGE = "extract"
@@ -74,12 +80,19 @@ def extract_text(html: str, url: str, cfg: ExtractConfig) -> str | None:
         )
 
 
-def record_text(record: RawRecord, cfg: ExtractConfig) -> str:
-    """The main text of a record, or PayloadError naming why there is none."""
+def record_text(record: RawRecord, cfg: ExtractConfig, counts: dict[str, Any]) -> str:
+    """The main text of a record, or PayloadError naming why there is none; notes go to `counts`."""
     if record.rec_type == "conversion":  # WET: Common Crawl already extracted the text
         if record.oversized:
             raise PayloadError("too_large", "", record.block_length)
         return record.block.decode("utf-8", errors="replace")
+    if record.rec_type == "resource":  # a stored file, no HTTP headers: its own Content-Type says what
+        content_type = record.content_type.lower()
+        if not content_type.startswith(HTML_TYPES):
+            raise PayloadError("non_html", content_type[:100])
+        if record.oversized or record.block_length > cfg.max_html_bytes:
+            raise PayloadError("too_large", "", record.block_length)
+        return main_text(decode_html(record.block, content_type), record.url, cfg)
     response = parse_response(record.block)
     if response.status != 200:
         raise PayloadError("non_200", "", response.status)
@@ -87,10 +100,14 @@ def record_text(record: RawRecord, cfg: ExtractConfig) -> str:
         raise PayloadError("non_html", response.content_type[:100])
     if record.oversized or len(response.body) > cfg.max_html_bytes:
         raise PayloadError("too_large", "", record.block_length)
-    body = decode_content(response.body, response.content_encoding, cfg.max_html_bytes)
-    html = decode_html(body, response.content_type)
+    body, mislabeled = decode_content(response.body, response.content_encoding, cfg.max_html_bytes)
+    counts["encoding_mislabeled"] = counts.get("encoding_mislabeled", 0) + mislabeled
+    return main_text(decode_html(body, response.content_type), record.url, cfg)
+
+
+def main_text(html: str, url: str, cfg: ExtractConfig) -> str:
     try:
-        return extract_text(html, record.url, cfg) or ""
+        return extract_text(html, url, cfg) or ""
     except ExtractTimeout as e:
         raise PayloadError("extract_timeout", str(e), cfg.timeout_s) from e
     except Exception as e:  # noqa: BLE001 - one bad page must not stop the shard
@@ -98,9 +115,9 @@ def record_text(record: RawRecord, cfg: ExtractConfig) -> str:
 
 
 def process_record(
-    record: RawRecord, warc_path: str, crawl: str, cfg: ExtractConfig
+    record: RawRecord, warc_path: str, crawl: str, cfg: ExtractConfig, counts: dict[str, Any]
 ) -> tuple[dict, str | None, float | None, str]:
-    """Return (doc, removal rule or None, measured value, detail)."""
+    """Return (doc, removal rule or None, measured value, detail); counters of notes go to `counts`."""
     url = record.url
     doc: dict[str, Any] = {
         "doc_id": doc_id_for(record.record_id or f"{warc_path}#{url}"),
@@ -114,7 +131,7 @@ def process_record(
     if record.truncated:
         return doc, "truncated_record", record.declared_length - record.block_length, "bytes missing"
     try:
-        text = record_text(record, cfg).strip()[: cfg.max_text_chars]
+        text = record_text(record, cfg, counts).strip()[: cfg.max_text_chars]
     except PayloadError as e:
         return doc, e.rule, e.value, str(e)
     if not text:
@@ -142,25 +159,52 @@ class ExtractShard:
 def process_shard(in_path: str, out: Path, params: ExtractShard, index: int) -> dict[str, Any]:
     cfg, crawl = params.cfg, params.crawl
     kept, removed = [], []
-    stats: dict[str, Any] = {"docs_in": 0, "records_corrupt": 0}
+    stats: dict[str, Any] = {"docs_in": 0, "records_corrupt": 0, "encoding_mislabeled": 0}
     # Headers and the page share the cap; a page over it is counted as too_large, not read.
     cap = cfg.max_html_bytes + 65536
-    for item in iter_records(in_path, cfg.reader, cap):
+    by_type: dict[str, int] = {}
+    first_error = ""
+    for item in iter_records(in_path, cfg.reader, cap, by_type):
         stats["docs_in"] += 1
         if isinstance(item, Exception):
             stats["records_corrupt"] += 1
+            first_error = first_error or f"{type(item).__name__}: {item}"[:300]
             name = Path(in_path).name
             bad = {"doc_id": doc_id_for(f"{name}#corrupt#{stats['records_corrupt']}"), "url": None, "warc_path": name}
             removed.append(removed_row(bad, STAGE, "corrupt_record", None, f"{type(item).__name__}: {item}"[:200]))
             log.warning("extract: %s: unreadable record (%s); the rest of this file is skipped", in_path, item)
             continue
-        doc, rule, value, detail = process_record(item, in_path, crawl, cfg)
+        doc, rule, value, detail = process_record(item, in_path, crawl, cfg, stats)
         if rule is None:
             kept.append(doc)
         else:
             stats[f"removed.{rule}"] = stats.get(f"removed.{rule}", 0) + 1
             removed.append(removed_row(doc, STAGE, rule, value, detail[:200]))
-    return {**stats, **write_shard(out, index, kept, removed)}
+    write_file_verdict(out / "files" / f"part-{index:05d}.parquet", in_path, by_type, first_error, len(kept))
+    return {**stats, **by_type, **write_shard(out, index, kept, removed)}
+
+
+FILE_SCHEMA = pa.schema(
+    [("file", pa.string()), ("format", pa.string()), ("bytes", pa.int64()), ("records", pa.int64()),
+     *[(f"records_{kind}", pa.int64()) for kind in ALL_TYPES], ("documents", pa.int64()), ("first_error", pa.string())]
+)  # fmt: skip
+
+
+def write_file_verdict(path: Path, in_path: str, by_type: dict[str, int], first_error: str, documents: int) -> None:
+    """One row per input file (view `extract_files`): what it is, what was in it, where it broke."""
+    kind = detect_format(in_path)
+    if kind.split(".")[0] == "warc" and by_type.get("records.conversion") and not by_type.get("records.response"):
+        kind = kind.replace("warc", "wet")
+    row = {"file": Path(in_path).name, "format": kind, "bytes": os.path.getsize(in_path),
+           "records": sum(by_type.values()), "documents": documents, "first_error": first_error,
+           **{f"records_{k}": by_type.get(f"records.{k}", 0) for k in ALL_TYPES}}  # fmt: skip
+    write_parquet(pa.Table.from_pylist([row], schema=FILE_SCHEMA), path)
+
+
+def unreadable_files(out: Path) -> list[dict[str, Any]]:
+    """Input files in which no record at all could be read (a text file, an empty or corrupt one)."""
+    rows = [r for p in sorted((out / "files").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
+    return [{"file": r["file"], "format": r["format"], "error": r["first_error"]} for r in rows if not r["records"]]
 
 
 def stream_shards(acquire_out: Path, cfg: ExtractConfig, out: Path, poll_s: float = 0.5) -> StageInput:
@@ -215,6 +259,13 @@ def run(inputs: dict[str, StageInput], cfg: ExtractConfig, out: Path) -> StageOu
     crawl = acquire.info.get("crawl", "")
     stats = sum_stats(map_shards(process_shard, warcs, out, ExtractShard(cfg, crawl), cfg.workers, label="extract"))
     outcome = StageOutcome(stats["docs_in"], stats["docs_out"], stats["docs_removed"])
+    if unreadable := unreadable_files(out):
+        outcome.info["unreadable_files"] = unreadable
+        outcome.info["warnings"] = [
+            f"{u['file']}: no readable record ({u['format']}{'; ' + u['error'] if u['error'] else ''})"
+            for u in unreadable
+        ]
+    stats["files_unreadable"] = len(unreadable)
     if truth_files := acquire.files("ground_truth"):
         # The sample knows each page's main text: measure the extractor, not just run it.
         from tasks.sample.ground_truth import extraction_quality, load_ground_truth

@@ -15,8 +15,13 @@ from typing import Literal
 
 from warcio.exceptions import ArchiveLoadFailed
 
+from tasks.archives import detect_format
+
 Reader = Literal["warcio", "fastwarc"]
-RECORD_TYPES = ("response", "conversion")
+# Records that can hold a page: HTTP responses, WET text, and `resource` records (a stored file, such
+# as an HTML page archived without its HTTP headers). The others are counted, not read.
+RECORD_TYPES = ("response", "conversion", "resource")
+ALL_TYPES = ("warcinfo", "request", "response", "revisit", "metadata", "resource", "conversion", "continuation")
 CHUNK = 1 << 16
 
 
@@ -30,6 +35,7 @@ class RawRecord:
     block: bytes  # at most `cap` bytes of the block
     block_length: int  # bytes actually present in the file
     offset: int = 0  # where the record starts in the (compressed) file, for `explain` and re-reading
+    content_type: str = ""  # the record's own Content-Type (what a `resource` record holds)
 
     @property
     def truncated(self) -> bool:
@@ -51,12 +57,13 @@ def _read_capped(read, cap: int) -> tuple[bytes, int]:
     return bytes(kept), total
 
 
-def _iter_warcio(path: str, cap: int) -> Iterator[RawRecord]:
+def _iter_warcio(path: str, cap: int, counts: dict[str, int]) -> Iterator[RawRecord]:
     from warcio.archiveiterator import ArchiveIterator
 
     with open(path, "rb") as f:
-        it = ArchiveIterator(f, no_record_parse=True)
+        it = ArchiveIterator(f, no_record_parse=True, arc2warc=True)  # ARC records arrive as WARC responses
         for record in it:
+            counts[f"records.{record.rec_type}"] = counts.get(f"records.{record.rec_type}", 0) + 1
             if record.rec_type not in RECORD_TYPES:
                 continue
             h = record.rec_headers
@@ -70,19 +77,24 @@ def _iter_warcio(path: str, cap: int) -> Iterator[RawRecord]:
                 block,
                 n,
                 it.get_record_offset(),
+                h.get_header("Content-Type") or "",
             )
 
 
-def _iter_fastwarc(path: str, cap: int) -> Iterator[RawRecord]:
+def _iter_fastwarc(path: str, cap: int, counts: dict[str, int]) -> Iterator[RawRecord]:
     from fastwarc.warc import ArchiveIterator, WarcRecordType
 
-    wanted = WarcRecordType.response | WarcRecordType.conversion
+    names = {getattr(WarcRecordType, name): name for name in ALL_TYPES if hasattr(WarcRecordType, name)}
     # fsspec off: a local path is read directly; parse_http off: we parse the block ourselves.
-    for record in ArchiveIterator(path, record_types=wanted, parse_http=False, fsspec_args=False):
+    for record in ArchiveIterator(path, record_types=WarcRecordType.any_type, parse_http=False, fsspec_args=False):
+        rec_type = names.get(record.record_type, "unknown")
+        counts[f"records.{rec_type}"] = counts.get(f"records.{rec_type}", 0) + 1
+        if rec_type not in RECORD_TYPES:
+            continue
         h = record.headers
         block, n = _read_capped(record.reader.read, cap)
         yield RawRecord(
-            "response" if record.record_type == WarcRecordType.response else "conversion",
+            rec_type,
             h.get("WARC-Target-URI") or "",
             h.get("WARC-Record-ID") or "",
             h.get("WARC-Date"),
@@ -90,12 +102,23 @@ def _iter_fastwarc(path: str, cap: int) -> Iterator[RawRecord]:
             block,
             n,
             record.stream_pos,
+            h.get("Content-Type") or "",
         )
 
 
-def iter_records(path: str, reader: Reader = "warcio", cap: int = 1 << 24) -> Iterator[RawRecord | Exception]:
-    """Yield records; yield the exception if the file breaks (what follows it is unreadable)."""
-    it = _iter_fastwarc(path, cap) if reader == "fastwarc" else _iter_warcio(path, cap)
+def iter_records(
+    path: str, reader: Reader = "warcio", cap: int = 1 << 24, counts: dict[str, int] | None = None
+) -> Iterator[RawRecord | Exception]:
+    """Yield records; yield the exception if the file breaks (what follows it is unreadable).
+
+    `counts` gets `records.<type>` for every record read, whatever its type. fastwarc reads WARC
+    only: an ARC file is read with warcio whichever reader is configured.
+    """
+    counts = {} if counts is None else counts
+    if reader == "fastwarc" and "arc" not in detect_format(path).split("."):
+        it = _iter_fastwarc(path, cap, counts)
+    else:
+        it = _iter_warcio(path, cap, counts)
     try:
         yield from it
     except (ArchiveLoadFailed, zlib.error, EOFError, OSError, ValueError) as e:

@@ -111,34 +111,18 @@ def in_val_split(doc_id: str, cfg: TokenizeConfig) -> bool:
 def run(inputs: dict[str, StageInput], cfg: TokenizeConfig, out: Path) -> StageOutcome:
     docs = list(iter_rows(inputs["mix"].files("docs"), ["doc_id", "url", "text", "repeats", "domain"]))
     outcome = StageOutcome(docs_in=len(docs))
-    hits: list[dict] = []
-    decontaminating = cfg.decontaminate != "off"
-    if decontaminating and cfg.eval_benchmarks:
-        index = build_index(cfg.eval_benchmarks, cfg.decontamination_ngram)
-        outcome.metric("decontamination_benchmark_items", index.items)
-        outcome.metric("decontamination_items_too_short", index.too_short)
-        docs = remove_contaminated(docs, index, cfg, hits)
     split_of = {d["doc_id"]: "val" if in_val_split(d["doc_id"], cfg) else "train" for d in docs}
-    val_docs = [d for d in docs if split_of[d["doc_id"]] == "val"]
-    items = builtin_eval_items(val_docs, cfg)
-    lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in items_as_rows(items))
-    atomic_write_bytes(out / "builtin_items.jsonl", lines.encode())
-    if decontaminating and items:
-        # Held-out documents are the items' source; train documents must not contain them.
-        index = ContaminationIndex(cfg.decontamination_ngram)
-        for item in items:
-            index.add(f"{item.task}:{item.item_id}", item.gold())
-        train_docs = remove_contaminated([d for d in docs if split_of[d["doc_id"]] == "train"], index, cfg, hits)
-        keep = {d["doc_id"] for d in val_docs + train_docs}
-        docs = [d for d in docs if d["doc_id"] in keep]
-    write_removed(hits if cfg.decontaminate == "remove" else [], out / "removed" / "part-00000.parquet")
-    if cfg.decontaminate == "flag":
-        write_removed(hits, out / "flagged" / "part-00000.parquet")
-    outcome.metric("contaminated_docs", len(hits))
+    docs = decontaminate(docs, split_of, cfg, out, outcome)
     outcome.docs_out, outcome.docs_removed = len(docs), outcome.docs_in - len(docs)
     model_path = out / "tokenizer.model"
     if cfg.model_path:
         shutil.copyfile(cfg.model_path, model_path)
+    elif not docs:
+        # Nothing survived upstream (a crawl of non-HTML or other-language pages): no tokenizer can
+        # be trained, so there are no tokens; train and evaluate then say so instead of failing.
+        write_splits({"train": [], "val": []}, [], cfg, out, outcome)
+        outcome.info = {"seq_len": cfg.seq_len, "vocab_size": 0, "eos_id": EOS_ID, "empty": True}
+        return outcome
     elif not model_path.exists():
         train_tokenizer(docs, cfg, out)
     sp = spm.SentencePieceProcessor(model_file=str(model_path))
@@ -152,6 +136,49 @@ def run(inputs: dict[str, StageInput], cfg: TokenizeConfig, out: Path) -> StageO
             splits[split].append((unit_interval(cfg.seed, "order", doc["doc_id"], copy), doc["doc_id"], i))
         key = f"{split}.{doc['domain']}"
         domain_tokens[key] = domain_tokens.get(key, 0) + copies * (len(encoded[i]) + 1)
+    write_splits(splits, encoded, cfg, out, outcome)
+    for key, n in sorted(domain_tokens.items()):
+        outcome.metric(f"tokens.{key}", n)
+    outcome.metric("vocab_size", sp.get_piece_size())
+    outcome.info = {"seq_len": cfg.seq_len, "vocab_size": sp.get_piece_size(), "eos_id": EOS_ID}
+    return outcome
+
+
+def decontaminate(
+    docs: list[dict[str, Any]], split_of: dict[str, str], cfg: TokenizeConfig, out: Path, outcome: StageOutcome
+) -> list[dict[str, Any]]:
+    """Remove (or flag) documents sharing n-grams with the benchmarks, then build the built-in items
+    from the held-out split and remove train documents that contain them."""
+    hits: list[dict] = []
+    decontaminating = cfg.decontaminate != "off"
+    if decontaminating and cfg.eval_benchmarks:
+        index = build_index(cfg.eval_benchmarks, cfg.decontamination_ngram)
+        outcome.metric("decontamination_benchmark_items", index.items)
+        outcome.metric("decontamination_items_too_short", index.too_short)
+        docs = remove_contaminated(docs, index, cfg, hits)
+    val_docs = [d for d in docs if split_of[d["doc_id"]] == "val"]
+    items = builtin_eval_items(val_docs, cfg)
+    lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in items_as_rows(items))
+    atomic_write_bytes(out / "builtin_items.jsonl", lines.encode())
+    if decontaminating and items:
+        index = ContaminationIndex(cfg.decontamination_ngram)
+        for item in items:
+            index.add(f"{item.task}:{item.item_id}", item.gold())
+        train_docs = remove_contaminated([d for d in docs if split_of[d["doc_id"]] == "train"], index, cfg, hits)
+        keep = {d["doc_id"] for d in val_docs + train_docs}
+        docs = [d for d in docs if d["doc_id"] in keep]
+    write_removed(hits if cfg.decontaminate == "remove" else [], out / "removed" / "part-00000.parquet")
+    if cfg.decontaminate == "flag":
+        write_removed(hits, out / "flagged" / "part-00000.parquet")
+    outcome.metric("contaminated_docs", len(hits))
+    return docs
+
+
+def write_splits(
+    splits: dict[str, list[tuple[float, str, int]]], encoded: list[list[int]], cfg: TokenizeConfig, out: Path,
+    outcome: StageOutcome,
+) -> None:  # fmt: skip
+    """Pack each split in its shuffled order into rows and shards (an empty split gets one empty shard)."""
     for split, entries in splits.items():
         entries.sort()
         rows = pack([(doc_id, encoded[i]) for _, doc_id, i in entries], cfg.seq_len)
@@ -162,8 +189,3 @@ def run(inputs: dict[str, StageInput], cfg: TokenizeConfig, out: Path) -> StageO
         outcome.metric(f"{split}_tokens", len(rows) * (cfg.seq_len + 1))
         outcome.metric(f"{split}_docs", len({doc_id for _, doc_id, _ in entries}))
         outcome.metric(f"{split}_copies", len(entries))
-    for key, n in sorted(domain_tokens.items()):
-        outcome.metric(f"tokens.{key}", n)
-    outcome.metric("vocab_size", sp.get_piece_size())
-    outcome.info = {"seq_len": cfg.seq_len, "vocab_size": sp.get_piece_size(), "eos_id": EOS_ID}
-    return outcome

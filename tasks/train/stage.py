@@ -103,6 +103,11 @@ def run(inputs: dict[str, StageInput], cfg: TrainConfig, out: Path) -> StageOutc
 
     tok = inputs["tokenize"]
     files = [p for p in tok.files("tokens") if Path(p).name.startswith("train-")]
+    train_rows = sum(m["value"] for m in tok.manifest["metrics"] if m["name"] == "train_rows")
+    if not train_rows:
+        # An empty input upstream: no model can be trained; evaluate reports the funnel without one.
+        log.warning("train: the tokenize stage produced no training rows; no model is trained")
+        return StageOutcome(info={"skipped": "no training tokens", "final_loss": None, "params": 0})
     model_cfg = GPTConfig(
         vocab_size=tok.info["vocab_size"], seq_len=tok.info["seq_len"], n_layer=cfg.n_layer, n_head=cfg.n_head,
         n_embd=cfg.n_embd, dropout=cfg.dropout, tie_embeddings=cfg.tie_embeddings,
