@@ -17,8 +17,9 @@ import torch
 
 def _row_group_array(pf: pq.ParquetFile, index: int) -> np.ndarray:
     col = pf.read_row_group(index, columns=["tokens"]).column(0).combine_chunks()
-    width = len(col[0]) if len(col) else 0
-    return np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=np.int64).reshape(-1, width)
+    if not len(col):  # an empty split's shard
+        return np.empty((0, 0), dtype=np.int64)
+    return np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=np.int64).reshape(-1, len(col[0]))
 
 
 def load_rows(paths: list[str], max_rows: int | None = None) -> torch.Tensor:
@@ -33,6 +34,7 @@ def load_rows(paths: list[str], max_rows: int | None = None) -> torch.Tensor:
                 break
         if max_rows is not None and n >= max_rows:
             break
+    parts = [p for p in parts if len(p)]
     if not parts:
         raise ValueError(f"no token rows in {paths}")
     rows = np.concatenate(parts)

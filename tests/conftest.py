@@ -74,3 +74,28 @@ def prose(n_paragraphs: int = 6, offset: int = 0) -> str:
         if len(p.split()) > 30 and not p.startswith(" ")
     ]
     return "\n\n".join(paras[offset : offset + n_paragraphs])
+
+
+def write_arc(path: Path, pages: list[tuple[str, bytes]], gz: bool = True) -> Path:
+    """An ARC v1 file (the format of the oldest crawls): a filedesc record, then one per page; each
+    record gzipped on its own when `gz`. pages: (url, HTML body)."""
+    import gzip
+
+    desc = b"1 0 crawl2model-test\nURL IP-address Archive-date Content-type Archive-length\n"
+    records = [f"filedesc://{path.name} 0.0.0.0 20080101000000 text/plain {len(desc)}\n".encode() + desc + b"\n"]
+    for url, body in pages:
+        http = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        records.append(f"{url} 10.0.0.1 20080101000000 text/html {len(http)}\n".encode() + http + b"\n")
+    with open(path, "wb") as f:
+        for record in records:
+            f.write(gzip.compress(record) if gz else record)
+    return path
+
+
+def html_page(text: str, charset: str = "utf-8") -> bytes:
+    paras = "".join(f"<p>{p}</p>" for p in text.split("\n\n"))
+    html = (
+        f'<html><head><meta charset="{charset}"><title>t</title></head><body><nav><a href="/">Home</a></nav>'
+        f"<main><article><h1>Title</h1>{paras}</article></main><footer>(c) site</footer></body></html>"
+    )
+    return html.encode(charset, "replace")

@@ -169,9 +169,8 @@ def check_readable(files: list[Path], cfg: AcquireConfig, outcome: StageOutcome)
     outcome.info["formats"] = {f.name: detect_format(str(f)) for f in files}
     bad = {name: why for name, why in verdicts.items() if why is not None}
     outcome.metric("files_unreadable", len(bad))
-    if bad:
+    if bad:  # named as warnings by extract, which reads every record (verdicts in `extract_files`)
         outcome.info["unreadable_files"] = bad
-        outcome.info["warnings"] = [f"{name}: no readable record ({why})" for name, why in sorted(bad.items())]
     if bad and cfg.strict:
         listed = "; ".join(f"{name} ({why})" for name, why in sorted(bad.items()))
         raise UnreadableInput(f"acquire.strict: {len(bad)} input file(s) hold no readable record: {listed}")

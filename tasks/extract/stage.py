@@ -207,6 +207,11 @@ def unreadable_files(out: Path) -> list[dict[str, Any]]:
     return [{"file": r["file"], "format": r["format"], "error": r["first_error"]} for r in rows if not r["records"]]
 
 
+def _is_archive(verdict: dict[str, Any]) -> bool:
+    """A WARC or ARC that broke (its error says where), rather than a file of another kind."""
+    return bool(verdict["error"]) and verdict["format"].split(".")[0] in ("warc", "wet", "arc")
+
+
 def stream_shards(acquire_out: Path, cfg: ExtractConfig, out: Path, poll_s: float = 0.5) -> StageInput:
     """Extract each WARC as soon as acquire has verified it, while later ones still download.
 
@@ -262,7 +267,7 @@ def run(inputs: dict[str, StageInput], cfg: ExtractConfig, out: Path) -> StageOu
     if unreadable := unreadable_files(out):
         outcome.info["unreadable_files"] = unreadable
         outcome.info["warnings"] = [
-            f"{u['file']}: no readable record ({u['format']}{'; ' + u['error'] if u['error'] else ''})"
+            f"{u['file']}: no readable record ({u['format']}{'; ' + u['error'] if _is_archive(u) else ''})"
             for u in unreadable
         ]
     stats["files_unreadable"] = len(unreadable)

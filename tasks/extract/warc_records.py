@@ -57,17 +57,18 @@ def _read_capped(read, cap: int) -> tuple[bytes, int]:
     return bytes(kept), total
 
 
-def _iter_warcio(path: str, cap: int, counts: dict[str, int]) -> Iterator[RawRecord]:
+def _iter_warcio(path: str, cap: int, counts: dict[str, int], arc: bool) -> Iterator[RawRecord]:
     from warcio.archiveiterator import ArchiveIterator
 
     with open(path, "rb") as f:
-        it = ArchiveIterator(f, no_record_parse=True, arc2warc=True)  # ARC records arrive as WARC responses
+        it = ArchiveIterator(f, no_record_parse=True, arc2warc=arc)  # ARC records arrive as WARC responses
         for record in it:
-            counts[f"records.{record.rec_type}"] = counts.get(f"records.{record.rec_type}", 0) + 1
             if record.rec_type not in RECORD_TYPES:
+                counts[f"records.{record.rec_type}"] = counts.get(f"records.{record.rec_type}", 0) + 1
                 continue
             h = record.rec_headers
             block, n = _read_capped(record.raw_stream.read, cap)
+            counts[f"records.{record.rec_type}"] = counts.get(f"records.{record.rec_type}", 0) + 1
             yield RawRecord(
                 record.rec_type,
                 h.get_header("WARC-Target-URI") or "",
@@ -115,10 +116,15 @@ def iter_records(
     only: an ARC file is read with warcio whichever reader is configured.
     """
     counts = {} if counts is None else counts
-    if reader == "fastwarc" and "arc" not in detect_format(path).split("."):
+    kind = detect_format(path).split(".")[0]
+    if kind not in ("warc", "arc"):
+        if kind != "empty":  # an empty file holds no record and no error
+            yield ArchiveLoadFailed(f"not a WARC or ARC file: {detect_format(path)}")
+        return
+    if reader == "fastwarc" and kind == "warc":
         it = _iter_fastwarc(path, cap, counts)
     else:
-        it = _iter_warcio(path, cap, counts)
+        it = _iter_warcio(path, cap, counts, arc=kind == "arc")
     try:
         yield from it
     except (ArchiveLoadFailed, zlib.error, EOFError, OSError, ValueError) as e:
