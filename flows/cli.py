@@ -88,9 +88,23 @@ def run(
         raise _fail(str(e)) from None
     _check_before_prefect(cfg, workdir, only, start, until, force or [])
     _prefect_env(workdir)
+    _watch_this_run()
     started = time.perf_counter()
     summary = _run_pipeline(cfg, workdir, only=only, start=start, until=until, force=force or [])
     _print_summary(summary, workdir, time.perf_counter() - started)
+
+
+def _watch_this_run() -> None:
+    """If this process is killed, a detached watcher ends the temporary server and workers it started
+    (one watcher per process: it watches for as long as the process lives)."""
+    from flows.reaper import start_reaper
+
+    global _watcher
+    if _watcher is None:
+        _watcher = start_reaper()
+
+
+_watcher = None
 
 
 def _check_before_prefect(
@@ -360,6 +374,7 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override a conf
 def _run_experiment(workdir: Path, start) -> None:
     """Run an experiment flow; print where its report is, map expected failures to exit codes."""
     _prefect_env(workdir)
+    _watch_this_run()
     from storage.lock import WorkdirBusy
 
     try:
@@ -468,12 +483,16 @@ def serve_cmd(
         bool, typer.Option("--deploy/--no-deploy", help="also register prefect.yaml's deployments")
     ] = True,
     startup_timeout: Annotated[float, typer.Option(help="seconds to wait for the server")] = 120.0,
+    workdir: Annotated[
+        Path | None,
+        typer.Option("--workdir", "-w", envvar="CRAWL2MODEL_WORKDIR", help="where runs started from the UI write"),
+    ] = None,
 ) -> None:
-    """A Prefect server on 127.0.0.1, the crawl2model work pool and a worker for it; Ctrl-C stops them."""
+    """A Prefect server on 127.0.0.1, the crawl2model work pool and a worker for it; Ctrl-C or SIGTERM stops them."""
     from flows.serve import serve
 
     try:
-        serve(port, database_url, register, startup_timeout, log=console.print)
+        serve(port, database_url, register, startup_timeout, workdir, log=console.print)
     except (RuntimeError, TimeoutError) as e:
         raise _fail(str(e), code=1) from None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -74,7 +75,7 @@ def run_stage(stage: str, fingerprint: str, config: Section, inputs: dict[str, M
 @flow(name="crawl2model", log_prints=True)
 def pipeline(
     config: PipelineConfig | dict[str, Any] | None = None,
-    workdir: str = "work",
+    workdir: str | None = None,
     only: str | None = None,
     start: str | None = None,
     until: str | None = None,
@@ -88,7 +89,8 @@ def pipeline(
     """
     logger = get_run_logger()
     cfg = resolve_config(config, config_path)
-    root = Path(workdir).resolve()
+    # No workdir parameter (a deployment run from the UI): the one `crawl2model serve --workdir` set.
+    root = Path(workdir or os.environ.get("CRAWL2MODEL_WORKDIR") or "work").resolve()
     selected, forced = select(only, start, until, force or [])
     with workdir_lock(root), shard_runner(cfg.runner):
         return _run_stages(cfg, root, selected, forced, logger)

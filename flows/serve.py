@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL = "crawl2model"
@@ -72,10 +73,51 @@ def deploy(env: dict[str, str]) -> str:
     return run_prefect(env, "--no-prompt", "deploy", "--all")
 
 
-def serve(port: int, database_url: str | None, register: bool, startup_timeout_s: float, log=print) -> None:
+def _default_sigint() -> None:
+    # A background job of a non-interactive shell starts with SIGINT ignored, and Python keeps it
+    # ignored: the worker, which stops by sending itself SIGINT, would never stop. Restore it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_child(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(args, cwd=ROOT, env=env, preexec_fn=_default_sigint)  # noqa: PLW1509 - signals only
+
+
+def stop_children(procs: list[subprocess.Popen], timeout_s: float = 8.0) -> None:
+    """SIGTERM each (the worker forwards it as Ctrl-C to itself), wait, then kill what is left, the flow
+    runs a worker started included."""
+    from flows.reaper import reap
+
+    running = [p for p in procs if p.poll() is None]
+    descendants = []
+    for proc in running:
+        try:
+            descendants += psutil.Process(proc.pid).children(recursive=True)
+        except psutil.Error:
+            pass
+        proc.terminate()
+    deadline = time.monotonic() + timeout_s
+    for proc in running:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    reap(descendants)
+
+
+def serve(
+    port: int, database_url: str | None, register: bool, startup_timeout_s: float, workdir: Path | None = None,
+    log=print,
+) -> None:  # fmt: skip
+    """Server, pool, deployments, worker; runs until SIGTERM or Ctrl-C, then stops them (exit 0).
+
+    `workdir` (or CRAWL2MODEL_WORKDIR) is where runs started from the UI or `prefect deployment run`
+    write, unless a run names its own `workdir` parameter."""
     env = server_env(port, database_url)
-    server = subprocess.Popen(prefect_cli("server", "start", "--host", "127.0.0.1", "--port", str(port)),
-                              cwd=ROOT, env=env)  # fmt: skip
+    if workdir is not None:
+        env["CRAWL2MODEL_WORKDIR"] = str(workdir.resolve())
+    server = start_child(prefect_cli("server", "start", "--host", "127.0.0.1", "--port", str(port)), env)
     worker = None
     stopping = False
 
@@ -89,21 +131,14 @@ def serve(port: int, database_url: str | None, register: bool, startup_timeout_s
         ensure_pool(env)
         if register:
             deploy(env)
-        worker = subprocess.Popen(prefect_cli("worker", "start", "--pool", POOL, "--type", "process"), cwd=ROOT,
-                                  env=env)  # fmt: skip
-        log(f"Prefect UI: http://127.0.0.1:{port}  (API {env['PREFECT_API_URL']}; worker on pool {POOL!r})")
+        worker = start_child(prefect_cli("worker", "start", "--pool", POOL, "--type", "process"), env)
+        where = env.get("CRAWL2MODEL_WORKDIR", "each run's workdir parameter, else ./work")
+        log(f"Prefect UI: http://127.0.0.1:{port}  (API {env['PREFECT_API_URL']}; worker on pool {POOL!r}; "
+            f"runs write to {where})")  # fmt: skip
         while not stopping and server.poll() is None and worker.poll() is None:
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
-        for proc in (worker, server):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-        for proc in (worker, server):
-            if proc is not None:
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        stop_children([p for p in (worker, server) if p is not None])

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from storage.catalog import Catalog
@@ -105,17 +106,21 @@ def test_deployments_run_through_a_real_server_and_worker(tmp_path):
     api = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - read while the server runs
-    cmd = [str(Path(sys.executable).with_name("crawl2model")), "serve", "--port", str(port)]
-    serve = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # Started as a script starts it: in the background of a non-interactive shell (SIGINT ignored),
+    # pointed at a workdir; the deployments below name none.
+    exe = Path(sys.executable).with_name("crawl2model")
+    script = f"'{exe}' serve --port {port} --workdir '{work}' & echo $! > '{tmp_path / 'serve.pid'}'; wait"
+    shell = subprocess.Popen(["bash", "-c", script], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 240
         while "Prefect UI:" not in (tmp_path / "serve.log").read_text():
-            assert serve.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
+            assert shell.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
             time.sleep(1)
         deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()
         assert {d["name"] for d in deployments} == {"sample", "commoncrawl", "stage"}
 
-        first = _run_deployment(env, "crawl2model/sample", {"workdir": str(work), "config": _config([])})
+        first = _run_deployment(env, "crawl2model/sample", {"config": _config([])})
         run = _wait(api, first)
         assert run["state"]["type"] == "COMPLETED", (tmp_path / "serve.log").read_text()[-4000:]
         names = _task_names(api, first)
@@ -133,7 +138,7 @@ def test_deployments_run_through_a_real_server_and_worker(tmp_path):
         assert SCREENSHOTS.joinpath("flow-run.png").stat().st_size > 10_000
 
         changed = _config(["filter.gopher_quality.min_words=80"])
-        second = _run_deployment(env, "crawl2model/stage", {"workdir": str(work), "config": changed})
+        second = _run_deployment(env, "crawl2model/stage", {"config": changed})
         assert _wait(api, second)["state"]["type"] == "COMPLETED", (tmp_path / "serve.log").read_text()[-4000:]
         assert sorted({n.split("-")[0] for n in _task_names(api, second)}) == sorted(
             ["filter", "dedup", "mix", "tokenize", "train", "evaluate"]
@@ -145,10 +150,16 @@ def test_deployments_run_through_a_real_server_and_worker(tmp_path):
         assert dict(rows) == dict.fromkeys(["filter", "dedup", "mix", "tokenize", "train", "evaluate"], False)
         _, rows = Catalog(work).query("select count(*) from runs where status = 'completed'")
         assert rows[0][0] == 2
+        # SIGTERM to `serve` alone (as `kill PID` does): server and worker stop, exit 0, within 10 s.
+        serve = psutil.Process(int((tmp_path / "serve.pid").read_text()))
+        children = serve.children(recursive=True)
+        assert len(children) >= 2
+        started = time.monotonic()
+        serve.send_signal(signal.SIGTERM)
+        assert shell.wait(timeout=15) == 0 and time.monotonic() - started < 10
+        _, alive = psutil.wait_procs(children, timeout=1)
+        assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], alive
     finally:
-        os.killpg(serve.pid, signal.SIGTERM)
-        try:
-            serve.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(serve.pid, signal.SIGKILL)
+        if shell.poll() is None:
+            os.killpg(shell.pid, signal.SIGKILL)
         log.close()
