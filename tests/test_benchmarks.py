@@ -101,3 +101,13 @@ def test_side_by_side_benchmarks_run(tmp_path):
     assert all(s["ratio"] > 0 for s in report["summary"].values()) and len(report["summary"]) >= 8
     assert results["minhash ours x2"]["docs_out"] < 400  # the generated near-duplicates were removed
     assert (tmp_path / result.name.replace(".json", ".md")).read_text().count("|") > 50
+
+
+def test_long_crawl_benchmark_runs(tmp_path):
+    subprocess.run([sys.executable, "benchmarks/long_crawl.py", "--sizes-mb", "1,2", "--out", str(tmp_path)], cwd=ROOT,
+                   check=True, capture_output=True)  # fmt: skip
+    [result] = tmp_path.glob("*-long-crawl.json")
+    rows = json.loads(result.read_text())["results"]
+    assert [r["size_mb"] for r in rows] == [1, 2]
+    assert all(r["records"] > 20 and r["docs"] > 0 and r["peak_rss_mb"] > 0 for r in rows)
+    assert rows[1]["records"] > rows[0]["records"]

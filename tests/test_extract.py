@@ -215,3 +215,45 @@ def test_bodies_stored_decoded_under_their_content_encoding_are_read_as_identity
     assert {r["url"].rsplit("/", 1)[1]: r["rule"] for r in removed} == {
         "gzip-corrupt": "decode_error", "deflate-corrupt": "decode_error", "br-corrupt": "decode_error"}  # fmt: skip
     assert stats["docs_in"] == stats["docs_out"] + stats["docs_removed"] == 10
+
+
+def test_every_record_type_is_counted_and_resource_records_holding_html_are_extracted(tmp_path):
+    import io
+
+    import pyarrow.parquet as pq
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    html = _page(prose(4, offset=20))
+    path = tmp_path / "types.warc.gz"
+    with open(path, "wb") as f:
+        w = WARCWriter(f, gzip=True)
+        w.write_record(w.create_warcinfo_record("types.warc.gz", {"software": "test"}))
+        request = StatusAndHeaders("GET / HTTP/1.1", [("Host", "r.example")], is_http_request=True)
+        w.write_record(w.create_warc_record("https://r.example/", "request", http_headers=request))
+        headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+        w.write_record(w.create_warc_record("https://r.example/", "response", payload=io.BytesIO(html),
+                                            http_headers=headers))  # fmt: skip
+        w.write_record(w.create_revisit_record("https://r.example/", "sha1:AAAA", "https://r.example/",
+                                               "2026-10-01T00:00:00Z"))  # fmt: skip
+        w.write_record(w.create_warc_record("https://r.example/", "metadata", payload=io.BytesIO(b"fetchTimeMs: 5"),
+                                            warc_content_type="application/warc-fields"))  # fmt: skip
+        page = _page(prose(4, offset=40))
+        w.write_record(w.create_warc_record("https://r.example/stored.html", "resource", payload=io.BytesIO(page),
+                                            warc_content_type="text/html"))  # fmt: skip
+        png = io.BytesIO(b"\x89PNG" + bytes(50))
+        w.write_record(w.create_warc_record("https://r.example/logo.png", "resource", payload=png,
+                                            warc_content_type="image/png"))  # fmt: skip
+    for reader in ("warcio", "fastwarc"):
+        out = tmp_path / reader
+        stats = process_shard(str(path), out, ExtractShard(ExtractConfig(reader=reader), ""), 0)
+        docs, removed = _read_shard(out)
+        assert sorted(d["url"] for d in docs) == ["https://r.example/", "https://r.example/stored.html"], reader
+        assert [r["rule"] for r in removed] == ["non_html"]
+        [verdict] = pq.read_table(out / "files").to_pylist()
+        counts = {k.removeprefix("records_"): v for k, v in verdict.items() if k.startswith("records_")}
+        assert counts == {"warcinfo": 1, "request": 1, "response": 1, "revisit": 1, "metadata": 1, "resource": 2,
+                          "conversion": 0, "continuation": 0}, reader  # fmt: skip
+        assert verdict["format"] == "warc.gz" and verdict["records"] == 7 and verdict["first_error"] == ""
+        assert verdict["bytes_read"] == verdict["bytes"] == path.stat().st_size and verdict["documents"] == 2
+        assert stats["docs_in"] == 3 and stats["records.revisit"] == 1  # revisits counted, not errors

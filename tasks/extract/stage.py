@@ -148,6 +148,35 @@ def process_record(
     return doc, None, None, ""
 
 
+class FileProgress:
+    """Records/s and MB/s inside one WARC file (Common Crawl's are 1 GB, 40,000 records): a log line
+    every `every_s` seconds, and one at the end."""
+
+    def __init__(self, path: str, every_s: float = 30.0):
+        self.name, self.size, self.every_s = Path(path).name, os.path.getsize(path), every_s
+        self.started = self.last = time.monotonic()
+        self.records = self.bytes = 0
+
+    def record(self, item: RawRecord | Exception) -> None:
+        self.records += 1
+        if isinstance(item, RawRecord):
+            self.bytes = max(self.bytes, item.offset)
+        if (now := time.monotonic()) - self.last >= self.every_s:
+            self.last = now
+            self._log("at")
+
+    def done(self) -> None:
+        if self.records:
+            self.bytes = self.size
+            self._log("done:")
+
+    def _log(self, what: str) -> None:
+        seconds = max(time.monotonic() - self.started, 1e-9)
+        mb, total = self.bytes / 1e6, self.size / 1e6
+        log.info("extract: %s %s %d records, %.0f of %.0f MB (%.0f records/s, %.1f MB/s)", self.name, what,
+                 self.records, mb, total, self.records / seconds, mb / seconds)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ExtractShard:
     """What each extract shard needs besides its WARC file."""
@@ -164,8 +193,10 @@ def process_shard(in_path: str, out: Path, params: ExtractShard, index: int) -> 
     cap = cfg.max_html_bytes + 65536
     by_type: dict[str, int] = {}
     first_error = ""
+    progress = FileProgress(in_path)
     for item in iter_records(in_path, cfg.reader, cap, by_type):
         stats["docs_in"] += 1
+        progress.record(item)
         if isinstance(item, Exception):
             stats["records_corrupt"] += 1
             first_error = first_error or f"{type(item).__name__}: {item}"[:300]
@@ -180,23 +211,27 @@ def process_shard(in_path: str, out: Path, params: ExtractShard, index: int) -> 
         else:
             stats[f"removed.{rule}"] = stats.get(f"removed.{rule}", 0) + 1
             removed.append(removed_row(doc, STAGE, rule, value, detail[:200]))
-    write_file_verdict(out / "files" / f"part-{index:05d}.parquet", in_path, by_type, first_error, len(kept))
+    read = progress.bytes if first_error else os.path.getsize(in_path)  # where it broke, or all of it
+    progress.done()
+    verdict = {"bytes_read": read, "first_error": first_error, "documents": len(kept)}
+    write_file_verdict(out / "files" / f"part-{index:05d}.parquet", in_path, by_type, verdict)
     return {**stats, **by_type, **write_shard(out, index, kept, removed)}
 
 
 FILE_SCHEMA = pa.schema(
-    [("file", pa.string()), ("format", pa.string()), ("bytes", pa.int64()), ("records", pa.int64()),
+    [("file", pa.string()), ("format", pa.string()), ("bytes", pa.int64()), ("bytes_read", pa.int64()),
+     ("records", pa.int64()),
      *[(f"records_{kind}", pa.int64()) for kind in ALL_TYPES], ("documents", pa.int64()), ("first_error", pa.string())]
 )  # fmt: skip
 
 
-def write_file_verdict(path: Path, in_path: str, by_type: dict[str, int], first_error: str, documents: int) -> None:
+def write_file_verdict(path: Path, in_path: str, by_type: dict[str, int], verdict: dict[str, Any]) -> None:
     """One row per input file (view `extract_files`): what it is, what was in it, where it broke."""
     kind = detect_format(in_path)
     if kind.split(".")[0] == "warc" and by_type.get("records.conversion") and not by_type.get("records.response"):
         kind = kind.replace("warc", "wet")
     row = {"file": Path(in_path).name, "format": kind, "bytes": os.path.getsize(in_path),
-           "records": sum(by_type.values()), "documents": documents, "first_error": first_error,
+           "records": sum(by_type.values()), **verdict,
            **{f"records_{k}": by_type.get(f"records.{k}", 0) for k in ALL_TYPES}}  # fmt: skip
     write_parquet(pa.Table.from_pylist([row], schema=FILE_SCHEMA), path)
 

@@ -85,10 +85,10 @@ def _iter_warcio(path: str, cap: int, counts: dict[str, int], arc: bool) -> Iter
 def _iter_fastwarc(path: str, cap: int, counts: dict[str, int]) -> Iterator[RawRecord]:
     from fastwarc.warc import ArchiveIterator, WarcRecordType
 
-    names = {getattr(WarcRecordType, name): name for name in ALL_TYPES if hasattr(WarcRecordType, name)}
+    kinds = [(getattr(WarcRecordType, name), name) for name in ALL_TYPES if hasattr(WarcRecordType, name)]
     # fsspec off: a local path is read directly; parse_http off: we parse the block ourselves.
     for record in ArchiveIterator(path, record_types=WarcRecordType.any_type, parse_http=False, fsspec_args=False):
-        rec_type = names.get(record.record_type, "unknown")
+        rec_type = next((name for kind, name in kinds if record.record_type == kind), "unknown")
         counts[f"records.{rec_type}"] = counts.get(f"records.{rec_type}", 0) + 1
         if rec_type not in RECORD_TYPES:
             continue
