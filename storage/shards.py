@@ -49,6 +49,38 @@ def write_parquet(table: pa.Table, path: Path, row_group_size: int = 4096) -> No
     os.replace(tmp, path)
 
 
+class ParquetStream:
+    """A Parquet file written a row group at a time, so memory holds one row group, not the file;
+    renamed into place by `close`. The same rows give the same bytes as `write_parquet`."""
+
+    def __init__(self, path: Path, schema: pa.Schema, row_group_size: int = 4096):
+        self.path, self.schema, self.row_group_size = path, schema, row_group_size
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = _tmp_name(path)
+        self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
+        self.buffer: list[dict[str, Any]] = []
+        self.rows = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.buffer.append(row)
+        if len(self.buffer) == self.row_group_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.buffer:
+            self.writer.write_table(pa.Table.from_pylist(self.buffer, schema=self.schema),
+                                    row_group_size=self.row_group_size)  # fmt: skip
+            self.rows += len(self.buffer)
+            self.buffer = []
+
+    def close(self) -> None:
+        self._flush()
+        if not self.rows:  # as write_parquet writes an empty table
+            self.writer.write_table(pa.Table.from_pylist([], schema=self.schema), row_group_size=self.row_group_size)
+        self.writer.close()
+        os.replace(self.tmp, self.path)
+
+
 def iter_rows(paths: list[str], columns: list[str] | None = None, batch_size: int = 1024) -> Iterator[dict]:
     """Stream rows as dicts without loading whole shards."""
     for p in paths:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from storage.shards import write_parquet
+from storage.shards import ParquetStream, write_parquet
 
 DOC_SCHEMA = pa.schema(
     [
@@ -84,6 +84,35 @@ def write_removed(rows: list[dict[str, Any]], path: Path) -> None:
     write_parquet(pa.Table.from_pylist(rows, schema=REMOVED_SCHEMA), path)
 
 
+class ShardWriter:
+    """One shard's kept documents and removal rows, streamed to Parquet a row group at a time (a
+    1 GB WARC's documents never sit in memory at once); `close` renames both into place and returns
+    the shard's counts, per rule too."""
+
+    def __init__(self, out: Path, index: int, extra: list[pa.Field] | None = None):
+        schema = pa.schema(list(DOC_SCHEMA) + list(extra or []))
+        self.docs = ParquetStream(out / "docs" / f"part-{index:05d}.parquet", schema)
+        self.removed = ParquetStream(out / "removed" / f"part-{index:05d}.parquet", REMOVED_SCHEMA)
+        self.stats = {"docs_in": 0, "docs_out": 0, "docs_removed": 0}
+
+    def keep(self, doc: dict[str, Any]) -> None:
+        self.docs.add(doc)
+        self.stats["docs_in"] += 1
+        self.stats["docs_out"] += 1
+
+    def remove(self, row: dict[str, Any]) -> None:
+        self.removed.add(row)
+        self.stats["docs_in"] += 1
+        self.stats["docs_removed"] += 1
+        key = f"removed.{row['rule']}"
+        self.stats[key] = self.stats.get(key, 0) + 1
+
+    def close(self) -> dict[str, int]:
+        self.docs.close()
+        self.removed.close()
+        return self.stats
+
+
 def write_shard(
     out: Path,
     index: int,
@@ -92,12 +121,12 @@ def write_shard(
     extra: list[pa.Field] | None = None,
 ) -> dict[str, int]:
     """Write one shard's kept documents and removal rows; return its counts, per rule too."""
-    write_docs(kept, out / "docs" / f"part-{index:05d}.parquet", extra)
-    write_removed(removed, out / "removed" / f"part-{index:05d}.parquet")
-    stats = {"docs_in": len(kept) + len(removed), "docs_out": len(kept), "docs_removed": len(removed)}
+    shard = ShardWriter(out, index, extra)
+    for doc in kept:
+        shard.keep(doc)
     for row in removed:
-        stats[f"removed.{row['rule']}"] = stats.get(f"removed.{row['rule']}", 0) + 1
-    return stats
+        shard.remove(row)
+    return shard.close()
 
 
 def count_words(text: str) -> int:

@@ -38,7 +38,7 @@ BUILTIN_STAGES: tuple[StageSpec, ...] = (
     StageSpec("acquire", (), AcquireConfig, "4", acquire.run, identity=acquire.input_identity, network=True),
     StageSpec("extract", ("acquire",), ExtractConfig, "4", extract.run),
     StageSpec("filter", ("extract",), FilterConfig, "3", filter_.run),
-    StageSpec("dedup", ("filter",), DedupConfig, "3", dedup.run),
+    StageSpec("dedup", ("filter",), DedupConfig, "4", dedup.run),
     StageSpec("mix", ("dedup",), MixConfig, "2", mix.run),
     StageSpec("tokenize", ("mix",), TokenizeConfig, "3", tokenize.run),
     StageSpec("train", ("tokenize",), TrainConfig, "2", train.run),

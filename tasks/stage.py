@@ -127,6 +127,17 @@ class StageSpec:
     after: str | None = None  # plugins only: the stage this one follows
 
 
+def workdir_cache(out: Path, name: str) -> Path:
+    """A cache shared by every output of the workdir (`<workdir>/cache/<name>`): for results that
+    depend on less than the stage's fingerprint does. A stage output lives at
+    `<workdir>/artifacts/<stage>/<fingerprint>`, so the workdir is three levels up; an output kept
+    anywhere else (a test, a benchmark) gets a cache of its own."""
+    out = out.resolve()
+    if out.parent.parent.name != "artifacts":
+        return out / "_state" / "cache" / name
+    return out.parents[2] / "cache" / name
+
+
 def write_manifest(stage: str, fingerprint: str, out: Path, outcome: StageOutcome, seconds: float) -> Manifest:
     files = [
         describe_file(p, kind_of(p.relative_to(out)), out)

@@ -54,7 +54,7 @@ def crawl2model(work: Path, *args: str) -> str:
 
 def latest_stage_runs(catalog: Catalog) -> dict[str, dict]:
     cols, rows = catalog.query(
-        "select stage, cache_hit, docs_in, docs_out, docs_removed from stage_runs "
+        "select stage, cache_hit, docs_in, docs_out, docs_removed, fingerprint from stage_runs "
         "where run_id = (select run_id from runs order by started_at desc limit 1)"
     )
     return {r[0]: dict(zip(cols, r, strict=True)) for r in rows}
@@ -182,6 +182,9 @@ def test_changed_threshold_reruns_filter_and_later_only(first_run):
     assert runs["acquire"]["cache_hit"] and runs["extract"]["cache_hit"], (runs, output)
     for stage in STAGES[2:]:
         assert not runs[stage]["cache_hit"], (stage, runs, output)
+    # dedup reran on the new input, but its quality check depends on the dedup settings alone.
+    dedup = json.loads((first_run / "artifacts" / "dedup" / runs["dedup"]["fingerprint"] / "manifest.json").read_text())
+    assert dedup["info"]["quality"]["cache"] == "hit" and dedup["info"]["quality"]["docs"] == 2000
     # --only reuses the cached upstream and runs just that stage.
     output = crawl2model(first_run, "--set", "filter.gopher_quality.min_words=60", "--only", "dedup")
     runs = latest_stage_runs(Catalog(first_run))

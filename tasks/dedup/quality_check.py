@@ -205,6 +205,10 @@ def score(
     }
 
 
+# Bump when the check's generator or scoring changes: cached results (dedup.stage) are keyed by it.
+QUALITY_CHECK_VERSION = "1"
+
+
 def measure_quality(shards: list[str], cfg: DedupConfig, work: Path) -> dict[str, Any]:
     """Dedup the run's documents plus `cfg.quality_check_docs` generated ones; score vs exact Jaccard."""
     if (done := work / "quality.json").exists():

@@ -11,17 +11,21 @@ The optional quality check measures the same code against exact Jaccard (`qualit
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
+from storage.section import config_json
+from storage.shards import atomic_write_json, read_json
 from tasks.dedup.config import DedupConfig
 from tasks.dedup.phases import cluster_documents
-from tasks.dedup.quality_check import measure_quality
+from tasks.dedup.quality_check import QUALITY_CHECK_VERSION, measure_quality
 from tasks.documents import DEDUP_COLUMNS, removed_row, write_shard
-from tasks.stage import StageInput, StageOutcome, map_shards, sum_stats
+from tasks.stage import StageInput, StageOutcome, map_shards, sum_stats, workdir_cache
 
 STAGE = "dedup"
 
@@ -49,6 +53,24 @@ def output_shard(in_path: str, out: Path, params: OutputShard, index: int) -> di
     return write_shard(out, index, kept, removed, DEDUP_COLUMNS)
 
 
+# Settings that change how documents are processed, not what dedup finds.
+NOT_IN_RESULTS = {"workers", "memory_limit_mb"}
+
+
+def cached_quality_check(cfg: DedupConfig, out: Path) -> dict[str, Any]:
+    """The quality check on the generated near-duplicates alone, cached by the dedup settings: a filter
+    change reruns dedup on new input but finds this measurement done (`cache: hit`)."""
+    settings = {k: v for k, v in config_json(cfg).items() if k not in NOT_IN_RESULTS}
+    key = hashlib.sha256(json.dumps({"v": QUALITY_CHECK_VERSION, **settings}, sort_keys=True).encode()).hexdigest()
+    cached = workdir_cache(out, "dedup-quality") / f"{key[:24]}.json"
+    if cached.exists():
+        return {**read_json(cached), "cache": "hit"}
+    result = measure_quality([], cfg, out / "_state" / "quality")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(cached, result)  # concurrent variants write the same bytes; the last rename wins
+    return {**result, "cache": "computed"}
+
+
 def run(inputs: dict[str, StageInput], cfg: DedupConfig, out: Path) -> StageOutcome:
     shards = inputs["filter"].files("docs")
     work = out / "_state" / "minhash"
@@ -59,7 +81,7 @@ def run(inputs: dict[str, StageInput], cfg: DedupConfig, out: Path) -> StageOutc
     outcome = StageOutcome(counts["docs_in"], counts["docs_out"], counts["docs_removed"])
     outcome.info = {"num_perm": cfg.num_perm, "bands": cfg.bands, "rows_per_band": cfg.rows, **clusters}
     if cfg.quality_check_docs:
-        outcome.info["quality"] = measure_quality(shards, cfg, out / "_state" / "quality")
+        outcome.info["quality"] = cached_quality_check(cfg, out)
         outcome.info["quality_check_docs"] = cfg.quality_check_docs
     for name, value in outcome.info.items():
         if isinstance(value, int | float):

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from storage.shards import write_parquet
 from tasks.archives import detect_format
-from tasks.documents import count_words, doc_id_for, removed_row, write_shard
+from tasks.documents import ShardWriter, count_words, doc_id_for, removed_row
 from tasks.extract.config import ExtractConfig
 from tasks.extract.http_payload import PayloadError, decode_content, decode_html, parse_response
 from tasks.extract.langid import detect_language
@@ -187,35 +187,34 @@ class ExtractShard:
 
 def process_shard(in_path: str, out: Path, params: ExtractShard, index: int) -> dict[str, Any]:
     cfg, crawl = params.cfg, params.crawl
-    kept, removed = [], []
-    stats: dict[str, Any] = {"docs_in": 0, "records_corrupt": 0, "encoding_mislabeled": 0}
+    shard = ShardWriter(out, index)  # streamed: memory stays flat however large the WARC file is
+    stats: dict[str, Any] = {"records_corrupt": 0, "encoding_mislabeled": 0}
     # Headers and the page share the cap; a page over it is counted as too_large, not read.
     cap = cfg.max_html_bytes + 65536
     by_type: dict[str, int] = {}
     first_error = ""
     progress = FileProgress(in_path)
     for item in iter_records(in_path, cfg.reader, cap, by_type):
-        stats["docs_in"] += 1
         progress.record(item)
         if isinstance(item, Exception):
             stats["records_corrupt"] += 1
             first_error = first_error or f"{type(item).__name__}: {item}"[:300]
             name = Path(in_path).name
             bad = {"doc_id": doc_id_for(f"{name}#corrupt#{stats['records_corrupt']}"), "url": None, "warc_path": name}
-            removed.append(removed_row(bad, STAGE, "corrupt_record", None, f"{type(item).__name__}: {item}"[:200]))
+            shard.remove(removed_row(bad, STAGE, "corrupt_record", None, f"{type(item).__name__}: {item}"[:200]))
             log.warning("extract: %s: unreadable record (%s); the rest of this file is skipped", in_path, item)
             continue
         doc, rule, value, detail = process_record(item, in_path, crawl, cfg, stats)
         if rule is None:
-            kept.append(doc)
+            shard.keep(doc)
         else:
-            stats[f"removed.{rule}"] = stats.get(f"removed.{rule}", 0) + 1
-            removed.append(removed_row(doc, STAGE, rule, value, detail[:200]))
+            shard.remove(removed_row(doc, STAGE, rule, value, detail[:200]))
     read = progress.bytes if first_error else os.path.getsize(in_path)  # where it broke, or all of it
     progress.done()
-    verdict = {"bytes_read": read, "first_error": first_error, "documents": len(kept)}
+    counts = shard.close()
+    verdict = {"bytes_read": read, "first_error": first_error, "documents": counts["docs_out"]}
     write_file_verdict(out / "files" / f"part-{index:05d}.parquet", in_path, by_type, verdict)
-    return {**stats, **by_type, **write_shard(out, index, kept, removed)}
+    return {**stats, **by_type, **counts}
 
 
 FILE_SCHEMA = pa.schema(

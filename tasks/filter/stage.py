@@ -12,10 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
-from storage.shards import atomic_write_json, read_json
-from tasks.documents import FILTER_COLUMNS, count_words, removed_row, write_shard
+from storage.shards import atomic_write_json, iter_rows, read_json
+from tasks.documents import FILTER_COLUMNS, ShardWriter, count_words, removed_row
 from tasks.filter.config import FilterConfig, QualityClassifierConfig
 from tasks.filter.quality import score_threshold, train_classifier
 from tasks.filter.rules import Rule, failure_in, measure_all
@@ -67,16 +65,16 @@ class FilterShard:
 
 def process_shard(in_path: str, out: Path, params: FilterShard, index: int) -> dict[str, Any]:
     rules = build_rules(params.cfg, params.model_path, params.threshold)
-    kept, removed = [], []
+    shard = ShardWriter(out, index, FILTER_COLUMNS)  # streamed in and out: one row group in memory
     stats = Counter(dict.fromkeys(PiiRedaction.counters, 0))
-    for doc in pq.read_table(in_path).to_pylist():
+    for doc in iter_rows([in_path]):
         doc["quality_score"] = None
         if failed := failure_in(measure_all(doc, rules, stats)):
-            removed.append(removed_row(doc, STAGE, failed.rule, failed.value))
+            shard.remove(removed_row(doc, STAGE, failed.rule, failed.value))
             continue
         doc["n_chars"], doc["n_words"] = len(doc["text"]), count_words(doc["text"])
-        kept.append(doc)
-    return {**stats, **write_shard(out, index, kept, removed, FILTER_COLUMNS)}
+        shard.keep(doc)
+    return {**stats, **shard.close()}
 
 
 def prepare_classifier(docs: list[str], cfg: QualityClassifierConfig, out: Path) -> tuple[str, dict[str, Any]]:
