@@ -7,16 +7,7 @@ import pyarrow.parquet as pq
 from tasks.extract.config import ExtractConfig
 from tasks.extract.http_payload import decode_html
 from tasks.extract.stage import ExtractShard, process_shard
-from tests.conftest import prose, write_warc
-
-
-def _page(text: str, charset: str = "utf-8") -> bytes:
-    paras = "".join(f"<p>{p}</p>" for p in text.split("\n\n"))
-    html = (
-        f'<html><head><meta charset="{charset}"><title>t</title></head><body><nav><a href="/">Home</a></nav>'
-        f"<main><article><h1>Title</h1>{paras}</article></main><footer>(c) site</footer></body></html>"
-    )
-    return html.encode(charset, "replace")
+from tests.conftest import html_page, prose, write_warc
 
 
 def test_decode_html_prefers_declared_charsets():
@@ -33,11 +24,11 @@ def test_extract_shard_counts_every_record(tmp_path):
     warc = write_warc(
         tmp_path / "in.warc.gz",
         [
-            ("https://a.example/1", "200 OK", "text/html; charset=utf-8", _page(body)),
+            ("https://a.example/1", "200 OK", "text/html; charset=utf-8", html_page(body)),
             ("https://a.example/2", "404 Not Found", "text/html", b"<html>gone</html>"),
             ("https://a.example/3", "200 OK", "image/png", b"\x89PNG...."),
             ("https://a.example/4", "200 OK", "text/html", b"<html><body><nav>Home</nav></body></html>"),
-            ("https://a.example/5", "200 OK", "text/html; charset=windows-1252", _page(body, "windows-1252")),
+            ("https://a.example/5", "200 OK", "text/html; charset=windows-1252", html_page(body, "windows-1252")),
             ("https://a.example/6", "200 OK", "text/html", b"<html><body>" + b"x" * 5000 + b"</body></html>"),
         ],
     )
@@ -58,7 +49,7 @@ def test_extract_shard_counts_every_record(tmp_path):
 
 
 def test_truncated_and_garbage_records_are_counted_not_fatal(tmp_path):
-    pages = [(f"https://b.example/{i}", "200 OK", "text/html", _page(prose(4, offset=i * 4))) for i in range(3)]
+    pages = [(f"https://b.example/{i}", "200 OK", "text/html", html_page(prose(4, offset=i * 4))) for i in range(3)]
     warc = write_warc(tmp_path / "t.warc.gz", pages)
     data = warc.read_bytes()
     warc.write_bytes(data[: len(data) - 300])  # cut inside the last record
@@ -87,7 +78,7 @@ def _read_shard(out):
 def test_content_encodings_are_decoded_and_bombs_are_capped(tmp_path):
     import brotli
 
-    html = _page(prose(4))
+    html = html_page(prose(4))
     deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
     raw_deflate = deflate.compress(html) + deflate.flush()
     bomb = gzip.compress(b"<p>" + b"a" * 20_000_000)  # 20 MB from about 20 kB
@@ -137,7 +128,7 @@ def test_a_page_over_the_time_cap_is_recorded_not_waited_for(tmp_path, monkeypat
         time.sleep(5)
 
     monkeypatch.setattr(trafilatura, "extract", slow_extract)
-    warc = write_warc(tmp_path / "in.warc.gz", [("https://s.example/", "200 OK", "text/html", _page(prose(2)))])
+    warc = write_warc(tmp_path / "in.warc.gz", [("https://s.example/", "200 OK", "text/html", html_page(prose(2)))])
     started = time.monotonic()
     process_shard(str(warc), tmp_path / "out", ExtractShard(ExtractConfig(timeout_s=0.2), ""), 0)
     assert time.monotonic() - started < 3
@@ -154,7 +145,7 @@ def test_warcio_and_fastwarc_yield_the_same_documents(tmp_path, small_sample):
                 "https://x.example/z",
                 "200 OK",
                 "text/html",
-                gzip.compress(_page(prose(3))),
+                gzip.compress(html_page(prose(3))),
                 [("Content-Encoding", "gzip")],
             ),
             ("https://x.example/big", "200 OK", "text/html", b"<p>" + b"b" * 9000),
@@ -190,8 +181,8 @@ def test_bodies_stored_decoded_under_their_content_encoding_are_read_as_identity
     """Archived crawls keep `Content-Encoding: gzip` (br, deflate) over a body already decoded."""
     import brotli
 
-    html = _page(prose(4, offset=8))
-    latin = _page(prose(4, offset=12), "windows-1252")
+    html = html_page(prose(4, offset=8))
+    latin = html_page(prose(4, offset=12), "windows-1252")
     pages = [
         (f"https://m.example/{label}-{i}", "200 OK", "text/html", body, [("Content-Encoding", label)])
         for label in ("gzip", "deflate", "br")
@@ -224,7 +215,7 @@ def test_every_record_type_is_counted_and_resource_records_holding_html_are_extr
     from warcio.statusandheaders import StatusAndHeaders
     from warcio.warcwriter import WARCWriter
 
-    html = _page(prose(4, offset=20))
+    html = html_page(prose(4, offset=20))
     path = tmp_path / "types.warc.gz"
     with open(path, "wb") as f:
         w = WARCWriter(f, gzip=True)
@@ -238,7 +229,7 @@ def test_every_record_type_is_counted_and_resource_records_holding_html_are_extr
                                                "2026-10-01T00:00:00Z"))  # fmt: skip
         w.write_record(w.create_warc_record("https://r.example/", "metadata", payload=io.BytesIO(b"fetchTimeMs: 5"),
                                             warc_content_type="application/warc-fields"))  # fmt: skip
-        page = _page(prose(4, offset=40))
+        page = html_page(prose(4, offset=40))
         w.write_record(w.create_warc_record("https://r.example/stored.html", "resource", payload=io.BytesIO(page),
                                             warc_content_type="text/html"))  # fmt: skip
         png = io.BytesIO(b"\x89PNG" + bytes(50))
