@@ -127,7 +127,8 @@ def _run_pipeline(cfg: PipelineConfig, workdir: Path, **selection: str | list[st
     """The flow, with each failure a user can act on turned into one clear error line."""
     import duckdb
 
-    from flows.pipeline import SelectionError, pipeline
+    from flows.pipeline import pipeline
+    from flows.plan import SelectionError
     from storage.lock import WorkdirBusy
     from tasks.acquire.download import DownloadError
     from tasks.acquire.stage import UnreadableInput

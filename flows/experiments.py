@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 from prefect import flow, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 
-from flows.pipeline import new_run_id, pipeline_slice, plan
+from flows.pipeline import new_run_id, pipeline_slice
+from flows.plan import plan
 from storage.catalog import Catalog
 from storage.lock import workdir_lock
 from storage.shards import atomic_write_bytes, atomic_write_json, iter_rows, write_parquet

@@ -20,7 +20,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.tasks import exponential_backoff
 
-from flows.plan import PlannedStage, SelectionError, plan, select
+from flows.plan import PlannedStage, check_upstream, plan, select
 from flows.scaleout import shard_runner
 from storage.catalog import Catalog, now
 from storage.lock import workdir_lock
@@ -198,12 +198,12 @@ def _run_stages(
     summary = []
     streaming = _start_streaming_extract(cfg, by_stage, selected, forced)
     try:
+        check_upstream(planned, selected)  # the CLI checked it too, before Prefect started
         for p in planned:
             if p.stage not in selected:
                 if STAGES.index(p.stage) < STAGES.index(selected[0]):
                     manifests[p.stage] = load_manifest(p.output_dir)  # upstream, from cache if present
                 continue
-            _check_parents(p, manifests)
             started = now()
             cached = _prepare_output(p, forced)
             logger.info("%s: %s (%s)", p.stage, "cached" if cached else "running", p.fingerprint[:12])
@@ -220,15 +220,6 @@ def _run_stages(
         raise
     catalog.finish_run(run_id, "completed")
     return summary
-
-
-def _check_parents(p: PlannedStage, manifests: dict[str, Manifest | None]) -> None:
-    for parent in p.parents:
-        if manifests.get(parent) is None:
-            raise SelectionError(
-                f"{p.stage} needs the output of {parent} for this config, and it has not been "
-                f"computed yet: run without --only/--from first"
-            )
 
 
 def _prepare_output(p: PlannedStage, forced: set[str]) -> bool:

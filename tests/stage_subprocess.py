@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 def main(workdir: str, out: str, stage: str, *overrides: str) -> None:
-    from flows.pipeline import plan
+    from flows.plan import plan
     from tasks.config import load_config
     from tasks.registry import SPEC_BY_NAME
     from tasks.stage import StageInput, execute_stage, load_manifest

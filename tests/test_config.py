@@ -87,7 +87,7 @@ def test_missing_and_malformed_files(tmp_path):
 
 def test_a_file_named_by_the_config_is_part_of_its_stage_fingerprint(tmp_path):
     """Editing a blocklist (or a tokenizer model) in place must rerun its stage and those after it."""
-    from flows.pipeline import plan
+    from flows.plan import plan
 
     blocklist, tokenizer = tmp_path / "blocklist.txt", tmp_path / "tok.model"
     blocklist.write_text("spam.example\n")

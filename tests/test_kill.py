@@ -22,7 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.pipeline import plan
+from flows.plan import plan
 from tasks.config import load_config
 from tasks.stage import load_manifest
 from tests.conftest import TINY_PIPELINE

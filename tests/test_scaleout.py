@@ -12,7 +12,8 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-from flows.pipeline import pipeline, plan
+from flows.pipeline import pipeline
+from flows.plan import plan
 from tasks.config import load_config
 from tests.conftest import TINY_PIPELINE
 

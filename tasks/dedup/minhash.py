@@ -14,7 +14,6 @@ import unicodedata
 from collections.abc import Iterable
 
 import numpy as np
-from datasketch import MinHash
 
 PUNCT = re.compile(r"[^\w\s]")
 # splitmix64 constants: a cheap, well-mixed 64-bit hash of the band rows.
@@ -52,6 +51,9 @@ def jaccard(a: set[bytes], b: set[bytes]) -> float:
 def signatures(normalized: Iterable[str], num_perm: int, shingle_words: int, seed: int) -> np.ndarray:
     """(docs, num_perm) MinHash signatures of SIGNATURE_DTYPE."""
     sets = (shingles(text, shingle_words) for text in normalized)
+    # Imported here: datasketch loads scipy (0.35 s), which listing the stages in the CLI need not pay.
+    from datasketch import MinHash
+
     rows = [m.hashvalues for m in MinHash.generator(sets, num_perm=num_perm, seed=seed)]
     return np.vstack(rows).astype(SIGNATURE_DTYPE) if rows else np.zeros((0, num_perm), dtype=SIGNATURE_DTYPE)
 
