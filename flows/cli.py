@@ -200,10 +200,13 @@ def plan_cmd(
     ] = None,
     vocab_size: int = 32768,
     seq_len: int = 1024,
+    epochs: Annotated[float, typer.Option(min=1.0, help="passes over the --tokens budget (repeated data)")] = 1.0,
     workdir: WorkdirOpt = Path("work"),
 ) -> None:
-    """Suggest a model size for a token, compute or GPU-hour budget (Chinchilla and inference-aware)."""
-    from model.sizing import plan
+    """Suggest a model size for a token, compute or GPU-hour budget (Chinchilla and inference-aware).
+
+    A token budget is never exceeded: both plans read those tokens, `--epochs` times."""
+    from model.sizing import human, plan
     from storage.catalog import Catalog
 
     if mfu is None:
@@ -217,14 +220,19 @@ def plan_cmd(
 
     try:
         plans = plan(tokens=tokens, flops=flops, gpu_hours=gpu_hours, gpu=gpu, mfu=mfu, vocab_size=vocab_size,
-                     seq_len=seq_len)  # fmt: skip
+                     seq_len=seq_len, epochs=epochs)  # fmt: skip
     except ValueError as e:
         raise _fail(str(e)) from None
-    cols = ["plan", "params", "tokens", "FLOPs (6ND)", "tokens/param", "est. loss", f"{gpu} hours @ {mfu:.0%} MFU",
-            "nearest preset"]  # fmt: skip
-    rows = [(p.name, f"{p.params:.3g}", f"{p.tokens:.3g}", f"{p.flops:.3g}", round(p.tokens_per_param),
-             round(p.est_loss, 3), f"{p.gpu_hours:.3g}", p.nearest_preset) for p in plans]  # fmt: skip
+    cols = ["plan", "params", "tokens seen", "worth (fresh tokens)", "FLOPs (6ND)", "tokens/param", "est. loss",
+            f"{gpu} hours @ {mfu:.0%} MFU", "nearest preset"]  # fmt: skip
+    rows = [(p.name, human(p.params), human(p.tokens), human(p.effective_tokens), f"{p.flops:.2g}",
+             round(p.tokens_per_param), round(p.est_loss, 3), f"{p.gpu_hours:.3g}", p.nearest_preset)
+            for p in plans]  # fmt: skip
     _print_rows(cols, rows, title="model sizing")
+    if epochs > 1:
+        worth = human(plans[0].effective_tokens)
+        console.print(f"{epochs:g} epochs of {human(tokens)} tokens are worth about {worth} fresh tokens "
+                      "(Muennighoff et al. 2023: up to ~4 epochs nearly as good as new data)")  # fmt: skip
 
 
 @app.command()
