@@ -49,15 +49,21 @@ def assert_catalog_is_consistent(work: Path) -> None:
 
 
 def test_disk_full_during_a_stage_is_a_clear_error_and_the_rerun_resumes(tmp_path, monkeypatch):
-    real_write = pq.write_table
+    real_write, real_stream_write = pq.write_table, pq.ParquetWriter.write_table
 
     def full_disk_in_filter(table, where, *args, **kwargs):
         if "/filter/" in str(where):
             raise OSError(errno.ENOSPC, "No space left on device", str(where))
         return real_write(table, where, *args, **kwargs)
 
+    def full_disk_in_filter_stream(writer, table, *args, **kwargs):  # shards streamed a row group at a time
+        if "/filter/" in str(writer.where):
+            raise OSError(errno.ENOSPC, "No space left on device", str(writer.where))
+        return real_stream_write(writer, table, *args, **kwargs)
+
     work = tmp_path / "work"
     monkeypatch.setattr(pq, "write_table", full_disk_in_filter)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full_disk_in_filter_stream)
     result = crawl2model(work, "--until", "dedup")
     assert result.exit_code == 1, result.output
     assert "cannot write to the workdir" in result.output and "No space left on device" in result.output
@@ -66,6 +72,7 @@ def test_disk_full_during_a_stage_is_a_clear_error_and_the_rerun_resumes(tmp_pat
     assert_catalog_is_consistent(work)
 
     monkeypatch.setattr(pq, "write_table", real_write)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", real_stream_write)
     result = crawl2model(work, "--until", "dedup")
     assert result.exit_code == 0, result.output
     _, rows = Catalog(work).query(
