@@ -191,8 +191,7 @@ def _non_english_pages(planted: int, rng: random.Random) -> list[Page]:
 
 def _clean_first(pages: list[Page]) -> list[Page]:
     # The rules, not the filter stage: the sample depends on the default Gopher thresholds only.
-    from tasks.filter.config import GopherQualityConfig, GopherRepetitionConfig
-    from tasks.filter.rules.gopher import GopherQuality, GopherRepetition
+    from tasks.filter.rules.gopher import GopherQuality, GopherQualityConfig, GopherRepetition, GopherRepetitionConfig
 
     quality, repetition = GopherQuality(GopherQualityConfig()), GopherRepetition(GopherRepetitionConfig())
 

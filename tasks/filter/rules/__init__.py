@@ -4,8 +4,10 @@ A rule set (`Rule`) has a name, optionally edits the document first (`edit`: C4'
 redaction; it returns counts of what it changed), then yields `Measurement`s: rule name, measured
 value, threshold, verdict. `measure_all` is the single walk over a list of rule sets that the filter
 stage (stopping at the first failure) and `explain` (measuring everything) both use, and it is where
-the per-rule counters are kept. A new rule in a set is one more `yield` in its `measure_text`; a new
-set is one class in one file here, its config section, and one line in `filter.stage.build_rules`.
+the per-rule counters are kept. A new rule in a set is one more `yield` in its `measure_text` and its
+threshold field in the set's config section, both in the set's file; a new set is one file here (its
+`Rule` class and its config section), plus its field in `FilterConfig` and its line in
+`filter.stage.build_rules`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+# Rule thresholds: None disables a rule; values are range-checked so a typo fails before any work.
+Count = Annotated[int, Field(ge=0)] | None
+Ratio = Annotated[float, Field(ge=0.0, le=1.0)] | None
+Length = Annotated[float, Field(ge=0.0, le=1000.0)] | None
+
 
 # The first failing rule of a document and its measured value, or None when it passes.
 Verdict = tuple[str, float | None] | None

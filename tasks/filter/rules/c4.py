@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from tasks.filter.config import C4Config
-from tasks.filter.rules import Measurement, TextRule, at_least
+from storage.section import Section
+from tasks.filter.rules import Count, Measurement, TextRule, at_least
 
 TERMINAL_PUNCTUATION = (".", "!", "?", '"', "'", "”", "’")
 POLICY_PHRASES = (
@@ -26,6 +26,22 @@ POLICY_PHRASES = (
     "use cookies",
 )
 SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
+
+
+class C4Config(Section):
+    """C4's rules (Raffel et al. 2020). Off by default: the curly-bracket rule alone removes most
+    technical pages, including the sample's documentation; FineWeb keeps C4 without the
+    terminal-punctuation line rule."""
+
+    enabled: bool = False
+    drop_no_terminal_punctuation: bool = True
+    min_words_per_line: Count = 3
+    max_word_length: Count = 1000
+    drop_javascript_lines: bool = True
+    drop_policy_lines: bool = True
+    remove_lorem_ipsum: bool = True
+    remove_curly_bracket: bool = True
+    min_sentences: Count = 5
 
 
 class C4Filter(TextRule):

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from tasks.filter.config import FineWebConfig
-from tasks.filter.rules import Measurement, TextRule, at_least, at_most
+from pydantic import Field
+
+from storage.section import Section
+from tasks.filter.rules import Length, Measurement, Ratio, TextRule, at_least, at_most
 
 LINE_END_PUNCTUATION = (".", "?", "!", '"', "'", "”", "’", ":", ";")
+
+
+class FineWebConfig(Section):
+    """FineWeb's own rules (Penedo et al. 2024) with their published thresholds."""
+
+    enabled: bool = False
+    min_line_punct_ratio: Ratio = 0.12
+    short_line_chars: int = Field(30, ge=1)
+    max_short_line_ratio: Ratio = 0.67
+    max_dup_line_char_ratio: Ratio = 0.01
+    max_newline_word_ratio: Length = 0.3
 
 
 class FineWebQuality(TextRule):

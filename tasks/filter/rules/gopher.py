@@ -6,8 +6,8 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 
-from tasks.filter.config import GopherQualityConfig, GopherRepetitionConfig
-from tasks.filter.rules import Measurement, TextRule, at_least, at_most
+from storage.section import Section
+from tasks.filter.rules import Count, Length, Measurement, Ratio, TextRule, at_least, at_most
 
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 BULLETS = ("●", "•", "*", "-", "–", "‣", "◦", "⁃")
@@ -17,6 +17,37 @@ WORD = re.compile(r"\w+|[^\w\s]+")
 
 def words_of(text: str) -> list[str]:
     return text.split()
+
+
+class GopherQualityConfig(Section):
+    """DeepMind Gopher quality rules (Rae et al. 2021); None disables a rule."""
+
+    min_words: Count = 50
+    max_words: Count = 100_000
+    min_mean_word_length: Length = 3.0
+    max_mean_word_length: Length = 10.0
+    max_symbol_word_ratio: Ratio = 0.1
+    max_bullet_lines_ratio: Ratio = 0.9
+    max_ellipsis_lines_ratio: Ratio = 0.3
+    min_alpha_words_ratio: Ratio = 0.8
+    min_stop_words: Count = 2
+
+
+class GopherRepetitionConfig(Section):
+    max_dup_line_ratio: Ratio = 0.3
+    max_dup_para_ratio: Ratio = 0.3
+    max_dup_line_char_ratio: Ratio = 0.2
+    max_dup_para_char_ratio: Ratio = 0.2
+    max_top_2gram_char_ratio: Ratio = 0.2
+    max_top_3gram_char_ratio: Ratio = 0.18
+    max_top_4gram_char_ratio: Ratio = 0.16
+    # Characters inside n-grams that occur more than once, n = 5..10 (Gopher's published values).
+    max_dup_5gram_char_ratio: Ratio = 0.15
+    max_dup_6gram_char_ratio: Ratio = 0.14
+    max_dup_7gram_char_ratio: Ratio = 0.13
+    max_dup_8gram_char_ratio: Ratio = 0.12
+    max_dup_9gram_char_ratio: Ratio = 0.11
+    max_dup_10gram_char_ratio: Ratio = 0.10
 
 
 class GopherQuality(TextRule):
