@@ -37,9 +37,10 @@ def _archive_kind(head: bytes) -> str | None:
     return None
 
 
-def first_record_error(path: str) -> str | None:
-    """None when the file's first record can be read (WARC, WET or ARC); otherwise why not."""
-    kind = detect_format(path)
+def first_record_error(path: str, kind: str | None = None) -> str | None:
+    """None when the file's first record can be read (WARC, WET or ARC); otherwise why not.
+    `kind` is the file's `detect_format`, when the caller has it already."""
+    kind = kind or detect_format(path)
     if kind.split(".")[0] not in ("warc", "arc"):
         return kind
     try:

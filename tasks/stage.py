@@ -79,6 +79,10 @@ class StageInput:
             raise FileNotFoundError(f"{self.stage} output has {len(found)} files of kind {kind!r}")
         return found[0]
 
+    def metric_total(self, *names: str) -> float:
+        """The sum of this output's step-less metrics with these names (0 when none was recorded)."""
+        return sum(m["value"] for m in self.manifest["metrics"] if m["name"] in names and m.get("step") is None)
+
     @property
     def info(self) -> dict[str, Any]:
         return self.manifest.get("info", {})

@@ -165,8 +165,8 @@ class UnreadableInput(RuntimeError):
 def check_readable(files: list[Path], cfg: AcquireConfig, outcome: StageOutcome) -> None:
     """A verdict on every file's first record; with `strict`, unreadable files fail the stage here,
     before extract, so a run on the wrong files stops at once."""
-    verdicts = {f.name: first_record_error(str(f)) for f in files}
-    outcome.info["formats"] = {f.name: detect_format(str(f)) for f in files}
+    outcome.info["formats"] = formats = {f.name: detect_format(str(f)) for f in files}
+    verdicts = {f.name: first_record_error(str(f), formats[f.name]) for f in files}
     bad = {name: why for name, why in verdicts.items() if why is not None}
     outcome.metric("files_unreadable", len(bad))
     if bad:  # named as warnings by extract, which reads every record (verdicts in `extract_files`)

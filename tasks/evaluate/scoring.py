@@ -93,7 +93,7 @@ def load_benchmarks(cfg: EvaluateConfig) -> list[list[Item]]:
 def intrinsic_scores(scorer: Scorer, tok: StageInput, cfg: EvaluateConfig) -> dict[str, float]:
     """Validation loss, perplexity and bits per byte, with the unigram baseline beside them (none when
     the held-out split is empty, as on a crawl of a few dozen pages)."""
-    if not sum(m["value"] for m in tok.manifest["metrics"] if m["name"] == "val_rows"):
+    if not tok.metric_total("val_rows"):
         return {}
     val_rows = load_rows(_split_files(tok, "val"), cfg.max_val_rows)
     overall = scorer.intrinsic(val_rows)

@@ -29,8 +29,7 @@ def funnel_with_tokens(inputs: dict[str, StageInput], bytes_per_token: float) ->
             chars = sum(pq.read_table(p, columns=["n_chars"])[0].to_numpy().sum() for p in docs)
             row["est_tokens_out"] = int(chars / bytes_per_token)
         if stage == "tokenize":
-            row["est_tokens_out"] = int(sum(m["value"] for m in inputs[stage].manifest["metrics"]
-                                            if m["name"] in ("train_tokens", "val_tokens")))  # fmt: skip
+            row["est_tokens_out"] = int(inputs[stage].metric_total("train_tokens", "val_tokens"))
         funnel.append(row)
         if removed := inputs[stage].files("removed"):
             reasons[stage] = Counter(r["rule"] for r in iter_rows(removed, ["rule"])).most_common()

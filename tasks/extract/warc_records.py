@@ -116,10 +116,11 @@ def iter_records(
     only: an ARC file is read with warcio whichever reader is configured.
     """
     counts = {} if counts is None else counts
-    kind = detect_format(path).split(".")[0]
+    detected = detect_format(path)
+    kind = detected.split(".")[0]
     if kind not in ("warc", "arc"):
         if kind != "empty":  # an empty file holds no record and no error
-            yield ArchiveLoadFailed(f"not a WARC or ARC file: {detect_format(path)}")
+            yield ArchiveLoadFailed(f"not a WARC or ARC file: {detected}")
         return
     if reader == "fastwarc" and kind == "warc":
         it = _iter_fastwarc(path, cap, counts)

@@ -103,8 +103,7 @@ def run(inputs: dict[str, StageInput], cfg: TrainConfig, out: Path) -> StageOutc
 
     tok = inputs["tokenize"]
     files = [p for p in tok.files("tokens") if Path(p).name.startswith("train-")]
-    train_rows = sum(m["value"] for m in tok.manifest["metrics"] if m["name"] == "train_rows")
-    if not train_rows:
+    if not tok.metric_total("train_rows"):
         # An empty input upstream: no model can be trained; evaluate reports the funnel without one.
         log.warning("train: the tokenize stage produced no training rows; no model is trained")
         return StageOutcome(info={"skipped": "no training tokens", "final_loss": None, "params": 0})
