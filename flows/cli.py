@@ -245,7 +245,8 @@ def compare(
     fmt: Annotated[Format, typer.Option("--format", help="with --experiment")] = Format.table,
     workdir: WorkdirOpt = Path("work"),
 ) -> None:
-    """Two runs side by side (config, data funnel and evaluation differences, B - A), or an experiment's runs."""
+    """B relative to A: config, data funnel, and paired evaluation differences (B - A, 95% intervals,
+    verdicts on the same yardstick documents and items), or an experiment's runs."""
     from storage.compare import config_diff, eval_diff, funnel_diff, resolve_run
 
     catalog = _catalog(workdir)
@@ -265,10 +266,37 @@ def compare(
         a, b = resolve_run(catalog, run_a), resolve_run(catalog, run_b)
     except LookupError as e:
         raise _fail(str(e), code=1) from None
+    console.print(f"B relative to A: A = {a}, B = {b}; every difference is B - A")
     _print_rows(["config key", f"A {a}", f"B {b}"], config_diff(catalog, a, b), title="config differences")
     _print_rows(["stage / rule", "docs in (A)", "kept or removed (A)", "(B)", "B - A"], funnel_diff(catalog, a, b),
                 title="data funnel")  # fmt: skip
-    _print_rows(["metric", "A", "B", "B - A"], eval_diff(catalog, a, b), title="evaluation")
+    _print_paired(catalog, a, b)
+    _print_rows(["metric", "A", "B", "B - A"], eval_diff(catalog, a, b),
+                title="every evaluation metric, unpaired (the held-out split differs between runs)")  # fmt: skip
+
+
+def _print_paired(catalog, a: str, b: str) -> None:
+    """The yardstick and the benchmark items, paired: B - A with its 95% interval and a verdict."""
+    from model.intervals import fmt_ci
+    from storage.compare import stage_output_dir
+    from tasks.comparison import Scores, compare, warnings
+
+    dirs = [stage_output_dir(catalog, run, "evaluate") for run in (a, b)]
+    try:
+        scores = [Scores.load(d) for d in dirs if d]
+    except FileNotFoundError:
+        scores = []
+    if len(scores) != 2:
+        console.print("no paired comparison: a run has no per-document evaluation (evaluate did not run, or ran "
+                      "before crawl2model recorded one)")  # fmt: skip
+        return
+    for warning in warnings([scores[0]], [scores[1]]):
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    rows = [(r["metric"], r["units"], fmt_ci(r["a"]["value"], r["a"]["ci"]), fmt_ci(r["b"]["value"], r["b"]["ci"]),
+             fmt_ci(r["delta"], r["ci"]), r["verdict"] + (" (lower is better)" if r["lower_is_better"] else ""))
+            for r in compare([scores[0]], [scores[1]])]  # fmt: skip
+    _print_rows(["metric", "docs / items", "A [95%]", "B [95%]", "B - A [95%]", "B is"], rows,
+                title="paired: B relative to A on the same documents and items")  # fmt: skip
 
 
 def _catalog(workdir: Path):

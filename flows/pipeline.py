@@ -54,10 +54,13 @@ def _summary_markdown(manifest: dict[str, Any]) -> str:
 
 
 @task(cache_key_fn=_cache_key, persist_result=True)
-def run_stage(stage: str, fingerprint: str, config: Section, inputs: dict[str, Manifest], output_dir: str) -> Manifest:
+def run_stage(
+    stage: str, fingerprint: str, config: Section, inputs: dict[str, Manifest], output_dir: str,
+    run_id: str | None = None,
+) -> Manifest:  # fmt: skip
     """One stage as a Prefect task; `config` is its section of the run's config, validated once."""
     upstream = {k: StageInput.from_manifest(v) for k, v in inputs.items()}
-    manifest = execute_stage(stage, SPEC_BY_NAME[stage].run, fingerprint, config, upstream, Path(output_dir))
+    manifest = execute_stage(stage, SPEC_BY_NAME[stage].run, fingerprint, config, upstream, Path(output_dir), run_id)
     create_markdown_artifact(
         key=f"{stage}-summary", markdown=_summary_markdown(manifest), description=f"{stage}: counts and metrics"
     )
@@ -65,9 +68,10 @@ def run_stage(stage: str, fingerprint: str, config: Section, inputs: dict[str, M
         report = Path(output_dir) / "report.md"
         create_markdown_artifact(key="report", markdown=report.read_text(), description="crawl2model run report")
         info = manifest["info"]
-        rows = [{"metric": k, "value": round(v, 6)} for k, v in info["evals"].items()]
+        numeric = lambda v: isinstance(v, int | float) and not isinstance(v, bool)  # noqa: E731
+        rows = [{"metric": k, "value": round(v, 6)} for k, v in info["evals"].items() if numeric(v)]
         rows += [{"metric": f"{task}.{k}", "value": round(v, 6)} for task, vals in info["tasks"].items()
-                 for k, v in vals.items()]  # fmt: skip
+                 for k, v in vals.items() if numeric(v)]  # fmt: skip
         create_table_artifact(rows, key="evaluation", description="evaluation metrics")
     return manifest
 
@@ -239,7 +243,8 @@ def _run_one(
         if p.stage == "extract" and streaming is not None:
             return streaming.result()  # started next to acquire, on files as they landed
         inputs = {k: manifests[k] for k in p.parents}
-        return _stage_task(p, cached, cfg.runner)(p.stage, p.fingerprint, cfg.stage(p.stage), inputs, str(p.output_dir))
+        return _stage_task(p, cached, cfg.runner)(p.stage, p.fingerprint, cfg.stage(p.stage), inputs, str(p.output_dir),
+                                                  run_id)  # fmt: skip
     except Exception as e:
         if p.stage == "acquire" and streaming is not None:
             _stream_failed(p.output_dir)

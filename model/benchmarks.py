@@ -37,26 +37,45 @@ def continuation_logprob(model: GPT, encode: Encode, context: str, continuation:
     return float(picked.sum()), greedy
 
 
-def score_items(model: GPT, encode: Encode, items: list[Item]) -> dict[str, float]:
-    """Accuracy and length-normalized accuracy over multiple-choice items."""
-    if not items:
-        return {"n": 0}
-    correct = correct_norm = 0
+def item_results(model: GPT, encode: Encode, items: list[Item]) -> list[dict[str, float]]:
+    """Per item: correct by summed log-probability (`acc`) and by log-probability per byte (`acc_norm`)."""
+    out = []
     for item in items:
         scores = [continuation_logprob(model, encode, item.context, c)[0] for c in item.choices]
         norm = [s / max(len(c.encode()), 1) for s, c in zip(scores, item.choices, strict=True)]
-        correct += max(range(len(scores)), key=scores.__getitem__) == item.label
-        correct_norm += max(range(len(norm)), key=norm.__getitem__) == item.label
-    chance = sum(1 / len(item.choices) for item in items) / len(items)
-    return {"n": len(items), "acc": correct / len(items), "acc_norm": correct_norm / len(items), "chance": chance}
+        out.append({"task": item.task, "item_id": item.item_id, "choices": len(item.choices),
+                    "acc": float(max(range(len(scores)), key=scores.__getitem__) == item.label),
+                    "acc_norm": float(max(range(len(norm)), key=norm.__getitem__) == item.label)})  # fmt: skip
+    return out
+
+
+def summarize(results: list[dict[str, float]]) -> dict[str, float]:
+    """Accuracy and length-normalized accuracy over multiple-choice items, and the chance level."""
+    if not results:
+        return {"n": 0}
+    n = len(results)
+    return {"n": n, "acc": sum(r["acc"] for r in results) / n, "acc_norm": sum(r["acc_norm"] for r in results) / n,
+            "chance": sum(1 / r["choices"] for r in results) / n}  # fmt: skip
+
+
+def score_items(model: GPT, encode: Encode, items: list[Item]) -> dict[str, float]:
+    return summarize(item_results(model, encode, items))
+
+
+def last_word_results(model: GPT, encode: Encode, items: list[Item]) -> list[dict[str, float]]:
+    """Per item: whether greedy decoding gives the last word (`acc`), and its log-probability."""
+    results = [continuation_logprob(model, encode, item.context, item.choices[0]) for item in items]
+    return [{"task": item.task, "item_id": item.item_id, "acc": float(greedy), "logprob": lp}
+            for item, (lp, greedy) in zip(items, results, strict=True)]  # fmt: skip
+
+
+def summarize_last_word(results: list[dict[str, float]]) -> dict[str, float]:
+    if not results:
+        return {"n": 0}
+    n = len(results)
+    return {"n": n, "acc": sum(r["acc"] for r in results) / n,
+            "word_perplexity": math.exp(-sum(r["logprob"] for r in results) / n)}  # fmt: skip
 
 
 def score_last_word(model: GPT, encode: Encode, items: list[Item]) -> dict[str, float]:
-    if not items:
-        return {"n": 0}
-    results = [continuation_logprob(model, encode, item.context, item.choices[0]) for item in items]
-    return {
-        "n": len(items),
-        "acc": sum(greedy for _, greedy in results) / len(items),
-        "word_perplexity": math.exp(-sum(lp for lp, _ in results) / len(items)),
-    }
+    return summarize_last_word(last_word_results(model, encode, items))

@@ -39,6 +39,8 @@ class TrainConfig(Section):
     skip_spikes: bool = False
     checkpoint_every: int = Field(200, ge=1)
     log_every: int = Field(10, ge=1)
+    val_every: int = Field(100, ge=0, description="steps between validation losses (the curve); 0 = none")
+    val_rows: int = Field(64, ge=1, description="held-out rows in each validation loss")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     nproc: int = Field(1, ge=1, le=1024, description="data-parallel processes; >1 launches torchrun")
     strategy: Literal["ddp", "fsdp"] = "ddp"

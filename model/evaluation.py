@@ -78,3 +78,26 @@ def generate_samples(
         out = model.generate(idx, max_new_tokens, temperature, top_k, generator=g, stop_token=eos_id)
         samples.append({"prompt": prompt, "completion": sp.decode(out[0, idx.shape[1] :].tolist())})
     return samples
+
+
+@torch.no_grad()
+def document_nll(model: GPT, documents: list[list[int]], start_id: int, batch_size: int = 32) -> np.ndarray:
+    """Summed NLL (nats) of each document's tokens, the first predicted from `start_id` (the document
+    separator the model trained with), the rest from the tokens before them in windows of the model's
+    context length (non-overlapping: a window's first tokens see little context, the usual trade of
+    one forward pass per seq_len tokens)."""
+    seq_len = model.cfg.seq_len
+    windows = [(i, ([start_id] + ids)[s : s + seq_len + 1]) for i, ids in enumerate(documents)
+               for s in range(0, len(ids), seq_len)]  # fmt: skip
+    device = next(model.parameters()).device
+    totals = np.zeros(len(documents))
+    for b in range(0, len(windows), batch_size):
+        batch = windows[b : b + batch_size]
+        width = max(len(w) for _, w in batch) - 1
+        x = torch.zeros((len(batch), width), dtype=torch.long)
+        y = torch.full((len(batch), width), -100, dtype=torch.long)  # ignored by cross_entropy: padding
+        for j, (_, w) in enumerate(batch):
+            x[j, : len(w) - 1], y[j, : len(w) - 1] = torch.tensor(w[:-1]), torch.tensor(w[1:])
+        _, nll = model(x.to(device), y.to(device), reduction="none")
+        np.add.at(totals, [i for i, _ in batch], nll.view(len(batch), width).sum(dim=1).double().cpu().numpy())
+    return totals

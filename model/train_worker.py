@@ -30,7 +30,7 @@ def main(spec_path: str) -> None:
             f.write(json.dumps(entry) + "\n")
 
     try:
-        result = train(spec["files"], GPTConfig(**spec["model"]), cfg, out, on_log, ctx)
+        result = train(spec["files"], GPTConfig(**spec["model"]), cfg, out, on_log, ctx, spec.get("val_files"))
         if ctx.is_main:
             atomic_write_json(out / "_state" / "train_result.json", result)
     finally:

@@ -22,7 +22,7 @@ import torch
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 
 from model.config import TrainConfig
-from model.data import TokenLoader
+from model.data import TokenLoader, load_rows
 from model.distributed import DistContext, barrier, mean_across_ranks, setup, wrap
 from model.gpt import GPT, GPTConfig
 
@@ -133,7 +133,8 @@ class Trainer:
     then stepped to `max_steps`. Per-step loss and grad norm wait in `pending` until a flush."""
 
     def __init__(self, train_files: list[str], model_cfg: GPTConfig, cfg: TrainConfig, out: Path,
-                 on_log: Callable[[dict[str, float]], None] | None, ctx: DistContext):  # fmt: skip
+                 on_log: Callable[[dict[str, float]], None] | None, ctx: DistContext,
+                 val_files: list[str] | None = None):  # fmt: skip
         self.cfg, self.model_cfg, self.ctx, self.on_log = cfg, model_cfg, ctx, on_log
         self.device = device = ctx.device
         if cfg.threads:
@@ -149,7 +150,9 @@ class Trainer:
         self.spikes = SpikeDetector(cfg.spike_factor, max(cfg.warmup_steps, 10))
         self.accum = grad_accum_steps(cfg, model_cfg.seq_len, ctx.world_size)
         self.out, self.ckpt_dir = out, out / "checkpoints"
-        self.start_step, self.history = 0, []
+        self.start_step, self.history, self.val_history = 0, [], []
+        # A fixed slice of the held-out split, scored every `val_every` steps: the validation curve.
+        self.val_rows = load_rows(val_files, cfg.val_rows) if val_files and cfg.val_every else None
         self.pending: list[tuple[int, float, torch.Tensor, torch.Tensor]] = []
 
     def resume(self) -> None:
@@ -162,6 +165,7 @@ class Trainer:
         self.spikes.load_state_dict(state["spikes"])
         restore_rng(state, self.ctx)
         self.start_step, self.history = state["step"], state["history"]
+        self.val_history = state.get("val_history", [])
         if self.ctx.is_main:
             log.info("train: resumed from %s at step %d", ckpt.name, self.start_step)
 
@@ -184,6 +188,7 @@ class Trainer:
             save_atomic(self.ckpt_dir / f"step-{step:07d}.pt", {
                 "model": msd, "optimizer": osd, "loader": self.loader.state_dict(),
                 "spikes": self.spikes.state_dict(), **rng_state(self.device), "step": step, "history": self.history,
+                "val_history": self.val_history,
             })  # fmt: skip
             for old in sorted(self.ckpt_dir.glob("step-*.pt"))[:-2]:  # keep the last two
                 old.unlink()
@@ -245,17 +250,33 @@ class Trainer:
         if not (spiked and cfg.skip_spikes):
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.val_rows is not None and ((step + 1) % cfg.val_every == 0 or step + 1 == cfg.max_steps):
+            self.validate(step + 1)
         if checkpoint_step:
             self.checkpoint(step + 1)
+
+    @torch.no_grad()
+    def validate(self, step: int) -> None:
+        """Mean loss on the fixed validation rows (every rank computes it: FSDP needs all of them)."""
+        self.model.eval()
+        total, count = torch.zeros((), device=self.device, dtype=torch.float64), 0
+        for start in range(0, len(self.val_rows), self.cfg.batch_size):
+            batch = self.val_rows[start : start + self.cfg.batch_size].to(self.device)
+            with self.autocast:
+                _, loss = self.model(batch[:, :-1], batch[:, 1:], reduction="sum", return_logits=False)
+            total += loss.double()
+            count += batch[:, 1:].numel()
+        self.model.train()
+        self.val_history.append({"step": step, "val_loss": float(total) / count})
 
     def finish(self) -> dict[str, Any]:
         msd, _ = get_state_dict(self.model, self.optimizer, options=FULL)
         if self.ctx.is_main:
             save_atomic(self.out / "model.pt", {"model": msd, "config": asdict(self.model_cfg)})
         barrier(self.ctx)
-        return {"history": self.history, "device": str(self.device), "compiled": self.use_compile,
-                "params": self.raw.num_params(), "tokens_per_step": self.tokens_per_step, "grad_accum": self.accum,
-                "world_size": self.ctx.world_size,
+        return {"history": self.history, "val_history": self.val_history, "device": str(self.device),
+                "compiled": self.use_compile, "params": self.raw.num_params(), "tokens_per_step": self.tokens_per_step,
+                "grad_accum": self.accum, "world_size": self.ctx.world_size,
                 "strategy": self.cfg.strategy if self.ctx.distributed else "single"}  # fmt: skip
 
 
@@ -266,9 +287,10 @@ def train(
     out: Path,
     on_log: Callable[[dict[str, float]], None] | None = None,
     ctx: DistContext | None = None,
+    val_files: list[str] | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) to `cfg.max_steps`; checkpoints, then the final model, under `out`."""
-    trainer = Trainer(train_files, model_cfg, cfg, out, on_log, ctx or setup(cfg.device))
+    trainer = Trainer(train_files, model_cfg, cfg, out, on_log, ctx or setup(cfg.device), val_files)
     trainer.resume()
     trainer.prepare_steps()
     trainer.model.train()

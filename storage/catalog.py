@@ -55,6 +55,7 @@ ARTIFACT_VIEWS = {
     "documents": "docs",
     "removed": "removed",
     "tokens": "tokens",
+    "token_counts": "token_counts",
 }
 
 
@@ -234,19 +235,39 @@ def create_artifact_views(con: duckdb.DuckDBPyConnection, workdir: Path) -> None
             )
     for view, kind in ARTIFACT_VIEWS.items():
         if kind == "docs":
-            # "documents" = the most processed version of the data: the docs of the stage furthest
-            # down the lineage (the catalog knows the DAG from what was recorded, not by stage names).
-            with_docs = [k.partition(":")[0] for k in files if k.endswith(":docs")]
-            if with_docs:
-                depth = lineage_depths(con)
-                newest = max(with_docs, key=lambda s: (depth.get(s, 0), s))
-                con.execute(f"create or replace temp view documents as select * from {newest}_docs")
+            _documents_view(con, files)
             continue
         paths = [p for p in files.get(kind, []) if Path(p).exists()]
-        if paths:
+        if not paths:
+            continue
+        if kind == "tokens":
+            # Shards are named <split>-<n>.parquet: the split is a column, so tokens count per split in SQL.
+            con.execute(
+                f"create or replace temp view {view} as select * exclude (filename), "
+                f"regexp_extract(filename, '([A-Za-z0-9_]+)-[0-9]+[.]parquet$', 1) as split "
+                f"from read_parquet({paths!r}, union_by_name=true, filename=true)"
+            )
+        else:
             con.execute(
                 f"create or replace temp view {view} as select * from read_parquet({paths!r}, union_by_name=true)"
             )
+
+
+def _documents_view(con: duckdb.DuckDBPyConnection, files: dict[str, list[str]]) -> None:
+    """`documents` = what reached the end of the data side: the docs of the stage furthest down the
+    lineage, less those a later stage that writes no docs of its own removed (tokenize's removals).
+    The catalog knows the DAG from what was recorded, not by stage names."""
+    with_docs = [k.partition(":")[0] for k in files if k.endswith(":docs")]
+    if not with_docs:
+        return
+    depth = lineage_depths(con)
+    newest = max(with_docs, key=lambda s: (depth.get(s, 0), s))
+    later_stages = [
+        k for k in files if k.endswith(":removed") and depth.get(k.partition(":")[0], 0) > depth.get(newest, 0)
+    ]
+    later = [p for k in later_stages for p in files[k] if Path(p).exists()]
+    where = f" where doc_id not in (select doc_id from read_parquet({later!r}))" if later else ""
+    con.execute(f"create or replace temp view documents as select * from {newest}_docs{where}")
 
 
 def _insert_metrics(

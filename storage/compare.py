@@ -24,6 +24,14 @@ def resolve_run(catalog: Catalog, ref: str) -> str:
     return matches[0]
 
 
+def stage_output_dir(catalog: Catalog, run: str, stage: str) -> str | None:
+    """Where a run's completed output of `stage` is (its own or the cached one it used)."""
+    _, rows = catalog.query(
+        "select output_dir from stage_runs where run_id = ? and stage = ? and status = 'completed'", [run, stage]
+    )
+    return rows[0][0] if rows else None
+
+
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, dict):
         out: dict[str, Any] = {}
@@ -37,6 +45,8 @@ def config_diff(catalog: Catalog, a: str, b: str) -> list[tuple[str, Any, Any]]:
     _, rows = catalog.query("select run_id, config_json from runs where run_id in (?, ?)", [a, b])
     configs = {run: _flatten(json.loads(cfg)) for run, cfg in rows}
     keys = sorted(set(configs[a]) | set(configs[b]))
+    # evaluate.config_changes restates the differences from the defaults: not a setting of its own.
+    keys = [k for k in keys if not k.startswith("evaluate.config_changes")]
     return [(k, configs[a].get(k), configs[b].get(k)) for k in keys if configs[a].get(k) != configs[b].get(k)]
 
 

@@ -35,6 +35,19 @@ class RunnerConfig(Section):
     network_retry_delay_s: float = Field(30.0, gt=0.0, le=3600.0, description="first retry delay; doubles")
 
 
+# Settings the pipeline fills from others: not changes of the user's.
+DERIVED = {"tokenize": ("eval_benchmarks",), "evaluate": ("config_changes",)}
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out |= _flat(v, f"{prefix}{k}.")
+        return out
+    return {prefix.rstrip("."): value}
+
+
 class PipelineBase(Section):
     name: str = "sample"
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
@@ -47,6 +60,24 @@ class PipelineBase(Section):
             if "eval_benchmarks" not in tokenize.model_fields_set:
                 object.__setattr__(tokenize, "eval_benchmarks", list(evaluate.benchmarks))
         return self
+
+    @model_validator(mode="after")
+    def _changes_for_the_report(self) -> PipelineBase:
+        # The report states how this run differs from the defaults (derived, like eval_benchmarks).
+        evaluate = getattr(self, "evaluate", None)
+        if evaluate is not None:
+            object.__setattr__(evaluate, "config_changes", self.changes_from_defaults())
+        return self
+
+    def changes_from_defaults(self) -> dict[str, Any]:
+        """{dotted key: value} for every stage setting that differs from its default (derived ones aside)."""
+        changes: dict[str, Any] = {}
+        for spec in STAGE_SPECS:
+            section = getattr(self, spec.name)
+            current, default = _flat(section.model_dump(mode="json")), _flat(spec.config().model_dump(mode="json"))
+            changes |= {f"{spec.name}.{k}": v for k, v in current.items()
+                        if default.get(k) != v and k.split(".")[0] not in DERIVED.get(spec.name, ())}  # fmt: skip
+        return changes
 
     def stage(self, name: str) -> Section:
         return getattr(self, name)

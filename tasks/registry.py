@@ -33,21 +33,25 @@ from tasks.tokenize import stage as tokenize
 from tasks.tokenize.config import TokenizeConfig
 from tasks.train import stage as train
 from tasks.train.config import TrainConfig
+from tasks.yardstick import stage as yardstick
+from tasks.yardstick.config import YardstickConfig
 
 BUILTIN_STAGES: tuple[StageSpec, ...] = (
     StageSpec("acquire", (), AcquireConfig, "4", acquire.run, identity=acquire.input_identity, network=True),
     StageSpec("extract", ("acquire",), ExtractConfig, "4", extract.run),
+    # Evaluation text pinned at the extract boundary: the same for every curation downstream.
+    StageSpec("yardstick", ("extract",), YardstickConfig, "1", yardstick.run),
     StageSpec("filter", ("extract",), FilterConfig, "3", filter_.run),
     StageSpec("dedup", ("filter",), DedupConfig, "4", dedup.run),
-    StageSpec("mix", ("dedup",), MixConfig, "2", mix.run),
-    StageSpec("tokenize", ("mix",), TokenizeConfig, "3", tokenize.run),
+    StageSpec("mix", ("dedup", "yardstick"), MixConfig, "3", mix.run),
+    StageSpec("tokenize", ("mix", "yardstick"), TokenizeConfig, "4", tokenize.run),
     StageSpec("train", ("tokenize",), TrainConfig, "2", train.run),
     # evaluate reads every earlier output: the funnel and the planted-case scores span them all.
     StageSpec(
         "evaluate",
-        ("acquire", "extract", "filter", "dedup", "mix", "tokenize", "train"),
+        ("acquire", "extract", "yardstick", "filter", "dedup", "mix", "tokenize", "train"),
         EvaluateConfig,
-        "3",
+        "4",
         evaluate.run,
     ),  # fmt: skip
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -173,15 +174,28 @@ def load_manifest(out: Path) -> Manifest | None:
     return read_json(path) if path.exists() else None
 
 
+_RUN = threading.local()
+
+
+def current_run_id() -> str | None:
+    """The id of the run executing the stage on this thread (a report says which run made it)."""
+    return getattr(_RUN, "id", None)
+
+
 def execute_stage(
-    stage: str, run: RunFn, fingerprint: str, cfg: BaseModel, inputs: dict[str, StageInput], out: Path
-) -> Manifest:
+    stage: str, run: RunFn, fingerprint: str, cfg: BaseModel, inputs: dict[str, StageInput], out: Path,
+    run_id: str | None = None,
+) -> Manifest:  # fmt: skip
     """Run one stage into `out` (or return its manifest if it is already complete)."""
     if (manifest := load_manifest(out)) is not None:
         return manifest
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    outcome = run(inputs, cfg, out)
+    _RUN.id = run_id
+    try:
+        outcome = run(inputs, cfg, out)
+    finally:
+        _RUN.id = None
     return write_manifest(stage, fingerprint, out, outcome, time.perf_counter() - started)
 
 

@@ -12,6 +12,7 @@ from storage.section import Section
 class DedupConfig(Section):
     """Exact + MinHash near-dedup. 14 bands x 8 rows puts the LSH S-curve's midpoint near Jaccard 0.72."""
 
+    enabled: bool = Field(True, description="off: documents pass with no exact or near dedup (recipe ablations)")
     num_perm: int = Field(112, ge=16, le=1024, description="MinHash permutations (>= bands x rows)")
     bands: int = Field(14, ge=1, le=512)
     rows: int = Field(8, ge=1, le=64, description="signature rows per band")

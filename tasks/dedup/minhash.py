@@ -8,44 +8,20 @@ buckets cost a few numpy passes instead of one Python hash call per band and doc
 
 from __future__ import annotations
 
-import hashlib
-import re
-import unicodedata
 from collections.abc import Iterable
 
 import numpy as np
 
-PUNCT = re.compile(r"[^\w\s]")
+from tasks.text_keys import exact_key, jaccard, normalize, shingles
+
+__all__ = ["band_buckets", "exact_key", "jaccard", "lsh_probability", "normalize", "shingles", "signatures"]
+
 # splitmix64 constants: a cheap, well-mixed 64-bit hash of the band rows.
 _MIX_A = np.uint64(0xBF58476D1CE4E5B9)
 _MIX_B = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 # datasketch's hash values are 32-bit (max_hash = 2^32 - 1); stored signatures use this dtype.
 SIGNATURE_DTYPE = np.uint32
-
-
-def normalize(text: str) -> str:
-    """Case, Unicode form, punctuation and whitespace do not make documents different."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    return " ".join(PUNCT.sub(" ", text).split())
-
-
-def exact_key(normalized: str) -> bytes:
-    return hashlib.blake2b(normalized.encode(), digest_size=16).digest()
-
-
-def shingles(normalized: str, k: int) -> set[bytes]:
-    """Word k-grams; a document shorter than k words is one shingle."""
-    words = normalized.split()
-    if len(words) < k:
-        return {" ".join(words).encode()}
-    return {" ".join(words[i : i + k]).encode() for i in range(len(words) - k + 1)}
-
-
-def jaccard(a: set[bytes], b: set[bytes]) -> float:
-    if not a and not b:
-        return 1.0
-    return len(a & b) / len(a | b)
 
 
 def signatures(normalized: Iterable[str], num_perm: int, shingle_words: int, seed: int) -> np.ndarray:

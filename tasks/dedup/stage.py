@@ -34,13 +34,15 @@ STAGE = "dedup"
 class OutputShard:
     """Phase 3's argument: the global cluster table every shard reads its rows from."""
 
-    clusters: str
+    clusters: str | None  # None: dedup is switched off, every document is its own cluster
 
 
 def output_shard(in_path: str, out: Path, params: OutputShard, index: int) -> dict[str, Any]:
     """Phase 3 for one shard: cluster facts on every document, non-survivors to `removed`."""
     where = [("shard", "=", index)]
-    mine = {r["doc_id"]: r for r in pq.read_table(params.clusters, filters=where).to_pylist()}
+    mine = {}
+    if params.clusters is not None:
+        mine = {r["doc_id"]: r for r in pq.read_table(params.clusters, filters=where).to_pylist()}
     kept, removed = [], []
     for doc in pq.read_table(in_path).to_pylist():
         row = mine.get(doc["doc_id"])
@@ -74,13 +76,13 @@ def cached_quality_check(cfg: DedupConfig, out: Path) -> dict[str, Any]:
 def run(inputs: dict[str, StageInput], cfg: DedupConfig, out: Path) -> StageOutcome:
     shards = inputs["filter"].files("docs")
     work = out / "_state" / "minhash"
-    clusters = cluster_documents(shards, cfg, work)
-    counts = sum_stats(
-        map_shards(output_shard, shards, out, OutputShard(str(work / "clusters.parquet")), cfg.workers, "dedup")
-    )
+    clusters = cluster_documents(shards, cfg, work) if cfg.enabled else {}
+    params = OutputShard(str(work / "clusters.parquet") if cfg.enabled else None)
+    counts = sum_stats(map_shards(output_shard, shards, out, params, cfg.workers, "dedup"))
     outcome = StageOutcome(counts["docs_in"], counts["docs_out"], counts["docs_removed"])
-    outcome.info = {"num_perm": cfg.num_perm, "bands": cfg.bands, "rows_per_band": cfg.rows, **clusters}
-    if cfg.quality_check_docs:
+    outcome.info = {"enabled": cfg.enabled, "num_perm": cfg.num_perm, "bands": cfg.bands, "rows_per_band": cfg.rows,
+                    **clusters}  # fmt: skip
+    if cfg.quality_check_docs and cfg.enabled:
         outcome.info["quality"] = cached_quality_check(cfg, out)
         outcome.info["quality_check_docs"] = cfg.quality_check_docs
     for name, value in outcome.info.items():

@@ -5,8 +5,13 @@ Written as Markdown and as a standalone HTML page; the Markdown is also publishe
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 from pathlib import Path
 from typing import Any
+
+from model.intervals import fmt_ci
 
 
 def pyplot():
@@ -33,8 +38,11 @@ def training_curves_png(metrics: list[dict[str, Any]], path: Path) -> None:
         return [p[0] for p in points], [p[1] for p in points]
 
     fig, (loss_ax, lr_ax) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=100)
-    loss_ax.plot(*series("train_loss"), linewidth=1.0)
-    loss_ax.set(xlabel="step", ylabel="train loss (nats/token)", title="Training loss")
+    loss_ax.plot(*series("train_loss"), linewidth=1.0, label="train")
+    if series("val_loss")[0]:
+        loss_ax.plot(*series("val_loss"), marker="o", linewidth=1.2, label="validation")
+    loss_ax.legend()
+    loss_ax.set(xlabel="step", ylabel="loss (nats/token)", title="Training and validation loss")
     lr_ax.plot(*series("train_lr"), linewidth=1.2, color="tab:orange")
     lr_ax.set(xlabel="step", ylabel="learning rate", title="Learning rate")
     for ax in (loss_ax, lr_ax):
@@ -73,40 +81,96 @@ def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def render_report(
-    funnel: list[dict[str, Any]],
-    top_reasons: dict[str, list[tuple[str, int]]],
-    planted: dict[str, dict[str, Any]],
-    evals: dict[str, float],
-    domains: dict[str, dict[str, float]],
-    tasks: dict[str, dict[str, float]],
-    mixture: dict[str, Any],
-    generations: list[dict[str, str]],
-    pii: dict[str, int],
-    training: dict[str, Any],
-    dedup_quality: dict[str, Any] | None = None,
-) -> str:
-    parts = ["# crawl2model run report", "", "## Data funnel", ""]
+def render_report(r: dict[str, Any]) -> str:
+    """The run report from evaluate's results: what the run is, then data, then model."""
+    parts = ["# crawl2model run report", ""]
+    parts += _about_section(r["about"], r["yardstick"])
+    parts += ["", "## Data funnel", ""]
     parts.append(markdown_table(
-        ["stage", "docs in", "kept", "removed", "est. tokens kept", "top removal reasons"],
-        [[f["stage"], f["docs_in"], f["docs_out"], f["docs_removed"], f.get("est_tokens_out"),
-          ", ".join(f"{r} ({n})" for r, n in top_reasons.get(f["stage"], [])[:4])] for f in funnel],
+        ["stage", "docs in", "kept", "removed", "tokens kept", "top removal reasons"],
+        [[f["stage"], f["docs_in"], f["docs_out"], f["docs_removed"], _tokens_cell(f),
+          ", ".join(f"{rule} ({n})" for rule, n in r["reasons"].get(f["stage"], [])[:4])] for f in r["funnel"]],
     ))  # fmt: skip
-    if planted:
-        parts += _planted_section(planted, pii)
-    if dedup_quality:
-        parts += _dedup_section(dedup_quality)
-    if mixture:
-        parts += _mixture_section(mixture)
-    parts += _evaluation_section(evals, domains, tasks)
-    parts += ["", "## Training", ""]
-    parts.append(markdown_table(["", ""], [[k, v] for k, v in training.items()]))
-    parts += ["", "![training curves](loss_curve.png)", "", "## Sample generations", ""]
-    parts += [f"- **{g['prompt']}** {g['completion'].strip()}" for g in generations]
+    parts += ["", "Tokens are estimated (characters / bytes per token of the held-out split) before tokenize and "
+              "exact from tokenize on (`token_counts` in the catalog)."]  # fmt: skip
+    if r["quality_measures"]:
+        parts += ["", markdown_table(["measured quality", "value"], [[k, v] for k, v in r["quality_measures"].items()])]
+    if r["planted"]:
+        parts += _planted_section(r["planted"], r["pii"], r["planted_split"])
+    parts += _examples_section(r["removed_examples"], r["kept_examples"])
+    if r["dedup_quality"]:
+        parts += _dedup_section(r["dedup_quality"])
+    if r["mixture"]:
+        parts += _mixture_section(r["mixture"])
+    parts += _yardstick_section(r["yardstick"])
+    parts += _evaluation_section(r["evals"], r["domains"], r["tasks"])
+    parts += _training_section(r["training"], r["tokens_seen"])
+    parts += ["", "## Sample generations", ""]
+    parts += [f"- **{g['prompt']}** {g['completion'].strip()}" for g in r["generations"]]
     return "\n".join(parts) + "\n"
 
 
-def _planted_section(planted: dict[str, dict[str, Any]], pii: dict[str, Any]) -> list[str]:
+def _tokens_cell(f: dict[str, Any]) -> str:
+    if f.get("est_tokens_out") is None:
+        return ""
+    return f"{f['est_tokens_out']:,}" + ("" if f["stage"] == "tokenize" else " (est.)")
+
+
+def _about_section(about: dict[str, Any], yardstick: dict[str, Any]) -> list[str]:
+    changes = about.get("config_changes") or {}
+    rows = [["run", about.get("run_id")], ["date", about.get("date")], ["crawl2model", about.get("crawl2model")],
+            ["git revision", about.get("git_revision") or "not a git checkout"],
+            ["yardstick", (yardstick.get("fingerprint") or "")[:16]],
+            ["config", "the defaults" if not changes else f"{len(changes)} settings differ from the defaults"]]
+    parts = ["## About this run", "", markdown_table(["", ""], rows)]  # fmt: skip
+    if changes:
+        parts += ["", markdown_table(["setting", "value"], [[k, json.dumps(v)] for k, v in sorted(changes.items())])]
+    return parts
+
+
+def _yardstick_section(y: dict[str, Any]) -> list[str]:
+    if not y.get("bits_per_byte"):
+        return []
+    b = y["bits_per_byte"]
+    parts = ["", "## Yardstick: bits per byte on pinned documents (the headline)", "",
+             f"**{fmt_ci(b['value'], b['ci'])}** on {b['docs']} documents pinned at the extract boundary (95% "
+             f"bootstrap interval over documents). The same text for every filter, dedup, mix and tokenize setting; "
+             f"fingerprint `{y['fingerprint'][:16]}`: runs compare on it when the fingerprints match.", ""]  # fmt: skip
+    parts.append(markdown_table(["domain", "docs", "bits per byte [95% interval]"],
+                                [[d, v["docs"], fmt_ci(v["value"], v["ci"])] for d, v in y["domains"].items()]))
+    return parts
+
+
+def _examples_section(removed: list[dict[str, Any]], kept: list[dict[str, Any]]) -> list[str]:
+    parts = ["", "## Examples", "", "Removed, for the top rules of each stage (truncated):", ""]
+    parts += [f"- `{e['stage']}:{e['rule']}` {e['url']}: {html_text(e['text'])}" for e in removed]
+    parts += ["", "Kept (reached the mix):", ""]
+    parts += [f"- {e['url']}: {html_text(e['text'])}" for e in kept]
+    return parts
+
+
+def html_text(text: str) -> str:
+    """Document text inside Markdown: no markup of its own survives."""
+    import html
+
+    return html.escape(text).replace("|", "&#124;").replace("*", "&#42;").replace("_", "&#95;").replace("`", "&#96;")
+
+
+def _training_section(training: dict[str, Any], seen: dict[str, Any]) -> list[str]:
+    parts = ["", "## Training", "", markdown_table(["", ""], [[k, v] for k, v in training.items()])]
+    if seen:
+        parts += ["", f"Tokens seen: {seen['tokens_seen']:,} over {seen['train_tokens']:,} training tokens: "
+                  f"{seen['epochs']:.2f} epochs of the token stream. Per domain (epochs over unique documents, "
+                  "mix's repeats included):", ""]  # fmt: skip
+        parts.append(markdown_table(["domain", "unique tokens", "tokens seen", "epochs"],
+                                    [[d, v["unique_tokens"], v["tokens_seen"], round(v["epochs"], 2)]
+                                     for d, v in seen["domains"].items()]))  # fmt: skip
+    parts += ["", "![training curves](loss_curve.png)"]
+    return parts
+
+
+def _planted_section(planted: dict[str, dict[str, Any]], pii: dict[str, Any], split: dict[str, dict[str, int]]
+                     ) -> list[str]:  # fmt: skip
     parts = ["", "## Planted cases (sample ground truth)", ""]
     parts.append(markdown_table(
         ["case", "planted", "removed at the stage meant for it", "rate", "removed elsewhere", "kept"],
@@ -121,6 +185,11 @@ def _planted_section(planted: dict[str, dict[str, Any]], pii: dict[str, Any]) ->
                   f"Pages without planted PII that got a replacement: {pii['pii_unplanted_docs_replaced']} "
                   f"({pii['pii_unplanted_docs_rate']:.2%}; emails {pii['pii_unplanted_email']}, phones "
                   f"{pii['pii_unplanted_phone']}, IPs {pii['pii_unplanted_ip']})."]  # fmt: skip
+    if split:
+        parts += ["", "Removals of planted bad pages and of pages planted as nothing (collateral damage, or real "
+                  "problems of the source text):", ""]  # fmt: skip
+        parts.append(markdown_table(["stage:rule", "planted", "not planted"],
+                                    [[k, v["planted"], v["not_planted"]] for k, v in split.items()]))
     return parts
 
 
@@ -152,32 +221,52 @@ def _mixture_section(mixture: dict[str, Any]) -> list[str]:
 
 
 def _evaluation_section(
-    evals: dict[str, float], domains: dict[str, dict[str, float]], tasks: dict[str, dict[str, float]]
+    evals: dict[str, Any], domains: dict[str, dict[str, float]], tasks: dict[str, dict[str, Any]]
 ) -> list[str]:
     parts: list[str] = []
-    parts += ["", "## Evaluation (held-out split)", ""]
-    parts.append(markdown_table(["metric", "value"], [[k, v] for k, v in evals.items()]))
+    parts += ["", "## Evaluation on the in-distribution held-out split", "",
+              "Drawn from what survived this run's curation, so it differs between runs: compare runs on the "
+              "yardstick above.", ""]  # fmt: skip
+    rows = [[k, fmt_ci(v, evals.get(f"{k}_ci")) if isinstance(v, float) else v] for k, v in evals.items()
+            if not k.endswith("_ci")]  # fmt: skip
+    parts.append(markdown_table(["metric", "value [95% interval]"], rows))
     if domains:
         parts += ["", "### Per domain (held-out documents)", ""]
         parts.append(markdown_table(["domain", "docs", "tokens", "loss", "bits per byte"],
                                     [[d, v["docs"], v["tokens"], v["loss"], v["bits_per_byte"]]
                                      for d, v in domains.items()]))  # fmt: skip
     if tasks:
-        parts += ["", "### Tasks", ""]
+        parts += ["", "### Tasks", "", "95% intervals over items; *at chance* when the interval holds the chance "
+                  "level. Built-in tasks are made from the yardstick's documents.", ""]  # fmt: skip
         parts.append(markdown_table(["task", "items", "acc", "acc_norm", "chance", "word perplexity"],
-                                    [[t, v["n"], v.get("acc"), v.get("acc_norm"), v.get("chance"),
+                                    [[t, v["n"], _acc_cell(v, "acc"), _acc_cell(v, "acc_norm"), v.get("chance"),
                                       v.get("word_perplexity")] for t, v in tasks.items()]))  # fmt: skip
     return parts
 
 
-def render_html(markdown_text: str, title: str) -> str:
+def _acc_cell(v: dict[str, Any], key: str) -> str:
+    if key not in v:
+        return ""
+    return fmt_ci(v[key], v.get(f"{key}_ci"), 3) + (" *at chance*" if v.get(f"{key}_at_chance") else "")
+
+
+def render_html(markdown_text: str, title: str, images: Path | None = None) -> str:
+    """One self-contained page: the figures in `images` embedded as data URIs."""
     import html
 
     import markdown
 
     body = markdown.markdown(markdown_text, extensions=["tables"])
+    if images is not None:
+        body = re.sub(r'src="([\w.-]+\.png)"', lambda m: f'src="{_data_uri(images / m.group(1))}"', body)
     style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
              "text-align:left}th{background:#f3f3f3}img{max-width:100%}")  # fmt: skip
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>{body}</body></html>\n")  # fmt: skip
+
+
+def _data_uri(path: Path) -> str:
+    if not path.exists():
+        return path.name
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()

@@ -5,6 +5,8 @@ Kept apart from `stage.py` so that listing the stages (the registry) does not im
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -14,10 +16,11 @@ import pyarrow.parquet as pq
 import sentencepiece as spm
 import torch
 
-from model.benchmarks import score_items, score_last_word
+from model.benchmarks import item_results, last_word_results, summarize, summarize_last_word
 from model.data import load_rows
 from model.evaluation import (
     bits_per_byte,
+    document_nll,
     generate_samples,
     token_byte_lengths,
     unigram_counts,
@@ -25,9 +28,11 @@ from model.evaluation import (
     validation_nll,
 )
 from model.gpt import GPT
+from model.intervals import Units, contains, interval
 from model.items import LOADERS, Item, items_from_rows, with_few_shot
-from model.packing import pack
+from model.packing import EOS_ID, pack
 from model.trainer import load_model
+from storage.fingerprint import file_sha256
 from storage.shards import iter_rows
 from tasks.evaluate.config import EvaluateConfig
 from tasks.stage import StageInput
@@ -90,33 +95,118 @@ def load_benchmarks(cfg: EvaluateConfig) -> list[list[Item]]:
     return out
 
 
-def intrinsic_scores(scorer: Scorer, tok: StageInput, cfg: EvaluateConfig) -> dict[str, float]:
-    """Validation loss, perplexity and bits per byte, with the unigram baseline beside them (none when
-    the held-out split is empty, as on a crawl of a few dozen pages)."""
+def intrinsic_scores(scorer: Scorer, tok: StageInput, cfg: EvaluateConfig) -> dict[str, Any]:
+    """In-distribution held-out split: loss, perplexity and bits per byte (interval over rows), with
+    the unigram baseline beside them (none when the split is empty, as on a crawl of a few dozen pages)."""
     if not tok.metric_total("val_rows"):
         return {}
     val_rows = load_rows(_split_files(tok, "val"), cfg.max_val_rows)
     overall = scorer.intrinsic(val_rows)
     uni = unigram_nll(unigram_counts(_split_files(tok, "train"), scorer.sp.get_piece_size()), val_rows)
-    evals: dict[str, float] = {f"val_{k}": v for k, v in overall.items()}
+    evals: dict[str, Any] = {f"val_{k}": v for k, v in overall.items()}
     evals["unigram_bits_per_byte"] = bits_per_byte(uni, overall["bytes"])
+    _, _, per_token = validation_nll(scorer.model, val_rows)
+    row_bits = per_token.view(len(val_rows), -1).sum(dim=1).double().numpy() / math.log(2)
+    row_bytes = scorer.byte_len[val_rows[:, 1:]].sum(dim=1).double().numpy()
+    evals["val_bits_per_byte_ci"] = interval(Units.of(row_bits, row_bytes), seed=cfg.seed)["ci"]
     return evals
 
 
+def document_rows(scorer: Scorer, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per document: NLL in bits of its text and its UTF-8 bytes (bits per byte without token lengths)."""
+    encoded = scorer.sp.encode([d["text"] for d in docs])
+    nll = document_nll(scorer.model, encoded, EOS_ID)
+    return [{"doc_id": d["doc_id"], "domain": d.get("domain", ""), "tokens": len(ids), "nll_bits": n / math.log(2),
+             "n_bytes": len(d["text"].encode())} for d, ids, n in zip(docs, encoded, nll, strict=True)]  # fmt: skip
+
+
+def bpb_interval(rows: list[dict[str, Any]], seed: int) -> dict[str, Any]:
+    units = Units.of([r["nll_bits"] for r in rows], [r["n_bytes"] for r in rows])
+    return {"docs": len(rows), **interval(units, seed=seed)}
+
+
+def yardstick_scores(scorer: Scorer, inputs: dict[str, StageInput], cfg: EvaluateConfig
+                     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:  # fmt: skip
+    """Bits per byte on the pinned documents (overall and per domain) and on the user's reference files."""
+    domain_of = {r["doc_id"]: r["domain"] for r in iter_rows(inputs["mix"].files("yardstick_domains"))}
+    docs = [{**d, "domain": domain_of.get(d["doc_id"], "")}
+            for d in iter_rows(inputs["yardstick"].files("pinned"), ["doc_id", "text"])]  # fmt: skip
+    docs += [{**d, "domain": f"reference:{Path(p).name}"} for p in cfg.reference_paths for d in reference_docs(p)]
+    rows = document_rows(scorer, docs) if docs else []
+    pinned = [r for r in rows if not r["domain"].startswith("reference:")]
+    result: dict[str, Any] = {"fingerprint": yardstick_fingerprint(inputs["yardstick"], cfg)}
+    result["bits_per_byte"] = bpb_interval(pinned, cfg.seed) if pinned else {}
+    result["domains"] = {d: bpb_interval([r for r in rows if r["domain"] == d], cfg.seed)
+                         for d in sorted({r["domain"] for r in rows})}  # fmt: skip
+    return result, rows
+
+
+def yardstick_fingerprint(yardstick: StageInput, cfg: EvaluateConfig) -> str:
+    """The pinned text's digest and the reference files' digests: equal means the same evaluation text."""
+    parts = [yardstick.info["yardstick"], *[file_sha256(p) for p in cfg.reference_paths]]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def reference_docs(path: str) -> list[dict[str, Any]]:
+    """A reference file's documents: JSONL or Parquet rows with a `text`, or blank-line-separated text."""
+    name = Path(path).name
+    if path.endswith((".jsonl", ".jsonl.gz")):
+        rows = [json.loads(line) for line in _read_text(path).splitlines() if line.strip()]
+        texts = [r["text"] for r in rows]
+    elif path.endswith(".parquet"):
+        texts = pq.read_table(path, columns=["text"])[0].to_pylist()
+    else:
+        texts = [block.strip() for block in _read_text(path).split("\n\n") if block.strip()]
+    return [{"doc_id": f"{name}:{i}", "text": t} for i, t in enumerate(texts) if t]
+
+
+def _read_text(path: str) -> str:
+    if path.endswith(".gz"):
+        return gzip.decompress(Path(path).read_bytes()).decode("utf-8", errors="replace")
+    return Path(path).read_text(encoding="utf-8", errors="replace")
+
+
+def with_intervals(summary: dict[str, Any], results: list[dict[str, Any]], seed: int) -> dict[str, Any]:
+    """A task's accuracies with 95% intervals over items, and whether each interval holds chance."""
+    out = dict(summary)
+    for key in ("acc", "acc_norm"):
+        if key in summary and len(results) > 1:
+            out[f"{key}_ci"] = interval(Units.of([r[key] for r in results]), seed=seed)["ci"]
+            out[f"{key}_at_chance"] = contains(out[f"{key}_ci"], summary.get("chance"))
+    return out
+
+
+def items_fingerprint(items: list[Item]) -> str:
+    h = hashlib.sha256()
+    for item in sorted(items, key=lambda i: i.item_id):
+        h.update(json.dumps([item.item_id, item.context, item.choices, item.label]).encode())
+    return h.hexdigest()
+
+
 def task_scores(model: GPT, sp: spm.SentencePieceProcessor, tok: StageInput, cfg: EvaluateConfig
-                ) -> tuple[dict[str, dict[str, float]], list[Item]]:  # fmt: skip
-    """Built-in tasks (made by tokenize from its held-out split) and the configured benchmarks."""
+                ) -> tuple[dict[str, dict[str, Any]], list[Item], list[dict[str, Any]]]:  # fmt: skip
+    """Built-in tasks (made by tokenize from the yardstick's documents) and the configured benchmarks:
+    summaries with intervals, the items, and each item's result."""
     rows = [json.loads(line) for line in Path(tok.file("builtin_items")).read_text().splitlines() if line]
     made = items_from_rows(rows)
     builtin = [[i for i in made if i.task == "cloze"], [i for i in made if i.task == "last_word"]]
     benchmarks = load_benchmarks(cfg)
-    tasks: dict[str, dict[str, float]] = {}
+    tasks: dict[str, dict[str, Any]] = {}
+    per_item: list[dict[str, Any]] = []
     for items in [builtin[0], *benchmarks]:
         if items:
-            tasks[items[0].task] = score_items(model, sp.encode, items)
+            results = item_results(model, sp.encode, items)
+            tasks[items[0].task] = with_intervals(summarize(results), results, cfg.seed)
+            per_item += results
     if builtin[1]:
-        tasks["last_word"] = score_last_word(model, sp.encode, builtin[1]) | {"chance": 1 / sp.get_piece_size()}
-    return tasks, [item for items in [*builtin, *benchmarks] for item in items]
+        results = last_word_results(model, sp.encode, builtin[1])
+        summary = summarize_last_word(results) | {"chance": 1 / sp.get_piece_size()}
+        tasks["last_word"] = with_intervals(summary, results, cfg.seed)
+        per_item += results
+    for items in [*builtin, *benchmarks]:
+        if items:
+            tasks[items[0].task]["items_fingerprint"] = items_fingerprint(items)
+    return tasks, [item for items in [*builtin, *benchmarks] for item in items], per_item
 
 
 def score_model(inputs: dict[str, StageInput], cfg: EvaluateConfig) -> dict[str, Any]:
@@ -128,7 +218,9 @@ def score_model(inputs: dict[str, StageInput], cfg: EvaluateConfig) -> dict[str,
     scorer = Scorer(model, sp)
     evals = intrinsic_scores(scorer, tok, cfg)
     domains = per_domain(scorer, held_out_docs(tok, inputs["mix"]), tok.info["seq_len"], cfg.per_domain_rows)
-    tasks, items = task_scores(model, sp, tok, cfg)
+    yardstick, yardstick_rows = yardstick_scores(scorer, inputs, cfg)
+    tasks, items, item_rows = task_scores(model, sp, tok, cfg)
     generations = generate_samples(model, sp, cfg.prompts, cfg.max_new_tokens, cfg.temperature, cfg.top_k,
                                    cfg.seed, tok.info["eos_id"])  # fmt: skip
-    return {"evals": evals, "domains": domains, "tasks": tasks, "items": items, "generations": generations}
+    return {"evals": evals, "domains": domains, "tasks": tasks, "items": items, "generations": generations,
+            "yardstick": yardstick, "yardstick_rows": yardstick_rows, "item_rows": item_rows}  # fmt: skip

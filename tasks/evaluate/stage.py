@@ -7,10 +7,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from model.items import items_as_rows
-from storage.shards import atomic_write_bytes, atomic_write_json, iter_rows
+from storage.shards import atomic_write_bytes, atomic_write_json, iter_rows, write_parquet
+from tasks.evaluate.about import kept_examples, planted_split, removal_examples, run_facts, tokens_seen
 from tasks.evaluate.config import EvaluateConfig
 from tasks.evaluate.report import mixture_png, render_html, render_report, training_curves_png
 from tasks.sample.ground_truth import load_ground_truth, pii_leaks, pii_redaction_quality, removals, score_planted
@@ -41,22 +43,35 @@ def run(inputs: dict[str, StageInput], cfg: EvaluateConfig, out: Path) -> StageO
     from tasks.evaluate import scoring
 
     if inputs["train"].info.get("skipped"):  # no training tokens upstream: the data side alone
-        scored: dict[str, Any] = {"evals": {}, "domains": {}, "tasks": {}, "items": [], "generations": []}
+        scored: dict[str, Any] = {"evals": {}, "domains": {}, "tasks": {}, "items": [], "generations": [],
+                                  "yardstick": {}, "yardstick_rows": [], "item_rows": []}  # fmt: skip
     else:
         scored = scoring.score_model(inputs, cfg)
-    evals, domains, tasks, generations = scored["evals"], scored["domains"], scored["tasks"], scored["generations"]
     _write_jsonl(out / "eval_items.jsonl", items_as_rows(scored["items"]))
-    results = {"evals": evals, "domains": domains, "tasks": tasks, **_data_scores(inputs, evals)}
-    report = render_report(results["funnel"], results["reasons"], results["planted"], evals, domains, tasks,
-                           results["mixture"], generations, results["pii"], results["training"],
-                           results["dedup_quality"])  # fmt: skip
+    yardstick_table = pa.Table.from_pylist(scored["yardstick_rows"], schema=YARDSTICK_ROWS)
+    write_parquet(yardstick_table, out / "yardstick_scores.parquet")
+    write_parquet(pa.Table.from_pylist([_item_row(r) for r in scored["item_rows"]], schema=ITEM_ROWS),
+                  out / "item_scores.parquet")  # fmt: skip
+    results = {k: scored[k] for k in ("evals", "domains", "tasks", "yardstick", "generations")}
+    results |= _data_scores(inputs, scored["evals"]) | {"about": {**run_facts(), "config_changes": cfg.config_changes}}
+    report = render_report(results)
     atomic_write_bytes(out / "report.md", report.encode())
-    atomic_write_bytes(out / "report.html", render_html(report, "crawl2model run report").encode())
     _write_figures(inputs, out)
-    keys = ("evals", "domains", "tasks", "planted", "pii", "funnel", "training", "dedup_quality")
+    atomic_write_bytes(out / "report.html", render_html(report, "crawl2model run report", out).encode())
+    keys = ("evals", "domains", "tasks", "yardstick", "planted", "pii", "funnel", "training", "dedup_quality")
     atomic_write_json(out / "eval.json", {k: results[k] for k in keys})
-    atomic_write_json(out / "generations.json", generations)
+    atomic_write_json(out / "generations.json", scored["generations"])
     return _outcome(results)
+
+
+YARDSTICK_ROWS = pa.schema([("doc_id", pa.string()), ("domain", pa.string()), ("tokens", pa.int64()),
+                            ("nll_bits", pa.float64()), ("n_bytes", pa.int64())])  # fmt: skip
+ITEM_ROWS = pa.schema([("task", pa.string()), ("item_id", pa.string()), ("acc", pa.float64()),
+                       ("acc_norm", pa.float64())])  # fmt: skip
+
+
+def _item_row(r: dict[str, Any]) -> dict[str, Any]:
+    return {"task": r["task"], "item_id": r["item_id"], "acc": r["acc"], "acc_norm": r.get("acc_norm")}
 
 
 def doc_stages(inputs: dict[str, StageInput]) -> list[str]:
@@ -71,9 +86,10 @@ def _data_scores(inputs: dict[str, StageInput], evals: dict[str, float]) -> dict
     funnel, reasons = funnel_with_tokens(inputs, bytes_per_token)
     planted: dict[str, Any] = {}
     pii: dict[str, float] = {}
+    truth: list[dict[str, Any]] = []
+    removed_paths = [p for s in doc_stages(inputs) for p in inputs[s].files("removed")]
     if truth_files := inputs["acquire"].files("ground_truth"):
         truth = load_ground_truth(truth_files[0])
-        removed_paths = [p for s in doc_stages(inputs) for p in inputs[s].files("removed")]
         planted = score_planted(truth, removals(removed_paths))
         tok = inputs["tokenize"]
         pii = pii_leaks(truth, tok.files("tokens"), tok.file("tokenizer")) if tok.files("tokenizer") else {}
@@ -87,8 +103,20 @@ def _data_scores(inputs: dict[str, StageInput], evals: dict[str, float]) -> dict
     if "skipped" in trained.info:
         training["skipped"] = trained.info["skipped"]
     dedup_quality = inputs["dedup"].info.get("quality", {}) if "dedup" in inputs else {}
+    stages = doc_stages(inputs)
+    measured = {m["name"]: m["value"] for s in ("extract", "filter") if s in inputs
+                for m in inputs[s].manifest["metrics"] if m.get("step") is None}  # fmt: skip
     return {"planted": planted, "pii": pii, "funnel": funnel, "reasons": reasons, "training": training,
-            "dedup_quality": dedup_quality, "mixture": inputs["mix"].info.get("mixture", {})}  # fmt: skip
+            "dedup_quality": dedup_quality, "mixture": inputs["mix"].info.get("mixture", {}),
+            "tokens_seen": tokens_seen(inputs), "curves": trained.manifest["metrics"],
+            "removed_examples": removal_examples(inputs, stages, reasons),
+            "kept_examples": kept_examples(inputs["mix"]),
+            "planted_split": planted_split(truth, removals(removed_paths)) if truth_files else {},
+            "quality_measures": {k: measured[k] for k in QUALITY_MEASURES if k in measured}}  # fmt: skip
+
+
+QUALITY_MEASURES = ("extract_word_precision", "extract_word_recall", "quality_heldout_accuracy",
+                    "quality_heldout_lines")  # fmt: skip
 
 
 def _write_figures(inputs: dict[str, StageInput], out: Path) -> None:
@@ -98,18 +126,30 @@ def _write_figures(inputs: dict[str, StageInput], out: Path) -> None:
 
 
 def _outcome(results: dict[str, Any]) -> StageOutcome:
-    evals, pii, planted = results["evals"], results["pii"], results["planted"]
-    outcome = StageOutcome(info={"evals": evals, "tasks": results["tasks"], "planted": planted, "pii": pii})
+    evals, pii, planted, yardstick = results["evals"], results["pii"], results["planted"], results["yardstick"]
+    info = {"evals": evals, "tasks": results["tasks"], "planted": planted, "pii": pii,
+            "yardstick": {k: v for k, v in yardstick.items() if k != "domains"}}  # fmt: skip
+    outcome = StageOutcome(info=info)
     for name, value in {**evals, **pii}.items():
-        outcome.metric(name, value)
+        if _number(value):
+            outcome.metric(name, value)
+    if yardstick.get("bits_per_byte"):
+        outcome.metric("yardstick_bits_per_byte", yardstick["bits_per_byte"]["value"])
+    for domain, values in yardstick.get("domains", {}).items():
+        outcome.metric(f"yardstick.{domain}.bits_per_byte", values["value"])
     for domain, values in results["domains"].items():
         outcome.metric(f"domain.{domain}.bits_per_byte", values["bits_per_byte"])
     for task, values in results["tasks"].items():
         for key, value in values.items():
-            outcome.metric(f"task.{task}.{key}", value)
+            if _number(value):
+                outcome.metric(f"task.{task}.{key}", value)
     for case, s in planted.items():
         outcome.metric(f"planted.{case}.rate", s["rate"])
     return outcome
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:

@@ -36,6 +36,7 @@ class QualityClassifierConfig(Section):
 
 
 class FilterConfig(Section):
+    enabled: bool = Field(True, description="off: no rule runs, no classifier is trained (recipe ablations)")
     blocklist_domains: list[str] = Field(
         default_factory=lambda: ["casino-bonus.example", "adult-videos.example", "free-pills.example"]
     )

@@ -37,7 +37,9 @@ def build_url_filter(cfg: FilterConfig) -> UrlFilter:
 
 def build_rules(cfg: FilterConfig, model_path: str | None = None, threshold: float = 0.0) -> list[Rule]:
     """The rule sets in the order they run (FineWeb's order: URL, Gopher, C4, FineWeb), then the
-    quality classifier when there is a model, then PII redaction on what is kept."""
+    quality classifier when there is a model, then PII redaction on what is kept; none when switched off."""
+    if not cfg.enabled:
+        return []
     rules: list[Rule] = [
         build_url_filter(cfg),
         GopherQuality(cfg.gopher_quality),
@@ -94,7 +96,7 @@ def prepare_classifier(docs: list[str], cfg: QualityClassifierConfig, out: Path)
 def run(inputs: dict[str, StageInput], cfg: FilterConfig, out: Path) -> StageOutcome:
     docs = inputs["extract"].files("docs")
     model_path, info = None, {}
-    if cfg.quality.enabled:
+    if cfg.enabled and cfg.quality.enabled:
         model_path, info = prepare_classifier(docs, cfg.quality, out)
     params = FilterShard(cfg, model_path, info.get("quality_threshold", cfg.quality.min_score))
     stats = sum_stats(map_shards(process_shard, docs, out, params, workers=cfg.workers, label="filter"))

@@ -10,9 +10,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from storage.fingerprint import unit_interval
+from storage.shards import iter_rows, write_parquet
 from tasks.documents import MIX_COLUMNS, removed_row, write_shard
 from tasks.mix.config import MixConfig
 from tasks.mix.topics import TopicModel, train_topic_model
@@ -54,25 +56,46 @@ def copies(rate: float, seed: int, doc_id: str) -> int:
     return whole + (unit_interval(seed, "mix", doc_id) < rate - whole)
 
 
+class Labeller:
+    """Domain by URL rules, then (optionally) by the topic model; counts what the model relabelled."""
+
+    def __init__(self, cfg: MixConfig, out: Path):
+        self.cfg, self.topic, self.info, self.relabelled = cfg, None, {}, 0
+        if cfg.topic_examples:
+            self.info = train_topic_model(cfg.topic_examples, out / "topic_model.bin", cfg.seed)
+            self.topic = TopicModel(out / "topic_model.bin")
+
+    def __call__(self, doc: dict[str, Any]) -> str:
+        cfg = self.cfg
+        d = label_domain(doc["url"] or "", doc["host"] or "", cfg)
+        if self.topic is not None and (cfg.topic_relabel == "all" or d == cfg.default_domain):
+            predicted, confidence = self.topic.predict(doc["text"])
+            if confidence >= cfg.topic_min_confidence and predicted != d:
+                d, self.relabelled = predicted, self.relabelled + 1
+        return d
+
+
+def label_yardstick(inputs: dict[str, StageInput], label: Labeller, out: Path) -> None:
+    """The pinned evaluation documents get domains by the same rules, for per-domain bits per byte."""
+    pinned = iter_rows(inputs["yardstick"].files("pinned"), ["doc_id", "url", "host", "text"])
+    rows = [{"doc_id": d["doc_id"], "domain": label(d)} for d in pinned]
+    schema = pa.schema([("doc_id", pa.string()), ("domain", pa.string())])
+    write_parquet(pa.Table.from_pylist(rows, schema=schema), out / "yardstick_domains" / "part-00000.parquet")
+
+
 def run(inputs: dict[str, StageInput], cfg: MixConfig, out: Path) -> StageOutcome:
     shards = inputs["dedup"].files("docs")
     tables = [pq.read_table(p).to_pylist() for p in shards]
     tokens: dict[str, float] = {}
     docs_before: dict[str, int] = {}
-    topic, topic_info, relabelled = None, {}, 0
-    if cfg.topic_examples:
-        topic_info = train_topic_model(cfg.topic_examples, out / "topic_model.bin", cfg.seed)
-        topic = TopicModel(out / "topic_model.bin")
+    label = Labeller(cfg, out)
     for rows in tables:
         for doc in rows:
-            d = label_domain(doc["url"] or "", doc["host"] or "", cfg)
-            if topic is not None and (cfg.topic_relabel == "all" or d == cfg.default_domain):
-                predicted, confidence = topic.predict(doc["text"])
-                if confidence >= cfg.topic_min_confidence and predicted != d:
-                    d, relabelled = predicted, relabelled + 1
-            doc["domain"] = d
+            doc["domain"] = d = label(doc)
             tokens[d] = tokens.get(d, 0.0) + doc["n_chars"] / CHARS_PER_TOKEN
             docs_before[d] = docs_before.get(d, 0) + 1
+    relabelled = label.relabelled
+    label_yardstick(inputs, label, out)
     rates = sampling_rates(tokens, cfg) if tokens else {}
     outcome = StageOutcome(docs_in=sum(len(r) for r in tables), docs_out=0, docs_removed=0)
     tokens_after: dict[str, float] = {}
@@ -105,7 +128,7 @@ def run(inputs: dict[str, StageInput], cfg: MixConfig, out: Path) -> StageOutcom
         }
         for key, value in mixture[d].items():
             outcome.metric(f"domain.{d}.{key}", value)
-    outcome.info = {"mixture": mixture, "mode": cfg.mode, "topic_examples": topic_info}
-    if topic is not None:
+    outcome.info = {"mixture": mixture, "mode": cfg.mode, "topic_examples": label.info}
+    if label.topic is not None:
         outcome.metric("topic_relabelled", relabelled)
     return outcome

@@ -111,8 +111,10 @@ def in_val_split(doc_id: str, cfg: TokenizeConfig) -> bool:
 def run(inputs: dict[str, StageInput], cfg: TokenizeConfig, out: Path) -> StageOutcome:
     docs = list(iter_rows(inputs["mix"].files("docs"), ["doc_id", "url", "text", "repeats", "domain"]))
     outcome = StageOutcome(docs_in=len(docs))
+    docs, held_out = exclude_yardstick(docs, inputs["yardstick"], outcome)
     split_of = {d["doc_id"]: "val" if in_val_split(d["doc_id"], cfg) else "train" for d in docs}
-    docs = decontaminate(docs, split_of, cfg, out, outcome)
+    pinned = list(iter_rows(inputs["yardstick"].files("pinned"), ["doc_id", "text"]))
+    docs = decontaminate(docs, split_of, pinned, cfg, out, outcome, held_out)
     outcome.docs_out, outcome.docs_removed = len(docs), outcome.docs_in - len(docs)
     model_path = out / "tokenizer.model"
     if cfg.model_path:
@@ -127,28 +129,70 @@ def run(inputs: dict[str, StageInput], cfg: TokenizeConfig, out: Path) -> StageO
         train_tokenizer(docs, cfg, out)
     sp = spm.SentencePieceProcessor(model_file=str(model_path))
     encoded = encode_parallel(str(model_path), [d["text"] for d in docs], cfg.workers or os.cpu_count() or 1)
-    splits: dict[str, list[tuple[float, str, int]]] = {"train": [], "val": []}
-    domain_tokens: dict[str, int] = {}
-    for i, doc in enumerate(docs):
-        split = split_of[doc["doc_id"]]
-        copies = doc["repeats"] if split == "train" else 1
-        for copy in range(copies):
-            splits[split].append((unit_interval(cfg.seed, "order", doc["doc_id"], copy), doc["doc_id"], i))
-        key = f"{split}.{doc['domain']}"
-        domain_tokens[key] = domain_tokens.get(key, 0) + copies * (len(encoded[i]) + 1)
+    splits = split_order(docs, split_of, cfg)
     write_splits(splits, encoded, cfg, out, outcome)
-    for key, n in sorted(domain_tokens.items()):
-        outcome.metric(f"tokens.{key}", n)
+    write_token_counts(docs, split_of, encoded, out, outcome)
     outcome.metric("vocab_size", sp.get_piece_size())
     outcome.info = {"seq_len": cfg.seq_len, "vocab_size": sp.get_piece_size(), "eos_id": EOS_ID}
     return outcome
 
 
+def exclude_yardstick(
+    docs: list[dict[str, Any]], yardstick: StageInput, outcome: StageOutcome
+) -> tuple[list[dict[str, Any]], list[dict]]:
+    """Drop the pinned evaluation documents and their copies (in every variant, whatever ran before)."""
+    excluded = {e["doc_id"]: e for e in iter_rows(yardstick.files("excluded"))}
+    kept, removed = [], []
+    for doc in docs:
+        if (e := excluded.get(doc["doc_id"])) is None:
+            kept.append(doc)
+        else:
+            removed.append(removed_row(doc, STAGE, "yardstick", e["similarity"], f"{e['reason']}:{e['pinned_doc_id']}"))
+    outcome.metric("yardstick_excluded_docs", len(removed))
+    return kept, removed
+
+
+def split_order(
+    docs: list[dict[str, Any]], split_of: dict[str, str], cfg: TokenizeConfig
+) -> dict[str, list[tuple[float, str, int]]]:
+    """Each split's (order key, doc_id, index) entries: train documents repeated as mix said."""
+    splits: dict[str, list[tuple[float, str, int]]] = {"train": [], "val": []}
+    for i, doc in enumerate(docs):
+        split = split_of[doc["doc_id"]]
+        for copy in range(doc["repeats"] if split == "train" else 1):
+            splits[split].append((unit_interval(cfg.seed, "order", doc["doc_id"], copy), doc["doc_id"], i))
+    return splits
+
+
+TOKEN_COUNT_SCHEMA = pa.schema([("doc_id", pa.string()), ("split", pa.string()), ("domain", pa.string()),
+                                ("copies", pa.int32()), ("tokens", pa.int64())])  # fmt: skip
+
+
+def write_token_counts(
+    docs: list[dict[str, Any]], split_of: dict[str, str], encoded: list[list[int]], out: Path, outcome: StageOutcome
+) -> None:
+    """Exact tokens per document (its ids and EOS, times its copies), by split and domain: the catalog's
+    `token_counts` view, and the per-domain metrics."""
+    rows, totals = [], {}
+    for doc, ids in zip(docs, encoded, strict=True):
+        split = split_of[doc["doc_id"]]
+        n_copies = doc["repeats"] if split == "train" else 1
+        rows.append({"doc_id": doc["doc_id"], "split": split, "domain": doc["domain"], "copies": n_copies,
+                     "tokens": n_copies * (len(ids) + 1)})  # fmt: skip
+        key = f"{split}.{doc['domain']}"
+        totals[key] = totals.get(key, 0) + rows[-1]["tokens"]
+    write_parquet(pa.Table.from_pylist(rows, schema=TOKEN_COUNT_SCHEMA), out / "token_counts" / "part-00000.parquet")
+    for key, n in sorted(totals.items()):
+        outcome.metric(f"tokens.{key}", n)
+
+
 def decontaminate(
-    docs: list[dict[str, Any]], split_of: dict[str, str], cfg: TokenizeConfig, out: Path, outcome: StageOutcome
-) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]], split_of: dict[str, str], pinned: list[dict[str, Any]], cfg: TokenizeConfig,
+    out: Path, outcome: StageOutcome, held_out: list[dict],
+) -> list[dict[str, Any]]:  # fmt: skip
     """Remove (or flag) documents sharing n-grams with the benchmarks, then build the built-in items
-    from the held-out split and remove train documents that contain them."""
+    from the pinned yardstick documents (the same items in every variant) and remove train documents
+    that contain them. `held_out` (the yardstick's removals) is written with the removals."""
     hits: list[dict] = []
     decontaminating = cfg.decontaminate != "off"
     if decontaminating and cfg.eval_benchmarks:
@@ -157,7 +201,7 @@ def decontaminate(
         outcome.metric("decontamination_items_too_short", index.too_short)
         docs = remove_contaminated(docs, index, cfg, hits)
     val_docs = [d for d in docs if split_of[d["doc_id"]] == "val"]
-    items = builtin_eval_items(val_docs, cfg)
+    items = builtin_eval_items(pinned, cfg)
     lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in items_as_rows(items))
     atomic_write_bytes(out / "builtin_items.jsonl", lines.encode())
     if decontaminating and items:
@@ -167,7 +211,7 @@ def decontaminate(
         train_docs = remove_contaminated([d for d in docs if split_of[d["doc_id"]] == "train"], index, cfg, hits)
         keep = {d["doc_id"] for d in val_docs + train_docs}
         docs = [d for d in docs if d["doc_id"] in keep]
-    write_removed(hits if cfg.decontaminate == "remove" else [], out / "removed" / "part-00000.parquet")
+    write_removed(held_out + (hits if cfg.decontaminate == "remove" else []), out / "removed" / "part-00000.parquet")
     if cfg.decontaminate == "flag":
         write_removed(hits, out / "flagged" / "part-00000.parquet")
     outcome.metric("contaminated_docs", len(hits))

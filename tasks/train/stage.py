@@ -65,12 +65,14 @@ class ProgressReporter:
 
 
 def run_torchrun(
-    files: list[str], model_cfg: GPTConfig, cfg: TrainConfig, out: Path, report: ProgressReporter | None = None
-) -> dict[str, Any]:
+    files: list[str], model_cfg: GPTConfig, cfg: TrainConfig, out: Path, report: ProgressReporter | None = None,
+    val_files: list[str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     state = out / "_state"
     state.mkdir(parents=True, exist_ok=True)
     spec = state / "train_spec.json"
-    atomic_write_json(spec, {"files": files, "model": asdict(model_cfg), "train": config_json(cfg), "out": str(out)})
+    atomic_write_json(spec, {"files": files, "val_files": val_files, "model": asdict(model_cfg),
+                             "train": config_json(cfg), "out": str(out)})  # fmt: skip
     log_file = state / "train_log.jsonl"
     log_file.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={cfg.nproc}",
@@ -103,6 +105,8 @@ def run(inputs: dict[str, StageInput], cfg: TrainConfig, out: Path) -> StageOutc
 
     tok = inputs["tokenize"]
     files = [p for p in tok.files("tokens") if Path(p).name.startswith("train-")]
+    has_val = tok.metric_total("val_rows") > 0
+    val_files = [p for p in tok.files("tokens") if Path(p).name.startswith("val-")] if has_val else []
     if not tok.metric_total("train_rows"):
         # An empty input upstream: no model can be trained; evaluate reports the funnel without one.
         log.warning("train: the tokenize stage produced no training rows; no model is trained")
@@ -115,19 +119,21 @@ def run(inputs: dict[str, StageInput], cfg: TrainConfig, out: Path) -> StageOutc
     # torch's RNG and thread settings are process-wide: a training started from a worker thread (an
     # experiment's parallel proxies) runs in a process of its own, so concurrent runs stay reproducible.
     if cfg.nproc > 1 or threading.current_thread() is not threading.main_thread():
-        result = run_torchrun(files, model_cfg, cfg, out, report)
+        result = run_torchrun(files, model_cfg, cfg, out, report, val_files)
     else:
         from model.trainer import train
 
-        result = train(files, model_cfg, cfg, out, report)
+        result = train(files, model_cfg, cfg, out, report, val_files=val_files)
     report.publish_table()
     outcome = StageOutcome()
     for entry in result["history"]:
         for key in ("loss", "lr", "grad_norm", "tokens_per_s", "mfu", "spike"):
             if key in entry:
                 outcome.metric(f"train_{key}", entry[key], step=int(entry["step"]))
+    for entry in result.get("val_history", []):
+        outcome.metric("val_loss", entry["val_loss"], step=int(entry["step"]))
     outcome.metric("params", result["params"])
     outcome.metric("spikes", sum(1 for e in result["history"] if e.get("spike")))
-    outcome.info = {k: v for k, v in result.items() if k != "history"}
+    outcome.info = {k: v for k, v in result.items() if k not in ("history", "val_history")}
     outcome.info["final_loss"] = result["history"][-1]["loss"]
     return outcome

@@ -1,0 +1,110 @@
+"""Paired comparisons of evaluated runs: B relative to A on the same yardstick documents and the same
+benchmark items, with 95% intervals and verdicts. `crawl2model compare` and the recipes experiment
+use this one code path; several runs per side are seeds of one variant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from model.intervals import Units, interval, paired_delta
+from storage.shards import read_json
+
+HEADLINE = "yardstick_bits_per_byte"
+
+
+@dataclass
+class Scores:
+    """One evaluated run: per-document yardstick costs, per-item results, and their fingerprints."""
+
+    yardstick: str
+    docs: dict[str, tuple[str, float, float]]  # doc_id -> (domain, nll bits, bytes)
+    items: dict[tuple[str, str], dict[str, float]]  # (task, item_id) -> {"acc", "acc_norm"}
+    items_fingerprint: dict[str, str]
+    chance: dict[str, float]
+
+    @classmethod
+    def load(cls, evaluate_dir: str | Path) -> Scores:
+        out = Path(evaluate_dir)
+        ev = read_json(out / "eval.json")
+        docs = {r["doc_id"]: (r["domain"], r["nll_bits"], r["n_bytes"])
+                for r in pq.read_table(out / "yardstick_scores.parquet").to_pylist()}  # fmt: skip
+        items = {(r["task"], r["item_id"]): r for r in pq.read_table(out / "item_scores.parquet").to_pylist()}
+        tasks = ev.get("tasks", {})
+        return cls(ev.get("yardstick", {}).get("fingerprint", ""), docs, items,
+                   {t: v.get("items_fingerprint", "") for t, v in tasks.items()},
+                   {t: v["chance"] for t, v in tasks.items() if "chance" in v})  # fmt: skip
+
+    def metrics(self) -> list[str]:
+        names = [HEADLINE] + [f"yardstick.{d}.bits_per_byte" for d in sorted({d for d, _, _ in self.docs.values()})]
+        for task in sorted({t for t, _ in self.items}):
+            has_norm = any(v.get("acc_norm") is not None for k, v in self.items.items() if k[0] == task)
+            names += [f"task.{task}.acc"] + ([f"task.{task}.acc_norm"] if has_norm else [])
+        return names
+
+
+def lower_is_better(metric: str) -> bool:
+    return metric.endswith(("bits_per_byte", "loss", "perplexity"))
+
+
+def units(runs: list[Scores], metric: str) -> Units:
+    """The metric's per-unit numerators and denominators, one row per run (seed), on the units all share."""
+    if metric.startswith("task."):
+        _, task, key = metric.split(".")
+        keys = sorted(set.intersection(*[{k for k in r.items if k[0] == task} for r in runs]))
+        return Units.of([[r.items[k][key] for k in keys] for r in runs])
+    domain = None if metric == HEADLINE else metric.removeprefix("yardstick.").removesuffix(".bits_per_byte")
+    ids = sorted(set.intersection(*[{d for d, v in r.docs.items() if _in(v[0], domain)} for r in runs]))
+    return Units.of([[r.docs[d][1] for d in ids] for r in runs], [[r.docs[d][2] for d in ids] for r in runs])
+
+
+def _in(doc_domain: str, domain: str | None) -> bool:
+    return (domain is None and not doc_domain.startswith("reference:")) or doc_domain == domain
+
+
+def summarize(runs: list[Scores], metric: str) -> dict[str, Any]:
+    """{"value", "ci", "seeds": per-run values} for one variant (its seeds pooled by the bootstrap)."""
+    u = units(runs, metric)
+    per_seed = [Units(u.num[i : i + 1], u.den[i : i + 1]).value for i in range(len(runs))]
+    out = {**interval(u), "seeds": per_seed}
+    if len(runs) > 1:
+        out["seed_sd"] = float(np.std(per_seed, ddof=1))
+    return out
+
+
+def warnings(a: list[Scores], b: list[Scores]) -> list[str]:
+    """Why a comparison would not be like for like: different yardsticks or different items."""
+    found = []
+    if len({r.yardstick for r in a + b}) > 1:
+        found.append("the runs were scored on different yardsticks (the pinned text differs: the extract or "
+                     "yardstick settings changed); only the documents they share are compared")  # fmt: skip
+    for task in sorted(set(a[0].items_fingerprint) | set(b[0].items_fingerprint)):
+        if len({r.items_fingerprint.get(task) for r in a + b}) > 1:
+            found.append(f"task {task}: the runs were scored on different items; only shared items are compared")
+    return found
+
+
+def compare(a: list[Scores], b: list[Scores]) -> list[dict[str, Any]]:
+    """B relative to A, per metric both have: values, B - A with its paired interval, and the verdict."""
+    shared = [m for m in a[0].metrics() if m in set(b[0].metrics())]
+    rows = []
+    for metric in shared:
+        both = units(a + b, metric)  # the units every run of both sides has: a paired comparison
+        n = both.num.shape[1]
+        if n == 0:
+            continue
+        ua, ub = Units(both.num[: len(a)], both.den[: len(a)]), Units(both.num[len(a) :], both.den[len(a) :])
+        delta = paired_delta(ua, ub, lower_is_better(metric))
+        chance = _chance(a[0], metric)
+        rows.append({"metric": metric, "units": n, "a": interval(ua), "b": interval(ub), **delta,
+                     "chance": chance, "lower_is_better": lower_is_better(metric)})  # fmt: skip
+    return rows
+
+
+def _chance(scores: Scores, metric: str) -> float | None:
+    return scores.chance.get(metric.split(".")[1]) if metric.startswith("task.") else None

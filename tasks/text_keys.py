@@ -1,0 +1,33 @@
+"""Text identity shared by dedup and the yardstick: normalization, exact keys, word shingles, Jaccard."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+PUNCT = re.compile(r"[^\w\s]")
+
+
+def normalize(text: str) -> str:
+    """Case, Unicode form, punctuation and whitespace do not make documents different."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return " ".join(PUNCT.sub(" ", text).split())
+
+
+def exact_key(normalized: str) -> bytes:
+    return hashlib.blake2b(normalized.encode(), digest_size=16).digest()
+
+
+def shingles(normalized: str, k: int) -> set[bytes]:
+    """Word k-grams; a document shorter than k words is one shingle."""
+    words = normalized.split()
+    if len(words) < k:
+        return {" ".join(words).encode()}
+    return {" ".join(words[i : i + k]).encode() for i in range(len(words) - k + 1)}
+
+
+def jaccard(a: set[bytes], b: set[bytes]) -> float:
+    if not a and not b:
+        return 1.0
+    return len(a & b) / len(a | b)

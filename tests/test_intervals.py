@@ -1,0 +1,67 @@
+"""Bootstrap intervals and paired verdicts on simulated data whose truth is known."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from model.intervals import Units, interval, paired_delta, verdict
+
+
+def test_accuracy_intervals_cover_the_truth_about_95_percent() -> None:
+    rng = np.random.default_rng(1)
+    truth, hits, trials = 0.3, 0, 300
+    for t in range(trials):
+        correct = rng.random(200) < truth
+        ci = interval(Units.of(correct), replicates=500, seed=t)["ci"]
+        hits += ci[0] <= truth <= ci[1]
+    assert 0.91 <= hits / trials <= 0.985, hits / trials
+
+
+def test_ratio_intervals_cover_the_truth_for_unequal_documents() -> None:
+    # Documents of varied length; the per-byte cost is the ratio of expectations.
+    rng = np.random.default_rng(2)
+    hits, trials = 0, 200
+    for t in range(trials):
+        nbytes = rng.integers(200, 5000, size=150).astype(float)
+        rate = rng.gamma(20.0, 0.1 / 20.0 * 10, size=150)  # mean 1.0 bit per byte, doc to doc spread
+        ci = interval(Units.of(rate * nbytes, nbytes), replicates=500, seed=t)["ci"]
+        hits += ci[0] <= 1.0 <= ci[1]
+    assert 0.90 <= hits / trials <= 0.99, hits / trials
+
+
+def test_a_a_comparison_is_not_distinguishable() -> None:
+    rng = np.random.default_rng(3)
+    difficulty = rng.random(400)  # shared by both runs: the same items
+    a = (rng.random(400) * 0.3 + difficulty) > 0.6
+    b = (rng.random(400) * 0.3 + difficulty) > 0.6
+    result = paired_delta(Units.of(a), Units.of(b), lower_is_better=False)
+    assert result["verdict"] == "not distinguishable", result
+    assert paired_delta(Units.of(a), Units.of(a), lower_is_better=False)["ci"] == [0.0, 0.0]
+
+
+def test_a_planted_difference_is_found_in_the_right_direction() -> None:
+    rng = np.random.default_rng(4)
+    nbytes = rng.integers(500, 3000, size=120).astype(float)
+    base = rng.gamma(10.0, 0.2, size=120)
+    a = Units.of(base * nbytes, nbytes)
+    b = Units.of((base - 0.05) * nbytes, nbytes)  # B costs 0.05 fewer bits per byte on every document
+    found = paired_delta(a, b, lower_is_better=True)
+    assert found["verdict"] == "better" and found["ci"][1] < 0
+    assert paired_delta(b, a, lower_is_better=True)["verdict"] == "worse"
+
+
+def test_seeds_widen_the_interval_and_reruns_print_the_same_numbers() -> None:
+    rng = np.random.default_rng(5)
+    nbytes = np.full((3, 100), 1000.0)
+    same = np.tile(rng.gamma(10.0, 0.1, size=100), (3, 1))
+    spread = same + rng.normal(0.0, 0.05, size=(3, 1))  # seed-to-seed offsets
+    narrow = interval(Units.of(same * nbytes, nbytes))["ci"]
+    wide = interval(Units.of(spread * nbytes, nbytes))["ci"]
+    assert wide[1] - wide[0] > narrow[1] - narrow[0]
+    assert interval(Units.of(spread * nbytes, nbytes)) == interval(Units.of(spread * nbytes, nbytes))
+
+
+def test_verdict_reads_direction() -> None:
+    assert verdict((-0.2, -0.1), lower_is_better=True) == "better"
+    assert verdict((-0.2, -0.1), lower_is_better=False) == "worse"
+    assert verdict((-0.1, 0.1), lower_is_better=True) == "not distinguishable"
