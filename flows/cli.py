@@ -259,6 +259,7 @@ def compare(
         except LookupError as e:
             raise _fail(str(e), code=1) from None
         _print_rows(columns, rows, fmt, title=f"experiment {exp_id}")
+        _print_experiment_comparisons(catalog, exp_id, fmt)
         return
     if run_a is None or run_b is None:
         raise _fail("give two runs to compare, or --experiment ID")
@@ -273,6 +274,18 @@ def compare(
     _print_paired(catalog, a, b)
     _print_rows(["metric", "A", "B", "B - A"], eval_diff(catalog, a, b),
                 title="every evaluation metric, unpaired (the held-out split differs between runs)")  # fmt: skip
+
+
+def _print_experiment_comparisons(catalog, exp_id: str, fmt: Format) -> None:
+    """A recipes experiment's paired comparisons (made by the code `compare A B` uses)."""
+    from model.intervals import fmt_ci
+
+    _, rows = catalog.query("select result_json from experiments where experiment_id = ?", [exp_id])
+    result = json.loads(rows[0][0]) if rows and rows[0][0] else {}
+    if comparisons := result.get("comparisons"):
+        _print_rows(["recipe", "relative to", "metric", "delta [95%]", "verdict"],
+                    [(c["recipe"], c["baseline"], c["metric"], fmt_ci(c["delta"], c["ci"]), c["verdict"])
+                     for c in comparisons], fmt, title="paired comparisons")  # fmt: skip
 
 
 def _print_paired(catalog, a: str, b: str) -> None:
@@ -402,7 +415,9 @@ def sql(
     _print_rows(cols, rows, fmt)
 
 
-experiment_app = typer.Typer(no_args_is_help=True, help="Data experiments: mixture search, ablations, scaling ladders.")
+experiment_app = typer.Typer(
+    no_args_is_help=True, help="Data experiments: curation recipes, mixture search, ablations, scaling ladders."
+)
 app.add_typer(experiment_app, name="experiment")
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default: the sample)")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override a config value: dotted.key=value")]
@@ -476,6 +491,31 @@ def experiment_ablate(
     from flows.experiments import ablation_experiment
 
     _run_experiment(workdir, lambda: ablation_experiment(configs=configs, settings=settings, workdir=str(workdir)))
+
+
+@experiment_app.command("recipes")
+def experiment_recipes(
+    recipes: Annotated[
+        str, typer.Option(help="comma-separated, the first is the baseline: raw, heuristic, classifier, dedup, full")
+    ] = "raw,heuristic,full",
+    seeds: Annotated[int, typer.Option(min=1, max=20, help="trainings per recipe (initialisation, data order)")] = 1,
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
+    workdir: WorkdirOpt = Path("work"),
+) -> None:
+    """Curation recipes at equal compute, scored on the fixed yardstick, with paired intervals and verdicts."""
+    from tasks.experiments import parse_recipes, recipe_overrides
+
+    try:
+        names = parse_recipes(recipes)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    base = _load(config, overrides or [])
+    configs = {name: [_load(config, [*(overrides or []), *recipe_overrides(name, base.train.seed + i)])
+                      .model_dump(mode="json") for i in range(seeds)] for name in names}  # fmt: skip
+    from flows.experiments import recipes_experiment
+
+    _run_experiment(workdir, lambda: recipes_experiment(configs=configs, workdir=str(workdir)))
 
 
 @experiment_app.command("scaling")

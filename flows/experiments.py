@@ -23,9 +23,13 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.pipeline import new_run_id, pipeline_slice
 from flows.plan import plan
+from model.intervals import fmt_ci
 from storage.catalog import Catalog
 from storage.lock import workdir_lock
 from storage.shards import atomic_write_bytes, atomic_write_json, iter_rows, write_parquet
+from tasks.comparison import HEADLINE, Scores, warnings
+from tasks.comparison import compare as compare_runs
+from tasks.comparison import summarize as summarize_runs
 from tasks.config import PipelineConfig
 from tasks.evaluate.report import markdown_table, pyplot, save_figure
 from tasks.experiments import (
@@ -392,6 +396,98 @@ def scaling_report(exp_id: str, r: dict[str, Any]) -> str:
     )
     parts += ["", "![scaling](scaling.png)", ""]
     return "\n".join(parts) + "\n"  # fmt: skip
+
+
+# --- curation recipes -------------------------------------------------------------------------
+
+
+@flow(name="crawl2model-experiment-recipes", log_prints=True)
+def recipes_experiment(
+    configs: dict[str, list[dict[str, Any]]], workdir: str, experiment_id: str | None = None
+) -> dict[str, Any]:
+    """Each recipe trained once per seed at equal compute (the same model and tokens seen), scored on
+    the one yardstick; every recipe against the first, paired over documents, items and seeds."""
+    params = {"recipes": list(configs), "seeds": len(next(iter(configs.values()))), "experiment_id": experiment_id}
+
+    def body(exp_id: str, out: Path, catalog: Catalog) -> tuple[dict, str]:
+        root = Path(workdir).resolve()
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for name, seeds in configs.items():
+            runs[name] = [
+                run_variant.with_options(task_run_name=f"{name}-seed-{i}")(
+                    config, workdir, list(STAGES), f"{exp_id}-{name}-seed{i}"
+                )
+                for i, config in enumerate(seeds)
+            ]
+        scores = {name: [Scores.load(output_dir(PipelineConfig.model_validate(c), root, "evaluate"))
+                         for c in configs[name]] for name in configs}  # fmt: skip
+        result = recipes_result(scores, runs)
+        _record(catalog, exp_id, [v for name in configs for v in runs[name]],
+                [{"recipe": name, "train.seed": PipelineConfig.model_validate(c).train.seed}
+                 for name in configs for c in configs[name]])  # fmt: skip
+        _recipes_plot(result, out / "recipes.png")
+        return result, recipes_report(exp_id, result)
+
+    return _experiment("recipes", workdir, params, body)
+
+
+def recipes_result(scores: dict[str, list[Scores]], runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The result.json shape: yardstick, per-recipe metrics with intervals, comparisons to the baseline."""
+    names = list(scores)
+    baseline = names[0]
+    metrics = [m for m in scores[baseline][0].metrics() if all(m in s[0].metrics() for s in scores.values())]
+    result: dict[str, Any] = {"yardstick": scores[baseline][0].yardstick, "baseline": baseline,
+                              "seeds": len(scores[baseline]), "warnings": [], "recipes": {},
+                              "comparisons": []}  # fmt: skip
+    for name in names:
+        result["recipes"][name] = {m: summarize_runs(scores[name], m) for m in metrics}
+        result["recipes"][name]["tokens_seen"] = {"value": runs[name][0]["metrics"]["train_tokens"], "ci": None}
+        result["recipes"][name]["train_docs"] = {"value": _train_docs(runs[name][0]), "ci": None}
+    for name in names[1:]:
+        result["warnings"] += [f"{name}: {w}" for w in warnings(scores[baseline], scores[name])]
+        for row in compare_runs(scores[baseline], scores[name]):
+            keys = {k: row[k] for k in ("metric", "delta", "ci", "verdict")}
+            result["comparisons"].append({"recipe": name, "baseline": baseline, **keys})
+    tokens = {n: result["recipes"][n]["tokens_seen"]["value"] for n in names}
+    if len(set(tokens.values())) > 1:
+        result["warnings"].append(f"unequal compute: tokens seen differ between recipes: {tokens}")
+    return result
+
+
+def _train_docs(variant: dict[str, Any]) -> int | None:
+    return next((s.get("docs_out") for s in variant["summary"] if s["stage"] == "tokenize"), None)
+
+
+def _recipes_plot(result: dict[str, Any], path: Path) -> None:
+    plt = pyplot()
+    names = list(result["recipes"])
+    values = [result["recipes"][n][HEADLINE]["value"] for n in names]
+    cis = [result["recipes"][n][HEADLINE]["ci"] or [v, v] for n, v in zip(names, values, strict=True)]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    below = [v - c[0] for v, c in zip(values, cis, strict=True)]
+    above = [c[1] - v for v, c in zip(values, cis, strict=True)]
+    ax.errorbar(names, values, yerr=[below, above], fmt="o", capsize=4)
+    ax.set_ylabel("yardstick bits per byte (95% interval)")
+    save_figure(fig, path)
+
+
+def recipes_report(exp_id: str, r: dict[str, Any]) -> str:
+    names = list(r["recipes"])
+    metrics = [m for m in r["recipes"][names[0]] if m not in ("tokens_seen", "train_docs")]
+    parts = [f"# Curation recipes {exp_id}", "",
+             f"Every recipe trains the same model on the same number of tokens ({r['seeds']} seed(s) each: "
+             f"initialisation and data order) and is scored on one yardstick (`{r['yardstick'][:16]}`). Values are "
+             "means over seeds with 95% intervals from a bootstrap over documents or items and seeds; deltas are "
+             f"recipe - {r['baseline']}, paired.", ""]  # fmt: skip
+    parts += [f"> warning: {w}" for w in r["warnings"]]
+    rows = [[m, *[fmt_ci(r["recipes"][n][m]["value"], r["recipes"][n][m]["ci"]) for n in names]] for m in metrics]
+    rows += [[k, *[r["recipes"][n][k]["value"] for n in names]] for k in ("tokens_seen", "train_docs")]
+    parts += ["", markdown_table(["metric", *names], rows), "", f"### Against {r['baseline']}", ""]
+    parts.append(markdown_table(["recipe", "metric", "delta [95%]", "verdict"],
+                                [[c["recipe"], c["metric"], fmt_ci(c["delta"], c["ci"]), c["verdict"]]
+                                 for c in r["comparisons"]]))  # fmt: skip
+    parts += ["", "![recipes](recipes.png)", ""]
+    return "\n".join(parts) + "\n"
 
 
 def experiment_table(catalog: Catalog, experiment_id: str) -> tuple[list[str], list[tuple]]:

@@ -11,6 +11,7 @@ predicted and measured metrics.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from typing import Any
 
@@ -148,3 +149,28 @@ def parse_size(size: str) -> dict[str, Any]:
         raise ValueError(f"unknown size {size!r}: a preset ({', '.join(MODEL_PRESETS)}) or LAYERSxHEADSxEMBD")
     n_layer, n_head, n_embd = MODEL_PRESETS[size]
     return {"preset": None, "n_layer": n_layer, "n_head": n_head, "n_embd": n_embd}
+
+
+# Named curation recipes for `experiment recipes`: each is --set overrides on the configured pipeline.
+# Stages a recipe switches off still run (cheaply) so the DAG and the catalog stay the same shape.
+RECIPES: dict[str, dict[str, Any]] = {
+    "raw": {"filter.enabled": False, "dedup.enabled": False, "mix.mode": "natural"},  # extract + language id
+    "heuristic": {"filter.quality.enabled": False, "dedup.enabled": False, "mix.mode": "natural"},
+    "classifier": {"dedup.enabled": False, "mix.mode": "natural"},
+    "dedup": {"mix.mode": "natural"},
+    "full": {},  # the configured pipeline, mixture included
+}
+
+
+def parse_recipes(spec: str) -> list[str]:
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if unknown := [n for n in names if n not in RECIPES]:
+        raise ValueError(f"unknown recipe(s) {unknown}; known: {', '.join(RECIPES)}")
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise ValueError("give at least two different recipes; the first is the baseline")
+    return names
+
+
+def recipe_overrides(name: str, seed: int) -> list[str]:
+    """--set items for one recipe trained with one seed (initialisation and data order; same data)."""
+    return [f"{k}={json.dumps(v)}" for k, v in RECIPES[name].items()] + [f"train.seed={seed}"]
