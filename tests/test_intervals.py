@@ -65,3 +65,50 @@ def test_verdict_reads_direction() -> None:
     assert verdict((-0.2, -0.1), lower_is_better=True) == "better"
     assert verdict((-0.2, -0.1), lower_is_better=False) == "worse"
     assert verdict((-0.1, 0.1), lower_is_better=True) == "not distinguishable"
+
+
+def test_paired_comparison_of_saved_scores_and_its_warnings(tmp_path):
+    """Two evaluation outputs on disk: B better on every document is found; a different item set warns."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tasks.comparison import Scores, compare, warnings
+
+    rng = np.random.default_rng(6)
+    nbytes = rng.integers(500, 3000, size=60)
+
+    def write(name: str, offset: float, items: list[str], fingerprint: str = "y1") -> Scores:
+        out = tmp_path / name
+        out.mkdir()
+        docs = [{"doc_id": f"d{i}", "domain": "docs" if i % 2 else "web", "tokens": 1,
+                 "nll_bits": float((1.5 - offset) * b), "n_bytes": int(b)} for i, b in enumerate(nbytes)]  # fmt: skip
+        pq.write_table(pa.Table.from_pylist(docs), out / "yardstick_scores.parquet")
+        rows = [{"task": "cloze", "item_id": i, "acc": float(rng.random() < 0.3), "acc_norm": 0.0} for i in items]
+        pq.write_table(pa.Table.from_pylist(rows), out / "item_scores.parquet")
+        tasks = {"cloze": {"chance": 0.25, "items_fingerprint": ",".join(items)}}
+        (out / "eval.json").write_text(json.dumps({"yardstick": {"fingerprint": fingerprint}, "tasks": tasks}))
+        return Scores.load(out)
+
+    a = write("a", 0.0, [f"i{k}" for k in range(100)])
+    b = write("b", 0.05, [f"i{k}" for k in range(100)])
+    rows = {r["metric"]: r for r in compare([a], [b])}
+    assert rows["yardstick_bits_per_byte"]["verdict"] == "better" and rows["yardstick_bits_per_byte"]["units"] == 60
+    assert rows["yardstick.web.bits_per_byte"]["units"] == 30
+    assert rows["task.cloze.acc"]["chance"] == 0.25
+    assert warnings([a], [b]) == []
+    c = write("c", 0.0, [f"i{k}" for k in range(50, 150)], fingerprint="y2")
+    found = warnings([a], [c])
+    assert any("different yardsticks" in w for w in found) and any("different items" in w for w in found)
+    assert {r["metric"]: r for r in compare([a], [c])}["task.cloze.acc"]["units"] == 50  # shared items only
+
+
+def test_reference_files_become_documents(tmp_path):
+    from tasks.evaluate.scoring import reference_docs
+
+    (tmp_path / "ref.txt").write_text("First paragraph.\nStill first.\n\nSecond one.\n\n\n")
+    (tmp_path / "ref.jsonl").write_text('{"text": "a"}\n{"text": "b"}\n')
+    assert [d["text"] for d in reference_docs(str(tmp_path / "ref.txt"))] == ["First paragraph.\nStill first.",
+                                                                               "Second one."]  # fmt: skip
+    assert [d["doc_id"] for d in reference_docs(str(tmp_path / "ref.jsonl"))] == ["ref.jsonl:0", "ref.jsonl:1"]

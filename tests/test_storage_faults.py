@@ -68,7 +68,7 @@ def test_disk_full_during_a_stage_is_a_clear_error_and_the_rerun_resumes(tmp_pat
     assert result.exit_code == 1, result.output
     assert "cannot write to the workdir" in result.output and "No space left on device" in result.output
     _, rows = Catalog(work).query("select distinct stage from artifacts order by stage")
-    assert [r[0] for r in rows] == ["acquire", "extract"]  # finished stages kept and registered
+    assert [r[0] for r in rows] == ["acquire", "extract", "yardstick"]  # finished stages kept and registered
     assert_catalog_is_consistent(work)
 
     monkeypatch.setattr(pq, "write_table", real_write)
@@ -79,7 +79,7 @@ def test_disk_full_during_a_stage_is_a_clear_error_and_the_rerun_resumes(tmp_pat
         "select stage, cache_hit from stage_runs where run_id = "
         "(select run_id from runs order by started_at desc limit 1) order by stage"
     )
-    assert dict(rows) == {"acquire": True, "extract": True, "filter": False, "dedup": False}
+    assert dict(rows) == {"acquire": True, "extract": True, "yardstick": True, "filter": False, "dedup": False}
     assert_catalog_is_consistent(work)
 
 

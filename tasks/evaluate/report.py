@@ -118,10 +118,14 @@ def _tokens_cell(f: dict[str, Any]) -> str:
 
 def _about_section(about: dict[str, Any], yardstick: dict[str, Any]) -> list[str]:
     changes = about.get("config_changes") or {}
-    rows = [["run", about.get("run_id")], ["date", about.get("date")], ["crawl2model", about.get("crawl2model")],
-            ["git revision", about.get("git_revision") or "not a git checkout"],
-            ["yardstick", (yardstick.get("fingerprint") or "")[:16]],
-            ["config", "the defaults" if not changes else f"{len(changes)} settings differ from the defaults"]]
+    rows = [
+        ["run", about.get("run_id")],
+        ["date", about.get("date")],
+        ["crawl2model", about.get("crawl2model")],
+        ["git revision", about.get("git_revision") or "not a git checkout"],
+        ["yardstick", (yardstick.get("fingerprint") or "")[:16]],
+        ["config", "the defaults" if not changes else f"{len(changes)} settings differ from the defaults"],
+    ]
     parts = ["## About this run", "", markdown_table(["", ""], rows)]  # fmt: skip
     if changes:
         parts += ["", markdown_table(["setting", "value"], [[k, json.dumps(v)] for k, v in sorted(changes.items())])]
@@ -136,8 +140,12 @@ def _yardstick_section(y: dict[str, Any]) -> list[str]:
              f"**{fmt_ci(b['value'], b['ci'])}** on {b['docs']} documents pinned at the extract boundary (95% "
              f"bootstrap interval over documents). The same text for every filter, dedup, mix and tokenize setting; "
              f"fingerprint `{y['fingerprint'][:16]}`: runs compare on it when the fingerprints match.", ""]  # fmt: skip
-    parts.append(markdown_table(["domain", "docs", "bits per byte [95% interval]"],
-                                [[d, v["docs"], fmt_ci(v["value"], v["ci"])] for d, v in y["domains"].items()]))
+    parts.append(
+        markdown_table(
+            ["domain", "docs", "bits per byte [95% interval]"],
+            [[d, v["docs"], fmt_ci(v["value"], v["ci"])] for d, v in y["domains"].items()],
+        )
+    )
     return parts
 
 
@@ -188,8 +196,12 @@ def _planted_section(planted: dict[str, dict[str, Any]], pii: dict[str, Any], sp
     if split:
         parts += ["", "Removals of planted bad pages and of pages planted as nothing (collateral damage, or real "
                   "problems of the source text):", ""]  # fmt: skip
-        parts.append(markdown_table(["stage:rule", "planted", "not planted"],
-                                    [[k, v["planted"], v["not_planted"]] for k, v in split.items()]))
+        parts.append(
+            markdown_table(
+                ["stage:rule", "planted", "not planted"],
+                [[k, v["planted"], v["not_planted"]] for k, v in split.items()],
+            )
+        )
     return parts
 
 

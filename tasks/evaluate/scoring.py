@@ -128,6 +128,8 @@ def bpb_interval(rows: list[dict[str, Any]], seed: int) -> dict[str, Any]:
 def yardstick_scores(scorer: Scorer, inputs: dict[str, StageInput], cfg: EvaluateConfig
                      ) -> tuple[dict[str, Any], list[dict[str, Any]]]:  # fmt: skip
     """Bits per byte on the pinned documents (overall and per domain) and on the user's reference files."""
+    if "yardstick" not in inputs:
+        return {}, []
     domain_of = {r["doc_id"]: r["domain"] for r in iter_rows(inputs["mix"].files("yardstick_domains"))}
     docs = [{**d, "domain": domain_of.get(d["doc_id"], "")}
             for d in iter_rows(inputs["yardstick"].files("pinned"), ["doc_id", "text"])]  # fmt: skip

@@ -95,7 +95,8 @@ def run(inputs: dict[str, StageInput], cfg: MixConfig, out: Path) -> StageOutcom
             tokens[d] = tokens.get(d, 0.0) + doc["n_chars"] / CHARS_PER_TOKEN
             docs_before[d] = docs_before.get(d, 0) + 1
     relabelled = label.relabelled
-    label_yardstick(inputs, label, out)
+    if "yardstick" in inputs:
+        label_yardstick(inputs, label, out)
     rates = sampling_rates(tokens, cfg) if tokens else {}
     outcome = StageOutcome(docs_in=sum(len(r) for r in tables), docs_out=0, docs_removed=0)
     tokens_after: dict[str, float] = {}

@@ -111,9 +111,10 @@ def in_val_split(doc_id: str, cfg: TokenizeConfig) -> bool:
 def run(inputs: dict[str, StageInput], cfg: TokenizeConfig, out: Path) -> StageOutcome:
     docs = list(iter_rows(inputs["mix"].files("docs"), ["doc_id", "url", "text", "repeats", "domain"]))
     outcome = StageOutcome(docs_in=len(docs))
-    docs, held_out = exclude_yardstick(docs, inputs["yardstick"], outcome)
+    docs, held_out = exclude_yardstick(docs, inputs.get("yardstick"), outcome)
     split_of = {d["doc_id"]: "val" if in_val_split(d["doc_id"], cfg) else "train" for d in docs}
-    pinned = list(iter_rows(inputs["yardstick"].files("pinned"), ["doc_id", "text"]))
+    # Without a yardstick upstream (a stage called on its own), the items come from the held-out split.
+    pinned = list(iter_rows(inputs["yardstick"].files("pinned"), ["doc_id", "text"])) if "yardstick" in inputs else None
     docs = decontaminate(docs, split_of, pinned, cfg, out, outcome, held_out)
     outcome.docs_out, outcome.docs_removed = len(docs), outcome.docs_in - len(docs)
     model_path = out / "tokenizer.model"
@@ -138,10 +139,10 @@ def run(inputs: dict[str, StageInput], cfg: TokenizeConfig, out: Path) -> StageO
 
 
 def exclude_yardstick(
-    docs: list[dict[str, Any]], yardstick: StageInput, outcome: StageOutcome
+    docs: list[dict[str, Any]], yardstick: StageInput | None, outcome: StageOutcome
 ) -> tuple[list[dict[str, Any]], list[dict]]:
     """Drop the pinned evaluation documents and their copies (in every variant, whatever ran before)."""
-    excluded = {e["doc_id"]: e for e in iter_rows(yardstick.files("excluded"))}
+    excluded = {e["doc_id"]: e for e in iter_rows(yardstick.files("excluded"))} if yardstick else {}
     kept, removed = [], []
     for doc in docs:
         if (e := excluded.get(doc["doc_id"])) is None:
@@ -187,7 +188,7 @@ def write_token_counts(
 
 
 def decontaminate(
-    docs: list[dict[str, Any]], split_of: dict[str, str], pinned: list[dict[str, Any]], cfg: TokenizeConfig,
+    docs: list[dict[str, Any]], split_of: dict[str, str], pinned: list[dict[str, Any]] | None, cfg: TokenizeConfig,
     out: Path, outcome: StageOutcome, held_out: list[dict],
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Remove (or flag) documents sharing n-grams with the benchmarks, then build the built-in items
@@ -201,7 +202,7 @@ def decontaminate(
         outcome.metric("decontamination_items_too_short", index.too_short)
         docs = remove_contaminated(docs, index, cfg, hits)
     val_docs = [d for d in docs if split_of[d["doc_id"]] == "val"]
-    items = builtin_eval_items(pinned, cfg)
+    items = builtin_eval_items(val_docs if pinned is None else pinned, cfg)
     lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in items_as_rows(items))
     atomic_write_bytes(out / "builtin_items.jsonl", lines.encode())
     if decontaminating and items:
