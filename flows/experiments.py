@@ -482,6 +482,8 @@ def recipes_report(exp_id: str, r: dict[str, Any]) -> str:
     parts += [f"> warning: {w}" for w in r["warnings"]]
     rows = [[m, *[fmt_ci(r["recipes"][n][m]["value"], r["recipes"][n][m]["ci"]) for n in names]] for m in metrics]
     rows += [[k, *[r["recipes"][n][k]["value"] for n in names]] for k in ("tokens_seen", "train_docs")]
+    rows.append([f"{HEADLINE}, per seed", *[", ".join(f"{v:.4f}" for v in r["recipes"][n][HEADLINE]["seeds"])
+                                            for n in names]])  # fmt: skip
     parts += ["", markdown_table(["metric", *names], rows), "", f"### Against {r['baseline']}", ""]
     parts.append(markdown_table(["recipe", "metric", "delta [95%]", "verdict"],
                                 [[c["recipe"], c["metric"], fmt_ci(c["delta"], c["ci"]), c["verdict"]]

@@ -244,8 +244,9 @@ def _evaluation_section(
     parts.append(markdown_table(["metric", "value [95% interval]"], rows))
     if domains:
         parts += ["", "### Per domain (held-out documents)", ""]
-        parts.append(markdown_table(["domain", "docs", "tokens", "loss", "bits per byte"],
-                                    [[d, v["docs"], v["tokens"], v["loss"], v["bits_per_byte"]]
+        parts.append(markdown_table(["domain", "docs", "tokens", "loss [95%]", "bits per byte [95%]"],
+                                    [[d, v["docs"], v["tokens"], fmt_ci(v["loss"], v.get("loss_ci")),
+                                      fmt_ci(v["bits_per_byte"], v.get("bits_per_byte_ci"))]
                                      for d, v in domains.items()]))  # fmt: skip
     if tasks:
         parts += ["", "### Tasks", "", "95% intervals over items; *at chance* when the interval holds the chance "

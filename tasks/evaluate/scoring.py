@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 import sentencepiece as spm
 import torch
@@ -49,11 +50,18 @@ class Scorer:
         self.model, self.sp = model, sp
         self.byte_len = torch.from_numpy(token_byte_lengths(sp))
 
-    def intrinsic(self, rows: torch.Tensor) -> dict[str, float]:
-        nll, n_tokens, _ = validation_nll(self.model, rows)
-        n_bytes = int(self.byte_len[rows[:, 1:].reshape(-1)].sum())
-        return {"loss": nll / n_tokens, "perplexity": math.exp(nll / n_tokens),
-                "bits_per_byte": bits_per_byte(nll, n_bytes), "tokens": n_tokens, "bytes": n_bytes}  # fmt: skip
+    def intrinsic(self, rows: torch.Tensor, seed: int = 0) -> dict[str, Any]:
+        """Loss, perplexity and bits per byte of packed rows, loss and bits per byte with 95% intervals
+        over rows (a row is a window of whole and partial documents)."""
+        nll, n_tokens, per_token = validation_nll(self.model, rows)
+        row_nats = per_token.view(len(rows), -1).sum(dim=1).double().numpy()
+        row_bytes = self.byte_len[rows[:, 1:]].sum(dim=1).double().numpy()
+        n_bytes = int(row_bytes.sum())
+        return {"loss": nll / n_tokens, "loss_ci": interval(Units.of(row_nats, np.full(len(rows), rows.shape[1] - 1.0)),
+                                                          seed=seed)["ci"],
+                "perplexity": math.exp(nll / n_tokens), "bits_per_byte": bits_per_byte(nll, n_bytes),
+                "bits_per_byte_ci": interval(Units.of(row_nats / math.log(2), row_bytes), seed=seed)["ci"],
+                "tokens": n_tokens, "bytes": n_bytes}  # fmt: skip
 
 
 def held_out_docs(tok: StageInput, mix: StageInput) -> list[dict[str, Any]]:
@@ -101,14 +109,10 @@ def intrinsic_scores(scorer: Scorer, tok: StageInput, cfg: EvaluateConfig) -> di
     if not tok.metric_total("val_rows"):
         return {}
     val_rows = load_rows(_split_files(tok, "val"), cfg.max_val_rows)
-    overall = scorer.intrinsic(val_rows)
+    overall = scorer.intrinsic(val_rows, cfg.seed)
     uni = unigram_nll(unigram_counts(_split_files(tok, "train"), scorer.sp.get_piece_size()), val_rows)
     evals: dict[str, Any] = {f"val_{k}": v for k, v in overall.items()}
     evals["unigram_bits_per_byte"] = bits_per_byte(uni, overall["bytes"])
-    _, _, per_token = validation_nll(scorer.model, val_rows)
-    row_bits = per_token.view(len(val_rows), -1).sum(dim=1).double().numpy() / math.log(2)
-    row_bytes = scorer.byte_len[val_rows[:, 1:]].sum(dim=1).double().numpy()
-    evals["val_bits_per_byte_ci"] = interval(Units.of(row_bits, row_bytes), seed=cfg.seed)["ci"]
     return evals
 
 
