@@ -459,16 +459,28 @@ def _train_docs(variant: dict[str, Any]) -> int | None:
 
 
 def _recipes_plot(result: dict[str, Any], path: Path) -> None:
+    """Left: each recipe's yardstick bits per byte; right: its paired delta to the baseline (the
+    verdict's interval, narrower than the two intervals on the left suggest: documents are shared)."""
     plt = pyplot()
     names = list(result["recipes"])
     values = [result["recipes"][n][HEADLINE]["value"] for n in names]
     cis = [result["recipes"][n][HEADLINE]["ci"] or [v, v] for n, v in zip(names, values, strict=True)]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    deltas = [c for c in result["comparisons"] if c["metric"] == HEADLINE]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    _errorbars(left, names, values, cis)
+    left.set_ylabel("yardstick bits per byte (95% interval)")
+    _errorbars(right, [c["recipe"] for c in deltas], [c["delta"] for c in deltas],
+               [c["ci"] or [c["delta"]] * 2 for c in deltas])  # fmt: skip
+    right.axhline(0.0, color="grey", linewidth=0.8)
+    right.set_ylabel(f"paired delta vs {result['baseline']} (lower is better)")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def _errorbars(ax, labels: list[str], values: list[float], cis: list[list[float]]) -> None:
     below = [v - c[0] for v, c in zip(values, cis, strict=True)]
     above = [c[1] - v for v, c in zip(values, cis, strict=True)]
-    ax.errorbar(names, values, yerr=[below, above], fmt="o", capsize=4)
-    ax.set_ylabel("yardstick bits per byte (95% interval)")
-    save_figure(fig, path)
+    ax.errorbar(labels, values, yerr=[below, above], fmt="o", capsize=4)
 
 
 def recipes_report(exp_id: str, r: dict[str, Any]) -> str:
