@@ -41,12 +41,22 @@ def item_results(model: GPT, encode: Encode, items: list[Item]) -> list[dict[str
     """Per item: correct by summed log-probability (`acc`) and by log-probability per byte (`acc_norm`)."""
     out = []
     for item in items:
-        scores = [continuation_logprob(model, encode, item.context, c)[0] for c in item.choices]
+        scores = [continuation_logprob(model, encode, item.context_of(i), c)[0] for i, c in enumerate(item.choices)]
         norm = [s / max(len(c.encode()), 1) for s, c in zip(scores, item.choices, strict=True)]
         out.append({"task": item.task, "item_id": item.item_id, "choices": len(item.choices),
                     "acc": float(max(range(len(scores)), key=scores.__getitem__) == item.label),
-                    "acc_norm": float(max(range(len(norm)), key=norm.__getitem__) == item.label)})  # fmt: skip
+                    "acc_norm": float(max(range(len(norm)), key=norm.__getitem__) == item.label),
+                    **continuous(scores, item.label)})  # fmt: skip
     return out
+
+
+def continuous(scores: list[float], label: int) -> dict[str, float]:
+    """Signals that still rank small models whose accuracy sits at chance: the probability of the
+    gold choice (softmax over the choices' log-likelihoods) and its margin over the best other choice."""
+    top = max(scores)
+    weights = [math.exp(s - top) for s in scores]
+    others = [s for i, s in enumerate(scores) if i != label]
+    return {"p_correct": weights[label] / sum(weights), "margin": scores[label] - max(others) if others else 0.0}
 
 
 def summarize(results: list[dict[str, float]]) -> dict[str, float]:
@@ -54,8 +64,10 @@ def summarize(results: list[dict[str, float]]) -> dict[str, float]:
     if not results:
         return {"n": 0}
     n = len(results)
-    return {"n": n, "acc": sum(r["acc"] for r in results) / n, "acc_norm": sum(r["acc_norm"] for r in results) / n,
-            "chance": sum(1 / r["choices"] for r in results) / n}  # fmt: skip
+    out = {"n": n, "chance": sum(1 / r["choices"] for r in results) / n}
+    for key in ("acc", "acc_norm", "p_correct", "margin"):
+        out[key] = sum(r[key] for r in results) / n
+    return out
 
 
 def score_items(model: GPT, encode: Encode, items: list[Item]) -> dict[str, float]:
@@ -64,7 +76,7 @@ def score_items(model: GPT, encode: Encode, items: list[Item]) -> dict[str, floa
 
 def last_word_results(model: GPT, encode: Encode, items: list[Item]) -> list[dict[str, float]]:
     """Per item: whether greedy decoding gives the last word (`acc`), and its log-probability."""
-    results = [continuation_logprob(model, encode, item.context, item.choices[0]) for item in items]
+    results = [continuation_logprob(model, encode, item.context_of(0), item.choices[0]) for item in items]
     return [{"task": item.task, "item_id": item.item_id, "acc": float(greedy), "logprob": lp}
             for item, (lp, greedy) in zip(items, results, strict=True)]  # fmt: skip
 

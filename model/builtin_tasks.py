@@ -55,6 +55,6 @@ def last_word_items(docs: list[tuple[str, str]], n_items: int, seed: int, contex
             last = words[-1].rstrip(".,;:!?\"')")
             if last.isalpha() and len(last) >= 3:
                 candidates.append(
-                    Item("last_word", f"{doc_id}:{j}", " ".join(words[-context_words:-1]), [" " + last], 0)
+                    Item("last_word", f"{doc_id}:{j}", " ".join(words[-context_words:-1]), [" " + last], 0, kind="lm")
                 )
     return rng.sample(candidates, min(n_items, len(candidates)))

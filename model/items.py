@@ -21,9 +21,16 @@ class Item:
     context: str
     choices: list[str]  # continuations, each starting with its delimiter (usually a space)
     label: int
+    # Schema items (Winogrande, llm-foundry's schema format): one context per choice, each followed
+    # by the same continuation; choice i is scored as contexts[i] + choices[i].
+    contexts: list[str] | None = None
+    kind: str = "mc"  # "mc": pick the best choice; "lm": greedy match of the one continuation (LAMBADA)
+
+    def context_of(self, choice: int) -> str:
+        return self.contexts[choice] if self.contexts else self.context
 
     def gold(self) -> str:
-        return self.context + self.choices[self.label]
+        return self.context_of(self.label) + self.choices[self.label]
 
 
 def _jsonl(path: str | Path) -> list[dict]:
@@ -85,9 +92,6 @@ def load_generic(path: str | Path, task: str = "generic") -> list[Item]:
     return items
 
 
-LOADERS = {"hellaswag": load_hellaswag, "arc": load_arc, "piqa": load_piqa, "generic": load_generic}
-
-
 def with_few_shot(items: list[Item], shots: int, seed: int) -> list[Item]:
     """Prefix each item with `shots` solved examples drawn (seeded) from the other items."""
     if shots <= 0:
@@ -98,7 +102,8 @@ def with_few_shot(items: list[Item], shots: int, seed: int) -> list[Item]:
         pool = [x for x in items if x.item_id != item.item_id]
         examples = rng.sample(pool, min(shots, len(pool)))
         prefix = "".join(x.gold() + "\n\n" for x in examples)
-        out.append(Item(item.task, item.item_id, prefix + item.context, item.choices, item.label))
+        contexts = [prefix + c for c in item.contexts] if item.contexts else None
+        out.append(Item(item.task, item.item_id, prefix + item.context, item.choices, item.label, contexts, item.kind))
     return out
 
 
@@ -107,4 +112,5 @@ def items_as_rows(items: list[Item]) -> list[dict]:
 
 
 def items_from_rows(rows: list[dict]) -> list[Item]:
-    return [Item(r["task"], r["item_id"], r["context"], r["choices"], r["label"]) for r in rows]
+    return [Item(r["task"], r["item_id"], r["context"], r["choices"], r["label"], r.get("contexts"),
+                 r.get("kind", "mc")) for r in rows]  # fmt: skip

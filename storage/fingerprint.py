@@ -27,6 +27,8 @@ def file_identity(path: str | Path) -> str:
     """Resolved path, size and mtime: what a fingerprint sees of a file it reads (cheap for a model of
     gigabytes, and an edit in place changes it). A missing file is named so; the stage reports it."""
     p = Path(path).resolve()
+    if p.is_dir():  # a directory of files: each file's identity, so an edit inside it is seen
+        return ";".join(file_identity(f) for f in sorted(p.rglob("*")) if f.is_file()) or f"{p}:empty"
     try:
         st = p.stat()
     except FileNotFoundError:

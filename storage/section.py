@@ -24,6 +24,16 @@ def _existing_file(path: str) -> str:
 ExistingFile = Annotated[str, AfterValidator(_existing_file)]
 
 
+def _existing_path(path: str) -> str:
+    if not Path(path).exists():
+        raise ValueError(f"file or directory not found: {path}")
+    return path
+
+
+# A file, or a directory of files (MMLU's per-subject CSVs).
+ExistingPath = Annotated[str, AfterValidator(_existing_path)]
+
+
 def config_json(cfg: BaseModel) -> dict[str, Any]:
     return json.loads(cfg.model_dump_json())
 

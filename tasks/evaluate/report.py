@@ -251,9 +251,14 @@ def _evaluation_section(
     if tasks:
         parts += ["", "### Tasks", "", "95% intervals over items; *at chance* when the interval holds the chance "
                   "level. Built-in tasks are made from the yardstick's documents.", ""]  # fmt: skip
-        parts.append(markdown_table(["task", "items", "acc", "acc_norm", "chance", "word perplexity"],
+        parts.append(markdown_table(["task", "items", "acc", "acc_norm", "chance", "p(correct)", "margin",
+                                     "word perplexity"],
                                     [[t, v["n"], _acc_cell(v, "acc"), _acc_cell(v, "acc_norm"), v.get("chance"),
-                                      v.get("word_perplexity")] for t, v in tasks.items()]))  # fmt: skip
+                                      v.get("p_correct"), v.get("margin"), v.get("word_perplexity")]
+                                     for t, v in tasks.items()]))  # fmt: skip
+        if "core_centered" in tasks:
+            parts += ["", f"CORE-style centered accuracy over the configured benchmarks (0 at chance, 1 perfect): "
+                      f"{tasks['core_centered']['acc']:.4f}."]  # fmt: skip
     return parts
 
 

@@ -30,7 +30,8 @@ from model.evaluation import (
 )
 from model.gpt import GPT
 from model.intervals import Units, contains, interval
-from model.items import LOADERS, Item, items_from_rows, with_few_shot
+from model.item_formats import load as load_items
+from model.items import Item, items_from_rows, with_few_shot
 from model.packing import EOS_ID, pack
 from model.trainer import load_model
 from storage.fingerprint import file_sha256
@@ -98,7 +99,7 @@ def load_benchmarks(cfg: EvaluateConfig) -> list[list[Item]]:
     """Every configured benchmark's items, few-shot prompts applied (also used for decontamination)."""
     out = []
     for b in cfg.benchmarks:
-        items = LOADERS[b.format](b.path, task=b.name)[: b.limit]
+        items = load_items(b.path, b.format, task=b.name)[: b.limit]
         out.append(with_few_shot(items, b.shots, cfg.seed))
     return out
 
@@ -182,6 +183,16 @@ def with_intervals(summary: dict[str, Any], results: list[dict[str, Any]], seed:
     return out
 
 
+def centered_accuracy(tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """DCLM's CORE-style aggregate over the configured multiple-choice benchmarks: per task
+    (acc - chance) / (1 - chance), 0 at chance and 1 perfect, then their mean."""
+    centered = {t: (v["acc"] - v["chance"]) / (1 - v["chance"]) for t, v in tasks.items() if v.get("chance", 1) < 1}
+    if not centered:
+        return {}
+    return {"n": len(centered), "acc": sum(centered.values()) / len(centered),
+            **{f"centered.{t}": c for t, c in centered.items()}}  # fmt: skip
+
+
 def items_fingerprint(items: list[Item]) -> str:
     h = hashlib.sha256()
     for item in sorted(items, key=lambda i: i.item_id):
@@ -199,16 +210,19 @@ def task_scores(model: GPT, sp: spm.SentencePieceProcessor, tok: StageInput, cfg
     benchmarks = load_benchmarks(cfg)
     tasks: dict[str, dict[str, Any]] = {}
     per_item: list[dict[str, Any]] = []
-    for items in [builtin[0], *benchmarks]:
-        if items:
+    for items in [builtin[0], builtin[1], *benchmarks]:
+        if not items:
+            continue
+        if items[0].kind == "lm":  # last word / language modelling: greedy match and perplexity
+            results = last_word_results(model, sp.encode, items)
+            summary = summarize_last_word(results) | {"chance": 1 / sp.get_piece_size()}
+        else:
             results = item_results(model, sp.encode, items)
-            tasks[items[0].task] = with_intervals(summarize(results), results, cfg.seed)
-            per_item += results
-    if builtin[1]:
-        results = last_word_results(model, sp.encode, builtin[1])
-        summary = summarize_last_word(results) | {"chance": 1 / sp.get_piece_size()}
-        tasks["last_word"] = with_intervals(summary, results, cfg.seed)
+            summary = summarize(results)
+        tasks[items[0].task] = with_intervals(summary, results, cfg.seed)
         per_item += results
+    if core := centered_accuracy({b[0].task: tasks[b[0].task] for b in benchmarks if b and b[0].kind == "mc"}):
+        tasks["core_centered"] = core
     for items in [*builtin, *benchmarks]:
         if items:
             tasks[items[0].task]["items_fingerprint"] = items_fingerprint(items)

@@ -11,7 +11,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from model.items import LOADERS
+from model.item_formats import load as load_items
 from tasks.benchmarks import BenchmarkConfig
 
 WORD = re.compile(r"[a-z0-9]+")
@@ -52,6 +52,6 @@ class ContaminationIndex:
 def build_index(benchmarks: list[BenchmarkConfig], n: int) -> ContaminationIndex:
     index = ContaminationIndex(n)
     for b in benchmarks:
-        for item in LOADERS[b.format](b.path, task=b.name):
+        for item in load_items(b.path, b.format, task=b.name):
             index.add(f"{item.task}:{item.item_id}", item.gold())
     return index

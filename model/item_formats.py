@@ -1,0 +1,198 @@
+"""The benchmark files teams keep on disk, read into `Item`s (no torch, nothing downloaded).
+
+Formats, by the fields of a file's first row (`detect` recognises them for `format: auto`):
+- llm-foundry / DCLM gauntlet ICL: multiple choice `{"query", "choices", "gold"}`, schema
+  `{"context_options", "continuation", "gold"}`, language modelling `{"context", "continuation"}`;
+- MMLU CSV (the original release without a header: question, four choices, answer letter; or the
+  headed `question,choice0..choice3,answer` with an integer answer), one file or a directory of them;
+- Winogrande `{"sentence", "option1", "option2", "answer"}`, scored as lm-evaluation-harness does:
+  the sentence up to the blank with each option is the context, the rest of the sentence the
+  continuation;
+- LAMBADA (JSONL `text`, or plain lines): the last word, greedy match and perplexity;
+- BoolQ, COPA, Social IQa (labels in the row or a `*-labels.lst` beside the file), OpenBookQA and
+  CommonsenseQA (the AI2 question/choices/answerKey shape ARC has), HellaSwag, ARC, PIQA, generic.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from model.items import Item, load_arc, load_generic, load_hellaswag, load_piqa
+
+Loader = Callable[..., list[Item]]
+
+
+def _rows(path: str | Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _space(text: str) -> str:
+    return text if text[:1].isspace() else " " + text
+
+
+def load_icl_mc(path: str | Path, task: str = "icl_mc") -> list[Item]:
+    return [Item(task, str(i), row["query"], [_space(c) for c in row["choices"]], int(row["gold"]))
+            for i, row in enumerate(_rows(path))]  # fmt: skip
+
+
+def load_icl_schema(path: str | Path, task: str = "icl_schema") -> list[Item]:
+    items = []
+    for i, row in enumerate(_rows(path)):
+        n = len(row["context_options"])
+        items.append(Item(task, str(i), row["context_options"][0], [_space(row["continuation"])] * n,
+                          int(row["gold"]), contexts=list(row["context_options"])))  # fmt: skip
+    return items
+
+
+def load_icl_lm(path: str | Path, task: str = "icl_lm") -> list[Item]:
+    return [Item(task, str(i), row["context"], [_space(row["continuation"])], 0, kind="lm")
+            for i, row in enumerate(_rows(path))]  # fmt: skip
+
+
+def _mmlu_files(path: str | Path) -> list[Path]:
+    p = Path(path)
+    return sorted(p.glob("*.csv")) if p.is_dir() else [p]
+
+
+def load_mmlu(path: str | Path, task: str = "mmlu") -> list[Item]:
+    """The harness's prompt: the question, lettered choices, `Answer:`; the choices are the letters."""
+    items = []
+    for file in _mmlu_files(path):
+        rows = list(csv.reader(file.open(encoding="utf-8")))
+        headed = rows and [c.strip().lower() for c in rows[0][:1]] == ["question"]
+        for i, row in enumerate(rows[1:] if headed else rows):
+            question, options, answer = row[0], row[1:5], row[5].strip()
+            label = int(answer) if headed else "ABCD".index(answer.upper())
+            lettered = "".join(f"\n{letter}. {text}" for letter, text in zip("ABCD", options, strict=True))
+            items.append(Item(task, f"{file.stem}:{i}", f"{question.strip()}{lettered}\nAnswer:",
+                              [" A", " B", " C", " D"], label))  # fmt: skip
+    return items
+
+
+def load_winogrande(path: str | Path, task: str = "winogrande") -> list[Item]:
+    items = []
+    for i, row in enumerate(_rows(path)):
+        before, _, after = row["sentence"].partition("_")
+        contexts = [before + row["option1"], before + row["option2"]]
+        continuation = _space(after.strip())
+        items.append(Item(task, str(row.get("qID", i)), contexts[0], [continuation] * 2, int(row["answer"]) - 1,
+                          contexts=contexts))  # fmt: skip
+    return items
+
+
+def load_lambada(path: str | Path, task: str = "lambada") -> list[Item]:
+    p = Path(path)
+    texts = [r["text"] for r in _rows(p)] if p.suffix == ".jsonl" else p.read_text(encoding="utf-8").splitlines()
+    items = []
+    for i, text in enumerate(t.strip() for t in texts):
+        if " " in text:
+            context, word = text.rsplit(" ", 1)
+            items.append(Item(task, str(i), context, [" " + word], 0, kind="lm"))
+    return items
+
+
+def load_boolq(path: str | Path, task: str = "boolq") -> list[Item]:
+    items = []
+    for i, row in enumerate(_rows(path)):
+        answer = bool(row["answer"] if "answer" in row else row["label"])
+        items.append(Item(task, str(i), f"{row['passage']}\nQuestion: {row['question']}?\nAnswer:", [" no", " yes"],
+                          int(answer)))  # fmt: skip
+    return items
+
+
+def load_copa(path: str | Path, task: str = "copa") -> list[Item]:
+    items = []
+    for i, row in enumerate(_rows(path)):
+        connector = {"cause": " because", "effect": " therefore"}[row["question"]]
+        choices = [" " + c[0].lower() + c[1:] for c in (row["choice1"], row["choice2"])]
+        items.append(Item(task, str(row.get("idx", i)), row["premise"].strip().rstrip(".") + connector, choices,
+                          int(row["label"])))  # fmt: skip
+    return items
+
+
+def load_siqa(path: str | Path, task: str = "siqa") -> list[Item]:
+    rows = _rows(path)
+    labels_file = Path(path).with_name(Path(path).stem + "-labels.lst")
+    labels = labels_file.read_text().split() if labels_file.exists() else None
+    items = []
+    for i, row in enumerate(rows):
+        label = row.get("label", labels[i] if labels else None)
+        if label is None:
+            raise ValueError(f"{path}: item {i} has no label and {labels_file.name} is missing")
+        items.append(Item(task, str(i), f"Q: {row['context']} {row['question']}\nA:",
+                          [" " + row[k] for k in ("answerA", "answerB", "answerC")], int(label) - 1))  # fmt: skip
+    return items
+
+
+# format -> (loader, the fields a first row must have). JSONL formats are told apart by their fields.
+FORMATS: dict[str, tuple[Loader, tuple[str, ...]]] = {
+    "icl_mc": (load_icl_mc, ("query", "choices", "gold")),
+    "icl_schema": (load_icl_schema, ("context_options", "continuation", "gold")),
+    "winogrande": (load_winogrande, ("sentence", "option1", "option2", "answer")),
+    "boolq": (load_boolq, ("question", "passage")),
+    "copa": (load_copa, ("premise", "choice1", "choice2", "question")),
+    "siqa": (load_siqa, ("context", "question", "answerA", "answerB", "answerC")),
+    "hellaswag": (load_hellaswag, ("endings", "label")),
+    "piqa": (load_piqa, ("goal", "sol1", "sol2")),
+    "arc": (load_arc, ("question", "answerKey")),  # also OpenBookQA and CommonsenseQA
+    "generic": (load_generic, ("context", "choices", "label")),
+    "icl_lm": (load_icl_lm, ("context", "continuation")),
+    "lambada": (load_lambada, ("text",)),
+    "mmlu": (load_mmlu, ()),
+}
+ALIASES = {"openbookqa": "arc", "commonsense_qa": "arc"}
+
+
+class FormatError(ValueError):
+    """A benchmark file that is not in the format named (or in none known)."""
+
+
+def first_row(path: str | Path) -> tuple[str, dict[str, Any] | None]:
+    """('csv' | 'jsonl' | 'text', the first JSON row or None)."""
+    p = Path(path)
+    if p.is_dir() or p.suffix == ".csv":
+        return "csv", None
+    with open(p, encoding="utf-8") as f:
+        line = next((line for line in f if line.strip()), "")
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return "text", None
+    return ("jsonl", row) if isinstance(row, dict) else ("text", None)
+
+
+def detect(path: str | Path) -> str:
+    kind, row = first_row(path)
+    if kind == "csv":
+        return "mmlu"
+    if kind == "text":
+        return "lambada"
+    for name, (_, fields) in FORMATS.items():
+        if fields and all(f in row for f in fields):
+            return name
+    raise FormatError(f"{path}: no known benchmark format has the fields {sorted(row)}; known: "
+                      + "; ".join(f"{n} {list(f)}" for n, (_, f) in FORMATS.items() if f))  # fmt: skip
+
+
+def check(path: str | Path, fmt: str) -> str:
+    """The format to load `path` with (`auto` resolved); a clear error naming found and expected fields."""
+    fmt = ALIASES.get(fmt, fmt)
+    if fmt == "auto":
+        return detect(path)
+    kind, row = first_row(path)
+    fields = FORMATS[fmt][1]
+    if kind == "jsonl" and fields and not all(f in row for f in fields):
+        raise FormatError(f"{path} is not {fmt}: its first row has the fields {sorted(row)}, {fmt} needs "
+                          f"{list(fields)}")  # fmt: skip
+    if kind == "csv" and fmt != "mmlu":
+        raise FormatError(f"{path} is CSV (read as mmlu); {fmt} files are JSONL")
+    return fmt
+
+
+def load(path: str | Path, fmt: str, task: str) -> list[Item]:
+    return FORMATS[check(path, fmt)][0](path, task=task)

@@ -1,0 +1,111 @@
+"""The benchmark files teams have on disk: each format read into the items the harness would score,
+recognised with `format: auto`, and refused with a clear error (before any work) when mislabelled."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from flows.cli import app
+from model.benchmarks import continuation_logprob, continuous, item_results
+from model.gpt import GPT, GPTConfig
+from model.item_formats import FormatError, check, detect, load
+
+
+def _jsonl(path: Path, rows: list[dict]) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_icl_formats(tmp_path):
+    mc = _jsonl(tmp_path / "mc.jsonl", [{"query": "Q: 2+2?\nA:", "choices": ["4", "5"], "gold": 0}])
+    schema = _jsonl(tmp_path / "schema.jsonl", [{"context_options": ["The cat", "The dog"], "continuation": "barked.",
+                                                   "gold": 1}])  # fmt: skip
+    lm = _jsonl(tmp_path / "lm.jsonl", [{"context": "The capital of France is", "continuation": " Paris"}])
+    assert [detect(p) for p in (mc, schema, lm)] == ["icl_mc", "icl_schema", "icl_lm"]
+    [item] = load(mc, "auto", "mc")
+    assert item.context == "Q: 2+2?\nA:" and item.choices == [" 4", " 5"] and item.label == 0
+    [item] = load(schema, "auto", "schema")
+    assert (
+        item.contexts == ["The cat", "The dog"]
+        and item.choices == [" barked."] * 2
+        and item.gold() == "The dog barked."
+    )
+    [item] = load(lm, "auto", "lm")
+    assert item.kind == "lm" and item.choices == [" Paris"]
+
+
+def test_mmlu_csv_both_releases_and_a_directory(tmp_path):
+    (tmp_path / "mmlu").mkdir()
+    (tmp_path / "mmlu" / "astronomy_test.csv").write_text('"What orbits the Earth?",Moon,Sun,Mars,Venus,A\n')
+    (tmp_path / "headed.csv").write_text("question,choice0,choice1,choice2,choice3,answer\nWhich is even?,1,3,4,5,2\n")
+    [a] = load(tmp_path / "mmlu", "auto", "mmlu")
+    assert a.context == "What orbits the Earth?\nA. Moon\nB. Sun\nC. Mars\nD. Venus\nAnswer:"
+    assert a.choices == [" A", " B", " C", " D"] and a.label == 0 and a.item_id == "astronomy_test:0"
+    [b] = load(tmp_path / "headed.csv", "mmlu", "mmlu")
+    assert b.label == 2
+
+
+def test_winogrande_scores_the_rest_of_the_sentence_after_each_option(tmp_path):
+    path = _jsonl(tmp_path / "wg.jsonl", [{"qID": "x1", "sentence": "Sam gave Pat a gift because _ was generous.",
+                                             "option1": "Sam", "option2": "Pat", "answer": "1"}])  # fmt: skip
+    [item] = load(path, "auto", "winogrande")
+    assert item.contexts == ["Sam gave Pat a gift because Sam", "Sam gave Pat a gift because Pat"]
+    assert item.choices == [" was generous."] * 2 and item.label == 0
+
+
+def test_lambada_boolq_copa_siqa_and_the_ai2_shapes(tmp_path):
+    lines = tmp_path / "lambada.txt"
+    lines.write_text("he opened the door and saw his old friend\n")
+    [lam] = load(str(lines), "auto", "lambada")
+    assert lam.kind == "lm" and lam.context == "he opened the door and saw his old" and lam.choices == [" friend"]
+    boolq = _jsonl(tmp_path / "boolq.jsonl", [{"question": "is water wet", "passage": "Water is wet.", "answer": True}])
+    [b] = load(boolq, "auto", "boolq")
+    assert b.context.endswith("Question: is water wet?\nAnswer:") and b.choices == [" no", " yes"] and b.label == 1
+    row = {"premise": "The man broke his toe.", "choice1": "He dropped a hammer.", "choice2": "He wore shoes.",
+           "question": "cause", "label": 0}  # fmt: skip
+    copa = _jsonl(tmp_path / "copa.jsonl", [row])
+    [c] = load(copa, "auto", "copa")
+    assert c.context == "The man broke his toe because" and c.choices[0] == " he dropped a hammer."
+    siqa = _jsonl(tmp_path / "dev.jsonl", [{"context": "Tracy fed the cat.", "question": "Why?", "answerA": "hungry",
+                                            "answerB": "bored", "answerC": "asleep"}])  # fmt: skip
+    (tmp_path / "dev-labels.lst").write_text("1\n")
+    [s] = load(siqa, "auto", "siqa")
+    assert s.label == 0 and len(s.choices) == 3
+    obqa = _jsonl(tmp_path / "obqa.jsonl", [{"id": "7", "question": {"stem": "Sun is a", "choices": [
+        {"text": "star", "label": "A"}, {"text": "planet", "label": "B"}]}, "answerKey": "A"}])  # fmt: skip
+    assert detect(obqa) == "arc" and load(obqa, "openbookqa", "obqa")[0].label == 0
+
+
+def test_a_file_in_the_wrong_format_names_the_fields(tmp_path):
+    path = _jsonl(tmp_path / "wg.jsonl", [{"sentence": "a _ b", "option1": "x", "option2": "y", "answer": "1"}])
+    with pytest.raises(FormatError, match=r"first row has the fields \['answer', 'option1'.*hellaswag needs"):
+        check(path, "hellaswag")
+    odd = _jsonl(tmp_path / "odd.jsonl", [{"foo": 1}])
+    with pytest.raises(FormatError, match=r"no known benchmark format has the fields \['foo'\]"):
+        detect(odd)
+    work = tmp_path / "work"
+    benchmarks = json.dumps([{"name": "h", "format": "hellaswag", "path": path}])
+    result = CliRunner().invoke(app, ["run", "--workdir", str(work), "--set", f"evaluate.benchmarks={benchmarks}"])
+    assert result.exit_code == 2 and "hellaswag needs" in result.output, result.output
+    assert not work.exists()
+
+
+def test_schema_items_score_each_context_and_continuous_metrics_are_a_softmax():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=128, seq_len=64, n_layer=1, n_head=2, n_embd=32)).eval()
+    encode = lambda text: [ord(c) % 128 for c in text]  # noqa: E731
+    from model.items import Item
+
+    item = Item("s", "0", "ab", [" z", " z"], 1, contexts=["ab", "cd"])
+    [result] = item_results(model, encode, [item])
+    scores = [continuation_logprob(model, encode, ctx, " z")[0] for ctx in ("ab", "cd")]
+    assert result["acc"] == float(scores[1] > scores[0])
+    expected = math.exp(scores[1]) / (math.exp(scores[0]) + math.exp(scores[1]))
+    assert result["p_correct"] == pytest.approx(expected) and result["margin"] == pytest.approx(scores[1] - scores[0])
+    assert continuous([0.0, 0.0, 0.0], 2)["p_correct"] == pytest.approx(1 / 3)
