@@ -8,8 +8,10 @@ the context's tokens split off, as the harness does). `acc` takes the best summe
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -37,11 +39,61 @@ def continuation_logprob(model: GPT, encode: Encode, context: str, continuation:
     return float(picked.sum()), greedy
 
 
-def item_results(model: GPT, encode: Encode, items: list[Item]) -> list[dict[str, float]]:
+@dataclass(frozen=True)
+class Request:
+    """One (context, continuation) to score: the model's input row and how many of its last targets
+    are the continuation (encoded whole and split as `continuation_logprob` does)."""
+
+    tokens: tuple[int, ...]
+    n_cont: int
+
+
+def make_request(encode: Encode, context: str, continuation: str, seq_len: int) -> Request:
+    whole = encode(context + continuation)
+    n_cont = max(len(whole) - len(encode(context)), 1)
+    tokens = whole[-(seq_len + 1) :]
+    return Request(tuple(tokens), min(n_cont, len(tokens) - 1))
+
+
+@torch.no_grad()
+def score_requests(model: GPT, requests: list[Request], batch_size: int = 32) -> list[tuple[float, bool]]:
+    """`continuation_logprob` for many requests at once: rows padded on the right (causal attention
+    keeps padding out of every real position), longest first so a batch wastes little, bf16 on CUDA.
+    Requests with the same input row (an item's one-token choices, MMLU's " A".." D") share one row.
+    Only the continuation positions are turned into log-probabilities (not a row x vocab per row)."""
+    device = next(model.parameters()).device
+    by_row: dict[tuple[int, ...], list[int]] = {}
+    for i, r in enumerate(requests):
+        by_row.setdefault(r.tokens[:-1], []).append(i)
+    rows = sorted(by_row, key=len, reverse=True)
+    out: list[tuple[float, bool]] = [(0.0, False)] * len(requests)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        x = torch.zeros((len(batch), len(batch[0])), dtype=torch.long)
+        for j, row in enumerate(batch):
+            x[j, : len(row)] = torch.tensor(row)
+        with autocast:
+            logits = model(x.to(device))[0]
+        for j, row in enumerate(batch):
+            need = max(requests[i].n_cont for i in by_row[row])
+            lp = F.log_softmax(logits[j, len(row) - need : len(row)].float(), dim=-1)
+            for i in by_row[row]:
+                r = requests[i]
+                mine, targets = lp[need - r.n_cont :], torch.tensor(r.tokens[-r.n_cont :], device=lp.device)
+                picked = mine.gather(1, targets[:, None]).squeeze(1)
+                out[i] = (float(picked.sum()), bool((mine.argmax(-1) == targets).all()))
+    return out
+
+
+def item_results(model: GPT, encode: Encode, items: list[Item], batch_size: int = 32) -> list[dict[str, float]]:
     """Per item: correct by summed log-probability (`acc`) and by log-probability per byte (`acc_norm`)."""
+    requests = [[make_request(encode, item.context_of(i), c, model.cfg.seq_len) for i, c in enumerate(item.choices)]
+                for item in items]  # fmt: skip
+    flat = iter(score_requests(model, [r for rs in requests for r in rs], batch_size))
     out = []
     for item in items:
-        scores = [continuation_logprob(model, encode, item.context_of(i), c)[0] for i, c in enumerate(item.choices)]
+        scores = [next(flat)[0] for _ in item.choices]
         norm = [s / max(len(c.encode()), 1) for s, c in zip(scores, item.choices, strict=True)]
         out.append({"task": item.task, "item_id": item.item_id, "choices": len(item.choices),
                     "acc": float(max(range(len(scores)), key=scores.__getitem__) == item.label),
@@ -76,7 +128,8 @@ def score_items(model: GPT, encode: Encode, items: list[Item]) -> dict[str, floa
 
 def last_word_results(model: GPT, encode: Encode, items: list[Item]) -> list[dict[str, float]]:
     """Per item: whether greedy decoding gives the last word (`acc`), and its log-probability."""
-    results = [continuation_logprob(model, encode, item.context_of(0), item.choices[0]) for item in items]
+    requests = [make_request(encode, item.context_of(0), item.choices[0], model.cfg.seq_len) for item in items]
+    results = score_requests(model, requests)
     return [{"task": item.task, "item_id": item.item_id, "acc": float(greedy), "logprob": lp}
             for item, (lp, greedy) in zip(items, results, strict=True)]  # fmt: skip
 

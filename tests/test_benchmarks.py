@@ -51,6 +51,15 @@ def test_tokenize_throughput_benchmark_runs(tmp_path):
     assert counts["HF"] == counts["tiktoken"]
 
 
+def test_eval_throughput_benchmark_runs(tmp_path):
+    cmd = [sys.executable, "benchmarks/eval_throughput.py", "--preset", "tiny", "--items", "6", "--out", str(tmp_path)]
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    [result] = tmp_path.glob("*-eval.json")
+    report = json.loads(result.read_text())
+    assert set(report["tasks"]) == {"mmlu", "hellaswag"} and report["mmlu_14042_items_minutes"] > 0
+    assert all(t["batched_items_per_s"] > 0 and t["one_at_a_time_items_per_s"] > 0 for t in report["tasks"].values())
+
+
 def test_extract_throughput_benchmark_runs(tmp_path):
     cmd = [sys.executable, "benchmarks/extract_throughput.py", "--pages", "60", "--files", "2", "--repeats", "1",
            "--workers", "2", "--out", str(tmp_path)]  # fmt: skip

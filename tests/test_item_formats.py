@@ -109,3 +109,18 @@ def test_schema_items_score_each_context_and_continuous_metrics_are_a_softmax():
     expected = math.exp(scores[1]) / (math.exp(scores[0]) + math.exp(scores[1]))
     assert result["p_correct"] == pytest.approx(expected) and result["margin"] == pytest.approx(scores[1] - scores[0])
     assert continuous([0.0, 0.0, 0.0], 2)["p_correct"] == pytest.approx(1 / 3)
+
+
+def test_batched_scoring_gives_the_one_at_a_time_log_likelihoods():
+    from model.benchmarks import make_request, score_requests
+
+    torch.manual_seed(1)
+    model = GPT(GPTConfig(vocab_size=128, seq_len=48, n_layer=2, n_head=2, n_embd=32)).eval()
+    encode = lambda text: [ord(c) % 128 for c in text]  # noqa: E731
+    pairs = [("short", " a"), ("a much longer context about things", " and a longer continuation"),
+             ("x" * 200, " truncated from the left"), ("Answer:", " A"), ("Answer:", " B"),
+             ("", " empty context")]  # fmt: skip
+    batched = score_requests(model, [make_request(encode, c, k, model.cfg.seq_len) for c, k in pairs], batch_size=4)
+    for (context, continuation), (logprob, greedy) in zip(pairs, batched, strict=True):
+        one_lp, one_greedy = continuation_logprob(model, encode, context, continuation)
+        assert abs(logprob - one_lp) < 1e-4 and greedy == one_greedy, (context[:20], logprob, one_lp)
