@@ -235,6 +235,27 @@ def plan_cmd(
                       "(Muennighoff et al. 2023: up to ~4 epochs nearly as good as new data)")  # fmt: skip
 
 
+@app.command("evaluate")
+def evaluate_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="a model.pt or an intermediate checkpoints/step-*.pt")],
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
+    workdir: WorkdirOpt = Path("work"),
+) -> None:
+    """Score any checkpoint with the evaluate stage's report, on the data outputs of this config."""
+    from flows.evaluate_checkpoint import CheckpointError, evaluate_checkpoint
+
+    cfg = _load(config, overrides or [])
+    try:
+        summary = evaluate_checkpoint(cfg, workdir.resolve(), checkpoint)
+    except CheckpointError as e:
+        raise _fail(str(e), code=1) from None
+    yardstick = summary["metrics"].get("yardstick", {}).get("bits_per_byte") or {}
+    if yardstick:
+        console.print(f"yardstick bits per byte: {yardstick['value']:.4f} {yardstick['ci']}")
+    console.print(f"report: {summary['report']}")
+
+
 @app.command()
 def compare(
     run_a: Annotated[str | None, typer.Argument(help="run id, unique prefix, or latest/previous")] = None,

@@ -44,7 +44,7 @@ BUILTIN_STAGES: tuple[StageSpec, ...] = (
     StageSpec("filter", ("extract",), FilterConfig, "3", filter_.run),
     StageSpec("dedup", ("filter",), DedupConfig, "4", dedup.run),
     StageSpec("mix", ("dedup", "yardstick"), MixConfig, "3", mix.run),
-    StageSpec("tokenize", ("mix", "yardstick"), TokenizeConfig, "4", tokenize.run),
+    StageSpec("tokenize", ("mix", "yardstick"), TokenizeConfig, "5", tokenize.run),
     StageSpec("train", ("tokenize",), TrainConfig, "2", train.run),
     # evaluate reads every earlier output: the funnel and the planted-case scores span them all.
     StageSpec(

@@ -206,3 +206,22 @@ def test_compare_reads_b_relative_to_a_and_warns_on_a_different_yardstick(recipe
     _invoke("run", "--workdir", str(recipes), *SETS, "--set", "yardstick.seed=7")
     out = _invoke("compare", raw, "latest", "--workdir", str(recipes))
     assert "different yardsticks" in out
+
+
+@pytest.mark.slow
+def test_any_checkpoint_is_scored_with_the_same_report(recipes):
+    sets = [*SETS, "--set", "train.seed=0"]  # the `full` recipe's first seed: the configured pipeline
+    catalog = Catalog(recipes)
+    run = _runs(catalog)[next(k for k in _runs(catalog) if k.endswith("full-seed0"))]
+    _, [(train_dir,)] = catalog.query(
+        "select any_value(output_dir) from stage_runs where stage = 'train' and run_id = ?", [run]
+    )
+    final = _invoke("evaluate", str(Path(train_dir) / "model.pt"), "--workdir", str(recipes), *sets)
+    early = _invoke("evaluate", str(Path(train_dir) / "checkpoints" / "step-0000060.pt"), "--workdir", str(recipes),
+                    *sets)  # fmt: skip
+    bpb = [float(out.split("yardstick bits per byte: ")[1].split()[0]) for out in (final, early)]
+    assert bpb[1] > bpb[0]  # half-way through training models the yardstick worse
+    report = Path(early.split("report: ")[1].split()[0])
+    assert report.exists() and "## Yardstick" in report.read_text()
+    result = CliRunner().invoke(app, ["evaluate", "/nonexistent.pt", "--workdir", str(recipes), *sets])
+    assert result.exit_code == 1 and "no checkpoint" in result.output
