@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from model.items import Item, load_arc, load_generic, load_hellaswag, load_piqa
+from model.items import Item, load_arc, load_generic, load_hellaswag, load_piqa, row_labels
 
 Loader = Callable[..., list[Item]]
 
@@ -117,16 +117,9 @@ def load_copa(path: str | Path, task: str = "copa") -> list[Item]:
 
 def load_siqa(path: str | Path, task: str = "siqa") -> list[Item]:
     rows = _rows(path)
-    labels_file = Path(path).with_name(Path(path).stem + "-labels.lst")
-    labels = labels_file.read_text().split() if labels_file.exists() else None
-    items = []
-    for i, row in enumerate(rows):
-        label = row.get("label", labels[i] if labels else None)
-        if label is None:
-            raise ValueError(f"{path}: item {i} has no label and {labels_file.name} is missing")
-        items.append(Item(task, str(i), f"Q: {row['context']} {row['question']}\nA:",
-                          [" " + row[k] for k in ("answerA", "answerB", "answerC")], int(label) - 1))  # fmt: skip
-    return items
+    return [Item(task, str(i), f"Q: {row['context']} {row['question']}\nA:",
+                 [" " + row[k] for k in ("answerA", "answerB", "answerC")], label - 1)
+            for i, (row, label) in enumerate(zip(rows, row_labels(path, rows), strict=True))]  # fmt: skip
 
 
 # format -> (loader, the fields a first row must have). JSONL formats are told apart by their fields.

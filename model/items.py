@@ -70,15 +70,22 @@ def load_arc(path: str | Path, task: str = "arc") -> list[Item]:
     return items
 
 
+def row_labels(path: str | Path, rows: list[dict]) -> list[int]:
+    """Each row's `label`, or the line of the `<stem>-labels.lst` published beside the file (PIQA, SIQA)."""
+    labels_file = Path(path).with_name(Path(path).stem + "-labels.lst")
+    listed = labels_file.read_text().split() if labels_file.exists() else None
+    out = []
+    for i, row in enumerate(rows):
+        if "label" not in row and listed is None:
+            raise ValueError(f"{path}: item {i} has no label and {labels_file.name} is missing")
+        out.append(int(row["label"]) if "label" in row else int(listed[i]))
+    return out
+
+
 def load_piqa(path: str | Path, task: str = "piqa") -> list[Item]:
     rows = _jsonl(path)
-    labels_file = Path(path).with_name(Path(path).stem + "-labels.lst")
-    labels = labels_file.read_text().split() if labels_file.exists() else None
     items = []
-    for i, row in enumerate(rows):
-        label = int(row["label"]) if "label" in row else int(labels[i]) if labels else None
-        if label is None:
-            raise ValueError(f"{path}: item {i} has no label and {labels_file.name} is missing")
+    for i, (row, label) in enumerate(zip(rows, row_labels(path, rows), strict=True)):
         items.append(Item(task, str(row.get("id", i)), f"Question: {row['goal']}\nAnswer:",
                           [" " + row["sol1"], " " + row["sol2"]], label))  # fmt: skip
     return items
