@@ -124,3 +124,38 @@ def test_batched_scoring_gives_the_one_at_a_time_log_likelihoods():
     for (context, continuation), (logprob, greedy) in zip(pairs, batched, strict=True):
         one_lp, one_greedy = continuation_logprob(model, encode, context, continuation)
         assert abs(logprob - one_lp) < 1e-4 and greedy == one_greedy, (context[:20], logprob, one_lp)
+
+
+def test_the_core_suite_lists_every_missing_file_at_once_and_loads_what_is_there(tmp_path):
+    from tasks.config import ConfigError, load_config
+    from tasks.suites import SUITES
+
+    with pytest.raises(ConfigError, match=r"12 file\(s\) not found under .*agi_eval_lsat_ar.jsonl, arc_challenge"):
+        load_config(None, ["evaluate.suite=core", f"evaluate.suite_dir={tmp_path}"])
+    mc = {"query": "Q?", "choices": ["a", "b", "c", "d"], "gold": 0}
+    for _, _, file in SUITES["core"]:
+        sub = tmp_path / ("commonsense_reasoning" if "qa" in file else "other")  # llm-foundry's subfolders
+        sub.mkdir(exist_ok=True)
+        if file in ("lambada_openai.jsonl",):
+            _jsonl(sub / file, [{"context": "a b c", "continuation": " d"}])
+        elif file in ("winograd_wsc.jsonl", "winogrande.jsonl"):
+            _jsonl(sub / file, [{"context_options": ["x", "y"], "continuation": "z", "gold": 1}])
+        else:
+            _jsonl(sub / file, [mc])
+    cfg = load_config(None, ["evaluate.suite=core", f"evaluate.suite_dir={tmp_path}"])
+    names = [b.name for b in cfg.evaluate.benchmarks]
+    assert len(names) == 13 and "hellaswag_10shot" in names
+    assert {b.name: b.shots for b in cfg.evaluate.benchmarks}["arc_easy"] == 10
+    assert [b.name for b in cfg.tokenize.eval_benchmarks] == names  # decontaminated against them too
+    again = type(cfg).model_validate(cfg.model_dump(mode="json"))  # a dumped config does not add them twice
+    assert len(again.evaluate.benchmarks) == 13
+
+
+def test_centered_accuracy_is_zero_at_chance_and_one_when_perfect():
+    from tasks.evaluate.scoring import centered_accuracy
+
+    core = centered_accuracy({"a": {"acc": 0.25, "acc_norm": 0.25, "chance": 0.25},
+                              "b": {"acc": 1.0, "acc_norm": 1.0, "chance": 0.5},
+                              "lm": {"acc": 0.4, "chance": 1e-4}})  # fmt: skip
+    assert core["centered.a"] == 0.0 and core["centered.b"] == 1.0 and core["centered.lm"] == 0.4
+    assert core["acc"] == pytest.approx((0.0 + 1.0 + 0.4) / 3) and core["n"] == 3

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from storage.section import ExistingFile, Section
 from tasks.benchmarks import BenchmarkConfig
+from tasks.suites import suite_files
 
 
 class EvaluateConfig(Section):
     max_val_rows: int = Field(2048, ge=1)
     per_domain_rows: int = Field(256, ge=1, description="held-out rows per domain for per-domain bits per byte")
     benchmarks: list[BenchmarkConfig] = Field(default_factory=list)
+    suite: Literal["core"] | None = Field(None, description="a shipped task list added to `benchmarks`")
+    suite_dir: str | None = Field(None, description="where the suite's files are (searched recursively)")
     prompts: list[str] = Field(
         default_factory=lambda: ["The module", "This function returns", "To install the package"]
     )
@@ -27,3 +30,15 @@ class EvaluateConfig(Section):
     seed: int = Field(0, description="generations, few-shot draws and the bootstrap")
     # Filled by the pipeline config: how this run's config differs from the defaults, for the report.
     config_changes: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _expand_suite(self) -> EvaluateConfig:
+        # The suite's tasks join `benchmarks` once (a dumped and reloaded config already holds them).
+        if self.suite is not None:
+            present = {b.name for b in self.benchmarks}
+            files = suite_files(self.suite, self.suite_dir or ".")
+            added = [BenchmarkConfig(name=task, path=path, shots=shots) for task, shots, path in files
+                     if task not in present]  # fmt: skip
+            if added:
+                object.__setattr__(self, "benchmarks", [*self.benchmarks, *added])
+        return self

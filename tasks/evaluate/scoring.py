@@ -184,9 +184,10 @@ def with_intervals(summary: dict[str, Any], results: list[dict[str, Any]], seed:
 
 
 def centered_accuracy(tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """DCLM's CORE-style aggregate over the configured multiple-choice benchmarks: per task
-    (acc - chance) / (1 - chance), 0 at chance and 1 perfect, then their mean."""
-    centered = {t: (v["acc"] - v["chance"]) / (1 - v["chance"]) for t, v in tasks.items() if v.get("chance", 1) < 1}
+    """DCLM's CORE-style aggregate over the configured benchmarks: per task (acc - chance) / (1 - chance),
+    0 at chance and 1 perfect (language-modelling tasks have chance 0, as DCLM's LAMBADA), then the mean."""
+    chance = {t: v["chance"] if "acc_norm" in v else 0.0 for t, v in tasks.items()}
+    centered = {t: (v["acc"] - chance[t]) / (1 - chance[t]) for t, v in tasks.items() if "acc" in v}
     if not centered:
         return {}
     return {"n": len(centered), "acc": sum(centered.values()) / len(centered),
@@ -221,7 +222,7 @@ def task_scores(model: GPT, sp: spm.SentencePieceProcessor, tok: StageInput, cfg
             summary = summarize(results)
         tasks[items[0].task] = with_intervals(summary, results, cfg.seed)
         per_item += results
-    if core := centered_accuracy({b[0].task: tasks[b[0].task] for b in benchmarks if b and b[0].kind == "mc"}):
+    if core := centered_accuracy({b[0].task: tasks[b[0].task] for b in benchmarks if b}):
         tasks["core_centered"] = core
     for items in [*builtin, *benchmarks]:
         if items:

@@ -1,0 +1,41 @@
+"""Shipped benchmark suites: task names, shot counts and the file names to find under `suite_dir`.
+
+`core`: the tasks of DCLM's CORE score (Li et al. 2024, p. 43) that are scored by log-likelihood, as
+lm-evaluation-harness users run them (the marin project's list), with the file names of llm-foundry's
+`scripts/eval/local_data/` gauntlet, which DCLM computes CORE from. Nothing is downloaded: the files
+are the user's, found anywhere under `evaluate.suite_dir`; `format: auto` reads them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# (task name, shots, file name)
+SUITES: dict[str, tuple[tuple[str, int, str], ...]] = {
+    "core": (
+        ("agi_eval_lsat_ar", 3, "agi_eval_lsat_ar.jsonl"),
+        ("arc_easy", 10, "arc_easy.jsonl"),
+        ("arc_challenge", 10, "arc_challenge.jsonl"),
+        ("boolq", 10, "boolq.jsonl"),
+        ("commonsense_qa", 10, "commonsense_qa.jsonl"),
+        ("copa", 0, "copa.jsonl"),
+        ("hellaswag_0shot", 0, "hellaswag.jsonl"),
+        ("hellaswag_10shot", 10, "hellaswag.jsonl"),
+        ("lambada_openai", 0, "lambada_openai.jsonl"),
+        ("openbook_qa", 0, "openbook_qa.jsonl"),
+        ("piqa", 10, "piqa.jsonl"),
+        ("winograd_wsc", 0, "winograd_wsc.jsonl"),
+        ("winogrande", 0, "winogrande.jsonl"),
+    ),
+}
+
+
+def suite_files(suite: str, root: str | Path) -> list[tuple[str, int, str]]:
+    """(task, shots, path) for every task of the suite; one error listing every file not found."""
+    base = Path(root)
+    found = {p.name: p for p in sorted(base.rglob("*")) if p.is_file()} if base.is_dir() else {}
+    missing = sorted({file for _, _, file in SUITES[suite] if file not in found})
+    if missing:
+        raise ValueError(f"suite {suite!r}: {len(missing)} file(s) not found under {base}: {', '.join(missing)} "
+                         "(llm-foundry's scripts/eval/local_data/ has them; nothing is downloaded)")  # fmt: skip
+    return [(task, shots, str(found[file])) for task, shots, file in SUITES[suite]]
