@@ -27,7 +27,7 @@ from model.intervals import fmt_ci
 from storage.catalog import Catalog
 from storage.lock import workdir_lock
 from storage.shards import atomic_write_bytes, atomic_write_json, iter_rows, write_parquet
-from tasks.comparison import HEADLINE, Scores, warnings
+from tasks.comparison import HEADLINE, Scores, lower_is_better, warnings
 from tasks.comparison import compare as compare_runs
 from tasks.comparison import summarize as summarize_runs
 from tasks.config import PipelineConfig
@@ -47,7 +47,6 @@ from tasks.registry import STAGES
 from tasks.stage import StageInput, load_manifest
 
 TARGET_METRIC = "target_bits_per_byte"
-LOWER_IS_BETTER = ("bits_per_byte", "loss", "perplexity")
 FROM_MIX = ["mix", "tokenize", "train"]
 
 
@@ -214,7 +213,7 @@ def fit_mixture(
     the best mixture; returns the result, the measured values and their leave-one-out predictions."""
     domains = sorted(natural)
     x, y = design(mixtures, domains), np.array([v["metrics"][metric] for v in variants])
-    maximize = not metric.endswith(LOWER_IS_BETTER)
+    maximize = not lower_is_better(metric)
     alpha = choose_alpha(x, y)
     coef = fit_ridge(x, y, alpha)
     loo = leave_one_out(x, y, alpha)

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from storage.catalog import Catalog
+from storage.section import flatten
 
 ALIASES = {"latest": 0, "previous": 1}
 
@@ -32,18 +33,9 @@ def stage_output_dir(catalog: Catalog, run: str, stage: str) -> str | None:
     return rows[0][0] if rows else None
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix.rstrip("."): value}
-
-
 def config_diff(catalog: Catalog, a: str, b: str) -> list[tuple[str, Any, Any]]:
     _, rows = catalog.query("select run_id, config_json from runs where run_id in (?, ?)", [a, b])
-    configs = {run: _flatten(json.loads(cfg)) for run, cfg in rows}
+    configs = {run: flatten(json.loads(cfg)) for run, cfg in rows}
     keys = sorted(set(configs[a]) | set(configs[b]))
     # evaluate.config_changes restates the differences from the defaults: not a setting of its own.
     keys = [k for k in keys if not k.startswith("evaluate.config_changes")]

@@ -34,6 +34,16 @@ def _existing_path(path: str) -> str:
 ExistingPath = Annotated[str, AfterValidator(_existing_path)]
 
 
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested config JSON as {dotted.key: value}; lists and empty sections are values."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out |= flatten(v, f"{prefix}{k}.")
+        return out
+    return {prefix.rstrip("."): value}
+
+
 def config_json(cfg: BaseModel) -> dict[str, Any]:
     return json.loads(cfg.model_dump_json())
 

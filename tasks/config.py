@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, create_model, model_validator
 
-from storage.section import Section
+from storage.section import Section, flatten
 from tasks.registry import STAGE_SPECS
 
 
@@ -37,15 +37,6 @@ class RunnerConfig(Section):
 
 # Settings the pipeline fills from others: not changes of the user's.
 DERIVED = {"tokenize": ("eval_benchmarks",), "evaluate": ("config_changes",)}
-
-
-def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict) and value:
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out |= _flat(v, f"{prefix}{k}.")
-        return out
-    return {prefix.rstrip("."): value}
 
 
 class PipelineBase(Section):
@@ -74,7 +65,7 @@ class PipelineBase(Section):
         changes: dict[str, Any] = {}
         for spec in STAGE_SPECS:
             section = getattr(self, spec.name)
-            current, default = _flat(section.model_dump(mode="json")), _flat(spec.config().model_dump(mode="json"))
+            current, default = flatten(section.model_dump(mode="json")), flatten(spec.config().model_dump(mode="json"))
             changes |= {f"{spec.name}.{k}": v for k, v in current.items()
                         if default.get(k) != v and k.split(".")[0] not in DERIVED.get(spec.name, ())}  # fmt: skip
         return changes

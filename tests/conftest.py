@@ -32,6 +32,22 @@ TINY_PIPELINE = [
 ]
 
 
+# TINY_PIPELINE trained briefly, as --set arguments: the experiment tests' runs.
+TINY_RUN = [*TINY_PIPELINE, "train.max_steps=120", "train.checkpoint_every=60", "evaluate.max_new_tokens=4"]
+TINY_RUN_SETS = [a for s in TINY_RUN for a in ("--set", s)]
+
+
+def invoke(*args: str) -> str:
+    """The CLI in-process; its output, after asserting it exited 0."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
 @pytest.fixture(scope="session")
 def small_sample(tmp_path_factory) -> Path:
     """A reduced embedded sample (400 pages, 8 planted per case) shared by the tests."""

@@ -25,10 +25,9 @@ from tasks.experiments import (
     sample_mixtures,
     spearman,
 )
-from tests.conftest import TINY_PIPELINE
+from tests.conftest import TINY_RUN_SETS, invoke
 
-TINY = [*TINY_PIPELINE, "train.max_steps=120", "train.checkpoint_every=60", "evaluate.max_new_tokens=4"]
-SETS = [a for s in TINY for a in ("--set", s)]
+SETS = TINY_RUN_SETS
 
 
 def test_mixtures_are_seeded_distributions_around_the_natural_one():
@@ -80,12 +79,6 @@ def test_vary_and_size_parsing():
         parse_size("huge")
 
 
-def _invoke(*args: str) -> str:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return result.output
-
-
 def _result(work: Path, kind: str) -> dict:
     [path] = list((work / "experiments").glob(f"{kind}-*/result.json"))
     return json.loads(path.read_text())
@@ -108,7 +101,7 @@ def test_mixture_search_weights_the_target_domain_highest(tmp_path):
     work = tmp_path / "work"
     sized = ["acquire.sample_pages=1200", "train.max_steps=200", "train.checkpoint_every=100"]  # a later --set wins
     sets = [*SETS, *(a for s in sized for a in ("--set", s))]
-    _invoke("experiment", "mixture", "--workdir", str(work), *sets, "--proxies", "10", "--concentration", "0.6",
+    invoke("experiment", "mixture", "--workdir", str(work), *sets, "--proxies", "10", "--concentration", "0.6",
             "--parallel", "2")  # fmt: skip
     result = _result(work, "mixture")
     best = result["predicted_best_mixture"]
@@ -123,14 +116,14 @@ def test_mixture_search_weights_the_target_domain_highest(tmp_path):
     assert rows[0][0] == 10
     report = next((work / "experiments").glob("mixture-*/report.md")).read_text()
     assert "predicted best" in report and "Spearman" in report
-    table = _invoke("compare", "--experiment", "latest", "--workdir", str(work), "--format", "json")
+    table = invoke("compare", "--experiment", "latest", "--workdir", str(work), "--format", "json")
     assert len(json.loads(table)) == 10
 
 
 @pytest.mark.slow
 def test_ablation_reruns_only_stages_downstream_of_the_varied_setting(tmp_path):
     work = tmp_path / "work"
-    _invoke("experiment", "ablate", "--workdir", str(work), *SETS, "--vary", "filter.gopher_quality.min_words=50,80")
+    invoke("experiment", "ablate", "--workdir", str(work), *SETS, "--vary", "filter.gopher_quality.min_words=50,80")
     variants = _result(work, "ablate")["variants"]
     assert [v["setting"] for v in variants] == [{"filter.gopher_quality.min_words": "50"},
                                                 {"filter.gopher_quality.min_words": "80"}]  # fmt: skip
@@ -145,7 +138,7 @@ def test_ablation_reruns_only_stages_downstream_of_the_varied_setting(tmp_path):
 @pytest.mark.slow
 def test_scaling_ladder_fits_and_predicts(tmp_path):
     work = tmp_path / "work"
-    _invoke("experiment", "scaling", "--workdir", str(work), *SETS, "--sizes", "1x2x16,1x2x48")
+    invoke("experiment", "scaling", "--workdir", str(work), *SETS, "--sizes", "1x2x16,1x2x48")
     result = _result(work, "scaling")
     small, large = result["sizes"]
     assert large["params"] > small["params"] and large["compute_flops"] > small["compute_flops"]

@@ -17,7 +17,7 @@ from storage.catalog import Catalog
 from tasks.stage import StageInput
 from tasks.yardstick.config import YardstickConfig
 from tasks.yardstick.stage import run as yardstick_run
-from tests.conftest import TINY_PIPELINE
+from tests.conftest import TINY_RUN_SETS, invoke
 
 WORDS = (
     "river stone garden window letter market summer engine basket candle forest harbor lantern meadow "
@@ -83,20 +83,13 @@ def test_fixed_rules_keep_junk_out_of_the_yardstick(tmp_path):
     assert pinned and all(d.startswith("d") for d in pinned)
 
 
-TINY = [*TINY_PIPELINE, "train.max_steps=120", "train.checkpoint_every=60", "evaluate.max_new_tokens=4"]
-SETS = [a for s in TINY for a in ("--set", s)]
-
-
-def _invoke(*args: str) -> str:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return result.output
+SETS = TINY_RUN_SETS
 
 
 @pytest.fixture(scope="module")
 def recipes(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("recipes") / "work"
-    _invoke("experiment", "recipes", "--recipes", "raw,full", "--seeds", "2", "--workdir", str(work), *SETS)
+    invoke("experiment", "recipes", "--recipes", "raw,full", "--seeds", "2", "--workdir", str(work), *SETS)
     return work
 
 
@@ -130,7 +123,7 @@ def test_recipes_compare_on_one_yardstick_at_equal_compute(recipes):
     assert rows[0] == (1, 4)
     _, rows = catalog.query("select count(distinct fingerprint) from stage_runs where stage = 'evaluate'")
     assert rows[0][0] == 4
-    out = _invoke("compare", "--experiment", "latest", "--workdir", str(recipes))
+    out = invoke("compare", "--experiment", "latest", "--workdir", str(recipes))
     assert "paired comparisons" in out and "yardstick_bits_per_byte" in out
 
 
@@ -201,10 +194,10 @@ def test_compare_reads_b_relative_to_a_and_warns_on_a_different_yardstick(recipe
     runs = _runs(Catalog(recipes))
     raw = runs[next(k for k in runs if k.endswith("raw-seed0"))]
     full = runs[next(k for k in runs if k.endswith("full-seed0"))]
-    out = _invoke("compare", raw, full, "--workdir", str(recipes))
+    out = invoke("compare", raw, full, "--workdir", str(recipes))
     assert f"A = {raw}, B = {full}" in out and "paired: B relative to A" in out and "different yardsticks" not in out
-    _invoke("run", "--workdir", str(recipes), *SETS, "--set", "yardstick.seed=7")
-    out = _invoke("compare", raw, "latest", "--workdir", str(recipes))
+    invoke("run", "--workdir", str(recipes), *SETS, "--set", "yardstick.seed=7")
+    out = invoke("compare", raw, "latest", "--workdir", str(recipes))
     assert "different yardsticks" in out
 
 
@@ -216,8 +209,8 @@ def test_any_checkpoint_is_scored_with_the_same_report(recipes):
     _, [(train_dir,)] = catalog.query(
         "select any_value(output_dir) from stage_runs where stage = 'train' and run_id = ?", [run]
     )
-    final = _invoke("evaluate", str(Path(train_dir) / "model.pt"), "--workdir", str(recipes), *sets)
-    early = _invoke("evaluate", str(Path(train_dir) / "checkpoints" / "step-0000060.pt"), "--workdir", str(recipes),
+    final = invoke("evaluate", str(Path(train_dir) / "model.pt"), "--workdir", str(recipes), *sets)
+    early = invoke("evaluate", str(Path(train_dir) / "checkpoints" / "step-0000060.pt"), "--workdir", str(recipes),
                     *sets)  # fmt: skip
     bpb = [float(out.split("yardstick bits per byte: ")[1].split()[0]) for out in (final, early)]
     assert bpb[1] > bpb[0]  # half-way through training models the yardstick worse
