@@ -244,16 +244,52 @@ def evaluate_cmd(
 ) -> None:
     """Score any checkpoint with the evaluate stage's report, on the data outputs of this config."""
     from flows.evaluate_checkpoint import CheckpointError, evaluate_checkpoint
+    from flows.plan import MissingOutputError
 
     cfg = _load(config, overrides or [])
     try:
         summary = evaluate_checkpoint(cfg, workdir.resolve(), checkpoint)
-    except CheckpointError as e:
+    except (CheckpointError, MissingOutputError) as e:
         raise _fail(str(e), code=1) from None
     yardstick = summary["metrics"].get("yardstick", {}).get("bits_per_byte") or {}
     if yardstick:
         console.print(f"yardstick bits per byte: {yardstick['value']:.4f} {yardstick['ci']}")
     console.print(f"report: {summary['report']}")
+
+
+@app.command("export")
+def export_cmd(
+    stage: Annotated[str, typer.Option("--stage", help="the stage whose output is exported")],
+    format: Annotated[str, typer.Option("--format", help="jsonl, hf-datasets, megatron, nanogpt, litdata or hf")],
+    out: Annotated[Path, typer.Option("--out", help="the export directory")],
+    shard_bytes: Annotated[int | None, typer.Option(help="text bytes per document shard")] = None,
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
+    workdir: WorkdirOpt = Path("work"),
+) -> None:
+    """Write a finished stage output in a format another tool reads (documents, tokens, the model)."""
+    from pydantic import ValidationError
+
+    from flows.export import run_export
+    from flows.plan import MissingOutputError
+    from storage.lock import WorkdirBusy
+    from tasks.export.config import ExportConfig, ExportError
+
+    cfg = _load(config, overrides or [])
+    options = {"stage": stage, "format": format, "out": out} | ({"shard_bytes": shard_bytes} if shard_bytes else {})
+    try:
+        export_cfg = ExportConfig.model_validate(options)
+    except ValidationError as e:
+        raise _fail(f"export: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
+    try:
+        manifest = run_export(cfg, workdir.resolve(), export_cfg)
+    except (ExportError, MissingOutputError, WorkdirBusy) as e:
+        raise _fail(str(e), code=1) from None
+    size = sum(f["bytes"] for f in manifest["files"])
+    state = "already exported" if manifest["reused"] else "exported"
+    files = len(manifest["files"])
+    console.print(f"{state}: {format} of {stage}, {files} files, {size / 1e6:.1f} MB in {manifest['out']}")
+    console.print(f"load: {manifest['load']}")
 
 
 @app.command()

@@ -8,26 +8,15 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from flows.plan import plan
+from flows.plan import finished_outputs
 from storage.shards import atomic_write_json
 from tasks.config import PipelineConfig
 from tasks.registry import SPEC_BY_NAME
-from tasks.stage import StageInput, load_manifest
+from tasks.stage import StageInput
 
 
 class CheckpointError(LookupError):
-    """The checkpoint or the outputs it is evaluated against are missing."""
-
-
-def upstream_of_evaluate(cfg: PipelineConfig, root: Path) -> dict[str, StageInput]:
-    outputs = {p.stage: p.output_dir for p in plan(cfg, root)}
-    inputs = {}
-    for stage in SPEC_BY_NAME["evaluate"].inputs:
-        if (manifest := load_manifest(outputs[stage])) is None:
-            raise CheckpointError(f"{stage} has no output for this config in {root}: run `crawl2model run` with "
-                                  "the same --config/--set first")  # fmt: skip
-        inputs[stage] = StageInput.from_manifest(manifest)
-    return inputs
+    """The checkpoint is missing."""
 
 
 def as_model_file(checkpoint: Path, trained: StageInput, out: Path) -> Path:
@@ -47,7 +36,7 @@ def as_model_file(checkpoint: Path, trained: StageInput, out: Path) -> Path:
 def evaluate_checkpoint(cfg: PipelineConfig, root: Path, checkpoint: Path) -> dict[str, Any]:
     if not checkpoint.is_file():
         raise CheckpointError(f"no checkpoint at {checkpoint}")
-    inputs = upstream_of_evaluate(cfg, root)
+    inputs = finished_outputs(cfg, root, SPEC_BY_NAME["evaluate"].inputs)
     digest = hashlib.sha256(f"{checkpoint.resolve()}:{checkpoint.stat().st_mtime_ns}".encode()).hexdigest()[:12]
     out = root / "evaluations" / f"{checkpoint.stem}-{digest}"
     out.mkdir(parents=True, exist_ok=True)

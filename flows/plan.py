@@ -14,11 +14,15 @@ from storage.fingerprint import stage_fingerprint
 from storage.section import config_json
 from tasks.config import PipelineConfig
 from tasks.registry import STAGE_SPECS, STAGES
-from tasks.stage import load_manifest
+from tasks.stage import StageInput, load_manifest
 
 
 class SelectionError(ValueError):
     """A stage selection that cannot run (unknown stage, or an upstream output that is missing)."""
+
+
+class MissingOutputError(LookupError):
+    """A stage output this config needs is not in the workdir (the pipeline has not run with it)."""
 
 
 @dataclass
@@ -72,3 +76,18 @@ def check_upstream(planned: list[PlannedStage], selected: list[str]) -> None:
                     f"{p.stage} needs the output of {parent} for this config, and it has not been "
                     f"computed yet: run without --only/--from first"
                 )
+
+
+def finished_outputs(cfg: PipelineConfig, workdir: Path, stages: tuple[str, ...]) -> dict[str, StageInput]:
+    """The finished outputs of `stages` for this config, for work outside a run (evaluating a
+    checkpoint, exporting): a clear error naming the first one that is missing."""
+    outputs = {p.stage: p.output_dir for p in plan(cfg, workdir)}
+    found = {}
+    for stage in stages:
+        if stage not in outputs:
+            raise MissingOutputError(f"unknown stage {stage!r}; stages: {', '.join(outputs)}")
+        if (manifest := load_manifest(outputs[stage])) is None:
+            raise MissingOutputError(f"{stage} has no output for this config in {workdir}: run `crawl2model run` "
+                                     "with the same --config/--set first")  # fmt: skip
+        found[stage] = StageInput.from_manifest(manifest)
+    return found

@@ -149,14 +149,22 @@ class GPT(nn.Module):
         generator: torch.Generator | None = None,
         stop_token: int | None = None,
     ) -> torch.Tensor:
+        """Sample `max_new_tokens` after `idx`; temperature 0 is greedy decoding (argmax, no sampling)."""
         for _ in range(max_new_tokens):
             logits, _ = self(idx[:, -self.cfg.seq_len :])
-            logits = logits[:, -1, :] / temperature
-            if top_k is not None:
-                v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
-                logits[logits < v[:, [-1]]] = -float("inf")
-            nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
+            logits = logits[:, -1, :]
+            if temperature == 0:
+                nxt = logits.argmax(dim=-1, keepdim=True)
+            else:
+                nxt = self._sample(logits / temperature, top_k, generator)
             idx = torch.cat((idx, nxt), dim=1)
             if stop_token is not None and int(nxt[0, 0]) == stop_token:
                 break
         return idx
+
+    @staticmethod
+    def _sample(logits: torch.Tensor, top_k: int | None, generator: torch.Generator | None) -> torch.Tensor:
+        if top_k is not None:
+            v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+            logits[logits < v[:, [-1]]] = -float("inf")
+        return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)

@@ -42,6 +42,10 @@ create table if not exists experiments (
     experiment_id varchar primary key, kind varchar, started_at timestamp, finished_at timestamp,
     status varchar, params_json json, result_json json, report_path varchar
 );
+create table if not exists exports (
+    export_id varchar primary key, format varchar, stage varchar, source_fingerprint varchar,
+    out_dir varchar, files bigint, bytes bigint, created_at timestamp
+);
 create table if not exists experiment_runs (
     experiment_id varchar, run_id varchar, label varchar, setting_json json, metric varchar, value double
 );
@@ -133,18 +137,22 @@ class Catalog:
             )
             if result is None:
                 return
-            for f in result.get("files", []):
-                con.execute(
-                    "insert or replace into artifacts values (?,?,?,?,?,?,?,?)",
-                    [stage, fingerprint, f["path"], f["kind"], f["rows"], f["bytes"], f["sha256"], finished],
-                )
-            for parent_stage, parent_fp in parents:
-                con.execute(
-                    "insert or ignore into lineage values (?,?,?,?)",
-                    [stage, fingerprint, parent_stage, parent_fp],
-                )
+            _insert_artifacts(con, stage, fingerprint, result.get("files", []), parents, finished)
             if not cache_hit:  # a cache hit's metrics are already recorded under its fingerprint
                 _insert_metrics(con, run_id, stage, fingerprint, result.get("metrics", []))
+
+    def record_export(self, manifest: dict[str, Any], parents: list[tuple[str, str]]) -> None:
+        """An export (tasks/export): a row in `exports`, its files as artifacts (stage `export`,
+        absolute paths) and lineage to the stage outputs it was made from."""
+        files = [{**f, "path": str(Path(manifest["out"]) / f["path"])} for f in manifest["files"]]
+        source = dict(parents)[manifest["stage"]]
+        with self.connect() as con:
+            con.execute(
+                "insert or replace into exports values (?,?,?,?,?,?,?,?)",
+                [manifest["key"], manifest["format"], manifest["stage"], source, manifest["out"], len(files),
+                 sum(f["bytes"] for f in files), now()],
+            )  # fmt: skip
+            _insert_artifacts(con, "export", manifest["key"], files, parents, now())
 
     def start_experiment(self, experiment_id: str, kind: str, params: dict[str, Any]) -> None:
         with self.connect() as con:
@@ -178,6 +186,19 @@ class Catalog:
             cur = con.execute(sql, params or [])
             cols = [d[0] for d in cur.description] if cur.description else []
             return cols, cur.fetchall()
+
+
+def _insert_artifacts(
+    con: duckdb.DuckDBPyConnection, stage: str, fingerprint: str, files: list[dict[str, Any]],
+    parents: list[tuple[str, str]], created: datetime,
+) -> None:  # fmt: skip
+    for f in files:
+        con.execute(
+            "insert or replace into artifacts values (?,?,?,?,?,?,?,?)",
+            [stage, fingerprint, f["path"], f["kind"], f["rows"], f["bytes"], f["sha256"], created],
+        )
+    for parent_stage, parent_fp in parents:
+        con.execute("insert or ignore into lineage values (?,?,?,?)", [stage, fingerprint, parent_stage, parent_fp])
 
 
 def latest_files_by_kind(con: duckdb.DuckDBPyConnection, workdir: Path) -> dict[str, list[str]]:

@@ -21,7 +21,7 @@ class EvaluateConfig(Section):
         default_factory=lambda: ["The module", "This function returns", "To install the package"]
     )
     max_new_tokens: int = Field(40, ge=1, le=4096)
-    temperature: float = Field(0.8, gt=0.0)
+    temperature: float = Field(0.8, ge=0.0, description="0 = greedy decoding")
     top_k: int = Field(40, ge=1)
     reference_paths: list[ExistingFile] = Field(
         default_factory=list, description="your own evaluation text (txt, JSONL or Parquet with `text`), scored "
