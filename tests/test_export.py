@@ -217,3 +217,13 @@ def test_wrong_stage_other_export_and_missing_outputs_are_clear_errors(work, tmp
     assert bad.exit_code == 2 and "format" in bad.output
     with pytest.raises(ExportError):
         run_export(_cfg(), work, ExportConfig(stage="train", format="jsonl", out=tmp_path / "e"))
+
+
+def test_export_flow_runs_under_prefect_like_the_cli(work, tmp_path):
+    from flows.export import export_flow
+
+    config = _cfg().model_dump(mode="json")
+    out = tmp_path / "flow-nanogpt"
+    manifest = export_flow(stage="tokenize", format="nanogpt", out=str(out), config=config, workdir=str(work))
+    assert manifest["reused"] is False and (out / EXPORT_MANIFEST).exists()
+    assert np.array_equal(np.memmap(out / "val.bin", dtype=np.uint16, mode="r"), _rows(work, "val"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from storage.section import Section
 
@@ -28,13 +28,19 @@ def require(module: str, fmt: str) -> None:
         raise ExportError(f"format {fmt} needs {module}, which is not installed: {hint}")
 
 
-FormatName = Literal["jsonl", "hf-datasets", "megatron", "nanogpt", "litdata", "hf"]
-
-
 class ExportConfig(Section):
     stage: str = Field(description="the stage whose output is exported")
-    format: FormatName
+    format: str = Field(description="a name in tasks/export/formats.py:FORMATS")
     out: Path = Field(description="the export directory (created; a finished export there is reused)")
     # Uncompressed text per document shard; the sample's documents fit in one.
     shard_bytes: int = Field(256 << 20, ge=1 << 10, description="text bytes per document shard")
     splits: list[Literal["train", "val"]] = Field(default_factory=lambda: ["train", "val"])
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, name: str) -> str:
+        from tasks.export.formats import FORMATS  # here: the formats' writers import this module
+
+        if name not in FORMATS:
+            raise ValueError(f"unknown format {name!r}; formats: {', '.join(FORMATS)}")
+        return name
