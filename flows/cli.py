@@ -116,11 +116,29 @@ def _check_before_prefect(
 
     try:
         selected, _ = select(only, start, until, force)
-        check_upstream(plan(cfg, workdir.resolve()), selected)
+        planned = plan(cfg, workdir.resolve())
+        check_upstream(planned, selected)
     except SelectionError as e:
         raise _fail(str(e)) from None
     if reason := busy_reason(workdir.resolve()):
         raise _fail(reason, code=1)
+    _check_judge(cfg, planned, selected)
+
+
+def _check_judge(cfg: PipelineConfig, planned: list, selected: list[str]) -> None:
+    """An LLM judge the filter will call: its key and endpoint checked now, not after extract."""
+    from tasks.filter.annotate import AnnotateError, preflight
+    from tasks.stage import load_manifest
+
+    quality = cfg.filter.quality
+    if quality.annotate is None or quality.model_path or not (cfg.filter.enabled and quality.enabled):
+        return
+    filter_output = next(p.output_dir for p in planned if p.stage == "filter")
+    if "filter" in selected and load_manifest(filter_output) is None:
+        try:
+            preflight(quality.annotate)
+        except AnnotateError as e:
+            raise _fail(str(e), code=1) from None
 
 
 def _run_pipeline(cfg: PipelineConfig, workdir: Path, **selection: str | list[str] | None) -> list[dict]:

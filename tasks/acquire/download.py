@@ -9,7 +9,6 @@ the partial file is discarded and the download starts again.
 
 from __future__ import annotations
 
-import email.utils
 import gzip
 import hashlib
 import json
@@ -28,9 +27,9 @@ from typing import Any
 import httpx
 
 from tasks.acquire.config import DownloadConfig
+from tasks.http import RETRYABLE_STATUS, parse_retry_after
 
 log = logging.getLogger("crawl2model.download")
-RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
@@ -63,20 +62,6 @@ class FileReport:
     restarts: list[str] = field(default_factory=list)  # why a partial file was thrown away
     already_present: bool = False
     corrupt_at_source: str = ""  # the served file itself fails gzip verification
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Retry-After is either delay-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when - (time.time() if now is None else now))
 
 
 def verify_gzip(path: Path, chunk: int = 1 << 20) -> None:

@@ -95,6 +95,10 @@ def render_report(r: dict[str, Any]) -> str:
               "exact from tokenize on (`token_counts` in the catalog)."]  # fmt: skip
     if r["quality_measures"]:
         parts += ["", markdown_table(["measured quality", "value"], [[k, v] for k, v in r["quality_measures"].items()])]
+    if r.get("judge_confusion"):
+        parts += ["", "The quality classifier against the LLM judge on held-out annotations:", ""]
+        parts.append(markdown_table(["judge score", "classifier: drop", "classifier: keep"],
+                                    [[score, *row] for score, row in enumerate(r["judge_confusion"])]))  # fmt: skip
     if r["planted"]:
         parts += _planted_section(r["planted"], r["pii"], r["planted_split"])
     parts += _examples_section(r["removed_examples"], r["kept_examples"])

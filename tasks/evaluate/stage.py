@@ -104,6 +104,7 @@ def _data_scores(inputs: dict[str, StageInput], evals: dict[str, float]) -> dict
         training["skipped"] = trained.info["skipped"]
     dedup_quality = inputs["dedup"].info.get("quality", {}) if "dedup" in inputs else {}
     stages = doc_stages(inputs)
+    filtered = inputs["filter"].info if "filter" in inputs else {}
     measured = {m["name"]: m["value"] for s in ("extract", "filter") if s in inputs
                 for m in inputs[s].manifest["metrics"] if m.get("step") is None}  # fmt: skip
     return {"planted": planted, "pii": pii, "funnel": funnel, "reasons": reasons, "training": training,
@@ -112,11 +113,14 @@ def _data_scores(inputs: dict[str, StageInput], evals: dict[str, float]) -> dict
             "removed_examples": removal_examples(inputs, stages, reasons),
             "kept_examples": kept_examples(inputs["mix"]),
             "planted_split": planted_split(truth, removals(removed_paths)) if truth_files else {},
-            "quality_measures": {k: measured[k] for k in QUALITY_MEASURES if k in measured}}  # fmt: skip
+            "quality_measures": {k: measured[k] for k in QUALITY_MEASURES if k in measured},
+            "judge_confusion": filtered.get("quality_judge_confusion")}  # fmt: skip
 
 
 QUALITY_MEASURES = ("extract_word_precision", "extract_word_recall", "quality_heldout_accuracy",
-                    "quality_heldout_lines")  # fmt: skip
+                    "quality_heldout_lines", "quality_judge_f1", "quality_judge_precision", "quality_judge_recall",
+                    "quality_judge_heldout", "annotate_scored", "annotate_malformed", "annotate_failed",
+                    "annotate_cache_hits", "annotate_calls")  # fmt: skip
 
 
 def _write_figures(inputs: dict[str, StageInput], out: Path) -> None:

@@ -19,7 +19,7 @@ from tasks.filter.config import QualityClassifierConfig
 POSITIVE, NEGATIVE = "__label__hq", "__label__web"
 
 
-def _one_line(text: str, max_words: int = 200) -> str:
+def one_line(text: str, max_words: int = 200) -> str:
     # Same length window for training and scoring, so the model cannot learn "long = web".
     return " ".join(text.lower().split()[:max_words])
 
@@ -52,7 +52,7 @@ def train_classifier(doc_paths: list[str], cfg: QualityClassifierConfig, out_pat
     )
     # Balanced classes keep the score calibrated around the decision boundary.
     negatives = [text for _, text in ranked[: min(cfg.negatives, len(positives))]]
-    lines = [f"{POSITIVE} {_one_line(t)}" for t in positives] + [f"{NEGATIVE} {_one_line(t)}" for t in negatives]
+    lines = [f"{POSITIVE} {one_line(t)}" for t in positives] + [f"{NEGATIVE} {one_line(t)}" for t in negatives]
     lines.sort(key=lambda line: unit_interval(cfg.seed, line))
     heldout = [line for line in lines if unit_interval(cfg.seed, "heldout", line) < cfg.heldout_fraction]
     train = [line for line in lines if unit_interval(cfg.seed, "heldout", line) >= cfg.heldout_fraction]
@@ -87,17 +87,19 @@ def train_classifier(doc_paths: list[str], cfg: QualityClassifierConfig, out_pat
     return info
 
 
-def score_threshold(model_path: str, doc_paths: list[str], cfg: QualityClassifierConfig, sample: int = 5000) -> float:
+def score_threshold(
+    model_path: str, doc_paths: list[str], cfg: QualityClassifierConfig, fixed: float, sample: int = 5000
+) -> float:
     """The score above which `keep_top_fraction` of documents lie, from a hash-chosen sample
-    (min_score when no fraction is set)."""
+    (`fixed` when no fraction is set, or no document to rank)."""
     if cfg.keep_top_fraction is None:
-        return cfg.min_score
+        return fixed
     ranked = sorted(
         (unit_interval(cfg.seed, "top", row["doc_id"]), row["text"]) for row in iter_rows(doc_paths, ["doc_id", "text"])
     )[:sample]
-    scores = sorted((quality_score(model_path, text, cfg.positive_label) for _, text in ranked), reverse=True)
+    scores = sorted((score_text(model_path, text, cfg) for _, text in ranked), reverse=True)
     if not scores:
-        return cfg.min_score
+        return fixed
     return scores[min(len(scores) - 1, max(0, round(len(scores) * cfg.keep_top_fraction) - 1))]
 
 
@@ -109,5 +111,13 @@ def load_classifier(path: str):
 
 
 def quality_score(model_path: str, text: str, label: str = POSITIVE) -> float:
-    labels, probs = load_classifier(model_path).predict(_one_line(text), k=-1)
+    labels, probs = load_classifier(model_path).predict(one_line(text), k=-1)
     return float(dict(zip(labels, probs, strict=True)).get(label, 0.0))
+
+
+def score_text(model_path: str, text: str, cfg: QualityClassifierConfig) -> float:
+    """The document's quality score: P(good); with a judge trained per score (0..5), the expected score."""
+    if cfg.annotate is None or cfg.annotate.classes == "binary":
+        return quality_score(model_path, text, cfg.positive_label)
+    labels, probs = load_classifier(model_path).predict(one_line(text), k=-1)
+    return float(sum(int(label.removeprefix("__label__")) * p for label, p in zip(labels, probs, strict=True)))

@@ -14,6 +14,7 @@ from typing import Any
 
 from storage.shards import atomic_write_json, iter_rows, read_json
 from tasks.documents import FILTER_COLUMNS, ShardWriter, count_words, removed_row
+from tasks.filter.annotated import keep_threshold, train_on_annotations
 from tasks.filter.config import FilterConfig, QualityClassifierConfig
 from tasks.filter.quality import score_threshold, train_classifier
 from tasks.filter.rules import Rule, failure_in, measure_all
@@ -23,7 +24,7 @@ from tasks.filter.rules.gopher import GopherQuality, GopherRepetition
 from tasks.filter.rules.pii import PiiRedaction
 from tasks.filter.rules.quality import QualityClassifier
 from tasks.filter.rules.url import UrlFilter, read_blocklist
-from tasks.stage import StageInput, StageOutcome, map_shards, sum_stats
+from tasks.stage import StageInput, StageOutcome, map_shards, sum_stats, workdir_cache
 
 STAGE = "filter"
 
@@ -50,7 +51,7 @@ def build_rules(cfg: FilterConfig, model_path: str | None = None, threshold: flo
     if cfg.fineweb.enabled:
         rules.append(FineWebQuality(cfg.fineweb))
     if model_path is not None:
-        rules.append(QualityClassifier(model_path, threshold, cfg.quality.positive_label))
+        rules.append(QualityClassifier(model_path, threshold, cfg.quality))
     if cfg.redact_pii:
         rules.append(PiiRedaction())
     return rules
@@ -86,9 +87,13 @@ def prepare_classifier(docs: list[str], cfg: QualityClassifierConfig, out: Path)
         if cfg.model_path:
             shutil.copyfile(cfg.model_path, model_file)
             info: dict[str, Any] = {"quality_model": "user", "quality_model_path": cfg.model_path}
+        elif cfg.annotate is not None:
+            cache = workdir_cache(out, "annotations")
+            info = {"quality_model": "judge", **train_on_annotations(docs, cfg, model_file, cache)}
         else:
             info = {"quality_model": "trained", **train_classifier(docs, cfg, model_file)}
-        info["quality_threshold"] = score_threshold(str(model_file), docs, cfg)
+        fixed = keep_threshold(cfg.annotate) if cfg.annotate is not None and not cfg.model_path else cfg.min_score
+        info["quality_threshold"] = score_threshold(str(model_file), docs, cfg, fixed)
         atomic_write_json(info_file, info)
     return str(model_file), read_json(info_file)
 

@@ -1,0 +1,73 @@
+"""A fastText classifier trained on an LLM judge's scores (the FineWeb-Edu recipe, with fastText), and
+its agreement with the judge on held-out annotations: F1 at the threshold and the confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from storage.fingerprint import unit_interval
+from storage.shards import iter_rows
+from tasks.fasttext_training import train_and_save
+from tasks.filter.annotate import annotate
+from tasks.filter.config import AnnotateConfig, QualityClassifierConfig
+from tasks.filter.quality import POSITIVE, one_line, score_text
+
+NEGATIVE = "__label__lq"
+
+
+def label(score: int, cfg: AnnotateConfig) -> str:
+    if cfg.classes == "scores":
+        return f"__label__{score}"
+    return POSITIVE if score >= cfg.threshold else NEGATIVE
+
+
+def keep_threshold(cfg: AnnotateConfig) -> float:
+    """Binary: P(good) >= 0.5; scores: the expected score rounds to the threshold or more."""
+    return 0.5 if cfg.classes == "binary" else cfg.threshold - 0.5
+
+
+def sample_texts(doc_paths: list[str], n: int, seed: int) -> dict[str, str]:
+    """The `n` documents with the lowest hash: the same ones whatever the shard order or count."""
+    ranked = sorted((unit_interval(seed, "annotate", r["doc_id"]), r["doc_id"], r["text"])
+                    for r in iter_rows(doc_paths, ["doc_id", "text"]))  # fmt: skip
+    return {doc_id: text for _, doc_id, text in ranked[:n]}
+
+
+def agreement(model_path: str, heldout: list[tuple[str, int]], cfg: QualityClassifierConfig) -> dict[str, Any]:
+    """The classifier against the judge on annotations it never saw, both cut at the threshold."""
+    threshold, cut = cfg.annotate.threshold, keep_threshold(cfg.annotate)
+    matrix = [[0, 0] for _ in range(6)]  # judge score 0..5 x (predicted bad, predicted good)
+    for text, score in heldout:
+        matrix[score][int(score_text(model_path, text, cfg) >= cut)] += 1
+    tp = sum(matrix[s][1] for s in range(threshold, 6))
+    fp = sum(matrix[s][1] for s in range(threshold))
+    fn = sum(matrix[s][0] for s in range(threshold, 6))
+    precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
+    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
+    return {"quality_judge_f1": f1, "quality_judge_precision": precision, "quality_judge_recall": recall,
+            "quality_judge_heldout": len(heldout), "quality_judge_confusion": matrix}  # fmt: skip
+
+
+def train_on_annotations(
+    doc_paths: list[str], cfg: QualityClassifierConfig, out_path: Path, cache_dir: Path
+) -> dict[str, Any]:
+    judge = cfg.annotate
+    texts = sample_texts(doc_paths, judge.sample, cfg.seed)
+    scores, counts = annotate(texts, judge, cache_dir)
+    labelled = sorted((unit_interval(cfg.seed, "heldout", d), texts[d], s) for d, s in scores.items())
+    n_heldout = round(len(labelled) * cfg.heldout_fraction)
+    heldout, train = labelled[:n_heldout], labelled[n_heldout:]
+    if len({label(s, judge) for _, _, s in train}) < 2:
+        raise ValueError(f"the judge's {len(train)} usable scores give fewer than two classes: nothing to learn "
+                         f"(counts: {counts})")  # fmt: skip
+    train_file = out_path.with_suffix(".train.txt")
+    train_file.write_text("".join(f"{label(s, judge)} {one_line(t)}\n" for _, t, s in train))
+    result = train_and_save(train_file, out_path, cfg.lr, cfg.lr_retries, None, epoch=judge.epochs, wordNgrams=2,
+                            bucket=1 << 17, dim=32, minCount=2, seed=cfg.seed)  # fmt: skip
+    train_file.unlink()
+    histogram = {f"annotate_score_{k}": sum(s == k for s in scores.values()) for k in range(6)}
+    info = {**counts, **histogram, "quality_train_lines": len(train), "quality_lr": result["lr"]}
+    if heldout:
+        info |= agreement(str(out_path), [(t, s) for _, t, s in heldout], cfg)
+    return info

@@ -1,0 +1,110 @@
+"""A local OpenAI-compatible chat-completions server whose "judge" scores documents by a rule the
+tests know, with faults on request: 429 with Retry-After, 500, a stall past the client's timeout,
+malformed answers, a required API key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+EDU_WORDS = ["photosynthesis", "theorem", "molecule", "equation", "hypothesis", "velocity", "enzyme",
+             "algorithm", "derivative", "ecosystem", "electron", "proof"]  # fmt: skip
+FILLER = ["the", "and", "of", "to", "in", "is", "that", "for", "it", "with", "as", "was", "on", "are", "this",
+          "by", "shop", "deal", "click", "today", "great", "best", "price", "free", "new", "more", "page",
+          "home"]  # fmt: skip
+
+
+def rule_score(text: str) -> int:
+    """The judge's rule: one point per distinct teaching word, at most 5."""
+    return min(5, len({w for w in EDU_WORDS if w in text.split()}))
+
+
+def document_of(prompt: str) -> str:
+    match = re.search(r"<<<\n(.*)\n>>>", prompt, re.DOTALL)
+    return match.group(1) if match else prompt
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class FakeJudge:
+    """`faults(text_hash, attempt)` -> None (answer) or one of "429", "500", "stall", "malformed"."""
+
+    def __init__(self, api_key: str | None = None, delay_s: float = 0.0,
+                 faults: Callable[[str, int], str | None] = lambda h, n: None,
+                 rule: Callable[[str], int] = rule_score):  # fmt: skip
+        self.api_key, self.delay_s, self.faults, self.rule = api_key, delay_s, faults, rule
+        self.attempts: Counter[str] = Counter()  # requests per document hash
+        self.answered: Counter[str] = Counter()  # well-formed answers sent per document hash
+        self.times: dict[str, list[float]] = defaultdict(list)
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler(self):
+        judge = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _send(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _authorized(self) -> bool:
+                if judge.api_key and self.headers.get("Authorization") != f"Bearer {judge.api_key}":
+                    self._send(401, {"error": {"message": "invalid api key"}})
+                    return False
+                return True
+
+            def do_GET(self):
+                if self._authorized():
+                    self._send(200, {"object": "list", "data": [{"id": "fake-judge", "object": "model"}]})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if not self._authorized():
+                    return
+                text = document_of(body["messages"][-1]["content"])
+                h = text_hash(text)
+                with judge.lock:
+                    judge.attempts[h] += 1
+                    judge.times[h].append(time.monotonic())
+                    fault = judge.faults(h, judge.attempts[h])
+                time.sleep(judge.delay_s)
+                if fault == "429":
+                    return self._send(429, {"error": {"message": "rate limited"}}, {"Retry-After": "1"})
+                if fault == "500":
+                    return self._send(500, {"error": {"message": "boom"}})
+                if fault == "stall":
+                    time.sleep(2.0)
+                content = f"Clear enough.\nScore: {judge.rule(text)}"
+                if fault == "malformed":
+                    content = "I would rather not say."
+                if fault != "malformed":
+                    with judge.lock:
+                        judge.answered[h] += 1
+                self._send(200, {"id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
+                                 "choices": [{"index": 0, "finish_reason": "stop",
+                                              "message": {"role": "assistant", "content": content}}]})  # fmt: skip
+
+        return Handler
