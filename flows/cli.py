@@ -148,8 +148,8 @@ def _run_pipeline(cfg: PipelineConfig, workdir: Path, **selection: str | list[st
     from flows.pipeline import pipeline
     from flows.plan import SelectionError
     from storage.lock import WorkdirBusy
-    from tasks.acquire.download import DownloadError
     from tasks.acquire.stage import UnreadableInput
+    from tasks.download import DownloadError
 
     try:
         return pipeline(config=cfg, workdir=str(workdir), **selection)  # validated once, above

@@ -25,8 +25,8 @@ from flows.scaleout import shard_runner
 from storage.catalog import Catalog, now
 from storage.lock import workdir_lock
 from storage.section import Section, config_json
-from tasks.acquire.download import DownloadError
 from tasks.config import PipelineConfig, RunnerConfig, load_config
+from tasks.download import DownloadError
 from tasks.registry import SPEC_BY_NAME, STAGES
 from tasks.stage import STREAM_FAILED, Manifest, StageInput, execute_stage, load_manifest
 

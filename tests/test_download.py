@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tasks.acquire.commoncrawl import UnsafePath, safe_relative_path, select_files
-from tasks.acquire.config import AcquireConfig, DownloadConfig
-from tasks.acquire.download import DownloadError, Fetcher
+from tasks.acquire.config import AcquireConfig
 from tasks.acquire.stage import run as acquire
+from tasks.download import DownloadConfig, DownloadError, Fetcher
 from tasks.http import parse_retry_after
 from tests.conftest import prose, write_warc
 from tests.crawl_server import FakeCrawlHost

@@ -115,7 +115,7 @@ def test_quality_classifier_is_identical_when_retrained_on_a_dirty_heap(tmp_path
         garbage = [bytearray(b"\xff" * (20 << 20)) for _ in range(3)]  # freed memory full of 0xff bytes
         del garbage
         model = tmp_path / f"q{attempt}.bin"
-        train_classifier([shard], QualityClassifierConfig(negatives=200, epochs=2), model)
+        train_classifier([shard], QualityClassifierConfig(negatives=200, epochs=2), model, tmp_path / "cache")
         digests.add(hashlib.sha256(model.read_bytes()).hexdigest())
     assert len(digests) == 1
 

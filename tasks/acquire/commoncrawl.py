@@ -8,7 +8,7 @@ import re
 from pathlib import Path, PurePosixPath
 
 from tasks.acquire.config import AcquireConfig
-from tasks.acquire.download import Fetcher
+from tasks.download import Fetcher
 
 SAFE_PART = re.compile(r"^[A-Za-z0-9._\-]+$")
 

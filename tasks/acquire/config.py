@@ -4,43 +4,12 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from storage.section import Section
-
-
-class DownloadConfig(Section):
-    """How remote files are fetched: politely, resumably, verified."""
-
-    concurrency: int = Field(4, ge=1, le=64, description="files downloaded at once")
-    retries: int = Field(8, ge=0, le=100, description="tries after the first, per file")
-    backoff_s: float = Field(1.0, gt=0.0, le=600.0, description="first retry delay; doubles each time, with jitter")
-    backoff_max_s: float = Field(120.0, gt=0.0, le=3600.0, description="cap on one delay, Retry-After included")
-    timeout_s: float = Field(60.0, gt=0.0, le=3600.0, description="connect and read timeout")
-    chunk_bytes: int = Field(1 << 20, ge=1024, le=1 << 28)
-    verify_gzip: bool = Field(True, description="decompress .gz files fully before accepting them (CRC check)")
-    max_failed_files: int = Field(0, ge=0, description="files that may fail for good before the stage fails")
-    user_agent: str = Field(
-        "crawl2model/0.1 (data pipeline; +https://github.com/crawl2model/crawl2model)", min_length=8
-    )
-    storage_options: dict[str, Any] = Field(
-        default_factory=dict, description="fsspec options for non-HTTP URLs, e.g. {anon: true} for s3"
-    )
-    seed: int = Field(0, description="seeds the backoff jitter")
-
-    @model_validator(mode="after")
-    def _no_secrets(self) -> DownloadConfig:
-        # The config is stored in the catalog and shown in reports; credentials must not be.
-        secret = [k for k in self.storage_options if any(w in k.lower() for w in ("key", "secret", "token", "pass"))]
-        if secret:
-            raise ValueError(
-                f"storage_options {secret}: credentials come from the environment (e.g. AWS_ACCESS_KEY_ID), "
-                "never from the config, which is stored in the catalog"
-            )
-        return self
-
+from tasks.download import DownloadConfig
 
 CRAWL_ID = r"^CC-MAIN-\d{4}-\d{2}$"
 

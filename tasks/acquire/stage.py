@@ -2,7 +2,7 @@
 
 sample: the embedded sample; paths: local paths and globs (hard-linked when possible);
 urls: http(s) or any fsspec URL; commoncrawl: a crawl id plus a file selection from its index.
-Remote files are downloaded resumably and verified (tasks/acquire/download.py); a file is in `warc/` only
+Remote files are downloaded resumably and verified (tasks/download.py); a file is in `warc/` only
 once it is whole, so the manifest never registers a partial download.
 """
 
@@ -20,8 +20,8 @@ from storage.fingerprint import file_identity
 from storage.shards import atomic_write_json
 from tasks.acquire.commoncrawl import local_name, read_index, select_files
 from tasks.acquire.config import AcquireConfig
-from tasks.acquire.download import DownloadError, Fetcher
 from tasks.archives import detect_format, first_record_error
+from tasks.download import DownloadError, Fetcher
 from tasks.sample.warc import write_sample
 from tasks.stage import STREAM_PLAN, StageInput, StageOutcome
 

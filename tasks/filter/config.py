@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from storage.section import ExistingFile, Section
+from tasks.download import DownloadConfig
 from tasks.filter.rules.c4 import C4Config
 from tasks.filter.rules.fineweb import FineWebConfig
 from tasks.filter.rules.gopher import GopherQualityConfig, GopherRepetitionConfig
@@ -14,6 +15,10 @@ from tasks.filter.rules.gopher import GopherQualityConfig, GopherRepetitionConfi
 # Each rule set's section lives beside its rules (tasks/filter/rules/<set>.py); FilterConfig holds them.
 __all__ = ["AnnotateConfig", "C4Config", "FilterConfig", "FineWebConfig", "GopherQualityConfig",
            "GopherRepetitionConfig", "QualityClassifierConfig"]  # fmt: skip
+
+
+# What reads as a URL in a path field (fetched through the shared downloader, fsspec for non-HTTP).
+REMOTE_PREFIXES = ("http://", "https://", "s3://", "gs://", "hf://", "az://")
 
 
 class AnnotateConfig(Section):
@@ -47,11 +52,21 @@ class AnnotateConfig(Section):
         return url.rstrip("/")
 
 
+class ReferenceSource(Section):
+    """A reference corpus: a local path or a URL (https, s3, hf://datasets/...), with its sha256 pin."""
+
+    path: str
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
+    text_key: str = Field("text", description="the text field of JSONL rows or Parquet column")
+
+
 class QualityClassifierConfig(Section):
     enabled: bool = True
     min_score: float = Field(0.01, ge=0.0, le=1.0, description="P(reference-like) below this is removed")
-    reference_paths: list[str] = Field(
-        default_factory=list, description="text files of reference-quality prose; empty = built-in"
+    reference_paths: list[ReferenceSource] = Field(
+        default_factory=list,
+        description="reference-quality text: paths or URLs to text, JSONL or Parquet (a string, or "
+        "{path, sha256, text_key}); empty = built-in",
     )
     negatives: int = Field(2000, ge=10, description="random input documents used as the 'web' class")
     heldout_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="labelled lines kept out to measure accuracy")
@@ -61,14 +76,37 @@ class QualityClassifierConfig(Section):
     model_path: ExistingFile | None = Field(
         None, description="an existing fastText model to use instead of training one"
     )
+    model_url: str | None = Field(None, description="a published fastText classifier (https, s3, hf://...)")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$", description="model_url's pinned digest")
     positive_label: str = Field("__label__hq", description="the model's label for good documents")
     epochs: int = Field(10, ge=1)
     lr: float = Field(0.5, gt=0.0, le=5.0, description="fastText learning rate; halved on divergence")
     lr_retries: int = Field(4, ge=0, le=10, description="how many times a diverged training is retried")
+    download: DownloadConfig = Field(default_factory=DownloadConfig, description="how URLs above are fetched")
     annotate: AnnotateConfig | None = Field(
         None, description="learn from an LLM judge's scores instead of reference text vs web"
     )
     seed: int = 0
+
+    @field_validator("reference_paths", mode="before")
+    @classmethod
+    def _sources(cls, values: list) -> list:
+        """A plain string is a source without a pin; a local one must exist."""
+        import os
+
+        sources = [{"path": v} if isinstance(v, str) else v for v in values or []]
+        for source in sources:
+            path = source.get("path", "") if isinstance(source, dict) else ""
+            if path and not path.startswith(REMOTE_PREFIXES):
+                if not os.path.isfile(path):
+                    raise ValueError(f"no such file: {path}")
+        return sources
+
+    @model_validator(mode="after")
+    def _one_model_source(self) -> QualityClassifierConfig:
+        if self.model_path and self.model_url:
+            raise ValueError("model_path and model_url both name a model: give one")
+        return self
 
 
 class FilterConfig(Section):

@@ -15,6 +15,7 @@ from storage.fingerprint import unit_interval
 from storage.shards import iter_rows
 from tasks.fasttext_training import train_and_save
 from tasks.filter.config import QualityClassifierConfig
+from tasks.filter.remote import local_copy, read_texts
 
 POSITIVE, NEGATIVE = "__label__hq", "__label__web"
 
@@ -34,18 +35,32 @@ def _chunks(paragraphs: list[str], words: int = 200) -> list[str]:
     return chunks
 
 
-def reference_texts(cfg: QualityClassifierConfig) -> list[str]:
-    if cfg.reference_paths:
-        sources = [Path(path).read_text(errors="replace") for path in cfg.reference_paths]
-    else:
+def _pieces(text: str, whole_below: int | None) -> list[str]:
+    """~200-word chunks of a long text; a record shorter than `whole_below` words is one piece."""
+    if whole_below is not None and len(text.split()) < whole_below:
+        return [text]
+    return _chunks(re.split(r"\n\s*\n", text))
+
+
+def reference_texts(cfg: QualityClassifierConfig, cache_dir: Path) -> list[str]:
+    """Positives: text files cut into chunks; JSONL / Parquet records (each a document) kept whole
+    unless long. Sources named by URL are fetched once into `cache_dir`."""
+    if not cfg.reference_paths:
         from pydoc_data.topics import topics
 
-        sources = [topics[name] for name in sorted(topics)]
-    return [c for text in sources for c in _chunks(re.split(r"\n\s*\n", text))]
+        return [c for name in sorted(topics) for c in _pieces(topics[name], None)]
+    pieces = []
+    for source in cfg.reference_paths:
+        path = local_copy(source, cache_dir, cfg.download)
+        texts, records = read_texts(path, source.text_key)
+        pieces += [c for text in texts for c in _pieces(text, 200 if records else None)]
+    return pieces
 
 
-def train_classifier(doc_paths: list[str], cfg: QualityClassifierConfig, out_path: Path) -> dict[str, float]:
-    positives = reference_texts(cfg)
+def train_classifier(
+    doc_paths: list[str], cfg: QualityClassifierConfig, out_path: Path, cache_dir: Path
+) -> dict[str, float]:
+    positives = reference_texts(cfg, cache_dir)
     # Hash-ranked sample: the same documents whatever the shard order or count.
     ranked = sorted(
         (unit_interval(cfg.seed, row["doc_id"]), row["text"]) for row in iter_rows(doc_paths, ["doc_id", "text"])
@@ -121,3 +136,22 @@ def score_text(model_path: str, text: str, cfg: QualityClassifierConfig) -> floa
         return quality_score(model_path, text, cfg.positive_label)
     labels, probs = load_classifier(model_path).predict(one_line(text), k=-1)
     return float(sum(int(label.removeprefix("__label__")) * p for label, p in zip(labels, probs, strict=True)))
+
+
+KNOWN_POSITIVE_LABELS = ("__label__hq", "__label__1", "__label__pos", "__label__positive", "__label__good",
+                         "__label__high", "__label__quality")  # fmt: skip
+
+
+def positive_label(model_path: str, cfg: QualityClassifierConfig) -> str:
+    """The label that means "good" in a published model: the configured one when set and present,
+    else the one known positive label among the model's; anything else is ambiguous."""
+    labels = list(load_classifier(model_path).get_labels())
+    if "positive_label" in cfg.model_fields_set:
+        if cfg.positive_label not in labels:
+            raise ValueError(f"positive_label {cfg.positive_label} is not a label of the model: {labels}")
+        return cfg.positive_label
+    known = [label for label in labels if label in KNOWN_POSITIVE_LABELS]
+    if len(known) != 1:
+        raise ValueError(f"cannot tell which of the model's labels {labels} means good: set "
+                         "filter.quality.positive_label")  # fmt: skip
+    return known[0]

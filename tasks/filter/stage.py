@@ -16,7 +16,8 @@ from storage.shards import atomic_write_json, iter_rows, read_json
 from tasks.documents import FILTER_COLUMNS, ShardWriter, count_words, removed_row
 from tasks.filter.annotated import keep_threshold, train_on_annotations
 from tasks.filter.config import FilterConfig, QualityClassifierConfig
-from tasks.filter.quality import score_threshold, train_classifier
+from tasks.filter.quality import positive_label, score_threshold, train_classifier
+from tasks.filter.remote import fetch_pinned
 from tasks.filter.rules import Rule, failure_in, measure_all
 from tasks.filter.rules.c4 import C4Filter
 from tasks.filter.rules.fineweb import FineWebQuality
@@ -80,20 +81,37 @@ def process_shard(in_path: str, out: Path, params: FilterShard, index: int) -> d
     return {**stats, **shard.close()}
 
 
+def given_model(cfg: QualityClassifierConfig, model_file: Path, downloads: Path) -> dict[str, Any]:
+    """The user's classifier (a path, or a URL fetched once and pinned), with the label meaning good."""
+    source = cfg.model_path or fetch_pinned(cfg.model_url, cfg.sha256, downloads, cfg.download)
+    shutil.copyfile(source, model_file)
+    label = positive_label(str(model_file), cfg)
+    where = {"quality_model_path": cfg.model_path} if cfg.model_path else {"quality_model_url": cfg.model_url}
+    return {"quality_model": "user" if cfg.model_path else "url", "quality_positive_label": label, **where}
+
+
+def _make_model(docs: list[str], cfg: QualityClassifierConfig, model_file: Path, out: Path) -> dict[str, Any]:
+    if cfg.model_path or cfg.model_url:
+        return given_model(cfg, model_file, workdir_cache(out, "downloads"))
+    if cfg.annotate is not None:
+        judged = train_on_annotations(docs, cfg, model_file, workdir_cache(out, "annotations"))
+        return {"quality_model": "judge", **judged}
+    return {"quality_model": "trained", **train_classifier(docs, cfg, model_file, workdir_cache(out, "downloads"))}
+
+
+def with_model_label(cfg: QualityClassifierConfig, info: dict[str, Any]) -> QualityClassifierConfig:
+    """The config the scorer uses: a published model's positive label as found in the model."""
+    label = info.get("quality_positive_label", cfg.positive_label)
+    return cfg.model_copy(update={"positive_label": label})
+
+
 def prepare_classifier(docs: list[str], cfg: QualityClassifierConfig, out: Path) -> tuple[str, dict[str, Any]]:
     """Train the quality model (or take the user's) into `out`, with its facts beside it."""
     model_file, info_file = out / "quality_model.bin", out / "quality_model.json"
     if not info_file.exists():  # a resumed run keeps the model it already trained
-        if cfg.model_path:
-            shutil.copyfile(cfg.model_path, model_file)
-            info: dict[str, Any] = {"quality_model": "user", "quality_model_path": cfg.model_path}
-        elif cfg.annotate is not None:
-            cache = workdir_cache(out, "annotations")
-            info = {"quality_model": "judge", **train_on_annotations(docs, cfg, model_file, cache)}
-        else:
-            info = {"quality_model": "trained", **train_classifier(docs, cfg, model_file)}
-        fixed = keep_threshold(cfg.annotate) if cfg.annotate is not None and not cfg.model_path else cfg.min_score
-        info["quality_threshold"] = score_threshold(str(model_file), docs, cfg, fixed)
+        info = _make_model(docs, cfg, model_file, out)
+        fixed = keep_threshold(cfg.annotate) if info["quality_model"] == "judge" else cfg.min_score
+        info["quality_threshold"] = score_threshold(str(model_file), docs, with_model_label(cfg, info), fixed)
         atomic_write_json(info_file, info)
     return str(model_file), read_json(info_file)
 
@@ -103,6 +121,7 @@ def run(inputs: dict[str, StageInput], cfg: FilterConfig, out: Path) -> StageOut
     model_path, info = None, {}
     if cfg.enabled and cfg.quality.enabled:
         model_path, info = prepare_classifier(docs, cfg.quality, out)
+        cfg = cfg.model_copy(update={"quality": with_model_label(cfg.quality, info)})
     params = FilterShard(cfg, model_path, info.get("quality_threshold", cfg.quality.min_score))
     stats = sum_stats(map_shards(process_shard, docs, out, params, workers=cfg.workers, label="filter"))
     outcome = StageOutcome(stats["docs_in"], stats["docs_out"], stats["docs_removed"], info=info)
