@@ -32,6 +32,10 @@ class TrainConfig(Section):
     max_steps: int = Field(600, ge=1)
     lr: float = Field(3e-3, gt=0.0)
     min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0)
+    # wsd: warmup, a stable peak, then a linear decay to the floor over the last decay_fraction of
+    # steps (MiniCPM, Hägele et al. 2024): the stable phase can be extended or branched from.
+    schedule: Literal["cosine", "wsd"] = "cosine"
+    decay_fraction: float = Field(0.2, gt=0.0, le=1.0, description="wsd: share of steps spent decaying")
     warmup_steps: int = Field(40, ge=0)
     weight_decay: float = Field(0.1, ge=0.0)
     grad_clip: float = Field(1.0, gt=0.0)

@@ -43,10 +43,16 @@ def peak_flops(device: torch.device) -> float | None:
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup, then cosine to the floor, or (wsd) flat at the peak until a linear decay to
+    the floor over the last `decay_fraction` of steps."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
     floor = cfg.lr * cfg.min_lr_ratio
+    if cfg.schedule == "wsd":
+        decay_steps = max(1, round(cfg.max_steps * cfg.decay_fraction))
+        into_decay = min(1.0, max(0, step + 1 - (cfg.max_steps - decay_steps)) / decay_steps)
+        return cfg.lr - (cfg.lr - floor) * into_decay
+    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 

@@ -49,6 +49,17 @@ def test_schedule_warms_up_then_decays_to_floor():
     assert abs(lr_at(100, cfg) - 1e-4) < 1e-12
 
 
+def test_wsd_schedule_holds_the_peak_then_decays_linearly_over_the_last_fraction():
+    cfg = TrainConfig(lr=1e-3, warmup_steps=10, max_steps=100, min_lr_ratio=0.1, schedule="wsd", decay_fraction=0.2)
+    assert lr_at(0, cfg) == 1e-4 and lr_at(9, cfg) == 1e-3
+    assert all(lr_at(s, cfg) == 1e-3 for s in range(10, 80))  # stable
+    decay = [lr_at(s, cfg) for s in range(80, 100)]
+    assert all(a > b for a, b in zip(decay, decay[1:], strict=False))  # strictly falling
+    assert abs(decay[-1] - 1e-4) < 1e-12 and abs(decay[9] - (1e-3 - 0.9e-3 * 0.5)) < 1e-12  # linear, to the floor
+    cosine = TrainConfig(lr=1e-3, warmup_steps=10, max_steps=100, min_lr_ratio=0.1)
+    assert lr_at(50, cosine) < lr_at(50, cfg)  # cosine is already decaying mid-run
+
+
 def test_tokens_per_step_sets_accumulation_and_presets_fill_dims():
     assert grad_accum_steps(TrainConfig(batch_size=8, tokens_per_step=1000), seq_len=16, world_size=2) == 4
     assert grad_accum_steps(TrainConfig(grad_accum=3), seq_len=16, world_size=1) == 3

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from storage.fingerprint import file_sha256
 from storage.shards import atomic_write_json, iter_rows, read_json
 from tasks.documents import FILTER_COLUMNS, ShardWriter, count_words, removed_row
 from tasks.filter.annotated import keep_threshold, train_on_annotations
@@ -87,7 +88,8 @@ def given_model(cfg: QualityClassifierConfig, model_file: Path, downloads: Path)
     shutil.copyfile(source, model_file)
     label = positive_label(str(model_file), cfg)
     where = {"quality_model_path": cfg.model_path} if cfg.model_path else {"quality_model_url": cfg.model_url}
-    return {"quality_model": "user" if cfg.model_path else "url", "quality_positive_label": label, **where}
+    return {"quality_model": "user" if cfg.model_path else "url", "quality_positive_label": label,
+            "quality_model_sha256": file_sha256(str(model_file)), **where}  # fmt: skip
 
 
 def _make_model(docs: list[str], cfg: QualityClassifierConfig, model_file: Path, out: Path) -> dict[str, Any]:
