@@ -16,9 +16,12 @@ import duckdb
 
 from storage.catalog import Catalog, create_artifact_views
 from tasks.config import PipelineConfig
+from tasks.filter.annotate import AnswerCache, text_hash
+from tasks.filter.judge import load_template
 from tasks.filter.rules import measure_all
-from tasks.filter.stage import build_rules
+from tasks.filter.stage import build_rules, with_model_label
 from tasks.registry import STAGES
+from tasks.stage import workdir_cache
 
 
 def _views(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -47,33 +50,54 @@ def _latest_filter_config(con: duckdb.DuckDBPyConnection) -> Any:
     return PipelineConfig.model_validate(json.loads(row[0]) if row else {}).filter
 
 
-def _quality_model(con: duckdb.DuckDBPyConnection) -> tuple[str | None, float]:
-    """The latest completed filter output's trained classifier and threshold, if there is one."""
+def _filter_output(con: duckdb.DuckDBPyConnection) -> Path | None:
     out = con.execute(
         "select output_dir from stage_runs where stage = 'filter' and status = 'completed' "
         "order by finished_at desc limit 1"
     ).fetchone()
+    return Path(out[0]) if out else None
+
+
+def _quality_model(out: Path | None) -> tuple[str | None, dict[str, Any]]:
+    """The latest completed filter output's classifier and its facts (threshold, label), if there is one."""
     if out is None:
-        return None, 0.0
-    model, facts = Path(out[0]) / "quality_model.bin", Path(out[0]) / "quality_model.json"
+        return None, {}
+    model, facts = out / "quality_model.bin", out / "quality_model.json"
     if not (model.exists() and facts.exists()):
-        return None, 0.0
-    return str(model), json.loads(facts.read_text())["quality_threshold"]
+        return None, {}
+    return str(model), json.loads(facts.read_text())
+
+
+def _judge_entry(cfg: Any, out: Path, text: str) -> dict[str, Any] | None:
+    """The LLM judge's cached score for this document, when it was one of the annotated sample."""
+    annotate = cfg.quality.annotate
+    cache = AnswerCache(workdir_cache(out, "annotations"), load_template(annotate.template_path), annotate.model)
+    if (answer := cache.get(text_hash(text))) is None:
+        return None
+    score = answer["score"]
+    passed = score is not None and score >= annotate.threshold
+    return {"rule": "judge_score", "value": score, "passed": passed, "threshold": f">= {annotate.threshold}",
+            "detail": f"LLM judge {annotate.model} (cached annotation)"}  # fmt: skip
 
 
 def _filter_rules(con: duckdb.DuckDBPyConnection, doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Every filter rule's value, threshold and verdict, measured again with the latest run's config
-    through the same rule walk the filter stage uses (`measure_all`), without stopping at a failure."""
-    cfg = _latest_filter_config(con)
-    model_path, threshold = _quality_model(con) if cfg.quality.enabled else (None, 0.0)
+    through the same rule walk the filter stage uses (`measure_all`), without stopping at a failure;
+    the judge's score beside the classifier's where the document was annotated."""
+    cfg, out = _latest_filter_config(con), _filter_output(con)
+    model_path, facts = _quality_model(out) if cfg.quality.enabled else (None, {})
+    cfg = cfg.model_copy(update={"quality": with_model_label(cfg.quality, facts)})
     edits: Counter = Counter()
-    taken = measure_all(dict(doc), build_rules(cfg, model_path, threshold), edits, stop_at_failure=False)
+    rules_run = build_rules(cfg, model_path, facts.get("quality_threshold", 0.0))
+    taken = measure_all(dict(doc), rules_run, edits, stop_at_failure=False)
     rules = [{"rule": m.rule, "value": m.value, "passed": m.passed, "threshold": m.describe_threshold(),
               "detail": m.detail} for m in taken]  # fmt: skip
     if dropped := {k: v for k, v in edits.items() if k.startswith("c4.lines_dropped.")}:
         detail = ", ".join(f"{k.rsplit('.', 1)[1]}: {v}" for k, v in sorted(dropped.items()))
         rules.append({"rule": "c4_lines_dropped", "value": sum(dropped.values()), "passed": True, "threshold": "",
                       "detail": detail})  # fmt: skip
+    if cfg.quality.annotate is not None and out is not None and (judged := _judge_entry(cfg, out, doc["text"])):
+        rules.append(judged)
     return rules
 
 

@@ -218,6 +218,14 @@ def test_pipeline_with_a_judge_reports_agreement_and_writes_the_key_nowhere(tmp_
     assert 0.0 <= info["quality_judge_f1"] <= 1.0
     report = next(work.glob("artifacts/evaluate/*/report.md")).read_text()
     assert "quality_judge_f1" in report and "against the LLM judge" in report
+    # explain shows the judge's cached score beside the classifier's for an annotated document.
+    cached = {json.loads(line)["doc"] for line in next((work / "cache" / "annotations").glob("*.jsonl")).open()}
+    docs = pq.read_table(next(work.glob("artifacts/extract/*/docs/part-00000.parquet")), columns=["doc_id", "text"])
+    doc_id = next(d for d, t in zip(*docs.to_pydict().values(), strict=True) if text_hash(t) in cached)
+    [history] = json.loads(invoke("explain", doc_id, "--json", "--workdir", str(work)))
+    filter_rules = next(s for s in history["stages"] if s["stage"] == "filter")["rules"]
+    judged = next(r for r in filter_rules if r["rule"] == "judge_score")
+    assert judged["value"] in (1, 4) and any(r["rule"] == "quality_classifier" for r in filter_rules)
     files = [p for root in (work, prefect_home) if root.exists() for p in root.rglob("*") if p.is_file()]
     assert len(files) > 20 and any(p.suffix == ".jsonl" and "annotations" in str(p) for p in files)
     leaked = [p for p in files if JUDGE_KEY.encode() in p.read_bytes()]
