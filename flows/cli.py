@@ -291,7 +291,7 @@ def export_cmd(
     from flows.export import run_export
     from flows.plan import MissingOutputError
     from storage.lock import WorkdirBusy
-    from tasks.export.config import ExportConfig, ExportError
+    from tasks.export.config import ExportConfig, ExportError, UnknownFormat
 
     cfg = _load(config, overrides or [])
     options = {"stage": stage, "format": format, "out": out} | ({"shard_bytes": shard_bytes} if shard_bytes else {})
@@ -301,6 +301,8 @@ def export_cmd(
         raise _fail(f"export: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
     try:
         manifest = run_export(cfg, workdir.resolve(), export_cfg)
+    except UnknownFormat as e:
+        raise _fail(str(e)) from None
     except (ExportError, MissingOutputError, WorkdirBusy) as e:
         raise _fail(str(e), code=1) from None
     size = sum(f["bytes"] for f in manifest["files"])

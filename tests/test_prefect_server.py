@@ -118,7 +118,7 @@ def test_deployments_run_through_a_real_server_and_worker(tmp_path):
             assert shell.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
             time.sleep(1)
         deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()
-        assert {d["name"] for d in deployments} == {"sample", "commoncrawl", "stage"}
+        assert {d["name"] for d in deployments} == {"sample", "commoncrawl", "stage", "export"}
 
         first = _run_deployment(env, "crawl2model/sample", {"config": _config([])})
         run = _wait(api, first)
@@ -150,6 +150,13 @@ def test_deployments_run_through_a_real_server_and_worker(tmp_path):
         assert dict(rows) == dict.fromkeys(["filter", "dedup", "mix", "tokenize", "train", "evaluate"], False)
         _, rows = Catalog(work).query("select count(*) from runs where status = 'completed'")
         assert rows[0][0] == 2
+        # The export deployment after a run: the second run's token shards as a Megatron dataset.
+        exported = tmp_path / "megatron"
+        third = _run_deployment(env, "crawl2model-export/export", {"config": changed, "out": str(exported)})
+        assert _wait(api, third)["state"]["type"] == "COMPLETED", (tmp_path / "serve.log").read_text()[-4000:]
+        assert (exported / "export.json").exists() and (exported / "train_text_document.idx").exists()
+        _, rows = Catalog(work).query("select format, stage from exports")
+        assert rows == [("megatron", "tokenize")]
         # SIGTERM to `serve` alone (as `kill PID` does): server and worker stop, exit 0, within 10 s.
         serve = psutil.Process(int((tmp_path / "serve.pid").read_text()))
         children = serve.children(recursive=True)

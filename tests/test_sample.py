@@ -1,6 +1,7 @@
 import hashlib
 import json
 from collections import Counter
+from pathlib import Path
 
 from tasks.sample.planted import CASES
 from tasks.sample.warc import write_sample
@@ -47,6 +48,24 @@ def test_sample_does_not_depend_on_what_the_process_imported(tmp_path, small_sam
     patched = tmp_path / "patched"
     write_sample(patched, n_pages=400, planted=8, seed=3, n_files=2)
     assert _digests(patched) == _digests(small_sample)
+
+
+def test_sample_ignores_vendored_distributions_a_later_import_puts_on_sys_path(tmp_path, monkeypatch):
+    """Importing megatron-core (through torch's setuptools helpers) appends setuptools/_vendor to
+    sys.path; its bundled tomli then joined the sample's package descriptions: other pages in CI."""
+    import sys
+
+    import setuptools
+
+    from tasks.sample.sources import distribution_readmes
+
+    vendor = str(Path(setuptools.__file__).parent / "_vendor")
+    assert any(Path(vendor).glob("tomli-*.dist-info"))  # what the import exposes
+    clean = [p for p in sys.path if "_vendor" not in Path(p).parts]
+    monkeypatch.setattr(sys, "path", clean)
+    before = distribution_readmes()
+    monkeypatch.setattr(sys, "path", [*clean, vendor])
+    assert distribution_readmes() == before
 
 
 def test_sample_without_the_truncated_record(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from storage.section import Section
 
@@ -13,6 +13,10 @@ from storage.section import Section
 class ExportError(ValueError):
     """An export that cannot be made as asked (wrong stage for the format, a directory in use, a
     library the format needs not installed)."""
+
+
+class UnknownFormat(ExportError):
+    """A format name that is not in tasks/export/formats.py (a usage error: exit code 2)."""
 
 
 def require(module: str, fmt: str) -> None:
@@ -35,12 +39,3 @@ class ExportConfig(Section):
     # Uncompressed text per document shard; the sample's documents fit in one.
     shard_bytes: int = Field(256 << 20, ge=1 << 10, description="text bytes per document shard")
     splits: list[Literal["train", "val"]] = Field(default_factory=lambda: ["train", "val"])
-
-    @field_validator("format")
-    @classmethod
-    def _known_format(cls, name: str) -> str:
-        from tasks.export.formats import FORMATS  # here: the formats' writers import this module
-
-        if name not in FORMATS:
-            raise ValueError(f"unknown format {name!r}; formats: {', '.join(FORMATS)}")
-        return name

@@ -9,7 +9,7 @@ from typing import Any
 
 from storage.section import config_json
 from storage.shards import atomic_write_json, describe_file, read_json
-from tasks.export.config import ExportConfig, ExportError, require
+from tasks.export.config import ExportConfig, ExportError, UnknownFormat, require
 from tasks.export.formats import FORMATS, ExportFormat
 from tasks.stage import StageInput
 
@@ -18,6 +18,8 @@ KEY_FILE = Path("_state") / "key.json"
 
 
 def check(cfg: ExportConfig) -> ExportFormat:
+    if cfg.format not in FORMATS:
+        raise UnknownFormat(f"unknown format {cfg.format!r}; formats: {', '.join(FORMATS)}")
     fmt = FORMATS[cfg.format]
     if cfg.stage not in fmt.stages:
         raise ExportError(f"format {cfg.format} exports the output of {' or '.join(fmt.stages)}, not {cfg.stage}")

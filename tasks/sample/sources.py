@@ -109,21 +109,27 @@ def collect_stdlib_docstrings() -> list[tuple[str, list[str]]]:
     return docs
 
 
-def dependency_closure(root: str = "crawl2model") -> list[str]:
-    """The distributions `root` needs (transitively, extras left out): on every install of the project.
+def installed(name: str) -> importlib.metadata.Distribution | None:
+    """The installed distribution, looked up on sys.path without vendored trees: importing setuptools
+    (torch's C++ extension helpers do) appends `setuptools/_vendor`, whose bundled copies (tomli,
+    ...) would otherwise join the sample after such an import and not before."""
+    path = [p for p in sys.path if "_vendor" not in Path(p).parts]
+    return next(iter(importlib.metadata.distributions(name=name, path=path)), None)
 
-    Using only these keeps the sample from changing when unrelated packages are installed.
-    """
+
+def dependency_closure(root: str = "crawl2model") -> list[str]:
+    """The distributions `root` needs (transitively, extras left out, environment markers evaluated):
+    on every install of the project. Using only these keeps the sample from changing when unrelated
+    packages are installed or imported."""
+    from packaging.requirements import Requirement
+
     seen: set[str] = set()
     todo = [root]
     while todo:
-        name = todo.pop()
-        try:
-            requires = importlib.metadata.requires(name) or []
-        except importlib.metadata.PackageNotFoundError:
-            continue
-        for req in requires:
-            if "extra ==" in req:
+        dist = installed(todo.pop())
+        for req in (dist.requires or []) if dist else []:
+            marker = Requirement(req).marker
+            if "extra ==" in req or (marker is not None and not marker.evaluate({"extra": ""})):
                 continue
             dep = re.split(r"[\s;<>=!~\[(]", req, maxsplit=1)[0].lower().replace("_", "-")
             if dep and dep not in seen:
@@ -135,9 +141,7 @@ def dependency_closure(root: str = "crawl2model") -> list[str]:
 def distribution_readmes() -> list[tuple[str, list[str]]]:
     docs = []
     for name in dependency_closure():
-        try:
-            dist = importlib.metadata.distribution(name)
-        except importlib.metadata.PackageNotFoundError:
+        if (dist := installed(name)) is None:
             continue
         text = dist.metadata.get_payload() or dist.metadata.get("Description") or ""
         paras = [p for p in paragraphs_of(text) if not p.startswith((".. ", "[![", "|", "<"))]
