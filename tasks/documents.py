@@ -64,7 +64,12 @@ def removed_row(doc: dict[str, Any], stage: str, rule: str, value: float | None,
 
 
 # Columns each stage adds; a stage's schema is the base plus every earlier stage's additions.
-FILTER_COLUMNS = [pa.field("quality_score", pa.float64())]
+FILTER_COLUMNS = [
+    pa.field("quality_score", pa.float64()),
+    # Every classifier's score by name, and the best of their percentile buckets (0 = lowest).
+    pa.field("quality_scores", pa.map_(pa.string(), pa.float64())),
+    pa.field("quality_bucket", pa.int32()),
+]
 DEDUP_COLUMNS = [*FILTER_COLUMNS, pa.field("dup_cluster", pa.string()), pa.field("dup_cluster_size", pa.int64())]
 MIX_COLUMNS = [
     *DEDUP_COLUMNS,

@@ -17,9 +17,10 @@ import duckdb
 from storage.catalog import Catalog, create_artifact_views
 from tasks.config import PipelineConfig
 from tasks.filter.annotate import AnswerCache, text_hash
+from tasks.filter.classifiers import load_prepared
 from tasks.filter.judge import load_template
 from tasks.filter.rules import measure_all
-from tasks.filter.stage import build_rules, with_model_label
+from tasks.filter.stage import build_rules
 from tasks.registry import STAGES
 from tasks.stage import workdir_cache
 
@@ -58,16 +59,6 @@ def _filter_output(con: duckdb.DuckDBPyConnection) -> Path | None:
     return Path(out[0]) if out else None
 
 
-def _quality_model(out: Path | None) -> tuple[str | None, dict[str, Any]]:
-    """The latest completed filter output's classifier and its facts (threshold, label), if there is one."""
-    if out is None:
-        return None, {}
-    model, facts = out / "quality_model.bin", out / "quality_model.json"
-    if not (model.exists() and facts.exists()):
-        return None, {}
-    return str(model), json.loads(facts.read_text())
-
-
 def _judge_entry(cfg: Any, out: Path, text: str) -> dict[str, Any] | None:
     """The LLM judge's cached score for this document, when it was one of the annotated sample."""
     annotate = cfg.quality.annotate
@@ -85,10 +76,8 @@ def _filter_rules(con: duckdb.DuckDBPyConnection, doc: dict[str, Any]) -> list[d
     through the same rule walk the filter stage uses (`measure_all`), without stopping at a failure;
     the judge's score beside the classifier's where the document was annotated."""
     cfg, out = _latest_filter_config(con), _filter_output(con)
-    model_path, facts = _quality_model(out) if cfg.quality.enabled else (None, {})
-    cfg = cfg.model_copy(update={"quality": with_model_label(cfg.quality, facts)})
     edits: Counter = Counter()
-    rules_run = build_rules(cfg, model_path, facts.get("quality_threshold", 0.0))
+    rules_run = build_rules(cfg, load_prepared(cfg, out) if out is not None else [])
     taken = measure_all(dict(doc), rules_run, edits, stop_at_failure=False)
     rules = [{"rule": m.rule, "value": m.value, "passed": m.passed, "threshold": m.describe_threshold(),
               "detail": m.detail} for m in taken]  # fmt: skip

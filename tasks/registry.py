@@ -41,7 +41,7 @@ BUILTIN_STAGES: tuple[StageSpec, ...] = (
     StageSpec("extract", ("acquire",), ExtractConfig, "4", extract.run),
     # Evaluation text pinned at the extract boundary: the same for every curation downstream.
     StageSpec("yardstick", ("extract",), YardstickConfig, "1", yardstick.run),
-    StageSpec("filter", ("extract",), FilterConfig, "3", filter_.run),
+    StageSpec("filter", ("extract",), FilterConfig, "4", filter_.run),
     StageSpec("dedup", ("filter",), DedupConfig, "4", dedup.run),
     StageSpec("mix", ("dedup", "yardstick"), MixConfig, "3", mix.run),
     StageSpec("tokenize", ("mix", "yardstick"), TokenizeConfig, "5", tokenize.run),

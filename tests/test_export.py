@@ -74,6 +74,7 @@ def test_jsonl_is_read_by_datatrove_with_the_same_documents_and_metadata(work, t
         assert doc.metadata["url"] == row["url"] and doc.metadata["language"] == row["lang"]
         assert doc.metadata["domain"] == row["domain"] and doc.metadata["source"] == "crawl2model/mix"
         assert doc.metadata["quality_score"] == pytest.approx(row["quality_score"])
+        assert doc.metadata["quality_scores"] == dict(row["quality_scores"])  # the map column as an object
 
 
 def test_hf_datasets_parquet_loads_with_datasets(work, tmp_path):
@@ -86,6 +87,8 @@ def test_hf_datasets_parquet_loads_with_datasets(work, tmp_path):
     assert sorted(loaded["id"]) == sorted(ours)
     by_id = {r["id"]: r for r in loaded}
     assert all(by_id[i]["text"] == row["text"] and by_id[i]["crawl"] == row["crawl"] for i, row in ours.items())
+    assert all({p["key"]: p["value"] for p in by_id[i]["quality_scores"]} == dict(row["quality_scores"])
+               for i, row in ours.items())  # fmt: skip
 
 
 def test_megatron_indexed_dataset_matches_our_tokens_and_documents(work, tmp_path):

@@ -179,9 +179,9 @@ def _shard(tmp_path, rows):
 
 
 def test_quality_classifier_reports_heldout_accuracy_and_can_keep_a_top_fraction(tmp_path):
+    from tasks.filter.classifiers import prepare_classifier
     from tasks.filter.config import QualityClassifierConfig
     from tasks.filter.quality import quality_score
-    from tasks.filter.stage import prepare_classifier
 
     # Web-like negatives: navigation and shop text, unlike the reference prose.
     web = [

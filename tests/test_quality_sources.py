@@ -17,10 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from tasks.fasttext_training import train_and_save
+from tasks.filter.classifiers import prepare_classifier
 from tasks.filter.config import QualityClassifierConfig
 from tasks.filter.quality import reference_texts, score_text
 from tasks.filter.remote import PinMismatch
-from tasks.filter.stage import prepare_classifier
 from tests.conftest import prose
 
 FAST = {"retries": 1, "backoff_s": 0.01, "backoff_max_s": 0.05}
@@ -90,7 +90,7 @@ def test_a_missing_local_reference_file_is_a_config_error(tmp_path):
         QualityClassifierConfig(reference_paths=[str(tmp_path / "nope.txt")])
 
 
-def _published_model(tmp_path: Path, labels: tuple[str, str]) -> Path:
+def published_model(tmp_path: Path, labels: tuple[str, str]) -> Path:
     """A DCLM-shaped fastText model: labels[0] on reference prose, labels[1] on shop text."""
     good = prose(60).split("\n\n")
     bad = [" ".join(f"buy item{(i * j) % 40} cheap deal click" for j in range(15)) for i in range(60)]
@@ -115,7 +115,7 @@ def _docs(tmp_path: Path) -> str:
 
 def test_published_classifier_by_url_is_fetched_once_with_its_positive_label_found(host, tmp_path):
     root, server = host
-    model = _published_model(root, ("__label__hq", "__label__cc"))
+    model = published_model(root, ("__label__hq", "__label__cc"))
     url = f"{server.url}/{model.name}"
     cfg = QualityClassifierConfig.model_validate({"model_url": url, "sha256": sha(model), "download": FAST})
     outputs = tmp_path / "work" / "artifacts" / "filter"  # two filter outputs of one workdir: one cache
@@ -134,7 +134,7 @@ def test_published_classifier_by_url_is_fetched_once_with_its_positive_label_fou
 
 def test_ambiguous_labels_are_a_clear_error_unless_the_label_is_named(host, tmp_path):
     root, server = host
-    model = _published_model(root, ("__label__keep", "__label__drop"))
+    model = published_model(root, ("__label__keep", "__label__drop"))
     base = {"model_url": f"{server.url}/{model.name}", "download": FAST}
     with pytest.raises(ValueError, match=r"\['__label__keep', '__label__drop'\]|\['__label__drop', '__label__keep'\]"):
         prepare_classifier([_docs(tmp_path)], QualityClassifierConfig.model_validate(base), tmp_path / "a")

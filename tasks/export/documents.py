@@ -29,7 +29,14 @@ RENAMED = {"lang": "language", "lang_score": "language_score"}
 def metadata(row: dict[str, Any]) -> dict[str, Any]:
     """Every column besides id and text: url, crawl, language, quality scores, domain, ... as the
     stage wrote them (a stage that adds a score column adds it here without a change)."""
-    return {RENAMED.get(k, k): v for k, v in row.items() if k not in ("doc_id", "text")}
+    return {RENAMED.get(k, k): _plain(v) for k, v in row.items() if k not in ("doc_id", "text")}
+
+
+def _plain(value: Any) -> Any:
+    """A map column (Arrow gives [(key, value), ...], e.g. quality_scores) as a JSON object."""
+    if isinstance(value, list) and value and all(isinstance(p, tuple) and len(p) == 2 for p in value):
+        return dict(value)
+    return value
 
 
 def write_jsonl_gz(table: pa.Table, source: str, path: Path) -> None:
@@ -49,6 +56,12 @@ def write_jsonl_gz(table: pa.Table, source: str, path: Path) -> None:
 def write_hf_parquet(table: pa.Table, source: str, path: Path) -> None:
     """Flat columns (id, text, source, then the metadata), the input's types kept: every shard has
     the same schema, which `datasets` requires."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_map(field.type):  # `datasets` has no map type: a list of {key, value} instead
+            items = table.column(i).combine_chunks()
+            as_list = pa.ListArray.from_arrays(items.offsets, pa.StructArray.from_arrays(
+                [items.keys, items.items], names=["key", "value"]), mask=items.is_null())  # fmt: skip
+            table = table.set_column(i, field.name, as_list)
     names = [{"doc_id": "id"}.get(n, RENAMED.get(n, n)) for n in table.column_names]
     table = table.rename_columns(names)
     table = table.add_column(2, "source", pa.array([source] * table.num_rows, pa.string()))

@@ -61,6 +61,7 @@ class ReferenceSource(Section):
 
 
 class QualityClassifierConfig(Section):
+    name: str = Field("quality", pattern=r"^[a-z][a-z0-9_]*$", description="the classifier's key in quality_scores")
     enabled: bool = True
     min_score: float = Field(0.01, ge=0.0, le=1.0, description="P(reference-like) below this is removed")
     reference_paths: list[ReferenceSource] = Field(
@@ -121,5 +122,22 @@ class FilterConfig(Section):
     c4: C4Config = Field(default_factory=C4Config)
     fineweb: FineWebConfig = Field(default_factory=FineWebConfig)
     quality: QualityClassifierConfig = Field(default_factory=QualityClassifierConfig)
+    # An ensemble (Nemotron-CC): more classifiers beside `quality`, each scored into quality_scores;
+    # every one's threshold applies, and the bucket is the best of their percentile buckets.
+    more_classifiers: list[QualityClassifierConfig] = Field(default_factory=list)
+    quality_buckets: int = Field(20, ge=2, le=100, description="quality_bucket runs 0..n-1 by percentile rank")
     redact_pii: bool = True
     workers: int = Field(2, ge=1, le=256)
+
+    def classifiers(self) -> list[QualityClassifierConfig]:
+        """Every enabled classifier, `quality` first."""
+        return [c for c in (self.quality, *self.more_classifiers) if c.enabled]
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> FilterConfig:
+        names = [c.name for c in (self.quality, *self.more_classifiers)]
+        if self.quality.name != "quality":
+            raise ValueError("filter.quality is the primary classifier and keeps the name 'quality'")
+        if len(set(names)) != len(names):
+            raise ValueError(f"classifier names must differ: {names} (set more_classifiers[i].name)")
+        return self

@@ -102,20 +102,30 @@ def train_classifier(
     return info
 
 
-def score_threshold(
-    model_path: str, doc_paths: list[str], cfg: QualityClassifierConfig, fixed: float, sample: int = 5000
-) -> float:
-    """The score above which `keep_top_fraction` of documents lie, from a hash-chosen sample
-    (`fixed` when no fraction is set, or no document to rank)."""
-    if cfg.keep_top_fraction is None:
-        return fixed
+def sample_scores(
+    model_path: str, doc_paths: list[str], cfg: QualityClassifierConfig, sample: int = 5000
+) -> list[float]:
+    """Scores of a hash-chosen sample of up to `sample` documents, highest first: the classifier's
+    distribution, for its keep threshold and its percentile buckets."""
     ranked = sorted(
         (unit_interval(cfg.seed, "top", row["doc_id"]), row["text"]) for row in iter_rows(doc_paths, ["doc_id", "text"])
     )[:sample]
-    scores = sorted((score_text(model_path, text, cfg) for _, text in ranked), reverse=True)
-    if not scores:
+    return sorted((score_text(model_path, text, cfg) for _, text in ranked), reverse=True)
+
+
+def score_threshold(scores: list[float], cfg: QualityClassifierConfig, fixed: float) -> float:
+    """The score above which `keep_top_fraction` of the sampled documents lie (`fixed` when no
+    fraction is set, or no document to rank)."""
+    if cfg.keep_top_fraction is None or not scores:
         return fixed
     return scores[min(len(scores) - 1, max(0, round(len(scores) * cfg.keep_top_fraction) - 1))]
+
+
+def bucket_edges(scores: list[float], buckets: int) -> list[float]:
+    """`buckets - 1` ascending cut points at the sample's percentiles: bucket k holds the k-th of
+    `buckets` equal shares, 0 the lowest scores (Nemotron-CC's percentile buckets)."""
+    ascending = scores[::-1]
+    return [ascending[len(ascending) * k // buckets] for k in range(1, buckets)] if ascending else []
 
 
 @functools.cache

@@ -6,19 +6,16 @@ quality score and have their PII replaced by typed placeholders.
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from storage.fingerprint import file_sha256
-from storage.shards import atomic_write_json, iter_rows, read_json
+from storage.shards import iter_rows
 from tasks.documents import FILTER_COLUMNS, ShardWriter, count_words, removed_row
-from tasks.filter.annotated import keep_threshold, train_on_annotations
-from tasks.filter.config import FilterConfig, QualityClassifierConfig
-from tasks.filter.quality import positive_label, score_threshold, train_classifier
-from tasks.filter.remote import fetch_pinned
+from tasks.filter.classifiers import prepare_all
+from tasks.filter.config import FilterConfig
+from tasks.filter.ensemble import PreparedClassifier, scores_and_bucket
 from tasks.filter.rules import Rule, failure_in, measure_all
 from tasks.filter.rules.c4 import C4Filter
 from tasks.filter.rules.fineweb import FineWebQuality
@@ -26,7 +23,7 @@ from tasks.filter.rules.gopher import GopherQuality, GopherRepetition
 from tasks.filter.rules.pii import PiiRedaction
 from tasks.filter.rules.quality import QualityClassifier
 from tasks.filter.rules.url import UrlFilter, read_blocklist
-from tasks.stage import StageInput, StageOutcome, map_shards, sum_stats, workdir_cache
+from tasks.stage import StageInput, StageOutcome, map_shards, sum_stats
 
 STAGE = "filter"
 
@@ -38,9 +35,9 @@ def build_url_filter(cfg: FilterConfig) -> UrlFilter:
     return UrlFilter(domains, cfg.banned_url_words)
 
 
-def build_rules(cfg: FilterConfig, model_path: str | None = None, threshold: float = 0.0) -> list[Rule]:
+def build_rules(cfg: FilterConfig, classifiers: list[PreparedClassifier] = ()) -> list[Rule]:
     """The rule sets in the order they run (FineWeb's order: URL, Gopher, C4, FineWeb), then the
-    quality classifier when there is a model, then PII redaction on what is kept; none when switched off."""
+    quality classifiers, then PII redaction on what is kept; none when switched off."""
     if not cfg.enabled:
         return []
     rules: list[Rule] = [
@@ -52,8 +49,7 @@ def build_rules(cfg: FilterConfig, model_path: str | None = None, threshold: flo
         rules.append(C4Filter(cfg.c4))
     if cfg.fineweb.enabled:
         rules.append(FineWebQuality(cfg.fineweb))
-    if model_path is not None:
-        rules.append(QualityClassifier(model_path, threshold, cfg.quality))
+    rules += [QualityClassifier(c) for c in classifiers]
     if cfg.redact_pii:
         rules.append(PiiRedaction())
     return rules
@@ -61,73 +57,39 @@ def build_rules(cfg: FilterConfig, model_path: str | None = None, threshold: flo
 
 @dataclass(frozen=True)
 class FilterShard:
-    """What each filter shard needs: the config and the quality model trained before the shards run."""
+    """What each filter shard needs: the config and the classifiers prepared before the shards run."""
 
     cfg: FilterConfig
-    model_path: str | None
-    threshold: float
+    classifiers: list[PreparedClassifier]
 
 
 def process_shard(in_path: str, out: Path, params: FilterShard, index: int) -> dict[str, Any]:
-    rules = build_rules(params.cfg, params.model_path, params.threshold)
+    rules = build_rules(params.cfg, params.classifiers)
     shard = ShardWriter(out, index, FILTER_COLUMNS)  # streamed in and out: one row group in memory
     stats = Counter(dict.fromkeys(PiiRedaction.counters, 0))
     for doc in iter_rows([in_path]):
         doc["quality_score"] = None
-        if failed := failure_in(measure_all(doc, rules, stats)):
+        taken = measure_all(doc, rules, stats)
+        if failed := failure_in(taken):
             shard.remove(removed_row(doc, STAGE, failed.rule, failed.value))
             continue
+        doc["quality_scores"], doc["quality_bucket"] = scores_and_bucket(taken, params.classifiers)
         doc["n_chars"], doc["n_words"] = len(doc["text"]), count_words(doc["text"])
         shard.keep(doc)
     return {**stats, **shard.close()}
 
 
-def given_model(cfg: QualityClassifierConfig, model_file: Path, downloads: Path) -> dict[str, Any]:
-    """The user's classifier (a path, or a URL fetched once and pinned), with the label meaning good."""
-    source = cfg.model_path or fetch_pinned(cfg.model_url, cfg.sha256, downloads, cfg.download)
-    shutil.copyfile(source, model_file)
-    label = positive_label(str(model_file), cfg)
-    where = {"quality_model_path": cfg.model_path} if cfg.model_path else {"quality_model_url": cfg.model_url}
-    return {"quality_model": "user" if cfg.model_path else "url", "quality_positive_label": label,
-            "quality_model_sha256": file_sha256(str(model_file)), **where}  # fmt: skip
-
-
-def _make_model(docs: list[str], cfg: QualityClassifierConfig, model_file: Path, out: Path) -> dict[str, Any]:
-    if cfg.model_path or cfg.model_url:
-        return given_model(cfg, model_file, workdir_cache(out, "downloads"))
-    if cfg.annotate is not None:
-        judged = train_on_annotations(docs, cfg, model_file, workdir_cache(out, "annotations"))
-        return {"quality_model": "judge", **judged}
-    return {"quality_model": "trained", **train_classifier(docs, cfg, model_file, workdir_cache(out, "downloads"))}
-
-
-def with_model_label(cfg: QualityClassifierConfig, info: dict[str, Any]) -> QualityClassifierConfig:
-    """The config the scorer uses: a published model's positive label as found in the model."""
-    label = info.get("quality_positive_label", cfg.positive_label)
-    return cfg.model_copy(update={"positive_label": label})
-
-
-def prepare_classifier(docs: list[str], cfg: QualityClassifierConfig, out: Path) -> tuple[str, dict[str, Any]]:
-    """Train the quality model (or take the user's) into `out`, with its facts beside it."""
-    model_file, info_file = out / "quality_model.bin", out / "quality_model.json"
-    if not info_file.exists():  # a resumed run keeps the model it already trained
-        info = _make_model(docs, cfg, model_file, out)
-        fixed = keep_threshold(cfg.annotate) if info["quality_model"] == "judge" else cfg.min_score
-        info["quality_threshold"] = score_threshold(str(model_file), docs, with_model_label(cfg, info), fixed)
-        atomic_write_json(info_file, info)
-    return str(model_file), read_json(info_file)
-
-
 def run(inputs: dict[str, StageInput], cfg: FilterConfig, out: Path) -> StageOutcome:
     docs = inputs["extract"].files("docs")
-    model_path, info = None, {}
-    if cfg.enabled and cfg.quality.enabled:
-        model_path, info = prepare_classifier(docs, cfg.quality, out)
-        cfg = cfg.model_copy(update={"quality": with_model_label(cfg.quality, info)})
-    params = FilterShard(cfg, model_path, info.get("quality_threshold", cfg.quality.min_score))
+    classifiers, info = prepare_all(docs, cfg, out) if cfg.enabled else ([], {})
+    params = FilterShard(cfg, classifiers)
     stats = sum_stats(map_shards(process_shard, docs, out, params, workers=cfg.workers, label="filter"))
     outcome = StageOutcome(stats["docs_in"], stats["docs_out"], stats["docs_removed"], info=info)
     for name, value in sorted({**stats, **info}.items()):
         if isinstance(value, int | float):
             outcome.metric(name, value)
+    for name, facts in info.get("classifiers", {}).items():
+        for key, value in sorted(facts.items()):
+            if isinstance(value, int | float):
+                outcome.metric(f"{name}.{key}", value)
     return outcome

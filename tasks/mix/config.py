@@ -32,6 +32,10 @@ class MixConfig(Section):
     temperature: float = Field(1.0, gt=0.0)
     token_budget: int | None = Field(None, ge=1, description="approximate tokens (chars/4); None = all")
     max_repeats: int = Field(4, ge=1, description="cap on copies of any one document")
+    # Quality buckets (filter's quality_bucket, 0 = lowest) -> a multiplier on the document's copies:
+    # {"0-4": 0, "15-19": 2} drops the bottom quarter and doubles the top (Nemotron-CC), each domain
+    # keeping its token share. Unlisted buckets, and documents without a bucket, count 1.
+    bucket_weights: dict[str, float] = Field(default_factory=dict)
     seed: int = 0
 
     @model_validator(mode="after")
@@ -40,4 +44,18 @@ class MixConfig(Section):
             raise ValueError("mode=weights needs mix.weights")
         if any(w < 0 for w in self.weights.values()):
             raise ValueError("mix.weights must be non-negative")
+        if any(w < 0 for w in self.bucket_weights.values()):
+            raise ValueError("mix.bucket_weights must be non-negative")
+        bucket_ranges(self.bucket_weights)  # a malformed key fails here, at validation
         return self
+
+
+def bucket_ranges(weights: dict[str, float]) -> list[tuple[int, int, float]]:
+    """{"0-4": 0.0, "19": 2.0} -> [(0, 4, 0.0), (19, 19, 2.0)]."""
+    ranges = []
+    for key, weight in weights.items():
+        lo, _, hi = key.partition("-")
+        if not (lo.strip().isdigit() and (not hi or hi.strip().isdigit())):
+            raise ValueError(f"mix.bucket_weights key {key!r}: a bucket (7) or a range (0-4)")
+        ranges.append((int(lo), int(hi or lo), weight))
+    return ranges

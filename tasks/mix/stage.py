@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from storage.fingerprint import unit_interval
 from storage.shards import iter_rows, write_parquet
 from tasks.documents import MIX_COLUMNS, removed_row, write_shard
+from tasks.mix.buckets import document_rate, domain_norms
 from tasks.mix.config import MixConfig
 from tasks.mix.topics import TopicModel, train_topic_model
 from tasks.stage import StageInput, StageOutcome
@@ -98,17 +99,19 @@ def run(inputs: dict[str, StageInput], cfg: MixConfig, out: Path) -> StageOutcom
     if "yardstick" in inputs:
         label_yardstick(inputs, label, out)
     rates = sampling_rates(tokens, cfg) if tokens else {}
+    norms = domain_norms([doc for rows in tables for doc in rows], cfg) if cfg.bucket_weights else {}
     outcome = StageOutcome(docs_in=sum(len(r) for r in tables), docs_out=0, docs_removed=0)
     tokens_after: dict[str, float] = {}
     docs_after: dict[str, int] = {}
     for i, rows in enumerate(tables):
         kept, removed = [], []
         for doc in rows:
-            rate = rates[doc["domain"]]
+            rate = document_rate(doc, rates[doc["domain"]], norms, cfg)
             doc["sample_weight"] = rate
             doc["repeats"] = n = copies(rate, cfg.seed, doc["doc_id"])
             if n == 0:
-                removed.append(removed_row(doc, STAGE, "downsampled", rate, doc["domain"]))
+                reason = "quality_bucket" if rate == 0 and rates[doc["domain"]] > 0 else "downsampled"
+                removed.append(removed_row(doc, STAGE, reason, rate, doc["domain"]))
                 continue
             kept.append(doc)
             tokens_after[doc["domain"]] = tokens_after.get(doc["domain"], 0.0) + n * doc["n_chars"] / CHARS_PER_TOKEN

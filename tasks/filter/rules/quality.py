@@ -1,21 +1,24 @@
-"""The quality classifier as a rule: its score (tasks/filter/quality.py:score_text) against the threshold."""
+"""A quality classifier as a rule: its score (tasks/filter/quality.py:score_text) against its threshold.
+The primary classifier's score is the `quality_score` column; every one's is in `quality_scores`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
-from tasks.filter.config import QualityClassifierConfig
+from tasks.filter.ensemble import PRIMARY, PreparedClassifier, rule_name
 from tasks.filter.quality import score_text
 from tasks.filter.rules import Measurement, Rule, at_least
 
 
 class QualityClassifier(Rule):
     name = "quality_classifier"
-    column = "quality_score"  # kept on every document it scored
 
-    def __init__(self, model_path: str, threshold: float, cfg: QualityClassifierConfig):
-        self.model_path, self.threshold, self.cfg = model_path, threshold, cfg
+    def __init__(self, classifier: PreparedClassifier):
+        self.classifier = classifier
+        self.name = rule_name(classifier.cfg.name)
+        self.column = "quality_score" if classifier.cfg.name == PRIMARY else None
 
     def measure(self, doc: dict[str, Any]) -> Iterator[Measurement]:
-        yield at_least("quality_classifier", score_text(self.model_path, doc["text"], self.cfg), self.threshold)
+        c = self.classifier
+        yield at_least(self.name, score_text(c.model_path, doc["text"], c.cfg), c.threshold)

@@ -1,0 +1,35 @@
+"""Weighting by quality bucket inside each domain: copies scale with the bucket's weight, and each
+domain's weights are normalised so its token share stays what the domain mixture asked for."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from tasks.mix.config import MixConfig, bucket_ranges
+
+
+def bucket_weight(bucket: int | None, ranges: list[tuple[int, int, float]]) -> float:
+    if bucket is None:
+        return 1.0
+    return next((w for lo, hi, w in ranges if lo <= bucket <= hi), 1.0)
+
+
+def domain_norms(docs: list[dict[str, Any]], cfg: MixConfig) -> dict[str, float]:
+    """Per domain: tokens / sum(tokens x bucket weight), so the weighted copies keep its tokens
+    (0 when every document of the domain has weight 0)."""
+    ranges = bucket_ranges(cfg.bucket_weights)
+    plain: dict[str, float] = defaultdict(float)
+    weighted: dict[str, float] = defaultdict(float)
+    for doc in docs:
+        plain[doc["domain"]] += doc["n_chars"]
+        weighted[doc["domain"]] += doc["n_chars"] * bucket_weight(doc.get("quality_bucket"), ranges)
+    return {d: (plain[d] / weighted[d] if weighted[d] else 0.0) for d in plain}
+
+
+def document_rate(doc: dict[str, Any], domain_rate: float, norms: dict[str, float], cfg: MixConfig) -> float:
+    """Copies of this document: the domain's rate, times its bucket's normalised weight, capped."""
+    if not cfg.bucket_weights:
+        return domain_rate
+    weight = bucket_weight(doc.get("quality_bucket"), bucket_ranges(cfg.bucket_weights))
+    return min(domain_rate * weight * norms[doc["domain"]], float(cfg.max_repeats))
