@@ -17,6 +17,13 @@ MODEL_PRESETS: dict[str, tuple[int, int, int]] = {
 }
 
 
+class AnnealConfig(Section):
+    """The last `fraction` of steps train on tokenize's `anneal` split (the mixture `mix.anneal` picks:
+    top quality buckets, named domains), at the schedule's decaying learning rate."""
+
+    fraction: float = Field(0.0, ge=0.0, lt=1.0, description="0 = no annealing phase")
+
+
 class TrainConfig(Section):
     preset: Literal["tiny", "small", "124m", "350m"] | None = Field(
         None, description="model size; n_layer/n_head/n_embd given explicitly win over the preset"
@@ -36,6 +43,7 @@ class TrainConfig(Section):
     # steps (MiniCPM, Hägele et al. 2024): the stable phase can be extended or branched from.
     schedule: Literal["cosine", "wsd"] = "cosine"
     decay_fraction: float = Field(0.2, gt=0.0, le=1.0, description="wsd: share of steps spent decaying")
+    anneal: AnnealConfig = Field(default_factory=AnnealConfig)
     warmup_steps: int = Field(40, ge=0)
     weight_decay: float = Field(0.1, ge=0.0)
     grad_clip: float = Field(1.0, gt=0.0)

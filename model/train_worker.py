@@ -30,7 +30,8 @@ def main(spec_path: str) -> None:
             f.write(json.dumps(entry) + "\n")
 
     try:
-        result = train(spec["files"], GPTConfig(**spec["model"]), cfg, out, on_log, ctx, spec.get("val_files"))
+        result = train(spec["files"], GPTConfig(**spec["model"]), cfg, out, on_log, ctx, spec.get("val_files"),
+                       spec.get("anneal_files"))  # fmt: skip
         if ctx.is_main:
             atomic_write_json(out / "_state" / "train_result.json", result)
     finally:

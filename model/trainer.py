@@ -140,7 +140,7 @@ class Trainer:
 
     def __init__(self, train_files: list[str], model_cfg: GPTConfig, cfg: TrainConfig, out: Path,
                  on_log: Callable[[dict[str, float]], None] | None, ctx: DistContext,
-                 val_files: list[str] | None = None):  # fmt: skip
+                 val_files: list[str] | None = None, anneal_files: list[str] | None = None):  # fmt: skip
         self.cfg, self.model_cfg, self.ctx, self.on_log = cfg, model_cfg, ctx, on_log
         self.device = device = ctx.device
         if cfg.threads:
@@ -153,6 +153,10 @@ class Trainer:
         self.model = wrap(self.raw, cfg.strategy, ctx)
         self.optimizer = make_optimizer(self.model, cfg, device)
         self.loader = TokenLoader(train_files, cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
+        # Annealing: from `anneal_start` on, batches come from the anneal split (its own position).
+        self.anneal_start = cfg.max_steps - round(cfg.max_steps * cfg.anneal.fraction)
+        self.anneal_loader = (TokenLoader(anneal_files, cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
+                              if anneal_files and cfg.anneal.fraction > 0 else None)  # fmt: skip
         self.spikes = SpikeDetector(cfg.spike_factor, max(cfg.warmup_steps, 10))
         self.accum = grad_accum_steps(cfg, model_cfg.seq_len, ctx.world_size)
         self.out, self.ckpt_dir = out, out / "checkpoints"
@@ -168,6 +172,8 @@ class Trainer:
         set_state_dict(self.model, self.optimizer, model_state_dict=state["model"],
                        optim_state_dict=state["optimizer"], options=StateDictOptions(full_state_dict=True))  # fmt: skip
         self.loader.load_state_dict(state["loader"])
+        if self.anneal_loader is not None and "anneal_loader" in state:
+            self.anneal_loader.load_state_dict(state["anneal_loader"])
         self.spikes.load_state_dict(state["spikes"])
         restore_rng(state, self.ctx)
         self.start_step, self.history = state["step"], state["history"]
@@ -193,6 +199,7 @@ class Trainer:
         if self.ctx.is_main:
             save_atomic(self.ckpt_dir / f"step-{step:07d}.pt", {
                 "model": msd, "optimizer": osd, "loader": self.loader.state_dict(),
+                **({"anneal_loader": self.anneal_loader.state_dict()} if self.anneal_loader else {}),
                 "spikes": self.spikes.state_dict(), **rng_state(self.device), "step": step, "history": self.history,
                 "val_history": self.val_history,
             })  # fmt: skip
@@ -226,11 +233,16 @@ class Trainer:
         if self.on_log and self.ctx.is_main:
             self.on_log(entry)
 
-    def forward_backward(self) -> torch.Tensor:
+    def loader_at(self, step: int) -> TokenLoader:
+        annealing = self.anneal_loader is not None and step >= self.anneal_start
+        return self.anneal_loader if annealing else self.loader
+
+    def forward_backward(self, step: int) -> torch.Tensor:
         """One optimizer step's micro-batches; returns the mean loss (still on the device)."""
         loss_sum = torch.zeros((), device=self.device)
+        loader = self.loader_at(step)
         for micro in range(self.accum):
-            batch = self.loader.next().to(self.device, non_blocking=True)
+            batch = loader.next().to(self.device, non_blocking=True)
             # DDP: all-reduce gradients only on the last micro-batch.
             last = micro == self.accum - 1 or not hasattr(self.model, "no_sync")
             with contextlib.nullcontext() if last else self.model.no_sync():
@@ -245,7 +257,7 @@ class Trainer:
         lr = lr_at(step, cfg)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        loss = self.forward_backward()
+        loss = self.forward_backward(step)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
         self.pending.append((step + 1, lr, loss, grad_norm.detach()))
@@ -294,9 +306,10 @@ def train(
     on_log: Callable[[dict[str, float]], None] | None = None,
     ctx: DistContext | None = None,
     val_files: list[str] | None = None,
+    anneal_files: list[str] | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) to `cfg.max_steps`; checkpoints, then the final model, under `out`."""
-    trainer = Trainer(train_files, model_cfg, cfg, out, on_log, ctx or setup(cfg.device), val_files)
+    trainer = Trainer(train_files, model_cfg, cfg, out, on_log, ctx or setup(cfg.device), val_files, anneal_files)
     trainer.resume()
     trainer.prepare_steps()
     trainer.model.train()

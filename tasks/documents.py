@@ -76,6 +76,7 @@ MIX_COLUMNS = [
     pa.field("domain", pa.string()),
     pa.field("sample_weight", pa.float64()),
     pa.field("repeats", pa.int64()),
+    pa.field("anneal_repeats", pa.int64()),  # copies in the anneal mixture (mix.anneal), 0 = none
 ]
 
 

@@ -159,6 +159,10 @@ RECIPES: dict[str, dict[str, Any]] = {
     "classifier": {"dedup.enabled": False, "mix.mode": "natural"},
     "dedup": {"mix.mode": "natural"},
     "full": {},  # the configured pipeline, mixture included
+    # Annealing at equal compute: `wsd` is the baseline schedule; `anneal` spends its decay (the last
+    # 20% of steps) on the top half of the quality buckets.
+    "wsd": {"train.schedule": "wsd"},
+    "anneal": {"train.schedule": "wsd", "mix.anneal": {"min_bucket": 10}, "train.anneal.fraction": 0.2},
 }
 
 

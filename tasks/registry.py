@@ -43,8 +43,8 @@ BUILTIN_STAGES: tuple[StageSpec, ...] = (
     StageSpec("yardstick", ("extract",), YardstickConfig, "1", yardstick.run),
     StageSpec("filter", ("extract",), FilterConfig, "4", filter_.run),
     StageSpec("dedup", ("filter",), DedupConfig, "4", dedup.run),
-    StageSpec("mix", ("dedup", "yardstick"), MixConfig, "3", mix.run),
-    StageSpec("tokenize", ("mix", "yardstick"), TokenizeConfig, "5", tokenize.run),
+    StageSpec("mix", ("dedup", "yardstick"), MixConfig, "4", mix.run),
+    StageSpec("tokenize", ("mix", "yardstick"), TokenizeConfig, "6", tokenize.run),
     StageSpec("train", ("tokenize",), TrainConfig, "2", train.run),
     # evaluate reads every earlier output: the funnel and the planted-case scores span them all.
     StageSpec(

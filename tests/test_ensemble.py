@@ -77,3 +77,30 @@ def test_two_classifiers_give_every_score_a_best_bucket_and_mix_drops_the_bottom
     [history] = json.loads(invoke("explain", doc_id, "--json", "--workdir", str(work)))
     rules = {r["rule"] for s in history["stages"] for r in s.get("rules", [])}
     assert {"quality_classifier", "quality_classifier.dclm_like"} <= rules
+
+
+@pytest.mark.slow
+def test_an_anneal_mixture_becomes_its_own_split_and_the_last_steps_train_on_it(tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from tasks.experiments import recipe_overrides
+
+    work = tmp_path / "work"
+    anneal = [a for item in recipe_overrides("anneal", 0) for a in ("--set", item)]
+    invoke("run", "--workdir", str(work), *TINY_RUN_SETS, *anneal)
+    tokenize = next(work.glob("artifacts/tokenize/*/manifest.json")).parent
+    metrics = {m["name"]: m["value"] for m in json.loads((tokenize / "manifest.json").read_text())["metrics"]}
+    assert metrics["anneal_rows"] > 16
+    mix = next(work.glob("artifacts/mix/*/manifest.json")).parent
+    docs = {r["doc_id"]: r for f in (mix / "docs").glob("*.parquet") for r in pq.read_table(f).to_pylist()}
+    anneal_ids = {d for f in (tokenize / "tokens").glob("anneal-*.parquet")
+                  for ids in pq.read_table(f, columns=["doc_ids"])[0].to_pylist() for d in ids}  # fmt: skip
+    val_ids = {d for f in (tokenize / "tokens").glob("val-*.parquet")
+               for ids in pq.read_table(f, columns=["doc_ids"])[0].to_pylist() for d in ids}  # fmt: skip
+    assert anneal_ids and not anneal_ids & val_ids  # held-out documents stay held out
+    assert all(docs[d]["quality_bucket"] >= 10 and docs[d]["anneal_repeats"] == 1 for d in anneal_ids)
+    # Asking for annealing without an anneal mixture is a clear error.
+    result = CliRunner().invoke(app, ["run", "--workdir", str(work), *TINY_RUN_SETS,
+                                      "--set", "train.anneal.fraction=0.2"])  # fmt: skip
+    assert result.exit_code != 0 and "set mix.anneal" in result.output + repr(result.exception)

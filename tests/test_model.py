@@ -106,6 +106,51 @@ def test_training_learns_and_resume_is_exact(tmp_path, token_files):
     assert set(state) == {"model", "config"}
 
 
+def test_annealing_reads_the_anneal_split_for_the_last_steps_and_resumes_exactly(tmp_path, token_files):
+    import model.trainer as trainer_module
+
+    # The anneal split: a different rule (each token the previous one minus one), so its batches are known.
+    g = torch.Generator().manual_seed(1)
+    rows = ((torch.randint(0, 64, (64, 1), generator=g) - torch.arange(17)) % 64).tolist()
+    anneal = tmp_path / "anneal-00000.parquet"
+    write_parquet(pa.table({"tokens": pa.array(rows, pa.list_(pa.int32()))}), anneal, row_group_size=32)
+    cfg = CFG.model_copy(update={"anneal": CFG.anneal.model_copy(update={"fraction": 0.25}), "schedule": "wsd"})
+    seen: list[tuple[int, bool]] = []
+    original = trainer_module.Trainer.loader_at
+
+    def spy(self, step):
+        loader = original(self, step)
+        seen.append((step, loader is self.anneal_loader))
+        return loader
+
+    trainer_module.Trainer.loader_at = spy
+    try:
+        full = train(token_files, TINY, cfg, tmp_path / "full", anneal_files=[str(anneal)])["history"]
+    finally:
+        trainer_module.Trainer.loader_at = original
+    assert [a for _, a in seen] == [False] * 30 + [True] * 10  # the last quarter of 40 steps
+    # Killed at the last step (last checkpoint 35, five steps into the anneal phase), resumed: the
+    # anneal split's position comes back with the checkpoint, so every loss is the same.
+    resume_cfg = cfg.model_copy(update={"checkpoint_every": 5})
+    full = train(token_files, TINY, resume_cfg, tmp_path / "full5", anneal_files=[str(anneal)])["history"]
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_40(entry):
+        if entry["step"] == 40:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(token_files, TINY, resume_cfg, tmp_path / "resumed", on_log=kill_at_40, anneal_files=[str(anneal)])
+    assert torch.load(tmp_path / "resumed" / "checkpoints" / "step-0000035.pt", weights_only=True)["anneal_loader"]
+    resumed = train(token_files, TINY, resume_cfg, tmp_path / "resumed", anneal_files=[str(anneal)])["history"]
+    assert [h["loss"] for h in resumed] == [h["loss"] for h in full]
+    plain = train(token_files, TINY, CFG.model_copy(update={"schedule": "wsd"}), tmp_path / "plain")["history"]
+    losses = lambda history: [h["loss"] for h in history]  # noqa: E731
+    assert losses(plain)[:3] == losses(full)[:3] and losses(plain)[-1] != losses(full)[-1]  # same until annealing
+
+
 def test_spikes_are_logged_and_optionally_skipped(tmp_path, token_files, monkeypatch):
     import model.trainer as trainer
 

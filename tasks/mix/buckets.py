@@ -1,12 +1,13 @@
-"""Weighting by quality bucket inside each domain: copies scale with the bucket's weight, and each
-domain's weights are normalised so its token share stays what the domain mixture asked for."""
+"""Weighting by quality bucket inside each domain (copies scale with the bucket's weight; each
+domain's weights normalised so its token share stays what the domain mixture asked for), and the
+anneal mixture's copies."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
 
-from tasks.mix.config import MixConfig, bucket_ranges
+from tasks.mix.config import AnnealMixConfig, MixConfig, bucket_ranges
 
 
 def bucket_weight(bucket: int | None, ranges: list[tuple[int, int, float]]) -> float:
@@ -33,3 +34,12 @@ def document_rate(doc: dict[str, Any], domain_rate: float, norms: dict[str, floa
         return domain_rate
     weight = bucket_weight(doc.get("quality_bucket"), bucket_ranges(cfg.bucket_weights))
     return min(domain_rate * weight * norms[doc["domain"]], float(cfg.max_repeats))
+
+
+def anneal_copies(doc: dict[str, Any], cfg: AnnealMixConfig | None) -> int:
+    """Copies of a kept document in the anneal mixture (0 without one, or when it does not qualify)."""
+    if cfg is None or (cfg.domains is not None and doc["domain"] not in cfg.domains):
+        return 0
+    if cfg.min_bucket is not None and (doc.get("quality_bucket") is None or doc["quality_bucket"] < cfg.min_bucket):
+        return 0
+    return cfg.repeats

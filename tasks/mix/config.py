@@ -9,6 +9,15 @@ from pydantic import Field, model_validator
 from storage.section import ExistingFile, Section
 
 
+class AnnealMixConfig(Section):
+    """The second mixture the last steps of training read (train.anneal.fraction): the documents of
+    the main mixture that pass these, each `repeats` times, tokenized as the `anneal` split."""
+
+    domains: list[str] | None = Field(None, description="only these domains; None = every domain")
+    min_bucket: int | None = Field(None, ge=0, description="only quality_bucket >= this; None = any")
+    repeats: int = Field(1, ge=1, le=16)
+
+
 class MixConfig(Section):
     # domain -> host suffixes or URL substrings; first match wins, unmatched -> default_domain.
     domain_rules: dict[str, list[str]] = Field(
@@ -36,6 +45,7 @@ class MixConfig(Section):
     # {"0-4": 0, "15-19": 2} drops the bottom quarter and doubles the top (Nemotron-CC), each domain
     # keeping its token share. Unlisted buckets, and documents without a bucket, count 1.
     bucket_weights: dict[str, float] = Field(default_factory=dict)
+    anneal: AnnealMixConfig | None = None
     seed: int = 0
 
     @model_validator(mode="after")

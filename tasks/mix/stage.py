@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from storage.fingerprint import unit_interval
 from storage.shards import iter_rows, write_parquet
 from tasks.documents import MIX_COLUMNS, removed_row, write_shard
-from tasks.mix.buckets import document_rate, domain_norms
+from tasks.mix.buckets import anneal_copies, document_rate, domain_norms
 from tasks.mix.config import MixConfig
 from tasks.mix.topics import TopicModel, train_topic_model
 from tasks.stage import StageInput, StageOutcome
@@ -113,6 +113,7 @@ def run(inputs: dict[str, StageInput], cfg: MixConfig, out: Path) -> StageOutcom
                 reason = "quality_bucket" if rate == 0 and rates[doc["domain"]] > 0 else "downsampled"
                 removed.append(removed_row(doc, STAGE, reason, rate, doc["domain"]))
                 continue
+            doc["anneal_repeats"] = anneal_copies(doc, cfg.anneal)
             kept.append(doc)
             tokens_after[doc["domain"]] = tokens_after.get(doc["domain"], 0.0) + n * doc["n_chars"] / CHARS_PER_TOKEN
             docs_after[doc["domain"]] = docs_after.get(doc["domain"], 0) + 1

@@ -109,7 +109,9 @@ def in_val_split(doc_id: str, cfg: TokenizeConfig) -> bool:
 
 
 def run(inputs: dict[str, StageInput], cfg: TokenizeConfig, out: Path) -> StageOutcome:
-    docs = list(iter_rows(inputs["mix"].files("docs"), ["doc_id", "url", "text", "repeats", "domain"]))
+    docs = list(
+        iter_rows(inputs["mix"].files("docs"), ["doc_id", "url", "text", "repeats", "anneal_repeats", "domain"])
+    )
     outcome = StageOutcome(docs_in=len(docs))
     docs, held_out = exclude_yardstick(docs, inputs.get("yardstick"), outcome)
     split_of = {d["doc_id"]: "val" if in_val_split(d["doc_id"], cfg) else "train" for d in docs}
@@ -156,12 +158,16 @@ def exclude_yardstick(
 def split_order(
     docs: list[dict[str, Any]], split_of: dict[str, str], cfg: TokenizeConfig
 ) -> dict[str, list[tuple[float, str, int]]]:
-    """Each split's (order key, doc_id, index) entries: train documents repeated as mix said."""
+    """Each split's (order key, doc_id, index) entries: train documents repeated as mix said; the
+    `anneal` split (when mix made an anneal mixture) from train documents only, so val stays held out."""
     splits: dict[str, list[tuple[float, str, int]]] = {"train": [], "val": []}
     for i, doc in enumerate(docs):
         split = split_of[doc["doc_id"]]
         for copy in range(doc["repeats"] if split == "train" else 1):
             splits[split].append((unit_interval(cfg.seed, "order", doc["doc_id"], copy), doc["doc_id"], i))
+        for copy in range((doc["anneal_repeats"] or 0) if split == "train" else 0):
+            key = unit_interval(cfg.seed, "anneal", doc["doc_id"], copy)
+            splits.setdefault("anneal", []).append((key, doc["doc_id"], i))
     return splits
 
 

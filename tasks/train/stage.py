@@ -66,12 +66,13 @@ class ProgressReporter:
 
 def run_torchrun(
     files: list[str], model_cfg: GPTConfig, cfg: TrainConfig, out: Path, report: ProgressReporter | None = None,
-    val_files: list[str] | None = None,
+    val_files: list[str] | None = None, anneal_files: list[str] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     state = out / "_state"
     state.mkdir(parents=True, exist_ok=True)
     spec = state / "train_spec.json"
-    atomic_write_json(spec, {"files": files, "val_files": val_files, "model": asdict(model_cfg),
+    atomic_write_json(spec, {"files": files, "val_files": val_files, "anneal_files": anneal_files,
+                             "model": asdict(model_cfg),
                              "train": config_json(cfg), "out": str(out)})  # fmt: skip
     log_file = state / "train_log.jsonl"
     log_file.unlink(missing_ok=True)
@@ -99,6 +100,17 @@ def _count_lines(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
+def annealing_files(tok: StageInput, cfg: TrainConfig) -> list[str]:
+    """The anneal split's shards when train.anneal.fraction asks for them; a clear error when the
+    tokenize output has none (mix.anneal unset, or it picked no document)."""
+    if cfg.anneal.fraction == 0:
+        return []
+    if (rows := tok.metric_total("anneal_rows")) < cfg.batch_size:
+        raise ValueError(f"train.anneal.fraction={cfg.anneal.fraction} needs an anneal split of at least "
+                         f"{cfg.batch_size} rows: set mix.anneal (it has {rows:.0f})")  # fmt: skip
+    return [p for p in tok.files("tokens") if Path(p).name.startswith("anneal-")]
+
+
 def run(inputs: dict[str, StageInput], cfg: TrainConfig, out: Path) -> StageOutcome:
     # torch is imported by a run of this stage, not by listing the stages.
     from model.gpt import GPTConfig
@@ -107,6 +119,7 @@ def run(inputs: dict[str, StageInput], cfg: TrainConfig, out: Path) -> StageOutc
     files = [p for p in tok.files("tokens") if Path(p).name.startswith("train-")]
     has_val = tok.metric_total("val_rows") > 0
     val_files = [p for p in tok.files("tokens") if Path(p).name.startswith("val-")] if has_val else []
+    anneal_files = annealing_files(tok, cfg)
     if not tok.metric_total("train_rows"):
         # An empty input upstream: no model can be trained; evaluate reports the funnel without one.
         log.warning("train: the tokenize stage produced no training rows; no model is trained")
@@ -119,11 +132,11 @@ def run(inputs: dict[str, StageInput], cfg: TrainConfig, out: Path) -> StageOutc
     # torch's RNG and thread settings are process-wide: a training started from a worker thread (an
     # experiment's parallel proxies) runs in a process of its own, so concurrent runs stay reproducible.
     if cfg.nproc > 1 or threading.current_thread() is not threading.main_thread():
-        result = run_torchrun(files, model_cfg, cfg, out, report, val_files)
+        result = run_torchrun(files, model_cfg, cfg, out, report, val_files, anneal_files)
     else:
         from model.trainer import train
 
-        result = train(files, model_cfg, cfg, out, report, val_files=val_files)
+        result = train(files, model_cfg, cfg, out, report, val_files=val_files, anneal_files=anneal_files)
     report.publish_table()
     outcome = StageOutcome()
     for entry in result["history"]:
