@@ -573,7 +573,10 @@ def experiment_ablate(
 @experiment_app.command("recipes")
 def experiment_recipes(
     recipes: Annotated[
-        str, typer.Option(help="comma-separated, the first is the baseline: raw, heuristic, classifier, dedup, full")
+        str,
+        typer.Option(
+            help="comma-separated, the first is the baseline: raw, heuristic, classifier, dedup, full, wsd, anneal"
+        ),
     ] = "raw,heuristic,full",
     seeds: Annotated[int, typer.Option(min=1, max=20, help="trainings per recipe (initialisation, data order)")] = 1,
     config: ConfigOpt = None,
