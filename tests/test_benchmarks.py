@@ -120,3 +120,12 @@ def test_long_crawl_benchmark_runs(tmp_path):
     assert [r["size_mb"] for r in rows] == [1, 2]
     assert all(r["records"] > 20 and r["docs"] > 0 and r["peak_rss_mb"] > 0 for r in rows)
     assert rows[1]["records"] > rows[0]["records"]
+
+
+def test_judge_benchmark_runs_and_its_rerun_is_all_cache(tmp_path):
+    cmd = [sys.executable, "benchmarks/judge_sample.py", "--sample", "60", "--pages", "200", "--out", str(tmp_path)]
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    [result] = tmp_path.glob("*-judge.json")
+    report = json.loads(result.read_text())
+    assert report["annotations"] == 60 and report["rerun_calls"] == 0 and report["rerun_cache_hits"] == 60
+    assert 0 <= report["judge_f1"] <= 1 and report["docs_kept"] <= report["docs_in"]
