@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -30,11 +31,19 @@ def stage_files(workdir: Path) -> dict[str, list[tuple]]:
     return out
 
 
-def shard_runs(flow_run_id) -> dict[str, tuple[str, str]]:
-    """Task run name -> (state type, state message), for the shard tasks of one flow run."""
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-    return {r.name: (r.state.type.value, r.state.message or "") for r in runs if " shard " in r.name}
+def shard_runs(flow_run_id, expect: set[str], timeout_s: float = 60.0) -> dict[str, tuple[str, str]]:
+    """Task run name -> (state type, state message), for the shard tasks of one flow run. Prefect
+    records task runs from events, a moment after they end: wait (on a loaded machine, seconds)
+    until the `expect` runs are in the API, each with its final state."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        found = {r.name: (r.state.type.value, r.state.message or "") for r in runs if " shard " in r.name}
+        final = all(state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for state, _ in found.values())
+        if (expect <= set(found) and final) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
 
 
 def test_dask_shard_tasks_match_the_local_run_and_a_failed_shard_resumes_alone(tmp_path):
@@ -50,8 +59,9 @@ def test_dask_shard_tasks_match_the_local_run_and_a_failed_shard_resumes_alone(t
     (obstacle / "in-the-way").mkdir(parents=True)
     failed = pipeline(config=dask_cfg.model_dump(mode="json"), workdir=str(work), until="dedup", return_state=True)
     assert failed.is_failed()
-    first = shard_runs(failed.state_details.flow_run_id)
     n_extract = len([p for p, *_ in reference["extract"] if p.startswith("docs/")])
+    expected = {f"{stage} shard {i:05d}" for stage in ("extract", "filter") for i in range(n_extract)}
+    first = shard_runs(failed.state_details.flow_run_id, expected)
     assert {f"extract shard {i:05d}" for i in range(n_extract)} <= set(first)
     assert all(first[f"extract shard {i:05d}"][0] == "COMPLETED" for i in range(n_extract))
     state, message = first["filter shard 00001"]
@@ -62,7 +72,7 @@ def test_dask_shard_tasks_match_the_local_run_and_a_failed_shard_resumes_alone(t
     shutil.rmtree(obstacle)
     resumed = pipeline(config=dask_cfg.model_dump(mode="json"), workdir=str(work), until="dedup", return_state=True)
     assert resumed.is_completed()
-    second = shard_runs(resumed.state_details.flow_run_id)
+    second = shard_runs(resumed.state_details.flow_run_id, {"filter shard 00001"})
     assert {n for n in second if n.startswith("filter")} == {"filter shard 00001"}  # only the failed shard reran
     assert not any(n.startswith("extract") for n in second)  # extract was a cache hit
     assert stage_files(work) == reference  # same bytes as the in-process run, stage by stage
