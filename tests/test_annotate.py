@@ -70,6 +70,7 @@ def test_classifier_trained_on_the_judge_recovers_its_rule(judge, tmp_path):
     info = train_on_annotations([str(shard)], cfg, tmp_path / "model.bin", tmp_path / "cache")
     assert info["annotate_scored"] == 600 and info["quality_judge_heldout"] == 150
     assert info["quality_judge_f1"] >= 0.8, info
+    assert info["quality_judge_f1_lo"] <= info["quality_judge_f1"] <= info["quality_judge_f1_hi"] <= 1.0
     matrix = info["quality_judge_confusion"]
     assert sum(map(sum, matrix)) == 150 and sum(matrix[5]) + sum(matrix[4]) > 0
     # Rerun: every answer from the cache, no request sent.

@@ -118,7 +118,8 @@ def _data_scores(inputs: dict[str, StageInput], evals: dict[str, float]) -> dict
 
 
 QUALITY_MEASURES = ("extract_word_precision", "extract_word_recall", "quality_heldout_accuracy",
-                    "quality_heldout_lines", "quality_judge_f1", "quality_judge_precision", "quality_judge_recall",
+                    "quality_heldout_lines", "quality_judge_f1", "quality_judge_f1_lo", "quality_judge_f1_hi",
+                    "quality_judge_precision", "quality_judge_recall",
                     "quality_judge_heldout", "annotate_scored", "annotate_malformed", "annotate_failed",
                     "annotate_cache_hits", "annotate_calls")  # fmt: skip
 

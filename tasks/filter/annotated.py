@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from model.intervals import Units, interval
 from storage.fingerprint import unit_interval
 from storage.shards import iter_rows
 from tasks.fasttext_training import train_and_save
@@ -38,14 +39,18 @@ def agreement(model_path: str, heldout: list[tuple[str, int]], cfg: QualityClass
     """The classifier against the judge on annotations it never saw, both cut at the threshold."""
     threshold, cut = cfg.annotate.threshold, keep_threshold(cfg.annotate)
     matrix = [[0, 0] for _ in range(6)]  # judge score 0..5 x (predicted bad, predicted good)
+    outcomes = []  # per held-out document: (true positive, false positive, false negative)
     for text, score in heldout:
-        matrix[score][int(score_text(model_path, text, cfg) >= cut)] += 1
-    tp = sum(matrix[s][1] for s in range(threshold, 6))
-    fp = sum(matrix[s][1] for s in range(threshold))
-    fn = sum(matrix[s][0] for s in range(threshold, 6))
+        kept, good = score_text(model_path, text, cfg) >= cut, score >= threshold
+        matrix[score][int(kept)] += 1
+        outcomes.append((kept and good, kept and not good, good and not kept))
+    tp, fp, fn = (sum(o[i] for o in outcomes) for i in range(3))
     precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
-    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
-    return {"quality_judge_f1": f1, "quality_judge_precision": precision, "quality_judge_recall": recall,
+    # F1 = 2TP / (2TP + FP + FN), a ratio of per-document sums: bootstrapped over held-out documents.
+    f1 = interval(Units.of([2 * t for t, _, _ in outcomes], [2 * t + p + n for t, p, n in outcomes]))
+    lo, hi = f1["ci"] or (f1["value"], f1["value"])
+    return {"quality_judge_f1": f1["value"], "quality_judge_f1_lo": lo, "quality_judge_f1_hi": hi,
+            "quality_judge_precision": precision, "quality_judge_recall": recall,
             "quality_judge_heldout": len(heldout), "quality_judge_confusion": matrix}  # fmt: skip
 
 
