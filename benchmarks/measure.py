@@ -36,7 +36,7 @@ def ours_extract_filter(warcs: list[str], work: str, workers: int, reader: str =
     docs = [str(p) for p in sorted((out / "extract" / "docs").glob("*.parquet"))]
     cfg = FilterConfig(quality={"enabled": False}, redact_pii=False, c4={"enabled": True}, blocklist_file=None)
     kept = sum_stats(
-        map_shards(filter_shard, docs, out / "filter", FilterShard(cfg, None, 0.0), workers=workers, label="filter")
+        map_shards(filter_shard, docs, out / "filter", FilterShard(cfg, []), workers=workers, label="filter")
     )
     return {"records": extracted["docs_in"], "docs_extracted": extracted["docs_out"], "docs_out": kept["docs_out"]}
 
