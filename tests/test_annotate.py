@@ -203,8 +203,8 @@ def test_pipeline_with_a_judge_reports_agreement_and_writes_the_key_nowhere(tmp_
 
     server = FakeJudge(api_key=JUDGE_KEY, rule=_code_rule)
     monkeypatch.setenv("CRAWL2MODEL_TEST_JUDGE_KEY", JUDGE_KEY)
-    prefect_home = tmp_path / "prefect-home"
-    monkeypatch.setenv("PREFECT_HOME", str(prefect_home))
+    # The suite's own Prefect home (not a new one: Prefect keeps its first settings for the process).
+    prefect_home = Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect"))
     annotate_cfg = json.dumps({"endpoint": server.url, "model": "fake-judge", "sample": 150, "concurrency": 4,
                                "api_key_env": "CRAWL2MODEL_TEST_JUDGE_KEY"})  # fmt: skip
     work = tmp_path / "work"
