@@ -12,7 +12,7 @@ from storage.fingerprint import file_sha256
 from storage.shards import atomic_write_json, read_json
 from tasks.filter.annotated import keep_threshold, train_on_annotations
 from tasks.filter.config import FilterConfig, QualityClassifierConfig
-from tasks.filter.ensemble import PRIMARY, PreparedClassifier, model_stem
+from tasks.filter.ensemble import PRIMARY, PreparedClassifier, model_stem, with_model_label
 from tasks.filter.quality import bucket_edges, positive_label, sample_scores, score_threshold, train_classifier
 from tasks.filter.remote import fetch_pinned
 from tasks.stage import workdir_cache
@@ -35,12 +35,6 @@ def _make_model(docs: list[str], cfg: QualityClassifierConfig, model_file: Path,
         judged = train_on_annotations(docs, cfg, model_file, workdir_cache(out, "annotations"))
         return {"quality_model": "judge", **judged}
     return {"quality_model": "trained", **train_classifier(docs, cfg, model_file, workdir_cache(out, "downloads"))}
-
-
-def with_model_label(cfg: QualityClassifierConfig, info: dict[str, Any]) -> QualityClassifierConfig:
-    """The config the scorer uses: a published model's positive label as found in the model."""
-    label = info.get("quality_positive_label", cfg.positive_label)
-    return cfg.model_copy(update={"positive_label": label})
 
 
 def prepare_classifier(

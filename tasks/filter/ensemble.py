@@ -23,6 +23,12 @@ def model_stem(name: str) -> str:
     return "quality_model" if name == PRIMARY else f"quality_model-{name}"
 
 
+def with_model_label(cfg: QualityClassifierConfig, info: dict[str, Any]) -> QualityClassifierConfig:
+    """The config the scorer uses: a published model's positive label as found in the model."""
+    label = info.get("quality_positive_label", cfg.positive_label)
+    return cfg.model_copy(update={"positive_label": label})
+
+
 @dataclass(frozen=True)
 class PreparedClassifier:
     cfg: QualityClassifierConfig
@@ -32,8 +38,7 @@ class PreparedClassifier:
 
     @classmethod
     def from_info(cls, cfg: QualityClassifierConfig, model_path: str, info: dict[str, Any]) -> PreparedClassifier:
-        label = info.get("quality_positive_label", cfg.positive_label)
-        return cls(cfg.model_copy(update={"positive_label": label}), model_path, info["quality_threshold"],
+        return cls(with_model_label(cfg, info), model_path, info["quality_threshold"],
                    tuple(info.get("quality_bucket_edges", ())))  # fmt: skip
 
     def bucket(self, score: float) -> int:
