@@ -96,8 +96,8 @@ def main() -> None:
         cores = int(name.split("x")[-1]) if " x" in name else 1
         results[name] = {
             "seconds": round(seconds, 2),
-            "docs_per_s": round(args.docs / seconds, 1),
-            "docs_per_s_per_core": round(args.docs / seconds / cores, 1),
+            "docs_per_s": round(args.docs / seconds),
+            "docs_per_s_per_core": round(args.docs / seconds / cores),
             "peak_rss_mb": round(max(r["peak_rss_mb"] for r in reps), 1),
             **{k: v for k, v in reps[-1].items() if k not in ("seconds", "peak_rss_mb", "cluster_seconds")},
         }

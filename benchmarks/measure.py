@@ -167,9 +167,21 @@ def pipeline_until_tokenize(warcs: list[str], work: str) -> dict[str, Any]:
     return {}
 
 
+def minhash_signatures(shards: list[str], work: str, impl: str) -> dict[str, Any]:
+    from minhash_signatures import signatures_of_shards
+
+    return signatures_of_shards(shards, impl)
+
+
+def minhash_quality(impl: str, docs: int, work: str) -> dict[str, Any]:
+    from minhash_signatures import quality
+
+    return quality(impl, docs, work)
+
+
 MEASUREMENTS = {f.__name__: f for f in (ours_extract_filter, datatrove_extract_filter, ours_minhash,
-                                         datatrove_minhash, ours_train_step, plain_train_step,
-                                         pipeline_until_tokenize)}  # fmt: skip
+                                         datatrove_minhash, minhash_signatures, minhash_quality, ours_train_step,
+                                         plain_train_step, pipeline_until_tokenize)}  # fmt: skip
 
 if __name__ == "__main__":
     name, kwargs = sys.argv[1], json.loads(sys.argv[2])

@@ -13,6 +13,10 @@ Comparisons use the same input, the same thresholds and the same number of cores
 - extract + heuristic filters: ours vs datatrove (WarcReader, Trafilatura, Gopher repetition and
   quality, C4 quality), one process and `--workers` processes; ours also with fastwarc;
 - MinHash dedup: ours vs datatrove's four MinHash stages (5-grams, 14 x 8);
+- MinHash signatures alone, one process: ours vs the datasketch SHA-1 path it replaced, datatrove's
+  hashing and permutations, rensa (Rust), on the same shingles and 112 permutations
+  (`minhash_signatures.py`), plus the dedup quality check's recall and precision with the old and
+  the new signatures;
 - tokenization: ours vs HF tokenizers and tiktoken (`tokenize_throughput.py`);
 - a training step, tiny and small presets: ours vs a plain PyTorch GPT of the same shape;
 - scaling: the pipeline (acquire..tokenize, Prefect included) on 1x, 2x, 4x of a quarter of the
@@ -42,7 +46,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PYTHONPATH = os.pathsep.join(filter(None, [str(ROOT), str(HERE), os.environ.get("PYTHONPATH")]))
 ENV = {**os.environ, "PYTHONPATH": PYTHONPATH, "PREFECT_LOGGING_LEVEL": "WARNING"}
-TARGETS = {"extract+filter": 1.0, "minhash": 2.0, "train": 1.0}
+TARGETS = {"extract+filter": 1.0, "minhash": 2.0, "signatures": 4.0, "train": 1.0}
 
 
 class TreeRSS(threading.Thread):
@@ -169,7 +173,7 @@ def per_s(count: int, r: dict) -> float:
     return count / r["seconds"] if r["seconds"] else 0.0
 
 
-SECTIONS = ("extract", "minhash", "train", "scaling", "tokenize")
+SECTIONS = ("extract", "minhash", "signatures", "train", "scaling", "tokenize")
 
 
 def main() -> None:
@@ -204,7 +208,7 @@ def main() -> None:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        needs_inputs = {"extract", "minhash", "scaling"} & set(sections)
+        needs_inputs = {"extract", "minhash", "signatures", "scaling"} & set(sections)
         inputs = make_inputs(root, args.sample_pages, args.large_pages, args.synthetic_docs) if needs_inputs else {}
         for section in sections:
             results |= RUNNERS[section](args, inputs, root)
@@ -249,6 +253,23 @@ def minhash_section(args: argparse.Namespace, inputs: dict[str, Any], root: Path
     return {f"minhash datatrove x{workers}": theirs, f"minhash ours x{workers}": ours}
 
 
+SIGNATURE_IMPLS = ("before", "ours", "datatrove", "rensa", "rensa-bulk")
+
+
+def signatures_section(args: argparse.Namespace, inputs: dict[str, Any], root: Path) -> dict[str, Any]:
+    """MinHash signatures alone (one process each), then the quality check with old and new signatures."""
+    specs = [("minhash_signatures", {"shards": inputs["synthetic"], "impl": impl}) for impl in SIGNATURE_IMPLS]
+    runs = dict(zip(SIGNATURE_IMPLS, interleaved(specs, args.repeats, root / "work"), strict=True))
+    results = {}
+    for impl, r in runs.items():
+        r["ratio_vs_before"] = runs["before"]["seconds"] / r["seconds"]
+        results[f"signatures {impl} x1"] = r
+    for impl in ("before", "ours"):
+        results[f"dedup quality check {impl}"] = spawn("minhash_quality", {"impl": impl, "docs": args.synthetic_docs,
+                                                                           "work": str(root / f"quality-{impl}")})
+    return results
+
+
 def train_section(args: argparse.Namespace, inputs: dict[str, Any], root: Path) -> dict[str, Any]:
     """A training step per preset: ours (the real trainer reading Parquet) vs the plain loop."""
     results = {}
@@ -289,7 +310,8 @@ def tokenize_section(args: argparse.Namespace, inputs: dict[str, Any], root: Pat
             for name, r in tokenize.items()}  # fmt: skip
 
 
-RUNNERS = {"extract": extract_section, "minhash": minhash_section, "train": train_section,
+RUNNERS = {"extract": extract_section, "minhash": minhash_section, "signatures": signatures_section,
+           "train": train_section,
            "scaling": scaling_section, "tokenize": tokenize_section}  # fmt: skip
 
 
@@ -300,12 +322,12 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> tuple[list[list[
         if name.startswith("extract+filter"):
             files, per_file = large_layout(args.large_pages)
             docs = args.sample_pages if " sample " in name else files * per_file
-        elif name.startswith("minhash"):
+        elif name.startswith(("minhash", "signatures")):
             docs = args.synthetic_docs
         elif name.startswith("scaling"):
             docs = r["pages"]
         cores = int(name.rsplit("x", 1)[-1]) if name.split()[-1].startswith("x") else 1
-        ratio = r.get("ratio_vs_datatrove", r.get("ratio_vs_plain"))
+        ratio = r.get("ratio_vs_datatrove", r.get("ratio_vs_plain", r.get("ratio_vs_before")))
         rows.append([name, round(r["seconds"], 2) if r.get("seconds") else "",
                      round(per_s(docs, r), 1) if docs else "", round(per_s(docs, r) / cores, 1) if docs else "",
                      f"{r['tokens_per_s']:,.0f}" if r.get("tokens_per_s") else "", r.get("peak_rss_mb", ""),

@@ -42,7 +42,7 @@ BUILTIN_STAGES: tuple[StageSpec, ...] = (
     # Evaluation text pinned at the extract boundary: the same for every curation downstream.
     StageSpec("yardstick", ("extract",), YardstickConfig, "1", yardstick.run),
     StageSpec("filter", ("extract",), FilterConfig, "4", filter_.run),
-    StageSpec("dedup", ("filter",), DedupConfig, "4", dedup.run),
+    StageSpec("dedup", ("filter",), DedupConfig, "5", dedup.run),
     StageSpec("mix", ("dedup", "yardstick"), MixConfig, "4", mix.run),
     StageSpec("tokenize", ("mix", "yardstick"), TokenizeConfig, "6", tokenize.run),
     StageSpec("train", ("tokenize",), TrainConfig, "2", train.run),
