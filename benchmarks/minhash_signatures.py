@@ -18,13 +18,12 @@ but `before` normalize with today's `text_keys.normalize` (the same output, fast
 
 from __future__ import annotations
 
+import re
 import tempfile
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import re
-import unicodedata
 
 import numpy as np
 import pyarrow.parquet as pq

@@ -265,8 +265,9 @@ def signatures_section(args: argparse.Namespace, inputs: dict[str, Any], root: P
         r["ratio_vs_before"] = runs["before"]["seconds"] / r["seconds"]
         results[f"signatures {impl} x1"] = r
     for impl in ("before", "ours"):
-        results[f"dedup quality check {impl}"] = spawn("minhash_quality", {"impl": impl, "docs": args.synthetic_docs,
-                                                                           "work": str(root / f"quality-{impl}")})
+        results[f"dedup quality check {impl}"] = spawn(
+            "minhash_quality", {"impl": impl, "docs": args.synthetic_docs, "work": str(root / f"quality-{impl}")}
+        )
     return results
 
 

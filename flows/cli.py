@@ -454,6 +454,9 @@ def explain(
                 console.print(f"  {entry['stage']}: [red]removed[/red] {why}")
             elif "kept" in entry:
                 console.print(f"  {entry['stage']}: kept {_kept_summary(entry['stage'], entry['kept'])}")
+            elif skipped := entry.get("not_extracted"):
+                console.print(f"  {entry['stage']}: not extracted: the URL fails filter's {skipped['rule']} "
+                              f"({skipped['detail']}); filter records the removal")  # fmt: skip
             for rule in entry.get("rules", []):
                 mark = "[green]pass[/green]" if rule["passed"] else "[red]FAIL[/red]"
                 value = "" if rule["value"] is None else f"{rule['value']:.4g}"

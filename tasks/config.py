@@ -36,7 +36,7 @@ class RunnerConfig(Section):
 
 
 # Settings the pipeline fills from others: not changes of the user's.
-DERIVED = {"tokenize": ("eval_benchmarks",), "evaluate": ("config_changes",)}
+DERIVED = {"tokenize": ("eval_benchmarks",), "evaluate": ("config_changes",), "extract": ("url_rules",)}
 
 
 class PipelineBase(Section):
@@ -50,6 +50,16 @@ class PipelineBase(Section):
         if tokenize is not None and evaluate is not None and evaluate.benchmarks:
             if "eval_benchmarks" not in tokenize.model_fields_set:
                 object.__setattr__(tokenize, "eval_benchmarks", list(evaluate.benchmarks))
+        return self
+
+    @model_validator(mode="after")
+    def _url_rules_before_extraction(self) -> PipelineBase:
+        # Extract runs filter's URL rules before trafilatura, whether or not filter runs: every variant
+        # of a recipe experiment then shares one extraction (and so one yardstick).
+        extract, filter_ = getattr(self, "extract", None), getattr(self, "filter", None)
+        if extract is not None and filter_ is not None:
+            rules = filter_.url_rules() if extract.skip_url_blocked else None
+            object.__setattr__(extract, "url_rules", None if rules is None or rules.is_empty() else rules)
         return self
 
     @model_validator(mode="after")

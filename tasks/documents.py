@@ -30,6 +30,7 @@ DOC_SCHEMA = pa.schema(
 # What PII redaction (filter) leaves in the text; tokenize keeps each placeholder one token.
 PLACEHOLDERS = {"email": "<EMAIL>", "phone": "<PHONE>", "ip": "<IP_ADDRESS>"}
 
+DEFERRED = "deferred"  # the folder (and artifact kind) of removals a later stage records
 REMOVED_SCHEMA = pa.schema(
     [
         ("doc_id", pa.string()),
@@ -92,13 +93,21 @@ def write_removed(rows: list[dict[str, Any]], path: Path) -> None:
 
 class ShardWriter:
     """One shard's kept documents and removal rows, streamed to Parquet a row group at a time (a
-    1 GB WARC's documents never sit in memory at once); `close` renames both into place and returns
-    the shard's counts, per rule too."""
+    1 GB WARC's documents never sit in memory at once); `close` renames them into place and returns
+    the shard's counts, per rule too.
 
-    def __init__(self, out: Path, index: int, extra: list[pa.Field] | None = None):
+    With `deferred`, a third file holds removals a later stage will record (`deferred/`: extract's
+    pages that filter's URL rules remove). They leave this stage as documents handed on (docs_out),
+    so every stage's counts still add up: the next stage counts them in and removes them.
+    """
+
+    def __init__(self, out: Path, index: int, extra: list[pa.Field] | None = None, deferred: bool = False):
         schema = pa.schema(list(DOC_SCHEMA) + list(extra or []))
         self.docs = ParquetStream(out / "docs" / f"part-{index:05d}.parquet", schema)
         self.removed = ParquetStream(out / "removed" / f"part-{index:05d}.parquet", REMOVED_SCHEMA)
+        self.deferred = (
+            ParquetStream(out / DEFERRED / f"part-{index:05d}.parquet", REMOVED_SCHEMA) if deferred else None
+        )
         self.stats = {"docs_in": 0, "docs_out": 0, "docs_removed": 0}
 
     def keep(self, doc: dict[str, Any]) -> None:
@@ -113,9 +122,19 @@ class ShardWriter:
         key = f"removed.{row['rule']}"
         self.stats[key] = self.stats.get(key, 0) + 1
 
+    def defer(self, row: dict[str, Any]) -> None:
+        assert self.deferred is not None, "ShardWriter(deferred=True) holds deferred removals"
+        self.deferred.add(row)
+        self.stats["docs_in"] += 1
+        self.stats["docs_out"] += 1
+        key = f"deferred.{row['rule']}"
+        self.stats[key] = self.stats.get(key, 0) + 1
+
     def close(self) -> dict[str, int]:
         self.docs.close()
         self.removed.close()
+        if self.deferred is not None:
+            self.deferred.close()
         return self.stats
 
 

@@ -37,7 +37,7 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[d
 
 def find_doc_ids(con: duckdb.DuckDBPyConnection, key: str, views: set[str]) -> list[str]:
     found: list[str] = []
-    for view in ("extract_docs", "extract_removed"):
+    for view in ("extract_docs", "extract_removed", "extract_deferred"):
         if view in views:
             rows = con.execute(f"select distinct doc_id from {view} where doc_id = ? or url = ?", [key, key])
             found += [r[0] for r in rows.fetchall() if r[0] not in found]
@@ -112,6 +112,10 @@ def _stage_entry(con: duckdb.DuckDBPyConnection, views: set[str], stage: str, do
             entry["removed"] = removed[0]
             if stage == "dedup" and (url := _survivor_url(con, views, removed[0])):
                 entry["removed"]["kept_copy_url"] = url
+    if f"{stage}_deferred" in views and "removed" not in entry:
+        deferred = _rows(con, f"select url, rule, detail from {stage}_deferred where doc_id = ?", [doc_id])
+        if deferred:  # a URL rule removed it before extraction; the next stage records the removal
+            entry["not_extracted"] = deferred[0]
     if f"{stage}_docs" in views:
         docs = _rows(con, f"select * from {stage}_docs where doc_id = ? limit 1", [doc_id])
         if docs:
@@ -127,7 +131,7 @@ def _history(con: duckdb.DuckDBPyConnection, views: set[str], doc_id: str) -> di
         entry = _stage_entry(con, views, stage, doc_id)
         doc = entry.pop("doc", None)
         if stage == "extract":
-            history["url"] = (doc or entry.get("removed") or {}).get("url")
+            history["url"] = (doc or entry.get("removed") or entry.get("not_extracted") or {}).get("url")
             filter_input = doc
         if stage == "filter" and filter_input is not None:
             entry["rules"] = _filter_rules(con, filter_input)

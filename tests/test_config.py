@@ -97,9 +97,23 @@ def test_a_file_named_by_the_config_is_part_of_its_stage_fingerprint(tmp_path):
     assert before == {p.stage: p.fingerprint for p in plan(cfg, tmp_path)}  # stable when nothing changed
     blocklist.write_text("spam.example\nmore-spam.example\n")
     after = {p.stage: p.fingerprint for p in plan(cfg, tmp_path)}
-    assert [s for s in before if before[s] != after[s]] == ["filter", "dedup", "mix", "tokenize", "train", "evaluate"]
+    # Extract runs the URL rules before trafilatura, so the blocklist is part of its fingerprint too.
+    assert [s for s in before if before[s] != after[s]] == ["extract", "yardstick", "filter", "dedup", "mix",
+                                                            "tokenize", "train", "evaluate"]  # fmt: skip
     os.utime(tokenizer, ns=(1, 1))  # same bytes, touched: rebuilt rather than trusted
     touched = {p.stage: p.fingerprint for p in plan(cfg, tmp_path)}
     assert [s for s in after if after[s] != touched[s]] == ["tokenize", "train", "evaluate"]
     plain = {p.stage: p.fingerprint for p in plan(load_config(None, []), tmp_path)}
-    assert plain["extract"] == before["extract"] and plain["filter"] != before["filter"]
+    assert plain["acquire"] == before["acquire"] and plain["filter"] != before["filter"]
+
+
+def test_extract_takes_filters_url_rules_unless_told_not_to():
+    from tasks.config import load_config
+
+    cfg = load_config(None, ["filter.banned_url_words=[\"spam\"]", "filter.enabled=false"])
+    assert cfg.extract.url_rules.banned_url_words == ["spam"]  # filter off: extract still runs them
+    assert cfg.extract.url_rules.blocklist_domains == cfg.filter.blocklist_domains
+    assert "extract.url_rules" not in cfg.evaluate.config_changes  # derived, not a user's change
+    assert load_config(None, ["extract.skip_url_blocked=false"]).extract.url_rules is None
+    nothing = ["filter.blocklist_domains=[]", "filter.banned_url_words=[]"]
+    assert load_config(None, nothing).extract.url_rules is None

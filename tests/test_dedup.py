@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.dedup.config import DedupConfig
 import tasks.dedup.minhash as minhash
+from tasks.dedup.config import DedupConfig
 from tasks.dedup.minhash import band_buckets, jaccard, normalize, shingle_hashes, shingles, signatures
 from tasks.dedup.quality_check import measure_quality, similar_pairs, synthetic_documents
 from tasks.dedup.stage import run

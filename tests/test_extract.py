@@ -248,3 +248,66 @@ def test_every_record_type_is_counted_and_resource_records_holding_html_are_extr
         assert verdict["format"] == "warc.gz" and verdict["records"] == 7 and verdict["first_error"] == ""
         assert verdict["bytes_read"] == verdict["bytes"] == path.stat().st_size and verdict["documents"] == 2
         assert stats["docs_in"] == 3 and stats["records.revisit"] == 1  # revisits counted, not errors
+
+
+def _url_rule_warc(tmp_path):
+    body = prose(5)
+    return write_warc(
+        tmp_path / "in.warc.gz",
+        [
+            ("https://a.example/1", "200 OK", "text/html", html_page(body)),
+            ("https://www.casino-bonus.example/win", "200 OK", "text/html", html_page(body)),
+            ("https://b.example/free-porn/clip", "200 OK", "text/html", html_page(prose(5, offset=3))),
+            ("https://free-pills.example/gone", "404 Not Found", "text/html", b"<html>gone</html>"),
+            ("https://free-pills.example/short", "200 OK", "text/html", b"<html><body>tiny</body></html>"),
+        ],
+    )
+
+
+def _filter_removals(tmp_path, extract_out):
+    from tasks.filter.config import FilterConfig
+    from tasks.filter.stage import run as run_filter
+    from tasks.stage import StageInput
+
+    files = [{"path": str(p.relative_to(extract_out)), "kind": p.parent.name}
+             for p in sorted(extract_out.glob("*/part-*.parquet")) if p.parent.name in ("docs", "deferred")]  # fmt: skip
+    extract = StageInput("extract", "fp", extract_out, {"files": files, "counts": {}})
+    out = tmp_path / "filter"
+    outcome = run_filter({"extract": extract}, FilterConfig(quality={"enabled": False}), out)
+    removed = pq.read_table(out / "removed").to_pylist()
+    return outcome, {r["url"]: (r["stage"], r["rule"], r["detail"]) for r in removed}
+
+
+def test_url_rules_run_before_trafilatura_and_filter_records_their_removals(tmp_path, monkeypatch):
+    """Pages the filter's URL rules remove are never decoded or extracted; filter still records them,
+    under its own rule names and details, exactly as when extract did extract them."""
+    import tasks.extract.stage as stage
+    from tasks.config import load_config
+
+    warc = _url_rule_warc(tmp_path)
+    extracted = []
+    real = stage.extract_text
+    monkeypatch.setattr(stage, "extract_text", lambda html, url, cfg: extracted.append(url) or real(html, url, cfg))
+    cfg = load_config(None, []).extract
+    assert cfg.url_rules is not None  # derived from filter's URL settings
+    results = {}
+    for skip in (True, False):
+        extracted.clear()
+        out = tmp_path / f"extract-{skip}"
+        run_cfg = cfg if skip else cfg.model_copy(update={"url_rules": None})
+        stats = process_shard(str(warc), out, ExtractShard(run_cfg, "TEST"), 0)
+        results[skip] = (list(extracted), stats, *_filter_removals(tmp_path / f"f-{skip}", out))
+    (calls, stats, outcome, removed), (all_calls, _, _, removed_all) = results[True], results[False]
+    assert calls == ["https://a.example/1"] and len(all_calls) == 4  # the 404 is never extracted either way
+    assert stats["deferred.url_blocklist"] == 2 and stats["deferred.url_banned_word"] == 1
+    assert stats["docs_in"] == 5 == stats["docs_out"] + stats["docs_removed"] and stats["docs_out"] == 4
+    assert removed["https://www.casino-bonus.example/win"] == ("filter", "url_blocklist", "casino-bonus.example")
+    assert removed["https://b.example/free-porn/clip"] == ("filter", "url_banned_word", "porn")
+    # Same rule and detail as the filter gives extracted pages; a page extract would have dropped as too
+    # short is now filter's URL removal (it is never extracted, so it cannot be measured).
+    for url in ("https://www.casino-bonus.example/win", "https://b.example/free-porn/clip"):
+        assert removed[url] == removed_all[url]
+    assert removed["https://free-pills.example/short"][1] == "url_blocklist"
+    assert outcome.docs_in == 4 and outcome.docs_out == 1
+    extract_removed = pq.read_table(tmp_path / "extract-True" / "removed").to_pylist()
+    assert {r["url"]: r["rule"] for r in extract_removed} == {"https://free-pills.example/gone": "non_200"}

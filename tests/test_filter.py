@@ -3,8 +3,8 @@ import pytest
 from tasks.filter.config import FilterConfig, GopherQualityConfig, GopherRepetitionConfig
 from tasks.filter.rules.gopher import GopherQuality, GopherRepetition, top_ngram_char_ratio
 from tasks.filter.rules.pii import redact
-from tasks.filter.rules.url import read_blocklist
 from tasks.filter.stage import build_url_filter
+from tasks.url_rules import read_blocklist
 from tests.conftest import prose
 
 

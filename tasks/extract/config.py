@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from storage.section import Section
+from tasks.url_rules import UrlRules
 
 
 class ExtractConfig(Section):
@@ -22,3 +23,11 @@ class ExtractConfig(Section):
     )
     reader: Literal["warcio", "fastwarc"] = Field("warcio", description="WARC reader; both yield the same documents")
     workers: int = Field(2, ge=1, le=256, description="processes; one WARC file is one shard")
+    skip_url_blocked: bool = Field(
+        True,
+        description="run the filter's URL rules before trafilatura: pages they remove are not extracted, "
+        "and filter records their removal under its rule names (also with filter.enabled=false)",
+    )
+    # Derived by the pipeline config from filter's URL settings when skip_url_blocked, so they are
+    # part of extract's fingerprint: a blocklist change re-extracts.
+    url_rules: UrlRules | None = Field(None, description="set from filter's URL rules; not set by hand")

@@ -4,6 +4,10 @@ WET files (Common Crawl's extracted text, `conversion` records) skip trafilatura
 document in; each is either kept or lands in `removed` with a rule: non_200, non_html, too_large,
 decode_error, extract_timeout, extract_error, extract_empty, too_short, lang, lang_score,
 truncated_record (shorter than its Content-Length), corrupt_record (the file is unreadable from there).
+
+With `url_rules` set (from filter's URL settings), a page that passes the status, type and size checks
+but fails a URL rule is not decoded or extracted: it goes to `deferred/` as the filter removal it
+will be (stage filter, rule url_blocklist or url_banned_word), and filter records it in `removed`.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from tasks.extract.http_payload import PayloadError, decode_content, decode_html
 from tasks.extract.langid import detect_language
 from tasks.extract.warc_records import ALL_TYPES, RawRecord, iter_records
 from tasks.stage import StageInput, StageOutcome, map_shards, sum_stats
+from tasks.url_rules import URL_RULES, UrlMatcher
 
 STAGE = "extract"
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -80,7 +85,16 @@ def extract_text(html: str, url: str, cfg: ExtractConfig) -> str | None:
         )
 
 
-def record_text(record: RawRecord, cfg: ExtractConfig, counts: dict[str, Any]) -> str:
+class UrlBlocked(PayloadError):
+    """A page the filter's URL rules remove: found before any decoding or extraction."""
+
+
+def check_url(record: RawRecord, matcher: UrlMatcher | None) -> None:
+    if matcher is not None and (blocked := matcher.first_block(record.url, urlsplit(record.url).hostname or "")):
+        raise UrlBlocked(blocked[0], blocked[1])
+
+
+def record_text(record: RawRecord, cfg: ExtractConfig, counts: dict[str, Any], matcher: UrlMatcher | None) -> str:
     """The main text of a record, or PayloadError naming why there is none; notes go to `counts`."""
     if record.rec_type == "conversion":  # WET: Common Crawl already extracted the text
         if record.oversized:
@@ -92,6 +106,7 @@ def record_text(record: RawRecord, cfg: ExtractConfig, counts: dict[str, Any]) -
             raise PayloadError("non_html", content_type[:100])
         if record.oversized or record.block_length > cfg.max_html_bytes:
             raise PayloadError("too_large", "", record.block_length)
+        check_url(record, matcher)
         return main_text(decode_html(record.block, content_type), record.url, cfg)
     response = parse_response(record.block)
     if response.status != 200:
@@ -100,6 +115,7 @@ def record_text(record: RawRecord, cfg: ExtractConfig, counts: dict[str, Any]) -
         raise PayloadError("non_html", response.content_type[:100])
     if record.oversized or len(response.body) > cfg.max_html_bytes:
         raise PayloadError("too_large", "", record.block_length)
+    check_url(record, matcher)
     body, mislabeled = decode_content(response.body, response.content_encoding, cfg.max_html_bytes)
     counts["encoding_mislabeled"] = counts.get("encoding_mislabeled", 0) + mislabeled
     return main_text(decode_html(body, response.content_type), record.url, cfg)
@@ -115,9 +131,15 @@ def main_text(html: str, url: str, cfg: ExtractConfig) -> str:
 
 
 def process_record(
-    record: RawRecord, warc_path: str, crawl: str, cfg: ExtractConfig, counts: dict[str, Any]
+    record: RawRecord,
+    warc_path: str,
+    crawl: str,
+    cfg: ExtractConfig,
+    counts: dict[str, Any],
+    matcher: UrlMatcher | None = None,
 ) -> tuple[dict, str | None, float | None, str]:
-    """Return (doc, removal rule or None, measured value, detail); counters of notes go to `counts`."""
+    """Return (doc, removal rule or None, measured value, detail); counters of notes go to `counts`.
+    A rule in URL_RULES is filter's, found early (the page was not extracted)."""
     url = record.url
     doc: dict[str, Any] = {
         "doc_id": doc_id_for(record.record_id or f"{warc_path}#{url}"),
@@ -131,7 +153,7 @@ def process_record(
     if record.truncated:
         return doc, "truncated_record", record.declared_length - record.block_length, "bytes missing"
     try:
-        text = record_text(record, cfg, counts).strip()[: cfg.max_text_chars]
+        text = record_text(record, cfg, counts, matcher).strip()[: cfg.max_text_chars]
     except PayloadError as e:
         return doc, e.rule, e.value, str(e)
     if not text:
@@ -187,7 +209,8 @@ class ExtractShard:
 
 def process_shard(in_path: str, out: Path, params: ExtractShard, index: int) -> dict[str, Any]:
     cfg, crawl = params.cfg, params.crawl
-    shard = ShardWriter(out, index)  # streamed: memory stays flat however large the WARC file is
+    matcher = cfg.url_rules.matcher() if cfg.url_rules else None
+    shard = ShardWriter(out, index, deferred=True)  # streamed: memory stays flat however large the WARC file is
     stats: dict[str, Any] = {"records_corrupt": 0, "encoding_mislabeled": 0}
     # Headers and the page share the cap; a page over it is counted as too_large, not read.
     cap = cfg.max_html_bytes + 65536
@@ -204,9 +227,11 @@ def process_shard(in_path: str, out: Path, params: ExtractShard, index: int) -> 
             shard.remove(removed_row(bad, STAGE, "corrupt_record", None, f"{type(item).__name__}: {item}"[:200]))
             log.warning("extract: %s: unreadable record (%s); the rest of this file is skipped", in_path, item)
             continue
-        doc, rule, value, detail = process_record(item, in_path, crawl, cfg, stats)
+        doc, rule, value, detail = process_record(item, in_path, crawl, cfg, stats, matcher)
         if rule is None:
             shard.keep(doc)
+        elif rule in URL_RULES:
+            shard.defer(removed_row(doc, "filter", rule, value, detail[:200]))
         else:
             shard.remove(removed_row(doc, STAGE, rule, value, detail[:200]))
     read = progress.bytes if first_error else os.path.getsize(in_path)  # where it broke, or all of it

@@ -11,6 +11,7 @@ from tasks.download import DownloadConfig
 from tasks.filter.rules.c4 import C4Config
 from tasks.filter.rules.fineweb import FineWebConfig
 from tasks.filter.rules.gopher import GopherQualityConfig, GopherRepetitionConfig
+from tasks.url_rules import UrlRules
 
 # Each rule set's section lives beside its rules (tasks/filter/rules/<set>.py); FilterConfig holds them.
 __all__ = ["AnnotateConfig", "C4Config", "FilterConfig", "FineWebConfig", "GopherQualityConfig",
@@ -128,6 +129,10 @@ class FilterConfig(Section):
     quality_buckets: int = Field(20, ge=2, le=100, description="quality_bucket runs 0..n-1 by percentile rank")
     redact_pii: bool = True
     workers: int = Field(2, ge=1, le=256)
+
+    def url_rules(self) -> UrlRules:
+        return UrlRules(blocklist_domains=self.blocklist_domains, blocklist_file=self.blocklist_file,
+                        banned_url_words=self.banned_url_words)  # fmt: skip
 
     def classifiers(self) -> list[QualityClassifierConfig]:
         """Every enabled classifier, `quality` first."""

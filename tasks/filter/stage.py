@@ -7,12 +7,12 @@ quality score and have their PII replaced by typed placeholders.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from storage.shards import iter_rows
-from tasks.documents import FILTER_COLUMNS, ShardWriter, count_words, removed_row
+from tasks.documents import DEFERRED, FILTER_COLUMNS, ShardWriter, count_words, removed_row
 from tasks.filter.classifiers import prepare_all
 from tasks.filter.config import FilterConfig
 from tasks.filter.ensemble import PreparedClassifier, scores_and_bucket
@@ -22,17 +22,14 @@ from tasks.filter.rules.fineweb import FineWebQuality
 from tasks.filter.rules.gopher import GopherQuality, GopherRepetition
 from tasks.filter.rules.pii import PiiRedaction
 from tasks.filter.rules.quality import QualityClassifier
-from tasks.filter.rules.url import UrlFilter, read_blocklist
+from tasks.filter.rules.url import UrlFilter
 from tasks.stage import StageInput, StageOutcome, map_shards, sum_stats
 
 STAGE = "filter"
 
 
 def build_url_filter(cfg: FilterConfig) -> UrlFilter:
-    domains = set(cfg.blocklist_domains)
-    if cfg.blocklist_file:
-        domains |= read_blocklist(cfg.blocklist_file)
-    return UrlFilter(domains, cfg.banned_url_words)
+    return UrlFilter(cfg.url_rules().matcher())
 
 
 def build_rules(cfg: FilterConfig, classifiers: list[PreparedClassifier] = ()) -> list[Rule]:
@@ -57,21 +54,28 @@ def build_rules(cfg: FilterConfig, classifiers: list[PreparedClassifier] = ()) -
 
 @dataclass(frozen=True)
 class FilterShard:
-    """What each filter shard needs: the config and the classifiers prepared before the shards run."""
+    """What each filter shard needs: the config, the classifiers prepared before the shards run, and
+    extract's deferred removals (pages the URL rules removed before extraction) by shard file name."""
 
     cfg: FilterConfig
     classifiers: list[PreparedClassifier]
+    deferred: dict[str, str] = field(default_factory=dict)
 
 
 def process_shard(in_path: str, out: Path, params: FilterShard, index: int) -> dict[str, Any]:
     rules = build_rules(params.cfg, params.classifiers)
     shard = ShardWriter(out, index, FILTER_COLUMNS)  # streamed in and out: one row group in memory
     stats = Counter(dict.fromkeys(PiiRedaction.counters, 0))
+    if deferred := params.deferred.get(Path(in_path).name):
+        # Already filter's removal rows, found by extract; recorded with filter.enabled=false too (the
+        # pages were never extracted, so there is no text to keep).
+        for row in iter_rows([deferred]):
+            shard.remove(row)
     for doc in iter_rows([in_path]):
         doc["quality_score"] = None
         taken = measure_all(doc, rules, stats)
         if failed := failure_in(taken):
-            shard.remove(removed_row(doc, STAGE, failed.rule, failed.value))
+            shard.remove(removed_row(doc, STAGE, failed.rule, failed.value, failed.detail[:200]))
             continue
         doc["quality_scores"], doc["quality_bucket"] = scores_and_bucket(taken, params.classifiers)
         doc["n_chars"], doc["n_words"] = len(doc["text"]), count_words(doc["text"])
@@ -82,7 +86,8 @@ def process_shard(in_path: str, out: Path, params: FilterShard, index: int) -> d
 def run(inputs: dict[str, StageInput], cfg: FilterConfig, out: Path) -> StageOutcome:
     docs = inputs["extract"].files("docs")
     classifiers, info = prepare_all(docs, cfg, out) if cfg.enabled else ([], {})
-    params = FilterShard(cfg, classifiers)
+    deferred = {Path(p).name: p for p in inputs["extract"].files(DEFERRED)}
+    params = FilterShard(cfg, classifiers, deferred)
     stats = sum_stats(map_shards(process_shard, docs, out, params, workers=cfg.workers, label="filter"))
     outcome = StageOutcome(stats["docs_in"], stats["docs_out"], stats["docs_removed"], info=info)
     for name, value in sorted({**stats, **info}.items()):
