@@ -38,10 +38,10 @@ from tasks.yardstick.config import YardstickConfig
 
 BUILTIN_STAGES: tuple[StageSpec, ...] = (
     StageSpec("acquire", (), AcquireConfig, "4", acquire.run, identity=acquire.input_identity, network=True),
-    StageSpec("extract", ("acquire",), ExtractConfig, "4", extract.run),
+    StageSpec("extract", ("acquire",), ExtractConfig, "5", extract.run),
     # Evaluation text pinned at the extract boundary: the same for every curation downstream.
     StageSpec("yardstick", ("extract",), YardstickConfig, "1", yardstick.run),
-    StageSpec("filter", ("extract",), FilterConfig, "4", filter_.run),
+    StageSpec("filter", ("extract",), FilterConfig, "5", filter_.run),
     StageSpec("dedup", ("filter",), DedupConfig, "5", dedup.run),
     StageSpec("mix", ("dedup", "yardstick"), MixConfig, "4", mix.run),
     StageSpec("tokenize", ("mix", "yardstick"), TokenizeConfig, "6", tokenize.run),

@@ -87,6 +87,15 @@ def test_dedup_throughput_benchmark_runs(tmp_path):
     assert results["buckets+clusters"]["docs"] == 400 and results["buckets+clusters"]["near_duplicates"] > 0
 
 
+def test_url_prefilter_benchmark_runs(tmp_path):
+    cmd = [sys.executable, "benchmarks/url_prefilter.py", "--pages", "120", "--repeats", "1", "--out", str(tmp_path)]
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    [result] = tmp_path.glob("*-url-prefilter.json")
+    report = json.loads(result.read_text())
+    assert report["not_extracted"] > 0 and report["kept_documents_subset"]
+    assert report["kept_documents"]["with"] < report["kept_documents"]["without"]
+
+
 @pytest.mark.slow
 def test_side_by_side_benchmarks_run(tmp_path):
     """benchmarks/run.py --quick: every comparison (datatrove, plain PyTorch, tokenizers, scaling) on tiny inputs."""
@@ -103,7 +112,14 @@ def test_side_by_side_benchmarks_run(tmp_path):
         "train tiny ours",
         "train tiny plain-pytorch",
         "scaling pipeline 4x",
+        "signatures before x1",
+        "signatures ours x1",
+        "signatures rensa x1",
+        "signatures datatrove x1",
     } <= set(results)
+    # Every signature implementation ran over the same documents; the quality check ran with both.
+    assert len({results[f"signatures {impl} x1"]["docs"] for impl in ("before", "ours", "rensa", "datatrove")}) == 1
+    assert results["dedup quality check ours"]["recall_ge_0.8"] > 0.9
     # Same input, same stage semantics: both sides keep documents, and the ratios are computed.
     assert results["extract+filter sample datatrove x1"]["docs_out"] > 0
     assert results["extract+filter sample ours-warcio x1"]["docs_out"] > 0
