@@ -96,6 +96,16 @@ def test_url_prefilter_benchmark_runs(tmp_path):
     assert report["kept_documents"]["with"] < report["kept_documents"]["without"]
 
 
+def test_crawl_cost_benchmark_runs(tmp_path):
+    cmd = [sys.executable, "benchmarks/crawl_cost.py", "--size-mb", "4", "--out", str(tmp_path)]
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    [result] = tmp_path.glob("*-crawl-cost.json")
+    report = json.loads(result.read_text())
+    assert set(report["stages"]) == {"extract", "filter", "dedup", "tokenize"}
+    assert all(s["core_seconds_per_gb"] > 0 and s["crawl_core_hours"] > 0 for s in report["stages"].values())
+    assert report["stages"]["extract"]["crawl_docs_in"] == report["crawl"]["pages"]
+
+
 @pytest.mark.slow
 def test_side_by_side_benchmarks_run(tmp_path):
     """benchmarks/run.py --quick: every comparison (datatrove, plain PyTorch, tokenizers, scaling) on tiny inputs."""

@@ -1,0 +1,101 @@
+"""Cost at crawl scale: core-seconds per GB of WARC for each CPU stage, projected to one Common Crawl crawl.
+
+    python benchmarks/crawl_cost.py [--size-mb 200] [--out benchmarks/results]
+
+Input: one gzipped WARC of `--size-mb` written like `long_crawl.py`'s (about 25 kB a record, as
+Common Crawl's: pages from the sample generator with an inline image, so bytes do not compress away).
+The real CLI runs acquire through tokenize on it with every stage on one process (`*.workers=1`,
+tokenize on one thread), so each stage's wall seconds in the catalog are its core-seconds (an upper
+bound: I/O waits count). The dedup quality check is off: it is cached per dedup settings, not paid
+per GB. Tokenize includes training its SentencePiece model on a sample (a cost per run, not per GB).
+
+Projection: CC-MAIN-2024-51 (December 2024) holds 2.64 billion pages (394 TiB uncompressed), from
+Common Crawl's announcement. Each stage's core-seconds per document it reads, times the documents
+it would read in that crawl: all pages for extract, then this run's extract and filter pass rates
+(which depend on the page mix); dedup's removals are not applied to tokenize's count, because the
+generator repeats its ~2,000 source pages, so dedup removes far more here than on a crawl (an upper
+bound for tokenize). Results:
+benchmarks/results/<date>-<host>-crawl-cost.json/.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.long_crawl import write_crawl  # noqa: E402
+from benchmarks.output import RESULTS, write_results  # noqa: E402
+
+CRAWL = {"name": "CC-MAIN-2024-51", "pages": 2.64e9, "uncompressed_tib": 394,
+         "source": "https://blog.commoncrawl.org/blog/december-2024-crawl-archive-now-available"}  # fmt: skip
+STAGES = ("extract", "filter", "dedup", "tokenize")
+ONE_PROCESS = ["extract.workers=1", "filter.workers=1", "dedup.workers=1", "tokenize.workers=1",
+               "dedup.quality_check_docs=0"]  # fmt: skip
+
+
+def run_pipeline(warc: Path, work: Path) -> dict[str, dict]:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from storage.catalog import Catalog
+
+    sets = [f"acquire.paths={json.dumps([str(warc)])}", *ONE_PROCESS]
+    result = CliRunner().invoke(app, ["run", "--workdir", str(work), "--until", "tokenize",
+                                      *[a for s in sets for a in ("--set", s)]])  # fmt: skip
+    if result.exit_code != 0:
+        raise SystemExit(result.output[-3000:])
+    _, rows = Catalog(work).query("select stage, seconds, docs_in, docs_out from stage_runs where status = 'completed'")
+    return {stage: {"seconds": s, "docs_in": i, "docs_out": o} for stage, s, i, o in rows}
+
+
+def crawl_documents_in(stage: str, stages: dict[str, dict], pages: float) -> float:
+    """Documents the stage reads at crawl scale: pages through the pass rates of extract and filter."""
+    rate = {s: stages[s]["docs_out"] / stages[s]["docs_in"] for s in ("extract", "filter")}
+    return {"extract": pages, "filter": pages * rate["extract"]}.get(stage, pages * rate["extract"] * rate["filter"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        warc = Path(tmp) / "crawl.warc.gz"
+        records = write_crawl(warc, args.size_mb * 10**6)
+        gb = warc.stat().st_size / 1e9
+        stages = run_pipeline(warc, Path(tmp) / "work")
+    pages_per_gb = records / gb
+    crawl_gb = CRAWL["pages"] / pages_per_gb
+    rows, table = [], {}
+    for stage in STAGES:
+        core_s, docs_in = stages[stage]["seconds"], stages[stage]["docs_in"]
+        per_gb, per_kdoc = core_s / gb, core_s / docs_in * 1000
+        crawl_docs = crawl_documents_in(stage, stages, CRAWL["pages"])
+        crawl_core_h = per_kdoc * crawl_docs / 1000 / 3600
+        table[stage] = {"core_seconds": round(core_s, 2), "core_seconds_per_gb": round(per_gb, 1),
+                        "core_seconds_per_1000_docs_in": round(per_kdoc, 3), "docs_in": docs_in,
+                        "docs_out": stages[stage]["docs_out"], "crawl_docs_in": round(crawl_docs),
+                        "crawl_core_hours": round(crawl_core_h)}  # fmt: skip
+        rows.append([stage, round(core_s, 1), round(per_gb, 1), round(per_kdoc, 3), f"{crawl_docs / 1e9:.2f}B",
+                     f"{crawl_core_h:,.0f}"])  # fmt: skip
+    total = sum(t["crawl_core_hours"] for t in table.values())
+    rows.append(["all four", round(sum(t["core_seconds"] for t in table.values()), 1),
+                 round(sum(t["core_seconds_per_gb"] for t in table.values()), 1), "", "", f"{total:,.0f}"])  # fmt: skip
+    report = {"warc_gb": round(gb, 3), "records": records, "pages_per_gb": round(pages_per_gb),
+              "crawl": CRAWL | {"implied_compressed_tb": round(crawl_gb / 1000, 1)}, "stages": table,
+              "crawl_core_hours": total}  # fmt: skip
+    title = (f"Core-seconds per GB of WARC ({gb:.2f} GB, {records:,} records, one process per stage), "
+             f"projected to {CRAWL['name']} ({CRAWL['pages'] / 1e9:.2f}B pages)")  # fmt: skip
+    print(write_results(args.out, "crawl-cost", report, title,
+                        ["stage", "core-seconds", "core-s per GB", "core-s per 1,000 docs in",
+                         f"docs in, {CRAWL['name']}", "core-hours"], rows))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
