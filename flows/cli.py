@@ -275,6 +275,47 @@ def evaluate_cmd(
     console.print(f"report: {summary['report']}")
 
 
+@app.command("harness")
+def harness_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="a model.pt or an intermediate checkpoints/step-*.pt")],
+    tasks: Annotated[str, typer.Option("--tasks", help="comma list of lm-eval task names")] = "",
+    local: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--local", help="TASK=FILE: lm-eval's TASK logic on a local JSONL in the dataset's published shape"
+        ),
+    ] = None,
+    include_path: Annotated[list[Path] | None, typer.Option("--include-path", help="folders of task YAMLs")] = None,
+    limit: Annotated[int | None, typer.Option(help="items per task")] = None,
+    num_fewshot: Annotated[int | None, typer.Option(help="shots (default: each task's own)")] = None,
+    config: ConfigOpt = None,
+    overrides: SetOpt = None,
+    workdir: WorkdirOpt = Path("work"),
+) -> None:
+    """Run lm-evaluation-harness tasks on a checkpoint with this config's tokenizer (the `harness` extra)."""
+    from flows.evaluate_checkpoint import CheckpointError, harness_checkpoint
+    from flows.plan import MissingOutputError
+
+    pairs = [item.partition("=") for item in local or []]
+    if bad := [f"{t}{eq}{f}" for t, eq, f in pairs if not eq or not Path(f).is_file()]:
+        raise _fail(f"--local takes TASK=FILE with an existing file: {', '.join(bad)}")
+    names = [t.strip() for t in tasks.split(",") if t.strip()]
+    if not names and not pairs:
+        raise _fail("give --tasks or --local")
+    cfg = _load(config, overrides or [])
+    try:
+        summary = harness_checkpoint(cfg, workdir.resolve(), checkpoint, names, {t: f for t, _, f in pairs},
+                                     include_path or [], limit, num_fewshot)  # fmt: skip
+    except (CheckpointError, MissingOutputError) as e:
+        raise _fail(str(e), code=1) from None
+    except ImportError as e:
+        raise _fail(f"{e}: install the harness extra (pip install 'crawl2model[harness]')", code=1) from None
+    for task, metrics in summary["results"].items():
+        shown = ", ".join(f"{k.split(',')[0]} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+        console.print(f"{task}: {shown}")
+    console.print(f"results: {summary['out']}")
+
+
 @app.command("export")
 def export_cmd(
     stage: Annotated[str, typer.Option("--stage", help="the stage whose output is exported")],

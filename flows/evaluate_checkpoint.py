@@ -1,6 +1,7 @@
 """`crawl2model evaluate CHECKPOINT`: the evaluate stage's report for any checkpoint (a run's final
 model, an intermediate `step-*.pt`, another run's), against the data outputs of the given config,
-without rerunning the pipeline. Written to `<workdir>/evaluations/<checkpoint>-<digest>/`."""
+without rerunning the pipeline. Written to `<workdir>/evaluations/<checkpoint>-<digest>/`.
+`crawl2model harness CHECKPOINT`: lm-evaluation-harness tasks on it (`<workdir>/harness/...`)."""
 
 from __future__ import annotations
 
@@ -33,12 +34,42 @@ def as_model_file(checkpoint: Path, trained: StageInput, out: Path) -> Path:
     return model
 
 
+def harness_checkpoint(
+    cfg: PipelineConfig, root: Path, checkpoint: Path, tasks: list[str], local: dict[str, str],
+    include_paths: list[Path], limit: int | None, num_fewshot: int | None,
+) -> dict[str, Any]:  # fmt: skip
+    """lm-evaluation-harness tasks on a checkpoint, with this config's tokenizer; results beside it in
+    `<workdir>/harness/<checkpoint>-<digest>/results.json`."""
+    import sentencepiece as spm
+
+    from model.trainer import load_model
+    from tasks.evaluate.harness import CheckpointScorer, local_tasks, run_harness
+
+    if not checkpoint.is_file():
+        raise CheckpointError(f"no checkpoint at {checkpoint}")
+    inputs = finished_outputs(cfg, root, ("tokenize", "train"))
+    out = root / "harness" / f"{checkpoint.stem}-{_digest(checkpoint)}"
+    out.mkdir(parents=True, exist_ok=True)
+    model = load_model(as_model_file(checkpoint, inputs["train"], out))
+    sp = spm.SentencePieceProcessor(model_file=inputs["tokenize"].file("tokenizer"))
+    names = list(tasks) + (local_tasks(local, out / "tasks") if local else [])
+    paths = [*include_paths, *([out / "tasks"] if local else [])]
+    result = run_harness(CheckpointScorer(model, sp), names, paths, limit, num_fewshot)
+    summary = {"checkpoint": str(checkpoint), "tasks": names, "results": result["results"],
+               "out": str(out / "results.json")}  # fmt: skip
+    atomic_write_json(out / "results.json", summary)
+    return summary
+
+
+def _digest(checkpoint: Path) -> str:
+    return hashlib.sha256(f"{checkpoint.resolve()}:{checkpoint.stat().st_mtime_ns}".encode()).hexdigest()[:12]
+
+
 def evaluate_checkpoint(cfg: PipelineConfig, root: Path, checkpoint: Path) -> dict[str, Any]:
     if not checkpoint.is_file():
         raise CheckpointError(f"no checkpoint at {checkpoint}")
     inputs = finished_outputs(cfg, root, SPEC_BY_NAME["evaluate"].inputs)
-    digest = hashlib.sha256(f"{checkpoint.resolve()}:{checkpoint.stat().st_mtime_ns}".encode()).hexdigest()[:12]
-    out = root / "evaluations" / f"{checkpoint.stem}-{digest}"
+    out = root / "evaluations" / f"{checkpoint.stem}-{_digest(checkpoint)}"
     out.mkdir(parents=True, exist_ok=True)
     trained = inputs["train"]
     model = as_model_file(checkpoint, trained, out)

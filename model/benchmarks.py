@@ -3,7 +3,9 @@
 Each item is a context and a list of continuations; a choice's score is the summed log-probability
 of its continuation tokens given the context (the context+continuation string is encoded whole and
 the context's tokens split off, as the harness does). `acc` takes the best summed log-probability,
-`acc_norm` the best per byte of continuation. The items and their loaders are in `model.items`.
+`acc_norm` the best per character of the choice (its text without the delimiter before it, as the
+harness's multiple-choice metric counts it; parity tested against lm-evaluation-harness itself).
+The items and their loaders are in `model.items`.
 """
 
 from __future__ import annotations
@@ -94,12 +96,17 @@ def item_results(model: GPT, encode: Encode, items: list[Item], batch_size: int 
     out = []
     for item in items:
         scores = [next(flat)[0] for _ in item.choices]
-        norm = [s / max(len(c.encode()), 1) for s, c in zip(scores, item.choices, strict=True)]
+        norm = [s / max(len(choice_text(c)), 1) for s, c in zip(scores, item.choices, strict=True)]
         out.append({"task": item.task, "item_id": item.item_id, "choices": len(item.choices),
                     "acc": float(max(range(len(scores)), key=scores.__getitem__) == item.label),
                     "acc_norm": float(max(range(len(norm)), key=norm.__getitem__) == item.label),
                     **continuous(scores, item.label)})  # fmt: skip
     return out
+
+
+def choice_text(continuation: str) -> str:
+    """The choice without its delimiter (the one whitespace character the loaders put before it)."""
+    return continuation[1:] if continuation[:1].isspace() else continuation
 
 
 def continuous(scores: list[float], label: int) -> dict[str, float]:

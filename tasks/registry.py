@@ -51,7 +51,7 @@ BUILTIN_STAGES: tuple[StageSpec, ...] = (
         "evaluate",
         ("acquire", "extract", "yardstick", "filter", "dedup", "mix", "tokenize", "train"),
         EvaluateConfig,
-        "5",
+        "6",
         evaluate.run,
     ),  # fmt: skip
 )

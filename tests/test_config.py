@@ -110,7 +110,7 @@ def test_a_file_named_by_the_config_is_part_of_its_stage_fingerprint(tmp_path):
 def test_extract_takes_filters_url_rules_unless_told_not_to():
     from tasks.config import load_config
 
-    cfg = load_config(None, ["filter.banned_url_words=[\"spam\"]", "filter.enabled=false"])
+    cfg = load_config(None, ['filter.banned_url_words=["spam"]', "filter.enabled=false"])
     assert cfg.extract.url_rules.banned_url_words == ["spam"]  # filter off: extract still runs them
     assert cfg.extract.url_rules.blocklist_domains == cfg.filter.blocklist_domains
     assert "extract.url_rules" not in cfg.evaluate.config_changes  # derived, not a user's change

@@ -269,8 +269,8 @@ def _filter_removals(tmp_path, extract_out):
     from tasks.filter.stage import run as run_filter
     from tasks.stage import StageInput
 
-    files = [{"path": str(p.relative_to(extract_out)), "kind": p.parent.name}
-             for p in sorted(extract_out.glob("*/part-*.parquet")) if p.parent.name in ("docs", "deferred")]  # fmt: skip
+    parts = [p for p in sorted(extract_out.glob("*/part-*.parquet")) if p.parent.name in ("docs", "deferred")]
+    files = [{"path": str(p.relative_to(extract_out)), "kind": p.parent.name} for p in parts]
     extract = StageInput("extract", "fp", extract_out, {"files": files, "counts": {}})
     out = tmp_path / "filter"
     outcome = run_filter({"extract": extract}, FilterConfig(quality={"enabled": False}), out)

@@ -306,7 +306,8 @@ def test_explain_names_the_kept_copy_and_the_record_of_an_extract_removal(first_
 def test_explain_a_page_the_url_rules_removed_before_extraction(first_run):
     truth = [json.loads(line) for line in next(first_run.glob("artifacts/acquire/*/ground_truth.jsonl")).open()]
     blocked = next(r for r in truth if r["case"] == "blocklisted")
-    [history] = json.loads(runner.invoke(app, ["explain", blocked["url"], "--json", "--workdir", str(first_run)]).output)
+    args = ["explain", blocked["url"], "--json", "--workdir", str(first_run)]
+    [history] = json.loads(runner.invoke(app, args).output)
     extract, filtered = history["stages"][:2]
     assert history["url"] == blocked["url"] and extract["not_extracted"]["rule"] == "url_blocklist"
     assert filtered["removed"]["rule"] == "url_blocklist" and filtered["removed"]["detail"] in blocked["url"]

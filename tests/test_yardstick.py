@@ -223,3 +223,25 @@ def test_any_checkpoint_is_scored_with_the_same_report(recipes):
     assert report.exists() and "## Yardstick" in report.read_text()
     result = CliRunner().invoke(app, ["evaluate", "/nonexistent.pt", "--workdir", str(recipes), *sets])
     assert result.exit_code == 1 and "no checkpoint" in result.output
+
+
+@pytest.mark.slow
+def test_harness_runs_lm_eval_tasks_on_a_checkpoint(recipes, tmp_path):
+    sets = [*SETS, "--set", "train.seed=0"]
+    catalog = Catalog(recipes)
+    run = _runs(catalog)[next(k for k in _runs(catalog) if k.endswith("full-seed0"))]
+    _, [(train_dir,)] = catalog.query(
+        "select any_value(output_dir) from stage_runs where stage = 'train' and run_id = ?", [run]
+    )
+    piqa = tmp_path / "piqa.jsonl"
+    rows = [{"goal": f"To open the {w} file", "sol1": "run python on it", "sol2": "bake it", "label": 0}
+            for w in ("config", "data", "log", "notes", "yaml", "json")]  # fmt: skip
+    piqa.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = invoke("harness", str(Path(train_dir) / "model.pt"), "--local", f"piqa={piqa}", "--workdir", str(recipes),
+                 *sets)  # fmt: skip
+    assert "piqa_local: acc" in out
+    results = json.loads(Path(out.split("results: ")[1].split()[0]).read_text())
+    assert 0.0 <= results["results"]["piqa_local"]["acc,none"] <= 1.0 and results["tasks"] == ["piqa_local"]
+    bad = CliRunner().invoke(app, ["harness", str(Path(train_dir) / "model.pt"), "--local", "piqa=/nope.jsonl",
+                                   "--workdir", str(recipes), *sets])  # fmt: skip
+    assert bad.exit_code == 2 and "TASK=FILE" in bad.output
