@@ -275,6 +275,24 @@ def evaluate_cmd(
     console.print(f"report: {summary['report']}")
 
 
+@app.command("curve")
+def curve_cmd(config: ConfigOpt = None, overrides: SetOpt = None, workdir: WorkdirOpt = Path("work")) -> None:
+    """Score every training milestone of this config's run: yardstick and tasks against tokens seen."""
+    from flows.evaluate_checkpoint import CheckpointError, checkpoint_curve
+    from flows.plan import MissingOutputError
+
+    cfg = _load(config, overrides or [])
+    try:
+        summary = checkpoint_curve(cfg, workdir.resolve())
+    except (CheckpointError, MissingOutputError) as e:
+        raise _fail(str(e), code=1) from None
+    for p in summary["points"]:
+        ci = p["yardstick_ci"] or ["", ""]
+        console.print(f"{p['checkpoint']}: {p['tokens']:,} tokens, yardstick {p['yardstick_bits_per_byte']:.4f} "
+                      f"[{ci[0]:.4f}, {ci[1]:.4f}]")  # fmt: skip
+    console.print(f"curve: {summary['png']}")
+
+
 @app.command("harness")
 def harness_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="a model.pt or an intermediate checkpoints/step-*.pt")],

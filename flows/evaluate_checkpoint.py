@@ -81,3 +81,52 @@ def evaluate_checkpoint(cfg: PipelineConfig, root: Path, checkpoint: Path) -> di
     summary = {"checkpoint": str(checkpoint), "report": str(out / "report.md"), "metrics": outcome.info}
     atomic_write_json(out / "checkpoint.json", summary)
     return summary
+
+
+def checkpoint_curve(cfg: PipelineConfig, root: Path) -> dict[str, Any]:
+    """Every milestone of the run's training (`train.milestone_every`) and the final model, each scored
+    with the evaluate stage: the yardstick (with its interval) and every task against tokens seen,
+    the DataDecide way of reading early signal. Written to `<workdir>/curves/<train fingerprint>/`."""
+    import torch
+
+    trained = finished_outputs(cfg, root, ("train",))["train"]
+    milestones = sorted(trained.files("milestones"))
+    if not milestones:
+        raise CheckpointError("this run kept no milestones: train with --set train.milestone_every=N")
+    final_tokens = trained.info.get("tokens_per_step", 0) * cfg.train.max_steps
+    points = []
+    for path in [*milestones, trained.file("model")]:
+        tokens = torch.load(path, map_location="cpu", weights_only=True).get("tokens", final_tokens)
+        metrics = evaluate_checkpoint(cfg, root, Path(path))["metrics"]
+        yardstick = metrics.get("yardstick", {}).get("bits_per_byte") or {}
+        tasks = {t: {k: v.get(k) for k in ("acc", "acc_norm", "p_correct") if k in v}
+                 for t, v in metrics.get("tasks", {}).items()}  # fmt: skip
+        points.append({"checkpoint": Path(path).name, "tokens": tokens,
+                       "yardstick_bits_per_byte": yardstick.get("value"), "yardstick_ci": yardstick.get("ci"),
+                       "tasks": tasks})  # fmt: skip
+    out = root / "curves" / trained.fingerprint
+    out.mkdir(parents=True, exist_ok=True)
+    curve_png(points, out / "curve.png")
+    summary = {"train": trained.fingerprint, "points": points, "png": str(out / "curve.png")}
+    atomic_write_json(out / "curve.json", summary)
+    return summary
+
+
+def curve_png(points: list[dict[str, Any]], path: Path) -> None:
+    from tasks.evaluate.report import pyplot, save_figure
+
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    tokens = [p["tokens"] for p in points]
+    bpb = [p["yardstick_bits_per_byte"] for p in points]
+    low, high = zip(*[p["yardstick_ci"] or (b, b) for p, b in zip(points, bpb, strict=True)], strict=True)
+    left.plot(tokens, bpb, marker="o")
+    left.fill_between(tokens, low, high, alpha=0.2)
+    left.set(xlabel="tokens seen", ylabel="yardstick bits per byte", title="yardstick (95% interval)")
+    for task in points[-1]["tasks"]:
+        right.plot(tokens, [p["tasks"].get(task, {}).get("p_correct") for p in points], marker="o", label=task)
+    right.set(xlabel="tokens seen", ylabel="p(correct)", title="tasks")
+    if points[-1]["tasks"]:
+        right.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -50,6 +50,9 @@ class TrainConfig(Section):
     spike_factor: float | None = Field(3.0, gt=1.0, description="loss above this x its running mean is a spike")
     skip_spikes: bool = False
     checkpoint_every: int = Field(200, ge=1)
+    milestone_every: int = Field(
+        0, ge=0, description="also keep the weights at every multiple of this step (for `crawl2model curve`); 0 = none"
+    )
     log_every: int = Field(10, ge=1)
     val_every: int = Field(100, ge=0, description="steps between validation losses (the curve); 0 = none")
     val_rows: int = Field(64, ge=1, description="held-out rows in each validation loss")

@@ -205,6 +205,10 @@ class Trainer:
             })  # fmt: skip
             for old in sorted(self.ckpt_dir.glob("step-*.pt"))[:-2]:  # keep the last two
                 old.unlink()
+            if self.cfg.milestone_every and step % self.cfg.milestone_every == 0:
+                # Weights only (a third of a checkpoint): what scoring the metric-vs-tokens curve needs.
+                weights = {"model": msd, "config": asdict(self.model_cfg), "tokens": step * self.tokens_per_step}
+                save_atomic(self.out / "milestones" / f"step-{step:07d}.pt", weights)
         barrier(self.ctx)
 
     def flush(self) -> bool:
@@ -263,7 +267,8 @@ class Trainer:
         self.pending.append((step + 1, lr, loss, grad_norm.detach()))
         self.steps_since += 1
         log_step = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps
-        checkpoint_step = (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.max_steps
+        checkpoint_step = ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.max_steps
+                           or bool(cfg.milestone_every and (step + 1) % cfg.milestone_every == 0))  # fmt: skip
         spiked = self.flush() if self.read_every_step or log_step or checkpoint_step else False
         if not (spiked and cfg.skip_spikes):
             self.optimizer.step()

@@ -245,3 +245,22 @@ def test_harness_runs_lm_eval_tasks_on_a_checkpoint(recipes, tmp_path):
     bad = CliRunner().invoke(app, ["harness", str(Path(train_dir) / "model.pt"), "--local", "piqa=/nope.jsonl",
                                    "--workdir", str(recipes), *sets])  # fmt: skip
     assert bad.exit_code == 2 and "TASK=FILE" in bad.output
+
+
+@pytest.mark.slow
+def test_curve_scores_every_milestone_against_tokens_seen(recipes):
+    sets = [*SETS, "--set", "train.milestone_every=40"]
+    result = CliRunner().invoke(app, ["curve", "--workdir", str(recipes), *SETS, "--set", "train.seed=0"])
+    assert result.exit_code == 1 and "milestone_every" in result.output  # trained without milestones
+    invoke("run", "--workdir", str(recipes), *sets)
+    out = invoke("curve", "--workdir", str(recipes), *sets)
+    [path] = (recipes / "curves").glob("*/curve.json")
+    points = json.loads(path.read_text())["points"]
+    assert [p["checkpoint"] for p in points] == ["step-0000040.pt", "step-0000080.pt", "step-0000120.pt", "model.pt"]
+    tokens = [p["tokens"] for p in points]
+    assert tokens[0] > 0 and tokens == sorted(tokens) and tokens[2] == tokens[3]  # the last milestone is the end
+    bpb = [p["yardstick_bits_per_byte"] for p in points]
+    assert bpb[0] > bpb[-1] and bpb[2] == pytest.approx(bpb[3])  # better with more tokens; same weights at the end
+    assert all(p["yardstick_ci"][0] < p["yardstick_bits_per_byte"] < p["yardstick_ci"][1] for p in points)
+    assert "cloze" in points[0]["tasks"] and (path.parent / "curve.png").stat().st_size > 1000
+    assert "step-0000040.pt: " in out and "curve: " in out
