@@ -37,17 +37,19 @@ def synthetic_tokens(path: Path, rows: int, seq_len: int, vocab: int) -> list[st
     return [str(path)]
 
 
-def measure(preset: str, compile_mode: str, args: argparse.Namespace, files: list[str], work: Path) -> dict:
+def measure(preset: str, compile_mode: str, fused_loss: str, args: argparse.Namespace, files: list[str],
+            work: Path) -> dict:  # fmt: skip
     n_layer, n_head, n_embd = MODEL_PRESETS[preset]
     model_cfg = GPTConfig(vocab_size=args.vocab_size, seq_len=args.seq_len, n_layer=n_layer, n_head=n_head,
                           n_embd=n_embd)  # fmt: skip
     cfg = TrainConfig(preset=preset, batch_size=args.batch_size, max_steps=args.steps, warmup_steps=2,
                       log_every=args.log_every, checkpoint_every=10**9, device=args.device, compile=compile_mode,
-                      threads=args.threads)  # fmt: skip
+                      threads=args.threads, fused_loss=fused_loss, micro_batch=args.micro_batch,
+                      tokens_per_step=args.tokens_per_step)  # fmt: skip
     runs = []
     for repeat in range(args.repeats):
         started = time.perf_counter()
-        result = train(files, model_cfg, cfg, work / f"{preset}-{compile_mode}-{repeat}")
+        result = train(files, model_cfg, cfg, work / f"{preset}-{compile_mode}-{fused_loss}-{repeat}")
         timed = timed_throughput(result["history"], warm=1)  # the first interval holds the warm-up
         runs.append({
             "tokens_per_s": timed["tokens_per_s"],
@@ -56,8 +58,8 @@ def measure(preset: str, compile_mode: str, args: argparse.Namespace, files: lis
             "final_loss": result["history"][-1]["loss"],
         })  # fmt: skip
     return {
-        "preset": preset, "compile": compile_mode, "params": result["params"], "device": result["device"],
-        "tokens_per_step": result["tokens_per_step"],
+        "preset": preset, "compile": compile_mode, "fused_loss": fused_loss, "params": result["params"],
+        "device": result["device"], "tokens_per_step": result["tokens_per_step"], "grad_accum": result["grad_accum"],
         "tokens_per_s": statistics.median(r["tokens_per_s"] for r in runs),
         "mfu": statistics.median(r["mfu"] for r in runs) if runs[0]["mfu"] is not None else None,
         "repeats": runs,
@@ -70,6 +72,9 @@ def main() -> None:
     parser.add_argument("--presets", default="tiny,small")
     parser.add_argument("--compile", default="off", help="comma list of on/off")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--fused-loss", default="off", help="comma list of off/chunked/liger/auto")
+    parser.add_argument("--micro-batch", default="fixed", choices=["fixed", "auto"])
+    parser.add_argument("--tokens-per-step", type=int, default=None)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--vocab-size", type=int, default=4096)
     parser.add_argument("--steps", type=int, default=40)
@@ -77,20 +82,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--label", default="", help="suffix of the results file name, e.g. -chunked-b32")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         files = synthetic_tokens(work / "train-00000.parquet", 4096, args.seq_len, args.vocab_size)
-        results = [measure(p, c, args, files, work) for p in args.presets.split(",") for c in args.compile.split(",")]
+        results = [measure(p, c, f, args, files, work) for p in args.presets.split(",") for c in args.compile.split(",")
+                   for f in args.fused_loss.split(",")]  # fmt: skip
     device = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
     report = {"device": device, "torch": torch.__version__, "threads": torch.get_num_threads(),
               "args": vars(args) | {"out": None}, "results": results}  # fmt: skip
-    rows = [[r["preset"], f"{r['params']:,}", r["compile"], r["tokens_per_step"], f"{r['tokens_per_s']:,.0f}",
-             f"{r['mfu']:.1%}" if r["mfu"] is not None else "n/a"] for r in results]  # fmt: skip
+    rows = [[r["preset"], f"{r['params']:,}", r["compile"], r["fused_loss"], r["tokens_per_step"], r["grad_accum"],
+             f"{r['tokens_per_s']:,.0f}", f"{r['mfu']:.1%}" if r["mfu"] is not None else "n/a"]
+            for r in results]  # fmt: skip
     print(write_results(
-        args.out, f"train-{args.device}", report,
+        args.out, f"train-{args.device}{args.label}", report,
         f"Training throughput ({device}, torch {torch.__version__}, {report['threads']} threads)",
-        ["preset", "params", "compile", "tokens/step", "tokens/s (median of repeats)", "MFU"], rows,
+        ["preset", "params", "compile", "fused loss", "tokens/step", "grad accum", "tokens/s (median of repeats)",
+         "MFU"], rows,
     ))  # fmt: skip
 
 

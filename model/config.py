@@ -36,6 +36,14 @@ class TrainConfig(Section):
     batch_size: int = Field(16, ge=1, description="rows per micro-batch per process")
     grad_accum: int = Field(1, ge=1)
     tokens_per_step: int | None = Field(None, ge=1, description="sets grad_accum to reach this many tokens/step")
+    micro_batch: Literal["fixed", "auto"] = Field(
+        "fixed", description="auto (CUDA): the largest batch_size that fits, then grad_accum to tokens_per_step"
+    )
+    fused_loss: Literal["auto", "off", "chunked", "liger"] = Field(
+        "auto", description="LM head + loss without the logits: auto = liger if installed, else chunked, on CUDA"
+    )
+    loss_chunk_rows: int = Field(4096, ge=64, description="rows per chunk of the chunked loss")
+    vocab_multiple: int = Field(128, ge=1, le=4096, description="the embedding's rows padded to a multiple of this")
     max_steps: int = Field(600, ge=1)
     lr: float = Field(3e-3, gt=0.0)
     min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0)

@@ -75,7 +75,8 @@ def generate_samples(
     samples = []
     for prompt in prompts:
         idx = torch.tensor([sp.encode(prompt)], dtype=torch.long, device=device)
-        out = model.generate(idx, max_new_tokens, temperature, top_k, generator=g, stop_token=eos_id)
+        out = model.generate(idx, max_new_tokens, temperature, top_k, generator=g, stop_token=eos_id,
+                             vocab_limit=sp.vocab_size())  # fmt: skip
         samples.append({"prompt": prompt, "completion": sp.decode(out[0, idx.shape[1] :].tolist())})
     return samples
 

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.loss import chunked_linear_cross_entropy, liger_linear_cross_entropy
+
 
 @dataclass
 class GPTConfig:
@@ -102,6 +104,7 @@ class GPT(nn.Module):
         cos, sin = rope_tables(cfg.n_embd // cfg.n_head, cfg.seq_len, cfg.rope_base)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
+        self.fused_loss, self.loss_chunk_rows = "off", 4096  # set by the trainer (train.fused_loss)
         self.apply(self._init)
         # Residual projections scaled by depth (GPT-2): keeps the residual stream's variance flat.
         for name, p in self.named_parameters():
@@ -129,10 +132,17 @@ class GPT(nn.Module):
         return_logits: bool = True,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(logits, loss). Training passes return_logits=False: under torch.compile the float32 logits
-        (batch x time x vocab) then never leave the fused loss kernel, instead of being written out."""
+        (batch x time x vocab) then never leave the fused loss kernel, instead of being written out;
+        with `fused_loss` set ("chunked", "liger") a mean loss is computed without the logits at all
+        (`model.loss`)."""
         x = self.embed(idx)
         for block in self.blocks:
             x = block(x, self.rope_cos, self.rope_sin)
+        if targets is not None and not return_logits and reduction == "mean" and self.fused_loss != "off":
+            hidden, flat = self.norm(x).view(-1, self.cfg.n_embd), targets.reshape(-1)
+            if self.fused_loss == "liger":
+                return None, liger_linear_cross_entropy(hidden, self.head.weight, flat)
+            return None, chunked_linear_cross_entropy(hidden, self.head.weight, flat, self.loss_chunk_rows)
         logits = self.head(self.norm(x)).float()
         if targets is None:
             return logits, None
@@ -148,11 +158,13 @@ class GPT(nn.Module):
         top_k: int | None = None,
         generator: torch.Generator | None = None,
         stop_token: int | None = None,
+        vocab_limit: int | None = None,
     ) -> torch.Tensor:
-        """Sample `max_new_tokens` after `idx`; temperature 0 is greedy decoding (argmax, no sampling)."""
+        """Sample `max_new_tokens` after `idx`; temperature 0 is greedy decoding (argmax, no sampling).
+        `vocab_limit`: ids from it on (the embedding's padding) are never produced."""
         for _ in range(max_new_tokens):
             logits, _ = self(idx[:, -self.cfg.seq_len :])
-            logits = logits[:, -1, :]
+            logits = logits[:, -1, :vocab_limit]
             if temperature == 0:
                 nxt = logits.argmax(dim=-1, keepdim=True)
             else:

@@ -25,6 +25,8 @@ from model.config import TrainConfig
 from model.data import TokenLoader, load_rows
 from model.distributed import DistContext, barrier, mean_across_ranks, setup, wrap
 from model.gpt import GPT, GPTConfig
+from model.loss import liger_available
+from model.micro_batch import choose_micro_batch
 
 log = logging.getLogger("crawl2model")
 
@@ -73,6 +75,15 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
     # The fused kernel (CUDA, and CPU since torch 2.4) updates each tensor in one pass instead of a
     # dozen elementwise ops: about 4x faster on CPU, where the update is memory-bound.
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=device.type in ("cuda", "cpu"))
+
+
+def resolve_fused_loss(cfg: TrainConfig, device: torch.device) -> str:
+    """auto: Liger's fused kernel where installed, else our chunked loss, on CUDA; the plain loss on CPU."""
+    if cfg.fused_loss != "auto":
+        return cfg.fused_loss
+    if device.type != "cuda":
+        return "off"
+    return "liger" if liger_available() else "chunked"
 
 
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:
@@ -150,6 +161,12 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         self.raw = GPT(model_cfg).to(device)
+        if cfg.micro_batch == "auto" and device.type == "cuda":
+            rows = (cfg.tokens_per_step or cfg.batch_size * cfg.grad_accum * model_cfg.seq_len) // model_cfg.seq_len
+            batch = choose_micro_batch(self.raw, max(1, rows // ctx.world_size), model_cfg.seq_len,
+                                       resolve_fused_loss(cfg, device), out)  # fmt: skip
+            tokens = cfg.tokens_per_step or cfg.batch_size * cfg.grad_accum * model_cfg.seq_len * ctx.world_size
+            self.cfg = cfg = cfg.model_copy(update={"batch_size": batch, "tokens_per_step": tokens})
         self.model = wrap(self.raw, cfg.strategy, ctx)
         self.optimizer = make_optimizer(self.model, cfg, device)
         self.loader = TokenLoader(train_files, cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
@@ -185,6 +202,7 @@ class Trainer:
         """Compile and autocast on CUDA; throughput bookkeeping for tokens/s and MFU."""
         cfg, device = self.cfg, self.device
         self.use_compile = cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda")
+        self.raw.fused_loss, self.raw.loss_chunk_rows = resolve_fused_loss(cfg, device), cfg.loss_chunk_rows
         self.step_model = torch.compile(self.model) if self.use_compile else self.model
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                          else contextlib.nullcontext())  # fmt: skip

@@ -45,7 +45,7 @@ BUILTIN_STAGES: tuple[StageSpec, ...] = (
     StageSpec("dedup", ("filter",), DedupConfig, "5", dedup.run),
     StageSpec("mix", ("dedup", "yardstick"), MixConfig, "4", mix.run),
     StageSpec("tokenize", ("mix", "yardstick"), TokenizeConfig, "6", tokenize.run),
-    StageSpec("train", ("tokenize",), TrainConfig, "2", train.run),
+    StageSpec("train", ("tokenize",), TrainConfig, "3", train.run),
     # evaluate reads every earlier output: the funnel and the planted-case scores span them all.
     StageSpec(
         "evaluate",

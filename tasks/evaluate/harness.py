@@ -60,7 +60,7 @@ class CheckpointScorer:
         out: list[int] = []
         for _ in range(max_tokens):
             x = torch.tensor([(tokens + out)[-self.seq_len :]], device=device)
-            nxt = int(self.model(x)[0][0, -1].argmax())
+            nxt = int(self.model(x)[0][0, -1, : self.sp.vocab_size()].argmax())  # never the padding ids
             if nxt == self.sp.eos_id():
                 break
             out.append(nxt)

@@ -124,8 +124,10 @@ def run(inputs: dict[str, StageInput], cfg: TrainConfig, out: Path) -> StageOutc
         # An empty input upstream: no model can be trained; evaluate reports the funnel without one.
         log.warning("train: the tokenize stage produced no training rows; no model is trained")
         return StageOutcome(info={"skipped": "no training tokens", "final_loss": None, "params": 0})
+    # The embedding padded to a multiple of vocab_multiple (aligned matmuls; the extra ids never occur).
+    vocab = -(-tok.info["vocab_size"] // cfg.vocab_multiple) * cfg.vocab_multiple
     model_cfg = GPTConfig(
-        vocab_size=tok.info["vocab_size"], seq_len=tok.info["seq_len"], n_layer=cfg.n_layer, n_head=cfg.n_head,
+        vocab_size=vocab, seq_len=tok.info["seq_len"], n_layer=cfg.n_layer, n_head=cfg.n_head,
         n_embd=cfg.n_embd, dropout=cfg.dropout, tie_embeddings=cfg.tie_embeddings,
     )  # fmt: skip
     report = ProgressReporter(cfg.max_steps)
