@@ -167,6 +167,17 @@ def pipeline_until_tokenize(warcs: list[str], work: str) -> dict[str, Any]:
     return {}
 
 
+def url_prefilter_extract(warcs: list[str], hosts: list[str], work: str, prefilter: bool) -> dict[str, Any]:
+    """Extract with filter's URL rules before trafilatura (a blocklist of `hosts`) or without them."""
+    from url_prefilter import extract_once
+
+    from tasks.config import load_config
+
+    cfg = load_config(None, [f"filter.blocklist_domains={json.dumps(hosts)}"]).extract
+    _, stats, kept = extract_once(warcs, cfg if prefilter else cfg.model_copy(update={"url_rules": None}), Path(work))
+    return {"docs_out": len(kept), "not_extracted": sum(v for k, v in stats.items() if k.startswith("deferred."))}
+
+
 def minhash_signatures(shards: list[str], work: str, impl: str) -> dict[str, Any]:
     from minhash_signatures import signatures_of_shards
 
@@ -180,7 +191,8 @@ def minhash_quality(impl: str, docs: int, work: str) -> dict[str, Any]:
 
 
 MEASUREMENTS = {f.__name__: f for f in (ours_extract_filter, datatrove_extract_filter, ours_minhash,
-                                         datatrove_minhash, minhash_signatures, minhash_quality, ours_train_step,
+                                         datatrove_minhash, minhash_signatures, minhash_quality,
+                                         url_prefilter_extract, ours_train_step,
                                          plain_train_step, pipeline_until_tokenize)}  # fmt: skip
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ Comparisons use the same input, the same thresholds and the same number of cores
   hashing and permutations, rensa (Rust), on the same shingles and 112 permutations
   (`minhash_signatures.py`), plus the dedup quality check's recall and precision with the old and
   the new signatures;
+- extract with filter's URL rules before trafilatura vs after, a blocklist covering ~20% of the
+  sample's pages (`url_prefilter.py`);
 - tokenization: ours vs HF tokenizers and tiktoken (`tokenize_throughput.py`);
 - a training step, tiny and small presets: ours vs a plain PyTorch GPT of the same shape;
 - scaling: the pipeline (acquire..tokenize, Prefect included) on 1x, 2x, 4x of a quarter of the
@@ -46,7 +48,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PYTHONPATH = os.pathsep.join(filter(None, [str(ROOT), str(HERE), os.environ.get("PYTHONPATH")]))
 ENV = {**os.environ, "PYTHONPATH": PYTHONPATH, "PREFECT_LOGGING_LEVEL": "WARNING"}
-TARGETS = {"extract+filter": 1.0, "minhash": 2.0, "signatures": 4.0, "train": 1.0}
+TARGETS = {"extract+filter": 1.0, "minhash": 2.0, "signatures": 4.0, "prefilter": 1.0, "train": 1.0}
 
 
 class TreeRSS(threading.Thread):
@@ -161,7 +163,8 @@ for i in range(0, {synthetic_docs}, 5000):
 for i, path in enumerate(large["warc_files"]):
     (root / "large_all" / f"part-{{i:03d}}.warc.gz").symlink_to(path)
 large_files = [str(root / "large_all" / f"part-{{i:03d}}.warc.gz") for i in range(len(large["warc_files"]))]
-print(json.dumps({{"sample": sample["warc_files"], "large": large_files, "synthetic": shards}}))
+print(json.dumps({{"sample": sample["warc_files"], "sample_truth": sample["ground_truth"], "large": large_files,
+                  "synthetic": shards}}))
 """
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True)
     if out.returncode != 0:
@@ -173,7 +176,7 @@ def per_s(count: int, r: dict) -> float:
     return count / r["seconds"] if r["seconds"] else 0.0
 
 
-SECTIONS = ("extract", "minhash", "signatures", "train", "scaling", "tokenize")
+SECTIONS = ("extract", "minhash", "signatures", "prefilter", "train", "scaling", "tokenize")
 
 
 def main() -> None:
@@ -208,7 +211,7 @@ def main() -> None:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        needs_inputs = {"extract", "minhash", "signatures", "scaling"} & set(sections)
+        needs_inputs = {"extract", "minhash", "signatures", "prefilter", "scaling"} & set(sections)
         inputs = make_inputs(root, args.sample_pages, args.large_pages, args.synthetic_docs) if needs_inputs else {}
         for section in sections:
             results |= RUNNERS[section](args, inputs, root)
@@ -271,6 +274,21 @@ def signatures_section(args: argparse.Namespace, inputs: dict[str, Any], root: P
     return results
 
 
+def prefilter_section(args: argparse.Namespace, inputs: dict[str, Any], root: Path) -> dict[str, Any]:
+    """Extract on the sample with a blocklist covering ~20% of its pages: URL rules before trafilatura or not."""
+    from url_prefilter import blocked_hosts
+
+    from tasks.sample.ground_truth import load_ground_truth
+
+    hosts = blocked_hosts(load_ground_truth(inputs["sample_truth"]), 0.2)
+    base = {"warcs": inputs["sample"], "hosts": hosts}
+    without, ours = interleaved([("url_prefilter_extract", {**base, "prefilter": False}),
+                                 ("url_prefilter_extract", {**base, "prefilter": True})], args.repeats,
+                                root / "work")  # fmt: skip
+    ours["ratio_vs_without"] = without["seconds"] / ours["seconds"]
+    return {"prefilter extract sample without x1": without, "prefilter extract sample url-rules-first x1": ours}
+
+
 def train_section(args: argparse.Namespace, inputs: dict[str, Any], root: Path) -> dict[str, Any]:
     """A training step per preset: ours (the real trainer reading Parquet) vs the plain loop."""
     results = {}
@@ -312,6 +330,7 @@ def tokenize_section(args: argparse.Namespace, inputs: dict[str, Any], root: Pat
 
 
 RUNNERS = {"extract": extract_section, "minhash": minhash_section, "signatures": signatures_section,
+           "prefilter": prefilter_section,
            "train": train_section,
            "scaling": scaling_section, "tokenize": tokenize_section}  # fmt: skip
 
@@ -323,12 +342,15 @@ def table(results: dict[str, Any], args: argparse.Namespace) -> tuple[list[list[
         if name.startswith("extract+filter"):
             files, per_file = large_layout(args.large_pages)
             docs = args.sample_pages if " sample " in name else files * per_file
+        elif name.startswith("prefilter"):
+            docs = args.sample_pages
         elif name.startswith(("minhash", "signatures")):
             docs = args.synthetic_docs
         elif name.startswith("scaling"):
             docs = r["pages"]
         cores = int(name.rsplit("x", 1)[-1]) if name.split()[-1].startswith("x") else 1
-        ratio = r.get("ratio_vs_datatrove", r.get("ratio_vs_plain", r.get("ratio_vs_before")))
+        ratio = next((r[k] for k in ("ratio_vs_datatrove", "ratio_vs_plain", "ratio_vs_before", "ratio_vs_without")
+                      if k in r), None)  # fmt: skip
         rows.append([name, round(r["seconds"], 2) if r.get("seconds") else "",
                      round(per_s(docs, r), 1) if docs else "", round(per_s(docs, r) / cores, 1) if docs else "",
                      f"{r['tokens_per_s']:,.0f}" if r.get("tokens_per_s") else "", r.get("peak_rss_mb", ""),

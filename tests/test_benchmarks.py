@@ -126,7 +126,9 @@ def test_side_by_side_benchmarks_run(tmp_path):
         "signatures ours x1",
         "signatures rensa x1",
         "signatures datatrove x1",
+        "prefilter extract sample url-rules-first x1",
     } <= set(results)
+    assert results["prefilter extract sample url-rules-first x1"]["not_extracted"] > 0
     # Every signature implementation ran over the same documents; the quality check ran with both.
     assert len({results[f"signatures {impl} x1"]["docs"] for impl in ("before", "ours", "rensa", "datatrove")}) == 1
     assert results["dedup quality check ours"]["recall_ge_0.8"] > 0.9
