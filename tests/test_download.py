@@ -237,7 +237,7 @@ def test_streaming_extract_starts_before_the_last_file_arrives(tmp_path, small_s
             assert first_shard_done < acquire_done - 2, "extract waited for the whole download"
         else:
             assert first_shard_done > acquire_done
-    assert outputs[True] == outputs[False] and len(outputs[True]) == 3 * len(warcs)  # docs, removed, files
+    assert outputs[True] == outputs[False] and len(outputs[True]) == 4 * len(warcs)  # docs, removed, deferred, files
 
 
 @pytest.mark.slow
