@@ -145,11 +145,13 @@ def _min_permuted(doc: np.ndarray, hashes: np.ndarray, n_docs: int, num_perm: in
     a, b = _permutations(num_perm, seed)
     out = np.full((n_docs, num_perm), np.iinfo(SIGNATURE_DTYPE).max, SIGNATURE_DTYPE)
     premixed = _fmix32(hashes)
+    buffer = np.empty((num_perm, _WINDOW), SIGNATURE_DTYPE)  # reused: a fresh array per window page-faults
     for lo in range(0, len(hashes), _WINDOW):
         window_doc = doc[lo : lo + _WINDOW]
         segment = np.flatnonzero(np.concatenate(([True], window_doc[1:] != window_doc[:-1])))
-        permuted = a * premixed[lo : lo + _WINDOW]
-        permuted += b
+        permuted = buffer[:, : len(window_doc)]
+        np.multiply(a, premixed[lo : lo + _WINDOW], out=permuted)
+        np.add(permuted, b, out=permuted)
         docs = window_doc[segment]  # a document cut by the window edge is min-combined across windows
         out[docs] = np.minimum(out[docs], np.minimum.reduceat(permuted, segment, axis=1).T)
     return out
