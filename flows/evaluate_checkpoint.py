@@ -87,16 +87,14 @@ def checkpoint_curve(cfg: PipelineConfig, root: Path) -> dict[str, Any]:
     """Every milestone of the run's training (`train.milestone_every`) and the final model, each scored
     with the evaluate stage: the yardstick (with its interval) and every task against tokens seen,
     the DataDecide way of reading early signal. Written to `<workdir>/curves/<train fingerprint>/`."""
-    import torch
-
     trained = finished_outputs(cfg, root, ("train",))["train"]
     milestones = sorted(trained.files("milestones"))
     if not milestones:
         raise CheckpointError("this run kept no milestones: train with --set train.milestone_every=N")
-    final_tokens = trained.info.get("tokens_per_step", 0) * cfg.train.max_steps
+    steps = [int(Path(p).stem.split("-")[1]) for p in milestones] + [cfg.train.max_steps]  # step-0000040.pt
     points = []
-    for path in [*milestones, trained.file("model")]:
-        tokens = torch.load(path, map_location="cpu", weights_only=True).get("tokens", final_tokens)
+    for path, step in zip([*milestones, trained.file("model")], steps, strict=True):
+        tokens = step * trained.info.get("tokens_per_step", 0)
         metrics = evaluate_checkpoint(cfg, root, Path(path))["metrics"]
         yardstick = metrics.get("yardstick", {}).get("bits_per_byte") or {}
         tasks = {t: {k: v.get(k) for k in ("acc", "acc_norm", "p_correct") if k in v}

@@ -225,7 +225,7 @@ class Trainer:
                 old.unlink()
             if self.cfg.milestone_every and step % self.cfg.milestone_every == 0:
                 # Weights only (a third of a checkpoint): what scoring the metric-vs-tokens curve needs.
-                weights = {"model": msd, "config": asdict(self.model_cfg), "tokens": step * self.tokens_per_step}
+                weights = {"model": msd, "config": asdict(self.model_cfg)}
                 save_atomic(self.out / "milestones" / f"step-{step:07d}.pt", weights)
         barrier(self.ctx)
 
