@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check, on one CUDA device: the trainer's tokens/s and MFU for the 124M preset, then each
 # lever of issue 23 measured one at a time (goal: MFU >= 50% at 124M, >= 55% at 350M), then ours vs
-# the plain PyTorch loop on the same GPU (bf16, compile on both sides, median of 3). Results go to
-# the folder given (default benchmarks/results), one file per row group.
+# the plain PyTorch loop on the same GPU (bf16, compile on both sides, median of 3), then scoring
+# items/s at 124M. Results go to the folder given (default benchmarks/results), one file per group.
 #   bash benchmarks/gpu_check.sh [out-folder]
 set -euo pipefail
 out=${1:-benchmarks/results}
@@ -21,3 +21,5 @@ tt --presets 124m --micro-batch auto --tokens-per-step 524288 --fused-loss auto 
 # 4. 350M with the same levers
 tt --presets 350m --micro-batch auto --tokens-per-step 524288 --fused-loss auto --label -levers-350m
 python3 benchmarks/run.py --only train --device cuda --presets 124m --train-steps 30 --repeats 3 --out "$out"
+# 5. scoring speed at 124M (issue 21: MMLU's 14,042 items in under 5 minutes)
+python3 benchmarks/eval_throughput.py --preset 124m --items 2000 --batch-size 64 --out "$out"
