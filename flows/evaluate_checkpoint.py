@@ -45,11 +45,8 @@ def harness_checkpoint(
     from model.trainer import load_model
     from tasks.evaluate.harness import CheckpointScorer, local_tasks, run_harness
 
-    if not checkpoint.is_file():
-        raise CheckpointError(f"no checkpoint at {checkpoint}")
+    out = checkpoint_dir(root, "harness", checkpoint)
     inputs = finished_outputs(cfg, root, ("tokenize", "train"))
-    out = root / "harness" / f"{checkpoint.stem}-{_digest(checkpoint)}"
-    out.mkdir(parents=True, exist_ok=True)
     model = load_model(as_model_file(checkpoint, inputs["train"], out))
     sp = spm.SentencePieceProcessor(model_file=inputs["tokenize"].file("tokenizer"))
     names = list(tasks) + (local_tasks(local, out / "tasks") if local else [])
@@ -61,16 +58,19 @@ def harness_checkpoint(
     return summary
 
 
-def _digest(checkpoint: Path) -> str:
-    return hashlib.sha256(f"{checkpoint.resolve()}:{checkpoint.stat().st_mtime_ns}".encode()).hexdigest()[:12]
+def checkpoint_dir(root: Path, kind: str, checkpoint: Path) -> Path:
+    """`<workdir>/<kind>/<checkpoint>-<digest of its path and mtime>/`, made; the checkpoint must exist."""
+    if not checkpoint.is_file():
+        raise CheckpointError(f"no checkpoint at {checkpoint}")
+    digest = hashlib.sha256(f"{checkpoint.resolve()}:{checkpoint.stat().st_mtime_ns}".encode()).hexdigest()[:12]
+    out = root / kind / f"{checkpoint.stem}-{digest}"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def evaluate_checkpoint(cfg: PipelineConfig, root: Path, checkpoint: Path) -> dict[str, Any]:
-    if not checkpoint.is_file():
-        raise CheckpointError(f"no checkpoint at {checkpoint}")
+    out = checkpoint_dir(root, "evaluations", checkpoint)
     inputs = finished_outputs(cfg, root, SPEC_BY_NAME["evaluate"].inputs)
-    out = root / "evaluations" / f"{checkpoint.stem}-{_digest(checkpoint)}"
-    out.mkdir(parents=True, exist_ok=True)
     trained = inputs["train"]
     model = as_model_file(checkpoint, trained, out)
     files = [f for f in trained.manifest["files"] if f["kind"] != "model"]

@@ -89,12 +89,14 @@ class UrlBlocked(PayloadError):
     """A page the filter's URL rules remove: found before any decoding or extraction."""
 
 
-def check_url(record: RawRecord, matcher: UrlMatcher | None) -> None:
-    if matcher is not None and (blocked := matcher.first_block(record.url, urlsplit(record.url).hostname or "")):
+def check_url(record: RawRecord, host: str, matcher: UrlMatcher | None) -> None:
+    if matcher is not None and (blocked := matcher.first_block(record.url, host)):
         raise UrlBlocked(blocked[0], blocked[1])
 
 
-def record_text(record: RawRecord, cfg: ExtractConfig, counts: dict[str, Any], matcher: UrlMatcher | None) -> str:
+def record_text(
+    record: RawRecord, cfg: ExtractConfig, counts: dict[str, Any], matcher: UrlMatcher | None, host: str
+) -> str:
     """The main text of a record, or PayloadError naming why there is none; notes go to `counts`."""
     if record.rec_type == "conversion":  # WET: Common Crawl already extracted the text
         if record.oversized:
@@ -106,7 +108,7 @@ def record_text(record: RawRecord, cfg: ExtractConfig, counts: dict[str, Any], m
             raise PayloadError("non_html", content_type[:100])
         if record.oversized or record.block_length > cfg.max_html_bytes:
             raise PayloadError("too_large", "", record.block_length)
-        check_url(record, matcher)
+        check_url(record, host, matcher)
         return main_text(decode_html(record.block, content_type), record.url, cfg)
     response = parse_response(record.block)
     if response.status != 200:
@@ -115,7 +117,7 @@ def record_text(record: RawRecord, cfg: ExtractConfig, counts: dict[str, Any], m
         raise PayloadError("non_html", response.content_type[:100])
     if record.oversized or len(response.body) > cfg.max_html_bytes:
         raise PayloadError("too_large", "", record.block_length)
-    check_url(record, matcher)
+    check_url(record, host, matcher)
     body, mislabeled = decode_content(response.body, response.content_encoding, cfg.max_html_bytes)
     counts["encoding_mislabeled"] = counts.get("encoding_mislabeled", 0) + mislabeled
     return main_text(decode_html(body, response.content_type), record.url, cfg)
@@ -153,7 +155,7 @@ def process_record(
     if record.truncated:
         return doc, "truncated_record", record.declared_length - record.block_length, "bytes missing"
     try:
-        text = record_text(record, cfg, counts, matcher).strip()[: cfg.max_text_chars]
+        text = record_text(record, cfg, counts, matcher, doc["host"]).strip()[: cfg.max_text_chars]
     except PayloadError as e:
         return doc, e.rule, e.value, str(e)
     if not text:
