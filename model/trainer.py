@@ -259,12 +259,19 @@ class Trainer:
         annealing = self.anneal_loader is not None and step >= self.anneal_start
         return self.anneal_loader if annealing else self.loader
 
+    def to_device(self, batch: torch.Tensor) -> torch.Tensor:
+        """From pinned memory the copy is queued like a kernel and the host runs on ahead of the GPU; from
+        pageable memory CUDA may first wait for the stream to stage it (a host sync per micro-batch)."""
+        if self.device.type != "cuda":
+            return batch
+        return batch.pin_memory().to(self.device, non_blocking=True)
+
     def forward_backward(self, step: int) -> torch.Tensor:
         """One optimizer step's micro-batches; returns the mean loss (still on the device)."""
         loss_sum = torch.zeros((), device=self.device)
         loader = self.loader_at(step)
         for micro in range(self.accum):
-            batch = loader.next().to(self.device, non_blocking=True)
+            batch = self.to_device(loader.next())
             # DDP: all-reduce gradients only on the last micro-batch.
             last = micro == self.accum - 1 or not hasattr(self.model, "no_sync")
             with contextlib.nullcontext() if last else self.model.no_sync():

@@ -60,6 +60,17 @@ def test_eval_throughput_benchmark_runs(tmp_path):
     assert all(t["batched_items_per_s"] > 0 and t["one_at_a_time_items_per_s"] > 0 for t in report["tasks"].values())
 
 
+def test_host_syncs_benchmark_charges_reads_to_the_flush_steps_only(tmp_path):
+    cmd = [sys.executable, "benchmarks/host_syncs.py", "--steps", "7", "--log-every", "3", "--seq-len", "16",
+           "--vocab-size", "64", "--out", str(tmp_path)]  # fmt: skip
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    [result] = tmp_path.glob("*-host-syncs-cpu.json")
+    report = json.loads(result.read_text())
+    assert report["flush_steps"] == [3, 6, 7]
+    assert report["syncs_outside_flushes"] == 0
+    assert all(report["per_step"][str(s)] > 0 for s in (3, 6, 7))  # the counter sees the reads that do happen
+
+
 def test_extract_throughput_benchmark_runs(tmp_path):
     cmd = [sys.executable, "benchmarks/extract_throughput.py", "--pages", "60", "--files", "2", "--repeats", "1",
            "--workers", "2", "--out", str(tmp_path)]  # fmt: skip

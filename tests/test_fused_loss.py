@@ -52,18 +52,40 @@ def test_the_model_with_the_fused_loss_has_the_plain_loss_and_gradients():
         assert torch.allclose(grads["chunked"][1][name], grad, atol=1e-5), name
 
 
-def test_training_with_the_chunked_loss_follows_the_plain_run(tmp_path):
+def token_rows(tmp_path) -> list[str]:
     g = torch.Generator().manual_seed(0)
     rows = ((torch.randint(0, 128, (128, 1), generator=g) + torch.arange(17)) % 128).tolist()
     path = tmp_path / "train-00000.parquet"
     write_parquet(pa.table({"tokens": pa.array(rows, pa.list_(pa.int32()))}), path, row_group_size=32)
-    losses = {}
-    for mode in ("off", "chunked"):
-        cfg = TrainConfig(max_steps=12, batch_size=8, lr=3e-3, warmup_steps=2, checkpoint_every=100, log_every=4,
-                          threads=1, device="cpu", fused_loss=mode, loss_chunk_rows=64)  # fmt: skip
-        losses[mode] = [h["loss"] for h in train([str(path)], TINY, cfg, tmp_path / mode)["history"]]
+    return [str(path)]
+
+
+def losses_of(files: list[str], out, steps: int, **settings) -> list[float]:
+    cfg = TrainConfig(max_steps=steps, batch_size=8, lr=3e-3, warmup_steps=2, checkpoint_every=100, log_every=4,
+                      threads=1, device="cpu", loss_chunk_rows=64, **settings)  # fmt: skip
+    return [h["loss"] for h in train(files, TINY, cfg, out)["history"]]
+
+
+def test_training_with_the_chunked_loss_follows_the_plain_run(tmp_path):
+    files = token_rows(tmp_path)
+    losses = {mode: losses_of(files, tmp_path / mode, 12, fused_loss=mode) for mode in ("off", "chunked")}
     assert losses["chunked"] == pytest.approx(losses["off"], abs=1e-4)
     assert losses["off"][-1] < losses["off"][0]
+
+
+@pytest.mark.slow
+def test_the_compiled_step_is_one_graph_and_trains_as_the_eager_one(tmp_path):
+    """What the GPU runs (torch.compile over the model and the chunked loss), compiled here by inductor
+    for the CPU: one graph (a graph break would split the step and cost the fusion), the same losses."""
+    model = GPT(TINY)
+    model.fused_loss, model.loss_chunk_rows = "chunked", 24
+    x = torch.randint(0, 128, (4, 17))
+    explained = torch._dynamo.explain(model)(x[:, :-1], x[:, 1:], return_logits=False)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+    files = token_rows(tmp_path)
+    eager = losses_of(files, tmp_path / "eager", 8, fused_loss="off")
+    compiled = losses_of(files, tmp_path / "compiled", 8, fused_loss="chunked", compile="on")
+    assert compiled == pytest.approx(eager, abs=1e-4)
 
 
 def test_fused_loss_auto_is_off_on_the_cpu():

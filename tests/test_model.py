@@ -7,7 +7,7 @@ import torch
 from model.config import TrainConfig
 from model.data import TokenLoader
 from model.gpt import GPT, GPTConfig
-from model.trainer import SpikeDetector, grad_accum_steps, lr_at, train
+from model.trainer import SpikeDetector, Trainer, grad_accum_steps, lr_at, train
 from storage.shards import write_parquet
 from tasks.train.stage import run_torchrun
 
@@ -197,3 +197,31 @@ def test_deferred_reads_give_the_same_history(tmp_path, token_files, monkeypatch
     assert strip == [{k: v for k, v in e.items() if k not in ("tokens_per_s",)} for e in deferred]
     assert [e["step"] for e in deferred if "tokens_per_s" in e] == [5, 10, 12]
     assert any(e.get("spike") for e in deferred)  # factor 0.5: every step after the 10-step warm-up is a "spike"
+
+
+def test_steps_between_flushes_never_read_a_value_on_the_host(tmp_path, token_files, monkeypatch):
+    """On a GPU every `.item()`, `float(t)` or `bool(t)` drains the queue; with deferred reads only
+    the log and checkpoint steps (the flushes) may read a tensor's value: every other step must not."""
+    monkeypatch.setattr("model.trainer.reads_every_step", lambda cfg, device: False)
+    cfg = CFG.model_copy(update={"max_steps": 12, "log_every": 5, "checkpoint_every": 8, "grad_accum": 2})
+    flush_steps = {5, 8, 10, 12}
+    read_at: list[int] = []
+    plain_step = Trainer.step
+
+    def guarded_step(self: Trainer, step: int) -> None:
+        if step + 1 in flush_steps:
+            return plain_step(self, step)
+
+        def host_read(*args, **kwargs):
+            read_at.append(step + 1)
+            raise AssertionError(f"a tensor's value read on the host at step {step + 1}")
+
+        with monkeypatch.context() as guard:
+            for name in ("item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__"):
+                guard.setattr(torch.Tensor, name, host_read)
+            plain_step(self, step)
+
+    monkeypatch.setattr(Trainer, "step", guarded_step)
+    history = train(token_files, TINY, cfg, tmp_path / "run")["history"]
+    assert read_at == []
+    assert [e["step"] for e in history] == list(range(1, 13))  # every step still recorded, at the flushes
