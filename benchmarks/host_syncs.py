@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 from output import RESULTS, write_results
-from train_throughput import synthetic_tokens
+from train_throughput import add_run_args, synthetic_tokens
 
 import model.trainer as trainer_module
 from model.config import MODEL_PRESETS, TrainConfig
@@ -104,16 +104,11 @@ def syncs_per_step(args: argparse.Namespace, files: list[str], work: Path) -> Co
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    add_run_args(parser, batch_size=8, steps=12, log_every=5)
     parser.add_argument("--preset", default="tiny", choices=list(MODEL_PRESETS))
     parser.add_argument("--compile", default="off", choices=["on", "off"])
     parser.add_argument("--fused-loss", default="auto")
-    parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--grad-accum", type=int, default=2)
-    parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--vocab-size", type=int, default=4096)
-    parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--log-every", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

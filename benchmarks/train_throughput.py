@@ -66,19 +66,24 @@ def measure(preset: str, compile_mode: str, fused_loss: str, args: argparse.Name
     }  # fmt: skip
 
 
+def add_run_args(parser: argparse.ArgumentParser, batch_size: int, steps: int, log_every: int) -> None:
+    """The device, batch and synthetic-data shape every training benchmark takes."""
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--vocab-size", type=int, default=4096)
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--log-every", type=int, default=log_every)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    add_run_args(parser, batch_size=16, steps=40, log_every=10)
     parser.add_argument("--presets", default="tiny,small")
     parser.add_argument("--compile", default="off", help="comma list of on/off")
-    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--fused-loss", default="off", help="comma list of off/chunked/liger/auto")
     parser.add_argument("--micro-batch", default="fixed", choices=["fixed", "auto"])
     parser.add_argument("--tokens-per-step", type=int, default=None)
-    parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--vocab-size", type=int, default=4096)
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)

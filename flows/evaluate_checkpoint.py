@@ -68,9 +68,12 @@ def checkpoint_dir(root: Path, kind: str, checkpoint: Path) -> Path:
     return out
 
 
-def evaluate_checkpoint(cfg: PipelineConfig, root: Path, checkpoint: Path) -> dict[str, Any]:
+def evaluate_checkpoint(cfg: PipelineConfig, root: Path, checkpoint: Path,
+                        finished: dict[str, StageInput] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The evaluate stage's report for `checkpoint` in place of the run's model; `finished`: the run's
+    resolved evaluate inputs, when the caller scores several checkpoints of one run."""
     out = checkpoint_dir(root, "evaluations", checkpoint)
-    inputs = finished_outputs(cfg, root, SPEC_BY_NAME["evaluate"].inputs)
+    inputs = dict(finished or finished_outputs(cfg, root, SPEC_BY_NAME["evaluate"].inputs))
     trained = inputs["train"]
     model = as_model_file(checkpoint, trained, out)
     files = [f for f in trained.manifest["files"] if f["kind"] != "model"]
@@ -87,7 +90,8 @@ def checkpoint_curve(cfg: PipelineConfig, root: Path) -> dict[str, Any]:
     """Every milestone of the run's training (`train.milestone_every`) and the final model, each scored
     with the evaluate stage: the yardstick (with its interval) and every task against tokens seen,
     the DataDecide way of reading early signal. Written to `<workdir>/curves/<train fingerprint>/`."""
-    trained = finished_outputs(cfg, root, ("train",))["train"]
+    finished = finished_outputs(cfg, root, SPEC_BY_NAME["evaluate"].inputs)  # resolved once for every point
+    trained = finished["train"]
     milestones = sorted(trained.files("milestones"))
     if not milestones:
         raise CheckpointError("this run kept no milestones: train with --set train.milestone_every=N")
@@ -95,7 +99,7 @@ def checkpoint_curve(cfg: PipelineConfig, root: Path) -> dict[str, Any]:
     points = []
     for path, step in zip([*milestones, trained.file("model")], steps, strict=True):
         tokens = step * trained.info.get("tokens_per_step", 0)
-        metrics = evaluate_checkpoint(cfg, root, Path(path))["metrics"]
+        metrics = evaluate_checkpoint(cfg, root, Path(path), finished)["metrics"]
         yardstick = metrics.get("yardstick", {}).get("bits_per_byte") or {}
         tasks = {t: {k: v.get(k) for k in ("acc", "acc_norm", "p_correct") if k in v}
                  for t, v in metrics.get("tasks", {}).items()}  # fmt: skip
