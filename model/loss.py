@@ -11,7 +11,12 @@ Tested on CPU against `F.cross_entropy(h @ W.T)`: the same loss and gradients wi
 
 from __future__ import annotations
 
+import functools
+import logging
+
 import torch
+
+log = logging.getLogger("crawl2model")
 
 
 class _ChunkedLinearCrossEntropy(torch.autograd.Function):
@@ -73,3 +78,20 @@ def liger_available() -> bool:
     except ImportError:
         return False
     return torch.cuda.is_available()
+
+
+@functools.cache
+def liger_usable(device: str) -> bool:
+    """Liger is installed and its kernel runs here: one tiny forward and backward on `device`, since a
+    Triton kernel can fail only when it is first compiled (a Triton or driver it was not built for)."""
+    if not liger_available():
+        return False
+    try:
+        g = torch.Generator(device=device).manual_seed(0)
+        hidden = torch.randn(16, 64, device=device, generator=g, requires_grad=True)
+        weight = torch.randn(128, 64, device=device, generator=g, requires_grad=True)
+        liger_linear_cross_entropy(hidden, weight, torch.arange(16, device=device)).backward()
+    except Exception as error:  # noqa: BLE001 -- any failure means: use our own kernel instead
+        log.warning("train: Liger's fused loss failed a trial on %s (%s); using the chunked loss", device, error)
+        return False
+    return True

@@ -25,7 +25,7 @@ from model.config import TrainConfig
 from model.data import TokenLoader, load_rows
 from model.distributed import DistContext, barrier, mean_across_ranks, setup, wrap
 from model.gpt import GPT, GPTConfig
-from model.loss import liger_available
+from model.loss import liger_usable
 from model.micro_batch import choose_micro_batch
 
 log = logging.getLogger("crawl2model")
@@ -78,12 +78,13 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
 
 
 def resolve_fused_loss(cfg: TrainConfig, device: torch.device) -> str:
-    """auto: Liger's fused kernel where installed, else our chunked loss, on CUDA; the plain loss on CPU."""
+    """auto: Liger's fused kernel where installed and working, else our chunked loss, on CUDA; the plain
+    loss on CPU."""
     if cfg.fused_loss != "auto":
         return cfg.fused_loss
     if device.type != "cuda":
         return "off"
-    return "liger" if liger_available() else "chunked"
+    return "liger" if liger_usable(str(device)) else "chunked"
 
 
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:

@@ -6,6 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import model.loss as loss_module
+import model.trainer as trainer_module
 from model.config import TrainConfig
 from model.gpt import GPT, GPTConfig
 from model.loss import chunked_linear_cross_entropy
@@ -91,6 +93,23 @@ def test_the_compiled_step_is_one_graph_and_trains_as_the_eager_one(tmp_path):
 def test_fused_loss_auto_is_off_on_the_cpu():
     assert resolve_fused_loss(TrainConfig(), torch.device("cpu")) == "off"
     assert resolve_fused_loss(TrainConfig(fused_loss="chunked"), torch.device("cpu")) == "chunked"
+
+
+def test_fused_loss_auto_on_cuda_takes_liger_only_when_its_kernel_runs(monkeypatch):
+    """A Liger that imports but fails when its Triton kernel is built falls back to our chunked loss."""
+    monkeypatch.setattr(loss_module, "liger_available", lambda: True)
+
+    def broken_kernel(hidden, weight, targets):
+        raise RuntimeError("triton: unsupported")
+
+    for kernel, usable in ((broken_kernel, False), (chunked_linear_cross_entropy, True)):
+        loss_module.liger_usable.cache_clear()
+        monkeypatch.setattr(loss_module, "liger_linear_cross_entropy", kernel)
+        assert loss_module.liger_usable("cpu") is usable  # the trial, run on the CPU here
+    loss_module.liger_usable.cache_clear()
+    for usable, expected in ((False, "chunked"), (True, "liger")):
+        monkeypatch.setattr(trainer_module, "liger_usable", lambda device, usable=usable: usable)
+        assert resolve_fused_loss(TrainConfig(), torch.device("cuda")) == expected
 
 
 def test_micro_batch_search_halves_until_it_fits():
