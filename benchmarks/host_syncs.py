@@ -19,6 +19,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from unittest import mock
 
 import torch
 from output import RESULTS, write_results
@@ -53,7 +54,6 @@ def cuda_syncs_charged(charge: Callable[[], None]) -> Iterator[None]:
 @contextlib.contextmanager
 def host_reads_charged(charge: Callable[[], None]) -> Iterator[None]:
     """Each Python-level read of a tensor's value calls `charge` (then reads it as usual)."""
-    plain = {name: getattr(torch.Tensor, name) for name in READS}
 
     def reader(method: Callable) -> Callable:
         def read(self, *args, **kwargs):
@@ -62,13 +62,10 @@ def host_reads_charged(charge: Callable[[], None]) -> Iterator[None]:
 
         return read
 
-    for name, method in plain.items():
-        setattr(torch.Tensor, name, reader(method))
-    try:
+    with contextlib.ExitStack() as patches:
+        for name in READS:
+            patches.enter_context(mock.patch.object(torch.Tensor, name, reader(getattr(torch.Tensor, name))))
         yield
-    finally:
-        for name, method in plain.items():
-            setattr(torch.Tensor, name, method)
 
 
 def syncs_per_step(args: argparse.Namespace, files: list[str], work: Path) -> Counter:
@@ -91,14 +88,9 @@ def syncs_per_step(args: argparse.Namespace, files: list[str], work: Path) -> Co
         counts[current[0]] += 1
 
     counting = cuda_syncs_charged if args.device == "cuda" else host_reads_charged
-    Trainer.step = step_charged
-    plain_reads = trainer_module.reads_every_step
-    trainer_module.reads_every_step = lambda cfg, device: False  # the CUDA path, on the CPU too
-    try:
-        with counting(charge):
-            train(files, model_cfg, cfg, work / "run")
-    finally:
-        Trainer.step, trainer_module.reads_every_step = plain_step, plain_reads
+    deferred_reads = mock.patch.object(trainer_module, "reads_every_step", lambda cfg, device: False)  # as on CUDA
+    with mock.patch.object(Trainer, "step", step_charged), deferred_reads, counting(charge):
+        train(files, model_cfg, cfg, work / "run")
     return counts
 
 
