@@ -17,26 +17,63 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
-from tasks.config import ConfigError, PipelineConfig, load_config
+from storage.errors import Crawl2ModelError, UserError
+from tasks.config import PipelineConfig, load_config
 
 # Storage failures a user fixes outside the program (disk full, read-only, no permission, quota).
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 # Tables are wide; off a terminal rich would wrap them at 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=160)
 # soft_wrap: an error or warning line is never cut at 80 columns when stderr is a file or a pipe.
 err = Console(stderr=True, soft_wrap=True)
 
+
+class ReportingGroup(TyperGroup):
+    """The one place errors are caught: a `Crawl2ModelError` (or a storage failure the user fixes
+    outside the program) becomes one `error:` line, a `hint:` line when there is one, and its exit
+    code; `--debug` (or CRAWL2MODEL_DEBUG=1) lets the traceback through instead."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except (Crawl2ModelError, OSError) as e:
+            if _debugging(ctx) or (isinstance(e, OSError) and e.errno not in STORAGE_ERRNOS):
+                raise
+            error = e if isinstance(e, Crawl2ModelError) else _storage_error(e)
+            err.print(f"[bold red]error:[/] {error}", highlight=False)
+            if error.hint:
+                err.print(f"[bold]hint:[/] {error.hint}", highlight=False)
+            raise typer.Exit(error.exit_code) from None
+
+
+def _debugging(ctx: typer.Context) -> bool:
+    return ctx.meta.get("debug", False) or os.environ.get("CRAWL2MODEL_DEBUG", "") not in ("", "0")
+
+
+def _storage_error(e: object) -> Crawl2ModelError:
+    return Crawl2ModelError(
+        f"cannot write to the workdir: {e}",
+        hint="stages that finished are kept and registered; the interrupted one registered nothing. "
+        "Free space (or make the workdir writable) and rerun: finished work is reused.",
+    )
+
+
+app = typer.Typer(cls=ReportingGroup, add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="show the traceback of an error instead of one line")] = False,
+) -> None:
+    ctx.meta["debug"] = debug  # shared with every sub-command's context
+
 WorkdirOpt = Annotated[
     Path, typer.Option("--workdir", "-w", envvar="CRAWL2MODEL_WORKDIR", help="where artifacts and the catalog live")
 ]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
 
 
 def _prefect_env(workdir: Path) -> None:
@@ -82,10 +119,7 @@ def run(
     ] = None,
 ) -> None:
     """Run the pipeline under Prefect: acquire -> extract -> filter -> dedup -> mix -> tokenize -> train -> evaluate."""
-    try:
-        cfg = load_config(config, overrides or [])
-    except ConfigError as e:
-        raise _fail(str(e)) from None
+    cfg = load_config(config, overrides or [])
     _check_before_prefect(cfg, workdir, only, start, until, force or [])
     _prefect_env(workdir)
     _watch_this_run()
@@ -111,23 +145,20 @@ def _check_before_prefect(
     cfg: PipelineConfig, workdir: Path, only: str | None, start: str | None, until: str | None, force: list[str]
 ) -> None:
     """Mistakes a user can fix, reported in one line before the temporary Prefect server starts."""
-    from flows.plan import SelectionError, check_upstream, plan, select
+    from flows.plan import check_upstream, plan, select
     from storage.lock import busy_reason
 
-    try:
-        selected, _ = select(only, start, until, force)
-        planned = plan(cfg, workdir.resolve())
-        check_upstream(planned, selected)
-    except SelectionError as e:
-        raise _fail(str(e)) from None
+    selected, _ = select(only, start, until, force)
+    planned = plan(cfg, workdir.resolve())
+    check_upstream(planned, selected)
     if reason := busy_reason(workdir.resolve()):
-        raise _fail(reason, code=1)
+        raise Crawl2ModelError(reason)
     _check_judge(cfg, planned, selected)
 
 
 def _check_judge(cfg: PipelineConfig, planned: list, selected: list[str]) -> None:
     """An LLM judge the filter will call: its key and endpoint checked now, not after extract."""
-    from tasks.filter.annotate import AnnotateError, preflight
+    from tasks.filter.annotate import preflight
     from tasks.stage import load_manifest
 
     quality = cfg.filter.quality
@@ -135,41 +166,19 @@ def _check_judge(cfg: PipelineConfig, planned: list, selected: list[str]) -> Non
         return
     filter_output = next(p.output_dir for p in planned if p.stage == "filter")
     if "filter" in selected and load_manifest(filter_output) is None:
-        try:
-            preflight(quality.annotate)
-        except AnnotateError as e:
-            raise _fail(str(e), code=1) from None
+        preflight(quality.annotate)
 
 
 def _run_pipeline(cfg: PipelineConfig, workdir: Path, **selection: str | list[str] | None) -> list[dict]:
-    """The flow, with each failure a user can act on turned into one clear error line."""
+    """The flow; its errors are reported by `ReportingGroup`, a full catalog disk as a storage error."""
     import duckdb
 
     from flows.pipeline import pipeline
-    from flows.plan import SelectionError
-    from storage.lock import WorkdirBusy
-    from tasks.acquire.stage import UnreadableInput
-    from tasks.download import DownloadError
 
     try:
         return pipeline(config=cfg, workdir=str(workdir), **selection)  # validated once, above
-    except SelectionError as e:
-        raise _fail(str(e)) from None
-    except WorkdirBusy as e:
-        raise _fail(str(e), code=1) from None
-    except DownloadError as e:
-        raise _fail(f"download failed: {e}\nFinished files are kept; rerun to fetch the rest.", code=1) from None
-    except UnreadableInput as e:
-        raise _fail(str(e), code=1) from None
-    except (OSError, duckdb.IOException) as e:
-        if isinstance(e, OSError) and e.errno not in STORAGE_ERRNOS:
-            raise
-        raise _fail(
-            f"cannot write to the workdir {workdir}: {e}\n"
-            "Stages that finished are kept and registered; the interrupted one registered nothing. "
-            "Free space (or make the workdir writable) and rerun: finished work is reused.",
-            code=1,
-        ) from None
+    except duckdb.IOException as e:
+        raise _storage_error(f"{workdir}: {e}") from None
 
 
 def _print_summary(summary: list[dict], workdir: Path, seconds: float) -> None:
@@ -200,10 +209,7 @@ def sample(
     """Write the embedded sample: gzipped WARC files with planted cases, and their ground truth."""
     from tasks.sample.warc import write_sample
 
-    try:
-        summary = write_sample(out, pages, planted, seed)
-    except ValueError as e:
-        raise _fail(str(e)) from None
+    summary = write_sample(out, pages, planted, seed)
     console.print_json(json.dumps(summary))
 
 
@@ -236,11 +242,8 @@ def plan_cmd(
                 mfu = float(measured)
                 console.print(f"using the MFU measured in {workdir}: {mfu:.1%}")
 
-    try:
-        plans = plan(tokens=tokens, flops=flops, gpu_hours=gpu_hours, gpu=gpu, mfu=mfu, vocab_size=vocab_size,
-                     seq_len=seq_len, epochs=epochs)  # fmt: skip
-    except ValueError as e:
-        raise _fail(str(e)) from None
+    plans = plan(tokens=tokens, flops=flops, gpu_hours=gpu_hours, gpu=gpu, mfu=mfu, vocab_size=vocab_size,
+                 seq_len=seq_len, epochs=epochs)  # fmt: skip
     cols = ["plan", "params", "tokens seen", "worth (fresh tokens)", "FLOPs (6ND)", "tokens/param", "est. loss",
             f"{gpu} hours @ {mfu:.0%} MFU", "nearest preset"]  # fmt: skip
     rows = [(p.name, human(p.params), human(p.tokens), human(p.effective_tokens), f"{p.flops:.2g}",
@@ -261,14 +264,10 @@ def evaluate_cmd(
     workdir: WorkdirOpt = Path("work"),
 ) -> None:
     """Score any checkpoint with the evaluate stage's report, on the data outputs of this config."""
-    from flows.evaluate_checkpoint import CheckpointError, evaluate_checkpoint
-    from flows.plan import MissingOutputError
+    from flows.evaluate_checkpoint import evaluate_checkpoint
 
-    cfg = _load(config, overrides or [])
-    try:
-        summary = evaluate_checkpoint(cfg, workdir.resolve(), checkpoint)
-    except (CheckpointError, MissingOutputError) as e:
-        raise _fail(str(e), code=1) from None
+    cfg = load_config(config, overrides or [])
+    summary = evaluate_checkpoint(cfg, workdir.resolve(), checkpoint)
     yardstick = summary["metrics"].get("yardstick", {}).get("bits_per_byte") or {}
     if yardstick:
         console.print(f"yardstick bits per byte: {yardstick['value']:.4f} {yardstick['ci']}")
@@ -278,14 +277,10 @@ def evaluate_cmd(
 @app.command("curve")
 def curve_cmd(config: ConfigOpt = None, overrides: SetOpt = None, workdir: WorkdirOpt = Path("work")) -> None:
     """Score every training milestone of this config's run: yardstick and tasks against tokens seen."""
-    from flows.evaluate_checkpoint import CheckpointError, checkpoint_curve
-    from flows.plan import MissingOutputError
+    from flows.evaluate_checkpoint import checkpoint_curve
 
-    cfg = _load(config, overrides or [])
-    try:
-        summary = checkpoint_curve(cfg, workdir.resolve())
-    except (CheckpointError, MissingOutputError) as e:
-        raise _fail(str(e), code=1) from None
+    cfg = load_config(config, overrides or [])
+    summary = checkpoint_curve(cfg, workdir.resolve())
     for p in summary["points"]:
         ci = p["yardstick_ci"] or ["", ""]
         console.print(f"{p['checkpoint']}: {p['tokens']:,} tokens, yardstick {p['yardstick_bits_per_byte']:.4f} "
@@ -311,23 +306,20 @@ def harness_cmd(
     workdir: WorkdirOpt = Path("work"),
 ) -> None:
     """Run lm-evaluation-harness tasks on a checkpoint with this config's tokenizer (the `harness` extra)."""
-    from flows.evaluate_checkpoint import CheckpointError, harness_checkpoint
-    from flows.plan import MissingOutputError
+    from flows.evaluate_checkpoint import harness_checkpoint
 
     pairs = [item.partition("=") for item in local or []]
     if bad := [f"{t}{eq}{f}" for t, eq, f in pairs if not eq or not Path(f).is_file()]:
-        raise _fail(f"--local takes TASK=FILE with an existing file: {', '.join(bad)}")
+        raise UserError(f"--local takes TASK=FILE with an existing file: {', '.join(bad)}")
     names = [t.strip() for t in tasks.split(",") if t.strip()]
     if not names and not pairs:
-        raise _fail("give --tasks or --local")
-    cfg = _load(config, overrides or [])
+        raise UserError("give --tasks or --local")
+    cfg = load_config(config, overrides or [])
     try:
         summary = harness_checkpoint(cfg, workdir.resolve(), checkpoint, names, {t: f for t, _, f in pairs},
                                      include_path or [], limit, num_fewshot)  # fmt: skip
-    except (CheckpointError, MissingOutputError) as e:
-        raise _fail(str(e), code=1) from None
     except ImportError as e:
-        raise _fail(f"{e}: install the harness extra (pip install 'crawl2model[harness]')", code=1) from None
+        raise Crawl2ModelError(f"{e}: install the harness extra (pip install 'crawl2model[harness]')") from None
     for task, metrics in summary["results"].items():
         shown = ", ".join(f"{k.split(',')[0]} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
         console.print(f"{task}: {shown}")
@@ -348,22 +340,15 @@ def export_cmd(
     from pydantic import ValidationError
 
     from flows.export import run_export
-    from flows.plan import MissingOutputError
-    from storage.lock import WorkdirBusy
-    from tasks.export.config import ExportConfig, ExportError, UnknownFormat
+    from tasks.export.config import ExportConfig
 
-    cfg = _load(config, overrides or [])
+    cfg = load_config(config, overrides or [])
     options = {"stage": stage, "format": format, "out": out} | ({"shard_bytes": shard_bytes} if shard_bytes else {})
     try:
         export_cfg = ExportConfig.model_validate(options)
     except ValidationError as e:
-        raise _fail(f"export: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
-    try:
-        manifest = run_export(cfg, workdir.resolve(), export_cfg)
-    except UnknownFormat as e:
-        raise _fail(str(e)) from None
-    except (ExportError, MissingOutputError, WorkdirBusy) as e:
-        raise _fail(str(e), code=1) from None
+        raise UserError(f"export: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
+    manifest = run_export(cfg, workdir.resolve(), export_cfg)
     size = sum(f["bytes"] for f in manifest["files"])
     state = "already exported" if manifest["reused"] else "exported"
     files = len(manifest["files"])
@@ -389,20 +374,14 @@ def compare(
     if experiment is not None:
         from flows.experiments import experiment_table, resolve_experiment
 
-        try:
-            exp_id = resolve_experiment(catalog, experiment)
-            columns, rows = experiment_table(catalog, exp_id)
-        except LookupError as e:
-            raise _fail(str(e), code=1) from None
+        exp_id = resolve_experiment(catalog, experiment)
+        columns, rows = experiment_table(catalog, exp_id)
         _print_rows(columns, rows, fmt, title=f"experiment {exp_id}")
         _print_experiment_comparisons(catalog, exp_id, fmt)
         return
     if run_a is None or run_b is None:
-        raise _fail("give two runs to compare, or --experiment ID")
-    try:
-        a, b = resolve_run(catalog, run_a), resolve_run(catalog, run_b)
-    except LookupError as e:
-        raise _fail(str(e), code=1) from None
+        raise UserError("give two runs to compare, or --experiment ID")
+    a, b = resolve_run(catalog, run_a), resolve_run(catalog, run_b)
     console.print(f"B relative to A: A = {a}, B = {b}; every difference is B - A")
     _print_rows(["config key", f"A {a}", f"B {b}"], config_diff(catalog, a, b), title="config differences")
     _print_rows(["stage / rule", "docs in (A)", "kept or removed (A)", "(B)", "B - A"], funnel_diff(catalog, a, b),
@@ -453,7 +432,7 @@ def _catalog(workdir: Path):
 
     catalog = Catalog(workdir)
     if not catalog.path.exists():
-        raise _fail(f"no catalog at {catalog.path}: run `crawl2model run` first", code=1)
+        raise Crawl2ModelError(f"no catalog at {catalog.path}: run `crawl2model run` first")
     return catalog
 
 
@@ -465,7 +444,7 @@ def status(workdir: WorkdirOpt = Path("work")) -> None:
         "select run_id, status, config_name, started_at, seconds from runs order by started_at desc limit 1"
     )
     if not rows:
-        raise _fail("the catalog holds no run yet", code=1)
+        raise Crawl2ModelError("the catalog holds no run yet")
     _print_rows(cols, rows, title="latest run")
     cols, rows = catalog.query(
         "select stage, status, cache_hit, round(seconds, 2) as secs, docs_in, docs_out, docs_removed, "
@@ -497,7 +476,7 @@ def explain(
     _catalog(workdir)
     histories = history_of(workdir, key)
     if not histories:
-        raise _fail(f"no document with doc_id or URL {key!r} in the latest outputs", code=1)
+        raise Crawl2ModelError(f"no document with doc_id or URL {key!r} in the latest outputs")
     if as_json:
         console.print_json(json.dumps(histories, default=str))
         return
@@ -550,7 +529,7 @@ def sql(
     try:
         cols, rows = _catalog(workdir).query(query)
     except duckdb.Error as e:
-        raise _fail(f"query failed: {e}", code=1) from None
+        raise Crawl2ModelError(f"query failed: {e}") from None
     _print_rows(cols, rows, fmt)
 
 
@@ -563,25 +542,11 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override a conf
 
 
 def _run_experiment(workdir: Path, start) -> None:
-    """Run an experiment flow; print where its report is, map expected failures to exit codes."""
+    """Run an experiment flow; print where its report is."""
     _prefect_env(workdir)
     _watch_this_run()
-    from storage.lock import WorkdirBusy
-
-    try:
-        result = start()
-    except WorkdirBusy as e:
-        raise _fail(str(e), code=1) from None
-    except (ValueError, LookupError) as e:
-        raise _fail(str(e), code=1) from None
+    result = start()
     console.print(f"experiment {result['experiment_id']}: report {result['report']}")
-
-
-def _load(config: Path | None, overrides: list[str]):
-    try:
-        return load_config(config, overrides)
-    except ConfigError as e:
-        raise _fail(str(e)) from None
 
 
 @experiment_app.command("mixture")
@@ -599,7 +564,7 @@ def experiment_mixture(
     workdir: WorkdirOpt = Path("work"),
 ) -> None:
     """RegMix-style search: proxies on sampled mixtures, regression, predicted best mixture."""
-    cfg = _load(config, overrides or [])
+    cfg = load_config(config, overrides or [])
     from prefect.task_runners import ThreadPoolTaskRunner
 
     from flows.experiments import mixture_experiment, share_cores
@@ -621,11 +586,8 @@ def experiment_ablate(
     """The pipeline once per value of the varied settings, at equal model size and token budget."""
     from tasks.experiments import parse_vary
 
-    try:
-        settings = parse_vary(vary)
-    except ValueError as e:
-        raise _fail(str(e)) from None
-    configs = [_load(config, [*(overrides or []), *(f"{k}={v}" for k, v in s.items())]).model_dump(mode="json")
+    settings = parse_vary(vary)
+    configs = [load_config(config, [*(overrides or []), *(f"{k}={v}" for k, v in s.items())]).model_dump(mode="json")
                for s in settings]  # fmt: skip
     from flows.experiments import ablation_experiment
 
@@ -648,12 +610,9 @@ def experiment_recipes(
     """Curation recipes at equal compute, scored on the fixed yardstick, with paired intervals and verdicts."""
     from tasks.experiments import parse_recipes, recipe_overrides
 
-    try:
-        names = parse_recipes(recipes)
-    except ValueError as e:
-        raise _fail(str(e)) from None
-    base = _load(config, overrides or [])
-    configs = {name: [_load(config, [*(overrides or []), *recipe_overrides(name, base.train.seed + i)])
+    names = parse_recipes(recipes)
+    base = load_config(config, overrides or [])
+    configs = {name: [load_config(config, [*(overrides or []), *recipe_overrides(name, base.train.seed + i)])
                       .model_dump(mode="json") for i in range(seeds)] for name in names}  # fmt: skip
     from flows.experiments import recipes_experiment
 
@@ -672,19 +631,16 @@ def experiment_scaling(
     from tasks.experiments import parse_size
 
     names = [s.strip() for s in sizes.split(",") if s.strip()]
-    try:
-        shapes = [parse_size(s) for s in names]
-    except ValueError as e:
-        raise _fail(str(e)) from None
+    shapes = [parse_size(s) for s in names]
     if len(names) < 2:
-        raise _fail("a scaling ladder needs at least two sizes")
-    cfg = _load(config, overrides or [])
+        raise UserError("a scaling ladder needs at least two sizes")
+    cfg = load_config(config, overrides or [])
     configs = []
     for shape in shapes:
         try:
             train = type(cfg.train).model_validate({**cfg.train.model_dump(mode="json"), **shape})
         except ValidationError as e:
-            raise _fail(f"train shape {shape}: {e.errors()[0]['msg']}") from None
+            raise UserError(f"train shape {shape}: {e.errors()[0]['msg']}") from None
         configs.append(cfg.model_copy(update={"train": train}).model_dump(mode="json"))
     from flows.experiments import scaling_experiment
 
@@ -713,7 +669,7 @@ def serve_cmd(
     try:
         serve(port, database_url, register, startup_timeout, workdir, log=console.print)
     except (RuntimeError, TimeoutError) as e:
-        raise _fail(str(e), code=1) from None
+        raise Crawl2ModelError(str(e)) from None
 
 
 @app.command("deploy")
@@ -722,13 +678,13 @@ def deploy_cmd() -> None:
     from flows.serve import deploy, server_env
 
     if not os.environ.get("PREFECT_API_URL"):
-        raise _fail("set PREFECT_API_URL to the server's API (crawl2model serve prints it)")
+        raise UserError("set PREFECT_API_URL to the server's API (crawl2model serve prints it)")
     env = {**server_env(0), "PREFECT_API_URL": os.environ["PREFECT_API_URL"],
            "PREFECT_UI_API_URL": os.environ["PREFECT_API_URL"]}  # fmt: skip
     try:
         console.print(deploy(env))
     except RuntimeError as e:
-        raise _fail(str(e), code=1) from None
+        raise Crawl2ModelError(str(e)) from None
 
 
 if __name__ == "__main__":  # last: every command above is registered before the app runs

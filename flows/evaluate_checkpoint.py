@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from flows.plan import finished_outputs
+from storage.errors import NotFound
 from storage.shards import atomic_write_json
 from tasks.config import PipelineConfig
 from tasks.registry import SPEC_BY_NAME
 from tasks.stage import StageInput
 
 
-class CheckpointError(LookupError):
+class CheckpointError(NotFound):
     """The checkpoint is missing."""
 
 

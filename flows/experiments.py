@@ -25,6 +25,7 @@ from flows.pipeline import new_run_id, pipeline_slice
 from flows.plan import plan
 from model.intervals import fmt_ci
 from storage.catalog import Catalog
+from storage.errors import NotFound, UserError
 from storage.lock import workdir_lock
 from storage.shards import atomic_write_bytes, atomic_write_json, iter_rows, write_parquet
 from tasks.comparison import HEADLINE, Scores, lower_is_better, warnings
@@ -162,7 +163,7 @@ def mixture_experiment(
     params = {"proxies": proxies, "target_domain": target_domain, "metric": metric, "concentration": concentration,
               "seed": seed, "experiment_id": experiment_id}  # fmt: skip
     if proxies < 3:
-        raise ValueError("a mixture search needs at least 3 proxies")
+        raise UserError("a mixture search needs at least 3 proxies")
     cfg = PipelineConfig.model_validate(config)
 
     def body(exp_id: str, out: Path, catalog: Catalog) -> tuple[dict, str]:
@@ -176,11 +177,11 @@ def mixture_experiment(
         tokenizer = cfg.tokenize.model_path or str(output_dir(natural_cfg, root, "tokenize") / "tokenizer.model")
         natural = {d: v["share_before"] for d, v in stage_output(natural_cfg, root, "mix").info["mixture"].items()}
         if target_domain not in natural:
-            raise ValueError(f"target domain {target_domain!r} has no documents; domains: {sorted(natural)}")
+            raise UserError(f"target domain {target_domain!r} has no documents; domains: {sorted(natural)}")
         target_path = out / "target_docs.parquet"
         n_target = target_documents(natural_cfg, root, target_domain, target_path)
         if n_target == 0:
-            raise ValueError(f"no held-out {target_domain!r} documents to measure on")
+            raise UserError(f"no held-out {target_domain!r} documents to measure on")
         mixtures = sample_mixtures(natural, proxies, concentration, seed)
         tok_cfg = cfg.tokenize.model_copy(update={"model_path": tokenizer})
         configs = [cfg.model_copy(update={"tokenize": tok_cfg,
@@ -192,7 +193,7 @@ def mixture_experiment(
                                   unmapped(str(target_path) if metric == TARGET_METRIC else None))  # fmt: skip
         variants = [f.result() for f in futures]
         if missing := [v["label"] for v in variants if metric not in v["metrics"]]:
-            raise ValueError(
+            raise UserError(
                 f"metric {metric!r} not measured for {missing[0]}; known: {sorted(variants[0]['metrics'])}"
             )
         result, y, loo = fit_mixture(mixtures, variants, natural, metric, concentration, seed)
@@ -511,7 +512,7 @@ def experiment_table(catalog: Catalog, experiment_id: str) -> tuple[list[str], l
         [experiment_id],
     )
     if not rows:
-        raise LookupError(f"no runs recorded for experiment {experiment_id!r}")
+        raise NotFound(f"no runs recorded for experiment {experiment_id!r}")
     metrics = sorted({r[3] for r in rows})
     by_run: dict[str, dict[str, Any]] = {}
     for label, run_id, setting, metric, value in rows:
@@ -528,5 +529,5 @@ def resolve_experiment(catalog: Catalog, ref: str) -> str:
         return ids[0]
     matches = [i for i in ids if i.startswith(ref)]
     if len(matches) != 1:
-        raise LookupError(f"{ref!r} matches {len(matches)} experiments" + (f": {matches[:5]}" if matches else ""))
+        raise NotFound(f"{ref!r} matches {len(matches)} experiments" + (f": {matches[:5]}" if matches else ""))
     return matches[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from storage.errors import NotFound, UserError, did_you_mean
 from storage.fingerprint import stage_fingerprint
 from storage.section import config_json
 from tasks.config import PipelineConfig
@@ -17,11 +18,11 @@ from tasks.registry import STAGE_SPECS, STAGES
 from tasks.stage import StageInput, load_manifest
 
 
-class SelectionError(ValueError):
+class SelectionError(UserError):
     """A stage selection that cannot run (unknown stage, or an upstream output that is missing)."""
 
 
-class MissingOutputError(LookupError):
+class MissingOutputError(NotFound):
     """A stage output this config needs is not in the workdir (the pipeline has not run with it)."""
 
 
@@ -51,7 +52,7 @@ def select(only: str | None, start: str | None, until: str | None, force: list[s
     """Stages to run, and those forced (a forced stage forces every later one: its output may change)."""
     for name in [only, start, until, *force]:
         if name is not None and name not in STAGES:
-            raise SelectionError(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
+            raise SelectionError(f"unknown stage {name!r}{did_you_mean(name, STAGES)}; stages are: {', '.join(STAGES)}")
     first = STAGES.index(only or start or STAGES[0])
     last = STAGES.index(only or until or STAGES[-1])
     if only is not None and (start is not None or until is not None):

@@ -145,7 +145,12 @@ def _command_section(name: str, command: Any) -> list[str]:
     usage = " ".join([f"crawl2model {name}", *(a.name.upper() for a in arguments)])
     lines = [f"## `{name}`", "", inspect.cleandoc(command.help or ""), "", f"```\n{usage} [OPTIONS]\n```", ""]
     if options:
-        lines += ["| option | type | default | bounds | help |", "|---|---|---|---|---|", *map(_option_row, options), ""]
+        lines += [
+            "| option | type | default | bounds | help |",
+            "|---|---|---|---|---|",
+            *map(_option_row, options),
+            "",
+        ]
     return lines
 
 
@@ -167,5 +172,44 @@ def cli_reference() -> str:
     return "\n".join(lines)
 
 
+def _subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return list(dict.fromkeys(found))
+
+
+def _own_doc(cls: type) -> str:
+    """The first paragraph of the class's own docstring (not one inherited)."""
+    return inspect.cleandoc(cls.__dict__.get("__doc__") or "").split("\n\n")[0]
+
+
+def errors_reference() -> str:
+    """Exit codes and every error class, from `storage/errors.py` and the classes deriving from it."""
+    import flows.cli
+    import flows.evaluate_checkpoint
+    import flows.export  # noqa: F401 - imported so their error classes are registered as subclasses
+    from storage.errors import EXIT_CODES, Crawl2ModelError
+
+    classes = [Crawl2ModelError, *_subclasses(Crawl2ModelError)]
+    rows = [f"| `{c.__name__}` | {c.exit_code} | `{c.__module__}` | {_cell(_own_doc(c))} |" for c in classes]
+    return "\n".join([
+        "# Errors and exit codes",
+        "",
+        "Generated from `storage/errors.py`. Every error crawl2model reports derives from one base; the CLI",
+        "catches it once and prints one `error:` line, and a `hint:` line when there is one. `crawl2model --debug`",
+        "(or `CRAWL2MODEL_DEBUG=1`) shows the traceback instead.",
+        "",
+        "| exit code | meaning |",
+        "|---|---|",
+        *(f"| {code} | {meaning} |" for code, meaning in EXIT_CODES.items()),
+        "",
+        "| error | exit code | defined in | when |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ])  # fmt: skip
+
+
 PAGES = {"reference/config.md": config_reference, "reference/stages.md": stages_reference,
-         "reference/cli.md": cli_reference}  # fmt: skip
+         "reference/cli.md": cli_reference, "reference/errors.md": errors_reference}  # fmt: skip

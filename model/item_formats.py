@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from model.items import Item, load_arc, load_generic, load_hellaswag, load_piqa, row_labels
+from storage.errors import UserError
 
 Loader = Callable[..., list[Item]]
 
@@ -141,7 +142,7 @@ FORMATS: dict[str, tuple[Loader, tuple[str, ...]]] = {
 ALIASES = {"openbookqa": "arc", "commonsense_qa": "arc"}
 
 
-class FormatError(ValueError):
+class FormatError(UserError):
     """A benchmark file that is not in the format named (or in none known)."""
 
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 
 from model.config import MODEL_PRESETS
 from model.trainer import PEAK_FLOPS
+from storage.errors import UserError
 
 TOKENS_PER_PARAM = 20.0
 REPEAT_DECAY = 15.4  # Muennighoff et al. 2023, R*_D: repetitions after which repeated data is worth ~1/e
@@ -79,11 +80,11 @@ def plan(
     `flops`, or `gpu_hours` on `gpu` at `mfu`."""
     peak = next((v for k, v in PEAK_FLOPS.items() if k.lower() == gpu.lower()), None)
     if peak is None:
-        raise ValueError(f"unknown GPU {gpu!r}; known: {', '.join(PEAK_FLOPS)}")
+        raise UserError(f"unknown GPU {gpu!r}; known: {', '.join(PEAK_FLOPS)}")
     if sum(x is not None for x in (tokens, flops, gpu_hours)) != 1:
-        raise ValueError("give exactly one of tokens, flops, gpu_hours")
+        raise UserError("give exactly one of tokens, flops, gpu_hours")
     if epochs < 1 or (epochs != 1 and tokens is None):
-        raise ValueError("epochs >= 1, and only with a token budget (it repeats the data you have)")
+        raise UserError("epochs >= 1, and only with a token budget (it repeats the data you have)")
 
     def make(name: str, n: float, seen: float, unique: float) -> Plan:
         effective = effective_tokens(unique, seen / unique)

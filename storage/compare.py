@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from storage.catalog import Catalog
+from storage.errors import NotFound
 from storage.section import flatten
 
 ALIASES = {"latest": 0, "previous": 1}
@@ -17,11 +18,11 @@ def resolve_run(catalog: Catalog, ref: str) -> str:
     ids = [r[0] for r in rows]
     if ref in ALIASES:
         if len(ids) <= ALIASES[ref]:
-            raise LookupError(f"there is no {ref} completed run")
+            raise NotFound(f"there is no {ref} completed run")
         return ids[ALIASES[ref]]
     matches = [i for i in ids if i.startswith(ref)]
     if len(matches) != 1:
-        raise LookupError(f"{ref!r} matches {len(matches)} completed runs" + (f": {matches[:5]}" if matches else ""))
+        raise NotFound(f"{ref!r} matches {len(matches)} completed runs" + (f": {matches[:5]}" if matches else ""))
     return matches[0]
 
 

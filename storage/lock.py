@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from storage.errors import Crawl2ModelError
+
 log = logging.getLogger("crawl2model")
 
 
-class WorkdirBusy(RuntimeError):
-    pass
+class WorkdirBusy(Crawl2ModelError, RuntimeError):
+    """Another live run holds the workdir's lock (its PID and host are named)."""
 
 
 def _alive(pid: int) -> bool:

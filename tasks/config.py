@@ -7,12 +7,14 @@ validated once per run, when loaded; stages receive their section as an object.
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, create_model, model_validator
+from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
 
+from storage.errors import UserError, did_you_mean
 from storage.section import Section, flatten
 from tasks.registry import STAGE_SPECS
 
@@ -63,6 +65,16 @@ class PipelineBase(Section):
         return self
 
     @model_validator(mode="after")
+    def _annealing_has_a_mixture(self) -> PipelineBase:
+        # Known from the config alone: an annealing phase reads the split mix.anneal makes.
+        train, mix = getattr(self, "train", None), getattr(self, "mix", None)
+        if train is not None and mix is not None and train.anneal.fraction > 0 and mix.anneal is None:
+            raise ValueError(f"train.anneal.fraction={train.anneal.fraction} trains its last steps on the "
+                             "anneal split, which mix.anneal makes: set mix.anneal "
+                             "(e.g. --set mix.anneal.min_bucket=10)")  # fmt: skip
+        return self
+
+    @model_validator(mode="after")
     def _changes_for_the_report(self) -> PipelineBase:
         # The report states how this run differs from the defaults (derived, like eval_benchmarks).
         evaluate = getattr(self, "evaluate", None)
@@ -93,7 +105,7 @@ PipelineConfig = create_model(
 )
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """A config problem, reported with the key path and the reason before any work starts."""
 
 
@@ -120,11 +132,25 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def _known_keys(loc: tuple) -> list[str]:
+    """The keys the section at `loc` (a validation error's location, its last part the bad key) accepts."""
+    model: Any = PipelineConfig
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = next((a for a in (typing.get_args(field.annotation) or (field.annotation,))
+                      if isinstance(a, type) and issubclass(a, BaseModel)), None)  # fmt: skip
+    return list(getattr(model, "model_fields", {}))
+
+
 def format_validation_error(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"  {where}: {e['msg']}" + (f" (got {e['input']!r})" if "input" in e else ""))
+        hint = did_you_mean(str(e["loc"][-1]), _known_keys(e["loc"])) if e["type"] == "extra_forbidden" else ""
+        got = f" (got {e['input']!r})" if "input" in e and e["loc"] else ""
+        lines.append(f"  {where}: {e['msg']}{hint}{got}")
     return "invalid config:\n" + "\n".join(lines)
 
 

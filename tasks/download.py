@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 from pydantic import Field, model_validator
 
+from storage.errors import Crawl2ModelError
 from storage.section import Section
 from tasks.http import RETRYABLE_STATUS, parse_retry_after
 
@@ -68,12 +69,12 @@ class DownloadConfig(Section):
 CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
-class DownloadError(Exception):
+class DownloadError(Crawl2ModelError):
     """A file that could not be fetched whole after every retry (transient: trying later may work)
     or a permanent HTTP error such as 404 (not transient)."""
 
     def __init__(self, message: str, transient: bool = False):
-        super().__init__(message)
+        super().__init__(f"download failed: {message}", hint="finished files are kept; rerun to fetch the rest")
         self.transient = transient
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from storage.errors import UserError
+
 
 def sample_mixtures(natural: dict[str, float], n: int, concentration: float, seed: int) -> list[dict[str, float]]:
     """`n` mixtures from a Dirichlet centred on the natural mixture (larger concentration = closer)."""
@@ -108,7 +110,7 @@ def fit_power_law(compute: list[float], loss: list[float]) -> dict[str, float]:
     (log-log least squares for a and b at each e); e = 0 when there are fewer than 4 points."""
     c, y = np.asarray(compute, float), np.asarray(loss, float)
     if len(c) < 2:
-        raise ValueError("a power law needs at least two sizes")
+        raise UserError("a power law needs at least two sizes")
     grid = [0.0] if len(c) < 4 else list(np.linspace(0.0, float(y.min()) * 0.99, 100))
     best: dict[str, float] = {}
     for e in grid:
@@ -133,7 +135,7 @@ def parse_vary(specs: list[str]) -> list[dict[str, str]]:
     for spec in specs:
         key, sep, values = spec.partition("=")
         if not sep or not key or not values:
-            raise ValueError(f"--vary expects KEY=V1,V2,...; got {spec!r}")
+            raise UserError(f"--vary expects KEY=V1,V2,...; got {spec!r}")
         axes.append([(key, v.strip()) for v in values.split(",") if v.strip()])
     return [dict(combo) for combo in itertools.product(*axes)]
 
@@ -146,7 +148,7 @@ def parse_size(size: str) -> dict[str, Any]:
     from model.config import MODEL_PRESETS
 
     if size not in MODEL_PRESETS:
-        raise ValueError(f"unknown size {size!r}: a preset ({', '.join(MODEL_PRESETS)}) or LAYERSxHEADSxEMBD")
+        raise UserError(f"unknown size {size!r}: a preset ({', '.join(MODEL_PRESETS)}) or LAYERSxHEADSxEMBD")
     n_layer, n_head, n_embd = MODEL_PRESETS[size]
     return {"preset": None, "n_layer": n_layer, "n_head": n_head, "n_embd": n_embd}
 
@@ -169,9 +171,9 @@ RECIPES: dict[str, dict[str, Any]] = {
 def parse_recipes(spec: str) -> list[str]:
     names = [n.strip() for n in spec.split(",") if n.strip()]
     if unknown := [n for n in names if n not in RECIPES]:
-        raise ValueError(f"unknown recipe(s) {unknown}; known: {', '.join(RECIPES)}")
+        raise UserError(f"unknown recipe(s) {unknown}; known: {', '.join(RECIPES)}")
     if len(names) < 2 or len(set(names)) != len(names):
-        raise ValueError("give at least two different recipes; the first is the baseline")
+        raise UserError("give at least two different recipes; the first is the baseline")
     return names
 
 

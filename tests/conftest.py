@@ -115,3 +115,22 @@ def html_page(text: str, charset: str = "utf-8") -> bytes:
         f"<main><article><h1>Title</h1>{paras}</article></main><footer>(c) site</footer></body></html>"
     )
     return html.encode(charset, "replace")
+
+
+def _source_tree_state() -> set[str]:
+    """Untracked or changed paths in the repository, ignored files left out (None outside git)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=root,
+                          capture_output=True, text=True)  # fmt: skip
+    return set(done.stdout.splitlines()) if done.returncode == 0 else set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_test_writes_into_the_source_tree():
+    """Every test writes under its tmp_path: the source tree is the same after the session as before."""
+    before = _source_tree_state()
+    yield
+    written = sorted(_source_tree_state() - before)
+    assert not written, f"tests wrote into the source tree: {written[:10]}"

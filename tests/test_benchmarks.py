@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each runs a benchmark script end to end: CI, not the fast tier
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

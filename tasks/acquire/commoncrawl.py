@@ -7,14 +7,15 @@ import random
 import re
 from pathlib import Path, PurePosixPath
 
+from storage.errors import Crawl2ModelError
 from tasks.acquire.config import AcquireConfig
 from tasks.download import Fetcher
 
 SAFE_PART = re.compile(r"^[A-Za-z0-9._\-]+$")
 
 
-class UnsafePath(ValueError):
-    pass
+class UnsafePath(Crawl2ModelError, ValueError):
+    """A path in a remote index that would leave the data directory (`../`, absolute, a scheme, ...)."""
 
 
 def safe_relative_path(path: str) -> PurePosixPath:

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from storage.errors import Crawl2ModelError
 from storage.fingerprint import file_identity
 from storage.shards import atomic_write_json
 from tasks.acquire.commoncrawl import local_name, read_index, select_files
@@ -158,7 +159,7 @@ def run(inputs: dict[str, StageInput], cfg: AcquireConfig, out: Path) -> StageOu
     return outcome
 
 
-class UnreadableInput(RuntimeError):
+class UnreadableInput(Crawl2ModelError, RuntimeError):
     """acquire.strict: some input file holds no readable WARC/ARC record."""
 
 

@@ -7,15 +7,16 @@ from typing import Literal
 
 from pydantic import Field
 
+from storage.errors import Crawl2ModelError, UserError
 from storage.section import Section
 
 
-class ExportError(ValueError):
+class ExportError(Crawl2ModelError, ValueError):
     """An export that cannot be made as asked (wrong stage for the format, a directory in use, a
     library the format needs not installed)."""
 
 
-class UnknownFormat(ExportError):
+class UnknownFormat(ExportError, UserError):
     """A format name that is not in tasks/export/formats.py (a usage error: exit code 2)."""
 
 

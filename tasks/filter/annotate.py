@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from storage.errors import Crawl2ModelError
 from tasks.filter.config import AnnotateConfig
 from tasks.filter.judge import MalformedAnswer, load_template, parse_score, render, template_fingerprint
 from tasks.http import RETRYABLE_STATUS, parse_retry_after
@@ -31,7 +32,7 @@ from tasks.http import RETRYABLE_STATUS, parse_retry_after
 log = logging.getLogger("crawl2model")
 
 
-class AnnotateError(RuntimeError):
+class AnnotateError(Crawl2ModelError, RuntimeError):
     """The judge cannot be used at all (no key, unreachable, key or model rejected): nothing is annotated."""
 
 

@@ -11,12 +11,13 @@ from pathlib import Path, PurePosixPath
 
 import pyarrow.parquet as pq
 
+from storage.errors import Crawl2ModelError
 from storage.fingerprint import file_sha256
 from tasks.download import DownloadConfig, Fetcher
 from tasks.filter.config import REMOTE_PREFIXES, ReferenceSource
 
 
-class PinMismatch(ValueError):
+class PinMismatch(Crawl2ModelError, ValueError):
     """A fetched file's sha256 is not the one the config pins."""
 
 

@@ -6,6 +6,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
+from storage.errors import UserError
 from tasks.sample.sources import distribution_readmes, language_reference, stdlib_docstrings, translation_texts
 
 CASES = (
@@ -118,7 +119,7 @@ def build_pages(n_pages: int, planted: int, seed: int) -> list[Page]:
     base = _source_pages(rng)
     n_originals = n_pages - planted * len(CASES)
     if n_originals < planted * 2 or len(base) < n_originals + planted * 2:
-        raise ValueError(
+        raise UserError(
             f"sample: {len(base)} source pages available; {n_pages} pages with {planted} planted per case "
             "needs more. Lower acquire.sample_pages or acquire.planted_per_case."
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from model.config import TrainConfig
+from storage.errors import UserError
 from storage.section import config_json
 from storage.shards import atomic_write_json, read_json
 from tasks.stage import StageInput, StageOutcome
@@ -106,7 +107,7 @@ def annealing_files(tok: StageInput, cfg: TrainConfig) -> list[str]:
     if cfg.anneal.fraction == 0:
         return []
     if (rows := tok.metric_total("anneal_rows")) < cfg.batch_size:
-        raise ValueError(f"train.anneal.fraction={cfg.anneal.fraction} needs an anneal split of at least "
+        raise UserError(f"train.anneal.fraction={cfg.anneal.fraction} needs an anneal split of at least "
                          f"{cfg.batch_size} rows: set mix.anneal (it has {rows:.0f})")  # fmt: skip
     return [p for p in tok.files("tokens") if Path(p).name.startswith("anneal-")]
 
