@@ -7,6 +7,7 @@ import errno
 import io
 import json
 import os
+import signal
 import sys
 import time
 from enum import StrEnum
@@ -19,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from storage.errors import Crawl2ModelError, UserError
+from storage.errors import Crawl2ModelError, Interrupted, UserError
 from tasks.config import PipelineConfig, load_config
 
 # Storage failures a user fixes outside the program (disk full, read-only, no permission, quota).
@@ -130,12 +131,30 @@ def run(
 
 def _watch_this_run() -> None:
     """If this process is killed, a detached watcher ends the temporary server and workers it started
-    (one watcher per process: it watches for as long as the process lives)."""
+    (one watcher per process: it watches for as long as the process lives). Ctrl-C stops the run at
+    once, with one line (`_stop_on_interrupt`)."""
     from flows.reaper import start_reaper
 
     global _watcher
     if _watcher is None:
         _watcher = start_reaper()
+    signal.signal(signal.SIGINT, _stop_on_interrupt)
+
+
+def _stop_on_interrupt(signum: int, frame: object) -> None:
+    """SIGINT (a terminal's Ctrl-C reaches the whole process group: the temporary Prefect server and
+    the shard workers too): one line, every process this run started ended, exit 130. Finished shards
+    and stages are on disk (each is renamed into place whole, the manifest last), so a rerun resumes;
+    waiting for Prefect to notice its server is gone would take minutes and print pages of traceback."""
+    import psutil
+
+    from flows.reaper import reap
+
+    err.print(Interrupted.line, highlight=False)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    reap(psutil.Process().children(recursive=True))
+    os._exit(Interrupted.exit_code)
 
 
 _watcher = None

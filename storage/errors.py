@@ -31,6 +31,7 @@ class Interrupted(Crawl2ModelError):
     """Ctrl-C: finished shards are kept; a rerun resumes. Exit code 130, as a shell reports SIGINT."""
 
     exit_code = 130
+    line = "interrupted: finished shards are kept, rerun to resume"
 
 
 def did_you_mean(word: str, known: list[str] | tuple[str, ...]) -> str:

@@ -16,9 +16,7 @@ import ctypes
 import ctypes.util
 import functools
 import logging
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +76,9 @@ def train_and_save(
     decided what the unzeroed matrix held: CI hit "Encountered NaN" on the second run in a process.
     Returns the learning rate used and, with `test_file`, the held-out line count and precision@1.
     """
-    ctx = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+    from tasks.stage import process_pool
+
+    with process_pool(1) as pool:
         return pool.submit(_train_in_fresh_process, train_file, out_path, lr, retries, test_file, params).result()
 
 

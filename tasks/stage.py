@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -253,14 +254,21 @@ def map_shards(
                 results[i] = run_one_shard(fn, p, out, cfg, i)
                 advance()
         else:
-            # forkserver: forking a process that runs Prefect's threads is unsafe.
-            ctx = multiprocessing.get_context("forkserver")
-            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
+            with process_pool(min(workers, len(todo))) as pool:
                 futures = {pool.submit(run_one_shard, fn, p, out, cfg, i): i for i, p in todo}
                 for fut in as_completed(futures):
                     results[futures[fut]] = fut.result()
                     advance()
     return [results[i] for i in range(len(in_paths))]
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of forkserver workers (forking a process that runs Prefect's threads is unsafe) that
+    ignore SIGINT: Ctrl-C reaches the whole process group, and the CLI ends the workers itself, with
+    one line, rather than each worker printing a KeyboardInterrupt traceback."""
+    ctx = multiprocessing.get_context("forkserver")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=signal.signal,
+                               initargs=(signal.SIGINT, signal.SIG_IGN))  # fmt: skip
 
 
 def sum_stats(stats: list[dict[str, Any]]) -> dict[str, int]:

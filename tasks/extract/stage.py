@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
 import threading
@@ -279,15 +278,12 @@ def stream_shards(acquire_out: Path, cfg: ExtractConfig, out: Path, poll_s: floa
     Shard i is the i-th file of acquire's plan (sorted names, the manifest's order too), so the
     shards and done-markers are the ones a non-streaming run writes. Returns acquire's final output.
     """
-    from concurrent.futures import ProcessPoolExecutor
-
     from storage.shards import read_json
-    from tasks.stage import STREAM_FAILED, STREAM_PLAN, load_manifest, run_one_shard, shard_done_path
+    from tasks.stage import STREAM_FAILED, STREAM_PLAN, load_manifest, process_pool, run_one_shard, shard_done_path
 
-    ctx = multiprocessing.get_context("forkserver")
     futures = []
     submitted: set[str] = set()
-    with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx) as pool:
+    with process_pool(cfg.workers) as pool:
         while True:
             manifest = load_manifest(acquire_out)  # read before the files: nothing lands after it
             if (acquire_out / "_state" / STREAM_FAILED).exists():
