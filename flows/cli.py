@@ -22,6 +22,7 @@ from typer.core import TyperGroup
 
 from storage.errors import Crawl2ModelError, Interrupted, UserError
 from tasks.config import PipelineConfig, load_config
+from tasks.registry import STAGES
 
 # Storage failures a user fixes outside the program (disk full, read-only, no permission, quota).
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
@@ -107,7 +108,7 @@ def _print_rows(columns: list[str], rows: list[tuple], fmt: Format = Format.tabl
         console.print(table)
 
 
-@app.command()
+@app.command(help=f"Run the pipeline under Prefect: {' -> '.join(STAGES)}.")
 def run(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default: the sample)")] = None,
     workdir: WorkdirOpt = Path("work"),
@@ -119,7 +120,6 @@ def run(
         list[str] | None, typer.Option("--set", help="override a config value: dotted.key=value")
     ] = None,
 ) -> None:
-    """Run the pipeline under Prefect: acquire -> extract -> filter -> dedup -> mix -> tokenize -> train -> evaluate."""
     cfg = load_config(config, overrides or [])
     _check_before_prefect(cfg, workdir, only, start, until, force or [])
     _prefect_env(workdir)

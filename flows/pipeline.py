@@ -1,4 +1,4 @@
-"""The crawl2model Prefect flow: eight stages, each a task cached by its fingerprint.
+"""The crawl2model Prefect flow: the registry's stages, each a task cached by its fingerprint.
 
 The flow process is the only writer of the DuckDB catalog: tasks return their manifests and the
 flow records them. A stage whose output directory is complete is a cache hit, both for us and for

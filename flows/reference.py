@@ -85,6 +85,10 @@ def _section_doc(model: type[BaseModel]) -> str:
     return "" if doc.startswith(("Usage docs", "A base class")) else doc
 
 
+def _key_row(key: str, type_: str, default: str, bounds: str, description: str) -> str:
+    return f"| `{key}` | {type_} | {_cell(default)} | {bounds} | {_cell(description)} |"
+
+
 def config_reference() -> str:
     """One table per top-level section of `PipelineConfig`, in the registry's order."""
     from tasks.config import PipelineConfig
@@ -97,15 +101,19 @@ def config_reference() -> str:
         "are errors. Defaults serve the embedded sample.",
         "",
     ]
+    header = ["| key | type | default | bounds | description |", "|---|---|---|---|---|"]
+    top = [(k, f) for k, f in PipelineConfig.model_fields.items() if _model_of(f.annotation) is None]
+    parts += ["## The run", "", *header]
+    parts += [
+        _key_row(k, type_name(f.annotation), default_text(f), bounds_text(f), f.description or "") for k, f in top
+    ]
+    parts.append("")
     for name, field in PipelineConfig.model_fields.items():
         section = _model_of(field.annotation)
         if section is None:
-            parts += [f"## `{name}`", "", f"{type_name(field.annotation)}, default {default_text(field)}", ""]
             continue
-        parts += [f"## `{name}`", "", _section_doc(section), "", "| key | type | default | bounds | description |",
-                  "|---|---|---|---|---|"]  # fmt: skip
-        parts += [f"| `{name}.{k}` | {t} | {_cell(d)} | {b} | {_cell(desc)} |" for k, t, d, b, desc in
-                  config_rows(section)]  # fmt: skip
+        parts += [f"## `{name}`", "", _section_doc(section), "", *header]
+        parts += [_key_row(f"{name}.{k}", *rest) for k, *rest in config_rows(section)]
         parts.append("")
     return "\n".join(parts)
 

@@ -42,7 +42,7 @@ DERIVED = {"tokenize": ("eval_benchmarks",), "evaluate": ("config_changes",), "e
 
 
 class PipelineBase(Section):
-    name: str = "sample"
+    name: str = Field("sample", description="the run's name in the catalog and the Prefect UI")
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
 
     @model_validator(mode="after")

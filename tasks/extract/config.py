@@ -11,10 +11,16 @@ from tasks.url_rules import UrlRules
 
 
 class ExtractConfig(Section):
-    languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
+    languages: list[str] = Field(
+        default_factory=lambda: ["en"], min_length=1,
+        description="lid.176 language codes whose pages are kept (others are removed, rule `lang`); "
+        "yardstick.languages is the yardstick's own list",
+    )  # fmt: skip
     # FineWeb uses 0.65; the sample is code-heavy documentation, which fastText scores lower.
-    min_lang_score: float = Field(0.3, ge=0.0, le=1.0)
-    min_text_chars: int = Field(200, ge=0)
+    min_lang_score: float = Field(
+        0.3, ge=0.0, le=1.0, description="minimum fastText language-id confidence (rule `lang_score`), all languages"
+    )
+    min_text_chars: int = Field(200, ge=0, description="pages with less extracted text are removed (`too_short`)")
     max_html_bytes: int = Field(5_000_000, ge=1024, description="larger pages are skipped, counted")
     max_text_chars: int = Field(200_000, ge=100, description="extracted text is cut at this length")
     timeout_s: float = Field(10.0, gt=0.0, description="trafilatura time cap per document")

@@ -16,8 +16,11 @@ class YardstickConfig(Section):
     min_words: int = Field(50, ge=1)
     max_words: int = Field(20_000, ge=1)
     min_alpha_words: float = Field(0.8, ge=0.0, le=1.0, description="share of words with a letter")
-    languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1)
-    min_lang_score: float = Field(0.65, ge=0.0, le=1.0)
+    languages: list[str] = Field(
+        default_factory=lambda: ["en"], min_length=1,
+        description="languages whose documents may be pinned (set it beside extract.languages)",
+    )  # fmt: skip
+    min_lang_score: float = Field(0.65, ge=0.0, le=1.0, description="language-id confidence a pinned document needs")
     shingle_words: int = Field(5, ge=1, le=32)
     copy_threshold: float = Field(
         0.5, gt=0.0, le=1.0, description="shingle Jaccard with a pinned document at which a document is a copy"
