@@ -23,6 +23,7 @@ from prefect.tasks import exponential_backoff
 from flows.plan import PlannedStage, check_upstream, plan, select
 from flows.scaleout import shard_runner
 from storage.catalog import Catalog, now
+from storage.errors import Crawl2ModelError
 from storage.lock import workdir_lock
 from storage.section import Section, config_json
 from tasks.config import PipelineConfig, RunnerConfig, load_config
@@ -254,3 +255,15 @@ def _run_one(
 
 
 logging.getLogger("crawl2model").setLevel(logging.INFO)
+
+
+def _no_traceback_for_reported_errors(record: logging.LogRecord) -> bool:
+    """Prefect logs a failed task or flow with its traceback; an error crawl2model reports as one line
+    (a user's mistake, a download that kept failing) keeps Prefect's line without the traceback."""
+    if record.exc_info and isinstance(record.exc_info[1], Crawl2ModelError):
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
+for _name in ("prefect.task_runs", "prefect.flow_runs"):
+    logging.getLogger(_name).addFilter(_no_traceback_for_reported_errors)

@@ -35,6 +35,9 @@ create table if not exists lineage (
     child_stage varchar, child_fingerprint varchar, parent_stage varchar, parent_fingerprint varchar,
     primary key (child_fingerprint, parent_fingerprint)
 );
+create table if not exists warnings (
+    run_id varchar, stage varchar, fingerprint varchar, message varchar
+);
 create table if not exists metrics (
     run_id varchar, stage varchar, fingerprint varchar, name varchar, step bigint, value double
 );
@@ -137,6 +140,10 @@ class Catalog:
             )
             if result is None:
                 return
+            # Kept per run, cached or not: a rerun from cache repeats what the first run warned of.
+            if warnings := result.get("info", {}).get("warnings", []):
+                rows = [[run_id, stage, fingerprint, w] for w in warnings]
+                con.executemany("insert into warnings values (?,?,?,?)", rows)
             _insert_artifacts(con, stage, fingerprint, result.get("files", []), parents, finished)
             if not cache_hit:  # a cache hit's metrics are already recorded under its fingerprint
                 _insert_metrics(con, run_id, stage, fingerprint, result.get("metrics", []))

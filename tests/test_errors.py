@@ -73,3 +73,26 @@ def test_the_error_classes_of_the_project_share_one_base():
     for cls in (MissingOutputError, CheckpointError, WorkdirBusy, DownloadError):
         assert issubclass(cls, Crawl2ModelError) and cls.exit_code == 1
     assert DownloadError("x").hint == "finished files are kept; rerun to fetch the rest"
+
+
+@pytest.mark.slow
+def test_a_mistake_found_inside_a_stage_is_one_line_without_prefect_tracebacks(tmp_path):
+    """Found only when tokenize sees the corpus: one error line and its hint, exit 2, no traceback from
+    Prefect's task or flow logs either; the finished stages before it stay in the cache."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import TINY_PIPELINE
+
+    sets = [a for s in [*TINY_PIPELINE, "tokenize.vocab_size=200000", "tokenize.vocab_fallback=error"]
+            for a in ("--set", s)]  # fmt: skip
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--workdir", str(tmp_path), "--until",
+                           "tokenize", *sets], cwd=root, capture_output=True, text=True, timeout=600)  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 2 and "Traceback" not in output, output[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [errors[0]] and "tokenize.vocab_size=200000 is more than this corpus can give" in errors[0]
+    assert "hint: lower tokenize.vocab_size" in done.stderr
+    assert list(tmp_path.glob("artifacts/mix/*/manifest.json"))

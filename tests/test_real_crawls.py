@@ -144,6 +144,10 @@ def test_the_rerun_of_a_mixed_crawl_is_all_cache_hits(mixed):
     assert again.returncode == 0, again.stderr[-3000:]
     assert all(row[0] for row in _stage_rows(work).values())
     assert "no readable record" in again.stderr  # the warnings come back with the cached outputs
+    # and the catalog keeps them for each run, the cached one too
+    _, rows = Catalog(work).query("select run_id, count(*) from warnings where message like '%no readable record%' "
+                                  "group by 1")  # fmt: skip
+    assert len(rows) == 2 and rows[0][1] == rows[1][1] > 0, rows
 
 
 def test_strict_mode_fails_before_extract_naming_the_files(mixed, tmp_path):

@@ -38,9 +38,8 @@ def _bench(tmp_path) -> BenchmarkConfig:
 
 def _cfg(tmp_path, **kw) -> TokenizeConfig:
     # Built-in items off unless a test asks: the reference manual repeats paragraphs across topics.
-    settings = {"builtin_eval_items": 0, **kw}
-    return TokenizeConfig(vocab_size=400, seq_len=32, val_fraction=0.2, workers=2, eval_benchmarks=[_bench(tmp_path)],
-                          **settings)  # fmt: skip
+    settings = {"vocab_size": 400, "builtin_eval_items": 0, **kw}
+    return TokenizeConfig(seq_len=32, val_fraction=0.2, workers=2, eval_benchmarks=[_bench(tmp_path)], **settings)
 
 
 def test_planted_contaminated_page_is_removed_with_its_item(tmp_path):
@@ -123,3 +122,17 @@ def test_train_documents_are_decontaminated_against_the_builtin_items(tmp_path):
     assert detail.split(":")[0] in ("cloze", "last_word") and detail.split(":")[1] == val_id
     items = [json.loads(line) for line in (out / "builtin_items.jsonl").read_text().splitlines()]
     assert items and all(i["item_id"].split(":")[0] in split and split[i["item_id"].split(":")[0]] for i in items)
+
+
+def test_a_corpus_too_small_for_the_vocabulary_shrinks_it_with_a_warning_or_stops_with_an_error(tmp_path):
+    """A small crawl cannot give 20,000 pieces: by default the largest vocabulary it can give, said as a
+    warning; with vocab_fallback=error one clear error (no SentencePiece traceback)."""
+    from storage.errors import UserError
+
+    outcome = run({"mix": _mix_input(tmp_path)}, _cfg(tmp_path, vocab_size=20_000), tmp_path / "out")
+    pieces = spm.SentencePieceProcessor(model_file=str(tmp_path / "out" / "tokenizer.model")).get_piece_size()
+    assert pieces < 20_000 and outcome.info["vocab_size"] == pieces
+    assert any(f"trained with {pieces} instead of tokenize.vocab_size=20000" in w for w in outcome.info["warnings"])
+    with pytest.raises(UserError, match="tokenize.vocab_size=20000 is more than this corpus can give") as e:
+        run({"mix": _mix_input(tmp_path)}, _cfg(tmp_path, vocab_size=20_000, vocab_fallback="error"), tmp_path / "o2")
+    assert e.value.exit_code == 2 and "vocab_fallback=shrink" in e.value.hint

@@ -12,6 +12,10 @@ from tasks.benchmarks import BenchmarkConfig
 
 class TokenizeConfig(Section):
     vocab_size: int = Field(4096, ge=300, le=256_000)
+    vocab_fallback: Literal["shrink", "error"] = Field(
+        "shrink", description="when the corpus cannot give vocab_size pieces (a small crawl): train the largest "
+        "vocabulary it can, with a warning, or stop with an error",
+    )  # fmt: skip
     seq_len: int = Field(128, ge=8, le=65_536)
     sample_docs: int = Field(5000, ge=10, description="documents the tokenizer is trained on")
     special_tokens: list[str] = Field(default_factory=list, description="extra user-defined symbols")

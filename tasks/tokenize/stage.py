@@ -11,6 +11,7 @@ import functools
 import io
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import sentencepiece as spm
 from model.builtin_tasks import cloze_items, last_word_items
 from model.items import Item, items_as_rows
 from model.packing import BOS_ID, EOS_ID, UNK_ID, pack
+from storage.errors import UserError
 from storage.fingerprint import unit_interval
 from storage.progress import progress_bar
 from storage.shards import atomic_write_bytes, iter_rows, write_parquet
@@ -39,14 +41,36 @@ ROW_SCHEMA = pa.schema(
 )
 
 
+TOO_FEW_PIECES = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)")
+
+
 def train_tokenizer(docs: list[dict[str, Any]], cfg: TokenizeConfig, out: Path) -> Path:
+    """Train the SentencePiece model into `out` and return its path. A corpus too small for
+    `vocab_size` gets the largest vocabulary it can give (`vocab_fallback: shrink`) or a clear error."""
     ranked = sorted(docs, key=lambda d: unit_interval(cfg.seed, "tok-sample", d["doc_id"]))[: cfg.sample_docs]
     lines = [line for doc in ranked for line in doc["text"].splitlines() if line.strip()]
+    try:
+        model_bytes = _train_sentencepiece(lines, cfg, cfg.vocab_size)
+    except RuntimeError as e:
+        if (too_many := TOO_FEW_PIECES.search(str(e))) is None:
+            raise
+        vocab_size = int(too_many.group(2))
+        if cfg.vocab_fallback == "error":
+            hint = "lower tokenize.vocab_size, or set tokenize.vocab_fallback=shrink to train the largest it can"
+            raise UserError(f"tokenize.vocab_size={cfg.vocab_size} is more than this corpus can give "
+                            f"(at most {vocab_size} pieces)", hint=hint) from None  # fmt: skip
+        model_bytes = _train_sentencepiece(lines, cfg, vocab_size)
+    model = out / "tokenizer.model"
+    atomic_write_bytes(model, model_bytes)
+    return model
+
+
+def _train_sentencepiece(lines: list[str], cfg: TokenizeConfig, vocab_size: int) -> bytes:
     # Trained from an iterator into memory: no file path ends up in the model's trainer spec, so the
     # same corpus gives the same bytes wherever the workdir is.
     model_bytes = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines), model_writer=model_bytes, model_type="bpe", vocab_size=cfg.vocab_size,
+        sentence_iterator=iter(lines), model_writer=model_bytes, model_type="bpe", vocab_size=vocab_size,
         byte_fallback=True, character_coverage=0.9995, unk_id=UNK_ID, eos_id=EOS_ID, bos_id=BOS_ID, pad_id=-1,
         user_defined_symbols=[*PLACEHOLDERS.values(), *cfg.special_tokens], max_sentence_length=1 << 15,
         # Identity normalization keeps whitespace and newlines: decoding gives back the exact text.
@@ -54,9 +78,7 @@ def train_tokenizer(docs: list[dict[str, Any]], cfg: TokenizeConfig, out: Path) 
         num_threads=1,  # one thread: the same corpus gives the same model
         minloglevel=2, split_digits=True, allow_whitespace_only_pieces=True,
     )  # fmt: skip
-    model = out / "tokenizer.model"
-    atomic_write_bytes(model, model_bytes.getvalue())
-    return model
+    return model_bytes.getvalue()
 
 
 @functools.cache
@@ -131,12 +153,18 @@ def run(inputs: dict[str, StageInput], cfg: TokenizeConfig, out: Path) -> StageO
     elif not model_path.exists():
         train_tokenizer(docs, cfg, out)
     sp = spm.SentencePieceProcessor(model_file=str(model_path))
+    warnings = []
+    if not cfg.model_path and sp.get_piece_size() < cfg.vocab_size:
+        warnings.append(f"the corpus gives at most {sp.get_piece_size()} tokenizer pieces: trained with "
+                        f"{sp.get_piece_size()} instead of tokenize.vocab_size={cfg.vocab_size}")  # fmt: skip
     encoded = encode_parallel(str(model_path), [d["text"] for d in docs], cfg.workers or os.cpu_count() or 1)
     splits = split_order(docs, split_of, cfg)
     write_splits(splits, encoded, cfg, out, outcome)
     write_token_counts(docs, split_of, encoded, out, outcome)
     outcome.metric("vocab_size", sp.get_piece_size())
     outcome.info = {"seq_len": cfg.seq_len, "vocab_size": sp.get_piece_size(), "eos_id": EOS_ID}
+    if warnings:
+        outcome.info["warnings"] = warnings
     return outcome
 
 
