@@ -185,6 +185,12 @@ def check(path: str | Path, fmt: str) -> str:
                           f"{list(fields)}")  # fmt: skip
     if kind == "csv" and fmt != "mmlu":
         raise FormatError(f"{path} is CSV (read as mmlu); {fmt} files are JSONL")
+    if kind != "csv" and fmt == "mmlu":
+        found = f"JSONL with the fields {sorted(row)}" if row else "plain text"
+        raise FormatError(f"{path} is not mmlu: it is {found}; mmlu is CSV (a file, or a directory of "
+                          "per-subject CSVs)")  # fmt: skip
+    if kind == "text" and fmt != "lambada":
+        raise FormatError(f"{path} is not {fmt}: it is plain text (read as lambada); {fmt} files are JSONL")
     return fmt
 
 

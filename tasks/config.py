@@ -149,7 +149,9 @@ def format_validation_error(err: ValidationError) -> str:
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "(top level)"
         hint = did_you_mean(str(e["loc"][-1]), _known_keys(e["loc"])) if e["type"] == "extra_forbidden" else ""
-        got = f" (got {e['input']!r})" if "input" in e and e["loc"] else ""
+        # The value given, when it is one value: a whole section (a model validator's error) is not repeated.
+        shown = "input" in e and e["loc"] and not isinstance(e["input"], BaseModel | dict)
+        got = f" (got {e['input']!r})" if shown else ""
         lines.append(f"  {where}: {e['msg']}{hint}{got}")
     return "invalid config:\n" + "\n".join(lines)
 

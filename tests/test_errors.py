@@ -24,6 +24,12 @@ def test_a_mistyped_key_and_stage_get_a_did_you_mean(tmp_path):
     assert "Traceback" not in result.output and not (tmp_path / "catalog.duckdb").exists()
 
 
+def test_a_missing_input_path_is_named_without_the_whole_section(tmp_path):
+    result = cli("run", "--workdir", str(tmp_path), "--set", 'acquire.paths=["/nonexistent/*.warc.gz"]')
+    assert result.exit_code == 2 and "no file matches ['/nonexistent/*.warc.gz']" in result.output
+    assert "AcquireConfig(" not in result.output and len(result.output.splitlines()) == 2, result.output
+
+
 def test_did_you_mean_stays_quiet_when_nothing_is_close():
     assert did_you_mean("xyzzy", ["acquire", "extract"]) == ""
     assert did_you_mean("extrct", ["acquire", "extract"]) == " (did you mean 'extract'?)"

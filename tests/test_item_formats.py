@@ -86,6 +86,13 @@ def test_a_file_in_the_wrong_format_names_the_fields(tmp_path):
     path = _jsonl(tmp_path / "wg.jsonl", [{"sentence": "a _ b", "option1": "x", "option2": "y", "answer": "1"}])
     with pytest.raises(FormatError, match=r"first row has the fields \['answer', 'option1'.*hellaswag needs"):
         check(path, "hellaswag")
+    hellaswag = _jsonl(tmp_path / "hs.jsonl", [{"ctx": "a", "endings": ["b", "c"], "label": 0}])
+    with pytest.raises(FormatError, match=r"is not mmlu: it is JSONL with the fields \['ctx', 'endings', 'label'\]"):
+        check(hellaswag, "mmlu")
+    prose_file = tmp_path / "lambada.txt"
+    prose_file.write_text("the last word of this sentence is here\n")
+    with pytest.raises(FormatError, match="is not piqa: it is plain text"):
+        check(prose_file, "piqa")
     odd = _jsonl(tmp_path / "odd.jsonl", [{"foo": 1}])
     with pytest.raises(FormatError, match=r"no known benchmark format has the fields \['foo'\]"):
         detect(odd)
