@@ -395,6 +395,8 @@ def compare(
 
         exp_id = resolve_experiment(catalog, experiment)
         columns, rows = experiment_table(catalog, exp_id)
+        if fmt is Format.table:  # one column per run: a row per metric reads at any terminal width
+            columns, rows = runs_as_columns(columns, rows)
         _print_rows(columns, rows, fmt, title=f"experiment {exp_id}")
         _print_experiment_comparisons(catalog, exp_id, fmt)
         return
@@ -408,6 +410,13 @@ def compare(
     _print_paired(catalog, a, b)
     _print_rows(["metric", "A", "B", "B - A"], eval_diff(catalog, a, b),
                 title="every evaluation metric, unpaired (the held-out split differs between runs)")  # fmt: skip
+
+
+def runs_as_columns(columns: list[str], rows: list[tuple]) -> tuple[list[str], list[tuple]]:
+    """An experiment's table (a row per run: label, run_id, setting, then one column per metric)
+    turned so each run is a column headed by its label and each metric a row."""
+    heads = ["metric", *(f"{r[0]} ({r[1][:8]})" for r in rows)]
+    return heads, [(name, *(r[i] for r in rows)) for i, name in enumerate(columns) if i >= 2]
 
 
 def _print_experiment_comparisons(catalog, exp_id: str, fmt: Format) -> None:

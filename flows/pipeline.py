@@ -8,6 +8,7 @@ Prefect (the task's cache key is the fingerprint), so the UI shows it as Cached.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -23,10 +24,10 @@ from prefect.tasks import exponential_backoff
 from flows.plan import PlannedStage, check_upstream, plan, select
 from flows.scaleout import shard_runner
 from storage.catalog import Catalog, now
-from storage.errors import Crawl2ModelError
+from storage.errors import Crawl2ModelError, NotFound
 from storage.lock import workdir_lock
 from storage.section import Section, config_json
-from tasks.config import PipelineConfig, RunnerConfig, load_config
+from tasks.config import PipelineConfig, RunnerConfig, load_config, without_derived
 from tasks.download import DownloadError
 from tasks.registry import SPEC_BY_NAME, STAGES
 from tasks.stage import STREAM_FAILED, Manifest, StageInput, execute_stage, load_manifest
@@ -86,16 +87,19 @@ def pipeline(
     until: str | None = None,
     force: list[str] | None = None,
     config_path: str | None = None,
+    repeat: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run the pipeline (or a slice of it) on `config` (the sample defaults when None).
 
-    `config_path` names a YAML config (relative to the worker's directory for deployments); values in
-    `config` then override it, key by key.
+    The values in `config` apply, key by key, over a base: the config of the run `repeat` names in the
+    workdir's catalog (`latest`, `previous`, a run id or a prefix of one: the `stage` deployment's
+    default, so a changed threshold reruns that run's stages), else the YAML file `config_path`
+    (relative to the worker's directory for deployments), else the built-in defaults.
     """
     logger = get_run_logger()
-    cfg = resolve_config(config, config_path)
     # No workdir parameter (a deployment run from the UI): the one `crawl2model serve --workdir` set.
     root = Path(workdir or os.environ.get("CRAWL2MODEL_WORKDIR") or "work").resolve()
+    cfg = resolve_config(config, config_path, repeated_config(root, repeat) if repeat else None)
     selected, forced = select(only, start, until, force or [])
     with workdir_lock(root), shard_runner(cfg.runner):
         return _run_stages(cfg, root, selected, forced, logger)
@@ -108,16 +112,31 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def resolve_config(config: PipelineConfig | dict[str, Any] | None, config_path: str | None) -> PipelineConfig:
+def resolve_config(
+    config: PipelineConfig | dict[str, Any] | None, config_path: str | None, base: dict[str, Any] | None = None
+) -> PipelineConfig:
     """The run's config, validated once: an object from the CLI is used as it is."""
-    if isinstance(config, PipelineConfig) and config_path is None:
+    if isinstance(config, PipelineConfig) and config_path is None and base is None:
         return config
     if isinstance(config, PipelineConfig):
         config = config.model_dump(mode="json")
-    if config_path is None:
+    if base is None and config_path is None:
         return PipelineConfig.model_validate(config or {})
-    base = load_config(config_path).model_dump(mode="json")
+    if base is None:
+        base = load_config(config_path).model_dump(mode="json")
     return PipelineConfig.model_validate(_merge(base, config or {}))
+
+
+def repeated_config(root: Path, ref: str) -> dict[str, Any]:
+    """The config a completed run in this workdir ran with, less the settings the pipeline derives
+    (they are derived again from the merged config)."""
+    from storage.compare import resolve_run
+
+    catalog = Catalog(root)
+    if not catalog.path.exists():
+        raise NotFound(f"repeat={ref!r}: no catalog in {root} yet", hint="run the pipeline once first")
+    _, [(stored,)] = catalog.query("select config_json from runs where run_id = ?", [resolve_run(catalog, ref)])
+    return without_derived(json.loads(stored))
 
 
 def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
@@ -198,7 +217,7 @@ def _run_stages(
     by_stage = {p.stage: p for p in planned}
     catalog = Catalog(root)
     run_id = run_id or new_run_id()
-    catalog.start_run(run_id, cfg.name, config_json(cfg))
+    catalog.start_run(run_id, cfg.run_name(), config_json(cfg))
     manifests: dict[str, Manifest | None] = {}
     summary = []
     streaming = _start_streaming_extract(cfg, by_stage, selected, forced)

@@ -48,6 +48,10 @@ class Scores:
         return names
 
 
+# Fewer shared documents or items than this (a small domain of the yardstick, a short task) get no verdict.
+MIN_UNITS = 10
+
+
 def lower_is_better(metric: str) -> bool:
     return metric.endswith(("bits_per_byte", "loss", "perplexity"))
 
@@ -100,6 +104,8 @@ def compare(a: list[Scores], b: list[Scores]) -> list[dict[str, Any]]:
             continue
         ua, ub = Units(both.num[: len(a)], both.den[: len(a)]), Units(both.num[len(a) :], both.den[len(a) :])
         delta = paired_delta(ua, ub, lower_is_better(metric))
+        if n < MIN_UNITS:  # a bootstrap over a handful of documents or items says nothing reliable
+            delta["verdict"] = f"too few to tell ({n} {'items' if metric.startswith('task.') else 'documents'})"
         chance = _chance(a[0], metric)
         rows.append({"metric": metric, "units": n, "a": interval(ua), "b": interval(ub), **delta,
                      "chance": chance, "lower_is_better": lower_is_better(metric)})  # fmt: skip

@@ -41,9 +41,19 @@ class RunnerConfig(Section):
 DERIVED = {"tokenize": ("eval_benchmarks",), "evaluate": ("config_changes",), "extract": ("url_rules",)}
 
 
+def without_derived(config_json: dict[str, Any]) -> dict[str, Any]:
+    """A stored config less the settings the pipeline fills from other sections (see DERIVED)."""
+    return {section: ({k: v for k, v in values.items() if k not in DERIVED.get(section, ())}
+                      if isinstance(values, dict) else values) for section, values in config_json.items()}  # fmt: skip
+
+
 class PipelineBase(Section):
-    name: str = Field("sample", description="the run's name in the catalog and the Prefect UI")
+    name: str = Field("sample", description="the run's name in the catalog (unset: acquire.source)")
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
+
+    def run_name(self) -> str:
+        """The name given, else the source: a run on local WARC files is not called "sample" in `status`."""
+        return self.name if "name" in self.model_fields_set else self.acquire.source
 
     @model_validator(mode="after")
     def _decontaminate_against_eval(self) -> PipelineBase:

@@ -111,3 +111,13 @@ def test_error_lines_are_never_wrapped_off_a_terminal(tmp_path):
     )
     assert done.returncode == 2
     assert f"config file not found: {deep / 'missing.yaml'}" in _one_error_line(done)
+
+
+def test_an_experiment_table_puts_runs_in_columns_and_metrics_in_rows():
+    from flows.cli import runs_as_columns
+
+    columns = ["label", "run_id", "setting", "yardstick_bits_per_byte", "task.cloze.acc"]
+    rows = [("raw-seed0", "run-aaaaaaaa1", "{}", 1.9, 0.3), ("full-seed0", "run-bbbbbbbb2", "{}", 1.8, 0.31)]
+    heads, body = runs_as_columns(columns, rows)
+    assert heads == ["metric", "raw-seed0 (run-aaaa)", "full-seed0 (run-bbbb)"]
+    assert body == [("setting", "{}", "{}"), ("yardstick_bits_per_byte", 1.9, 1.8), ("task.cloze.acc", 0.3, 0.31)]

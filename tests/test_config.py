@@ -117,3 +117,11 @@ def test_extract_takes_filters_url_rules_unless_told_not_to():
     assert load_config(None, ["extract.skip_url_blocked=false"]).extract.url_rules is None
     nothing = ["filter.blocklist_domains=[]", "filter.banned_url_words=[]"]
     assert load_config(None, nothing).extract.url_rules is None
+
+
+def test_a_run_is_named_after_its_source_unless_named(tmp_path):
+    warc = tmp_path / "a.warc.gz"
+    warc.write_bytes(b"")
+    assert load_config(None, [f'acquire.paths=["{warc}"]']).run_name() == "paths"
+    assert load_config(None, []).run_name() == "sample"
+    assert load_config(None, [f'acquire.paths=["{warc}"]', "name=my-crawl"]).run_name() == "my-crawl"

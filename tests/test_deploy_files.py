@@ -65,3 +65,30 @@ def test_compose_file_validates_with_a_real_compose_implementation(tmp_path):
         assert services[name]["environment"]["PREFECT_API_AUTH_STRING"] == "ci:s3cret"
         assert "work:/work:rw" in services[name]["volumes"]  # the shared workdir
     assert "tcp://dask-scheduler:8786" in services["dask-worker"]["command"]
+
+
+def test_the_stage_deployment_applies_its_changes_over_the_latest_run(tmp_path):
+    """`repeat: latest` (the stage deployment's default): the changed values go over the config the
+    latest completed run had, derived settings derived again; without a run, one clear error."""
+    import pytest
+
+    from flows import pipeline
+    from storage.catalog import Catalog
+    from storage.errors import NotFound
+    from storage.section import config_json
+    from tasks.config import load_config
+
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    stage = next(d for d in spec["deployments"] if d["name"] == "stage")
+    assert stage["parameters"] == {"repeat": "latest"}  # no default selection: `only` works on its own
+    with pytest.raises(NotFound, match="no catalog"):
+        pipeline.repeated_config(tmp_path, "latest")
+    earlier = load_config(None, ["tokenize.seq_len=32", "train.n_layer=1", "evaluate.benchmarks=[]"])
+    catalog = Catalog(tmp_path)
+    catalog.start_run("run-1", "sample", config_json(earlier))
+    catalog.finish_run("run-1", "completed")
+    base = pipeline.repeated_config(tmp_path, "latest")
+    cfg = pipeline.resolve_config({"filter": {"gopher_quality": {"min_words": 80}}}, None, base)
+    assert (cfg.tokenize.seq_len, cfg.train.n_layer, cfg.filter.gopher_quality.min_words) == (32, 1, 80)
+    assert "eval_benchmarks" not in base["tokenize"] and "config_changes" not in base["evaluate"]
+    assert cfg.evaluate.config_changes["filter.gopher_quality.min_words"] == 80

@@ -102,6 +102,12 @@ def test_paired_comparison_of_saved_scores_and_its_warnings(tmp_path):
     found = warnings([a], [c])
     assert any("different yardsticks" in w for w in found) and any("different items" in w for w in found)
     assert {r["metric"]: r for r in compare([a], [c])}["task.cloze.acc"]["units"] == 50  # shared items only
+    # A domain of a handful of documents gets no verdict, however clear its interval looks.
+    d = write("d", 0.0, [f"i{k}" for k in range(5)])
+    e = write("e", 0.05, [f"i{k}" for k in range(5)])
+    few = {r["metric"]: r for r in compare([d], [e])}
+    assert few["task.cloze.acc"]["verdict"] == "too few to tell (5 items)"
+    assert few["yardstick_bits_per_byte"]["verdict"] == "better"  # 60 documents
 
 
 def test_reference_files_become_documents(tmp_path):

@@ -2,7 +2,7 @@ import pytest
 
 from model.packing import EOS_ID, pack
 from tasks.mix.config import MixConfig
-from tasks.mix.stage import copies, label_domain, sampling_rates
+from tasks.mix.stage import copies, label_domain, mixture_warnings, sampling_rates
 
 
 def test_domain_rules_match_hosts_and_url_parts():
@@ -98,3 +98,12 @@ def test_topic_examples_need_text_and_domain(tmp_path):
     bad.write_text('{"text": "some words here", "domain": "docs"}\n{"text": "no label"}\n')
     with pytest.raises(ValueError, match="bad lines: \\[1\\]"):
         train_topic_model(str(bad), tmp_path / "m.bin")
+
+
+def test_the_sample_domain_rules_on_another_crawl_are_a_warning():
+    """The sample's rules on a real crawl: every weighted domain empty, everything in `web`."""
+    warnings = mixture_warnings({"web": 970, "news": 30}, MixConfig())
+    assert any("gives a share to code, docs, forum, but no document" in w for w in warnings), warnings
+    assert any("97% of documents fell to the default domain 'web'" in w for w in warnings)
+    assert mixture_warnings({"docs": 400, "code": 100, "forum": 100, "news": 100, "web": 300}, MixConfig()) == []
+    assert mixture_warnings({"web": 1000}, MixConfig(mode="natural")) == []

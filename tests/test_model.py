@@ -225,3 +225,14 @@ def test_steps_between_flushes_never_read_a_value_on_the_host(tmp_path, token_fi
     history = train(token_files, TINY, cfg, tmp_path / "run")["history"]
     assert read_at == []
     assert [e["step"] for e in history] == list(range(1, 13))  # every step still recorded, at the flushes
+
+
+def test_training_many_epochs_over_a_small_corpus_is_a_warning():
+    from model.config import TrainConfig
+    from tasks.train.stage import repetition_warnings
+
+    cfg = TrainConfig(max_steps=600, batch_size=16)  # 9,600 rows read
+    assert repetition_warnings(cfg, 128, 3000) == []  # 3.2 epochs
+    [warning] = repetition_warnings(cfg, 128, 384)
+    assert "reads the 384 training rows 25.0 times" in warning
+    assert repetition_warnings(TrainConfig(max_steps=10, batch_size=4, tokens_per_step=4096), 128, 64) != []

@@ -134,6 +134,25 @@ def run(inputs: dict[str, StageInput], cfg: MixConfig, out: Path) -> StageOutcom
         for key, value in mixture[d].items():
             outcome.metric(f"domain.{d}.{key}", value)
     outcome.info = {"mixture": mixture, "mode": cfg.mode, "topic_examples": label.info}
+    if warnings := mixture_warnings(docs_before, cfg):
+        outcome.info["warnings"] = warnings
     if label.topic is not None:
         outcome.metric("topic_relabelled", relabelled)
     return outcome
+
+
+def mixture_warnings(docs_per_domain: dict[str, int], cfg: MixConfig) -> list[str]:
+    """Domain rules that do not fit the crawl (the sample's, say, on a real crawl): weighted domains
+    that received no document, or nearly every document in the default domain."""
+    total = sum(docs_per_domain.values())
+    if not total or cfg.mode != "weights":
+        return []
+    found = []
+    if empty := sorted(d for d, w in cfg.weights.items() if w > 0 and not docs_per_domain.get(d)):
+        found.append(f"mix.weights gives a share to {', '.join(empty)}, but no document was labelled so by "
+                     "mix.domain_rules: write rules for this crawl's hosts, or set mix.mode=natural")  # fmt: skip
+    default = docs_per_domain.get(cfg.default_domain, 0) / total
+    if default >= 0.9 and len(cfg.weights) > 1:
+        found.append(f"{default:.0%} of documents fell to the default domain {cfg.default_domain!r}: "
+                     "mix.domain_rules match few of this crawl's hosts")  # fmt: skip
+    return found

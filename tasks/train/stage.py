@@ -131,6 +131,9 @@ def run(inputs: dict[str, StageInput], cfg: TrainConfig, out: Path) -> StageOutc
         vocab_size=vocab, seq_len=tok.info["seq_len"], n_layer=cfg.n_layer, n_head=cfg.n_head,
         n_embd=cfg.n_embd, dropout=cfg.dropout, tie_embeddings=cfg.tie_embeddings,
     )  # fmt: skip
+    warnings = repetition_warnings(cfg, tok.info["seq_len"], tok.metric_total("train_rows"))
+    for warning in warnings:
+        log.warning("train: %s", warning)
     report = ProgressReporter(cfg.max_steps)
     # torch's RNG and thread settings are process-wide: a training started from a worker thread (an
     # experiment's parallel proxies) runs in a process of its own, so concurrent runs stay reproducible.
@@ -152,4 +155,21 @@ def run(inputs: dict[str, StageInput], cfg: TrainConfig, out: Path) -> StageOutc
     outcome.metric("spikes", sum(1 for e in result["history"] if e.get("spike")))
     outcome.info = {k: v for k, v in result.items() if k not in ("history", "val_history")}
     outcome.info["final_loss"] = result["history"][-1]["loss"]
+    if warnings:
+        outcome.info["warnings"] = warnings
     return outcome
+
+
+# Muennighoff et al. 2023: up to about 4 epochs of repeated data are nearly as good as fresh data.
+MAX_USEFUL_EPOCHS = 4.0
+
+
+def repetition_warnings(cfg: TrainConfig, seq_len: int, train_rows: float) -> list[str]:
+    """A run that reads its corpus many times over (a small crawl, a long max_steps) says so."""
+    rows_per_step = cfg.tokens_per_step // seq_len if cfg.tokens_per_step else cfg.batch_size * cfg.grad_accum
+    epochs = cfg.max_steps * rows_per_step / train_rows if train_rows else 0.0
+    if epochs <= MAX_USEFUL_EPOCHS:
+        return []
+    return [f"train.max_steps={cfg.max_steps} reads the {train_rows:.0f} training rows {epochs:.1f} times; past "
+            f"about {MAX_USEFUL_EPOCHS:.0f} epochs repeated data is worth much less than fresh (Muennighoff et al. "
+            "2023): more data, or fewer steps, serves better"]  # fmt: skip
