@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +15,17 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class InputFile:
+    """Marks a config field that names a file a stage reads (a local path, or a URL): the file's
+    identity is part of the stage's fingerprint, so a file edited in place at the same path is not a
+    cache hit. Declared on the field's type, never guessed from the field's name."""
+
+
+INPUT_FILE = InputFile()
+# A local path or a URL (a reference corpus, a classifier): fingerprinted, not checked for existence here.
+InputPath = Annotated[str, INPUT_FILE]
+
+
 def _existing_file(path: str) -> str:
     if not Path(path).is_file():
         raise ValueError(f"file not found: {path}")
@@ -21,7 +33,7 @@ def _existing_file(path: str) -> str:
 
 
 # A config field naming a file the stage reads: checked when the config is validated, before any work.
-ExistingFile = Annotated[str, AfterValidator(_existing_file)]
+ExistingFile = Annotated[str, AfterValidator(_existing_file), INPUT_FILE]
 
 
 def _existing_path(path: str) -> str:
@@ -31,7 +43,7 @@ def _existing_path(path: str) -> str:
 
 
 # A file, or a directory of files (MMLU's per-subject CSVs).
-ExistingPath = Annotated[str, AfterValidator(_existing_path)]
+ExistingPath = Annotated[str, AfterValidator(_existing_path), INPUT_FILE]
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -48,19 +60,23 @@ def config_json(cfg: BaseModel) -> dict[str, Any]:
     return json.loads(cfg.model_dump_json())
 
 
-# Config fields that name files a stage reads (besides acquire's inputs): their identity is part of
-# the stage's fingerprint, so a file edited in place at the same path is not a cache hit.
-INPUT_FILE_FIELDS = frozenset({"reference_paths", "model_path", "blocklist_file", "topic_examples", "path"})
+def declares_input_file(annotation: Any) -> bool:
+    """Whether a field's type (or a type inside it: `ExistingFile | None`, `list[ExistingFile]`) is
+    marked as an input file."""
+    if any(isinstance(m, InputFile) for m in getattr(annotation, "__metadata__", ())):
+        return True
+    return any(declares_input_file(a) for a in typing.get_args(annotation))
 
 
 def input_files(cfg: BaseModel) -> list[str]:
     """The files named by `cfg` and the sections inside it (benchmark lists included)."""
     found: list[str] = []
-    for name in type(cfg).model_fields:
+    for name, field in type(cfg).model_fields.items():
         value = getattr(cfg, name)
+        declared = any(isinstance(m, InputFile) for m in field.metadata) or declares_input_file(field.annotation)
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, BaseModel):
                 found += input_files(item)
-            elif name in INPUT_FILE_FIELDS and isinstance(item, str) and item:
+            elif declared and isinstance(item, str) and item:
                 found.append(item)
     return found

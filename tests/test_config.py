@@ -125,3 +125,23 @@ def test_a_run_is_named_after_its_source_unless_named(tmp_path):
     assert load_config(None, [f'acquire.paths=["{warc}"]']).run_name() == "paths"
     assert load_config(None, []).run_name() == "sample"
     assert load_config(None, [f'acquire.paths=["{warc}"]', "name=my-crawl"]).run_name() == "my-crawl"
+
+
+def test_input_files_are_declared_by_type_not_guessed_from_names(tmp_path):
+    """A field is fingerprinted as a file because its type says so (ExistingFile, InputPath), in any
+    position (optional, in a list, in a nested section); a str field named `path` is not."""
+    from storage.section import ExistingFile, InputPath, Section, input_files
+
+    class Inner(Section):
+        source: InputPath = "https://example.com/corpus.jsonl"
+        path: str = "just/a/name"
+
+    class Outer(Section):
+        model: ExistingFile | None = None
+        corpora: list[ExistingFile] = []
+        inner: Inner = Inner()
+
+    a = tmp_path / "a.bin"
+    a.write_text("x")
+    cfg = Outer(model=str(a), corpora=[str(a)])
+    assert input_files(cfg) == [str(a), str(a), "https://example.com/corpus.jsonl"]

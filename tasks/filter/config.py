@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from storage.section import ExistingFile, Section
+from storage.section import ExistingFile, InputPath, Section
 from tasks.download import DownloadConfig
 from tasks.filter.rules.c4 import C4Config
 from tasks.filter.rules.fineweb import FineWebConfig
@@ -56,7 +56,7 @@ class AnnotateConfig(Section):
 class ReferenceSource(Section):
     """A reference corpus: a local path or a URL (https, s3, hf://datasets/...), with its sha256 pin."""
 
-    path: str
+    path: InputPath
     sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
     text_key: str = Field("text", description="the text field of JSONL rows or Parquet column")
 
