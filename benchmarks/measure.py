@@ -173,7 +173,7 @@ def url_prefilter_extract(warcs: list[str], hosts: list[str], work: str, prefilt
 
     from tasks.config import load_config
 
-    cfg = load_config(None, [f"filter.blocklist_domains={json.dumps(hosts)}"]).extract
+    cfg = load_config(None, [f"filter.blocklist_domains={json.dumps(hosts)}"]).stage("extract")
     _, stats, kept = extract_once(warcs, cfg if prefilter else cfg.model_copy(update={"url_rules": None}), Path(work))
     return {"docs_out": len(kept), "not_extracted": sum(v for k, v in stats.items() if k.startswith("deferred."))}
 

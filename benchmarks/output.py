@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from tasks.evaluate.report import markdown_table
+from tasks.figures import markdown_table
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -71,7 +71,7 @@ def main() -> None:
         root = Path(tmp)
         sample = write_sample(root / "in", n_pages=args.pages, planted=max(1, args.pages // 100), truncate_last=False)
         hosts = blocked_hosts(load_ground_truth(sample["ground_truth"]), args.blocked_share)
-        cfg = load_config(None, [f"filter.blocklist_domains={hosts!r}".replace("'", '"')]).extract
+        cfg = load_config(None, [f"filter.blocklist_domains={hosts!r}".replace("'", '"')]).stage("extract")
         without = cfg.model_copy(update={"url_rules": None})
         configs = {"url rules before trafilatura": cfg, "trafilatura on every page": without}
         runs: dict[str, list[float]] = {name: [] for name in configs}

@@ -164,28 +164,27 @@ def _check_before_prefect(
     cfg: PipelineConfig, workdir: Path, only: str | None, start: str | None, until: str | None, force: list[str]
 ) -> None:
     """Mistakes a user can fix, reported in one line before the temporary Prefect server starts."""
-    from flows.plan import check_upstream, plan, select
     from storage.lock import busy_reason
+    from tasks.plan import check_upstream, plan, select
 
     selected, _ = select(only, start, until, force)
     planned = plan(cfg, workdir.resolve())
     check_upstream(planned, selected)
     if reason := busy_reason(workdir.resolve()):
         raise Crawl2ModelError(reason)
-    _check_judge(cfg, planned, selected)
+    _preflight(cfg, planned, selected)
 
 
-def _check_judge(cfg: PipelineConfig, planned: list, selected: list[str]) -> None:
-    """An LLM judge the filter will call: its key and endpoint checked now, not after extract."""
-    from tasks.filter.annotate import preflight
+def _preflight(cfg: PipelineConfig, planned: list, selected: list[str]) -> None:
+    """Each stage that will run (selected, not cached) checks what it needs of the outside world now
+    (an LLM judge's key and endpoint, ...), not after the stages before it have run."""
+    from tasks.registry import SPEC_BY_NAME
     from tasks.stage import load_manifest
 
-    quality = cfg.filter.quality
-    if quality.annotate is None or quality.model_path or not (cfg.filter.enabled and quality.enabled):
-        return
-    filter_output = next(p.output_dir for p in planned if p.stage == "filter")
-    if "filter" in selected and load_manifest(filter_output) is None:
-        preflight(quality.annotate)
+    for p in planned:
+        check = SPEC_BY_NAME[p.stage].preflight
+        if check is not None and p.stage in selected and load_manifest(p.output_dir) is None:
+            check(cfg.stage(p.stage))
 
 
 def _run_pipeline(cfg: PipelineConfig, workdir: Path, **selection: str | list[str] | None) -> list[dict]:
@@ -212,10 +211,15 @@ def _print_summary(summary: list[dict], workdir: Path, seconds: float) -> None:
     seen = dict.fromkeys(f"{s['stage']}: {w}" for s in summary for w in s.get("warnings", []))
     for line in seen:
         err.print(f"[bold yellow]warning:[/] {line}", highlight=False)
-    evaluated = [s for s in summary if s["stage"] == "evaluate"]
-    report = Path(workdir) / "artifacts" / "evaluate" / evaluated[0]["fingerprint"] / "report.md" if evaluated else None
-    if report and report.exists():
-        console.print(f"report: {report}")
+    from tasks.registry import SPEC_BY_NAME
+
+    for s in summary:
+        if (name := SPEC_BY_NAME[s["stage"]].report) and (report := _output_dir(workdir, s) / name).exists():
+            console.print(f"report: {report}")
+
+
+def _output_dir(workdir: Path, summary_row: dict) -> Path:
+    return Path(workdir) / "artifacts" / summary_row["stage"] / summary_row["fingerprint"]
 
 
 @app.command()
@@ -283,20 +287,19 @@ def evaluate_cmd(
     workdir: WorkdirOpt = Path("work"),
 ) -> None:
     """Score any checkpoint with the evaluate stage's report, on the data outputs of this config."""
-    from flows.evaluate_checkpoint import evaluate_checkpoint
+    from tasks.checkpoints import evaluate_checkpoint, summary_headline
 
     cfg = load_config(config, overrides or [])
     summary = evaluate_checkpoint(cfg, workdir.resolve(), checkpoint)
-    yardstick = summary["metrics"].get("yardstick", {}).get("bits_per_byte") or {}
-    if yardstick:
-        console.print(f"yardstick bits per byte: {yardstick['value']:.4f} {yardstick['ci']}")
+    if headline := summary_headline(summary["metrics"]):
+        console.print(headline)
     console.print(f"report: {summary['report']}")
 
 
 @app.command("curve")
 def curve_cmd(config: ConfigOpt = None, overrides: SetOpt = None, workdir: WorkdirOpt = Path("work")) -> None:
     """Score every training milestone of this config's run: yardstick and tasks against tokens seen."""
-    from flows.evaluate_checkpoint import checkpoint_curve
+    from tasks.checkpoints import checkpoint_curve
 
     cfg = load_config(config, overrides or [])
     summary = checkpoint_curve(cfg, workdir.resolve())
@@ -325,7 +328,7 @@ def harness_cmd(
     workdir: WorkdirOpt = Path("work"),
 ) -> None:
     """Run lm-evaluation-harness tasks on a checkpoint with this config's tokenizer (the `harness` extra)."""
-    from flows.evaluate_checkpoint import harness_checkpoint
+    from tasks.checkpoints import harness_checkpoint
 
     pairs = [item.partition("=") for item in local or []]
     if bad := [f"{t}{eq}{f}" for t, eq, f in pairs if not eq or not Path(f).is_file()]:
@@ -356,7 +359,6 @@ def export_cmd(
     workdir: WorkdirOpt = Path("work"),
 ) -> None:
     """Write a finished stage output in a format another tool reads (documents, tokens, the model)."""
-    from pydantic import ValidationError
 
     from flows.export import run_export
     from tasks.export.config import ExportConfig
@@ -436,8 +438,9 @@ def _print_paired(catalog, a: str, b: str) -> None:
     from model.intervals import fmt_ci
     from storage.compare import stage_output_dir
     from tasks.comparison import Scores, compare, warnings
+    from tasks.registry import SCORING_STAGE
 
-    dirs = [stage_output_dir(catalog, run, "evaluate") for run in (a, b)]
+    dirs = [stage_output_dir(catalog, run, SCORING_STAGE) for run in (a, b)]
     try:
         scores = [Scores.load(d) for d in dirs if d]
     except FileNotFoundError:
@@ -500,6 +503,7 @@ def explain(
 ) -> None:
     """The whole history of one document: WARC record, extraction, every filter rule, dedup, domain, tokens."""
     from tasks.explain import explain as history_of
+    from tasks.registry import SPEC_BY_NAME
 
     _catalog(workdir)
     histories = history_of(workdir, key)
@@ -514,7 +518,7 @@ def explain(
             if "removed" in entry:
                 r = entry["removed"]
                 where = f" (kept copy: {r['kept_copy_url']})" if r.get("kept_copy_url") else ""
-                if entry["stage"] == "extract" and r.get("warc_path"):
+                if r.get("warc_path") and "warc_path" in SPEC_BY_NAME[entry["stage"]].explain_columns:
                     where += f" (record at {r['warc_path']} offset {r.get('warc_offset')})"
                 why = f"by {r['rule']} (value {r['value']}) {r['detail']}{where}"
                 console.print(f"  {entry['stage']}: [red]removed[/red] {why}")
@@ -533,13 +537,9 @@ def explain(
 
 
 def _kept_summary(stage: str, doc: dict) -> str:
-    keys = {
-        "extract": ("warc_path", "warc_offset", "lang", "lang_score", "n_words"),
-        "filter": ("quality_score", "n_words"),
-        "dedup": ("dup_cluster", "dup_cluster_size"),
-        "mix": ("domain", "repeats"),
-    }.get(stage, ())
-    return " ".join(f"{k}={doc.get(k)}" for k in keys)
+    from tasks.registry import SPEC_BY_NAME
+
+    return " ".join(f"{k}={doc.get(k)}" for k in SPEC_BY_NAME[stage].explain_columns)
 
 
 @app.command()
@@ -595,7 +595,8 @@ def experiment_mixture(
     cfg = load_config(config, overrides or [])
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from flows.experiments import mixture_experiment, share_cores
+    from flows.experiments import mixture_experiment
+    from tasks.proxies import share_cores
 
     cfg = share_cores(cfg, parallel)
     flow = mixture_experiment.with_options(task_runner=ThreadPoolTaskRunner(max_workers=parallel))
@@ -636,12 +637,11 @@ def experiment_recipes(
     workdir: WorkdirOpt = Path("work"),
 ) -> None:
     """Curation recipes at equal compute, scored on the fixed yardstick, with paired intervals and verdicts."""
-    from tasks.experiments import parse_recipes, recipe_overrides
+    from tasks.experiments import parse_recipes
+    from tasks.proxies import recipe_configs
 
     names = parse_recipes(recipes)
-    base = load_config(config, overrides or [])
-    configs = {name: [load_config(config, [*(overrides or []), *recipe_overrides(name, base.train.seed + i)])
-                      .model_dump(mode="json") for i in range(seeds)] for name in names}  # fmt: skip
+    configs = recipe_configs(lambda extra: load_config(config, [*(overrides or []), *extra]), names, seeds)
     from flows.experiments import recipes_experiment
 
     _run_experiment(workdir, lambda: recipes_experiment(configs=configs, workdir=str(workdir)))
@@ -657,19 +657,13 @@ def experiment_scaling(
 ) -> None:
     """A ladder of model sizes on the same data; a power law of loss against compute; a prediction."""
     from tasks.experiments import parse_size
+    from tasks.proxies import scaling_configs
 
     names = [s.strip() for s in sizes.split(",") if s.strip()]
     shapes = [parse_size(s) for s in names]
     if len(names) < 2:
         raise UserError("a scaling ladder needs at least two sizes")
-    cfg = load_config(config, overrides or [])
-    configs = []
-    for shape in shapes:
-        try:
-            train = type(cfg.train).model_validate({**cfg.train.model_dump(mode="json"), **shape})
-        except ValidationError as e:
-            raise UserError(f"train shape {shape}: {e.errors()[0]['msg']}") from None
-        configs.append(cfg.model_copy(update={"train": train}).model_dump(mode="json"))
+    configs = scaling_configs(load_config(config, overrides or []), shapes)
     from flows.experiments import scaling_experiment
 
     _run_experiment(workdir, lambda: scaling_experiment(configs=configs, sizes=names, workdir=str(workdir),

@@ -11,28 +11,20 @@ training then runs in a process of its own (see tasks/train/stage.py). Results g
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 from prefect import flow, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 
 from flows.pipeline import new_run_id, pipeline_slice
-from flows.plan import plan
-from model.intervals import fmt_ci
 from storage.catalog import Catalog
 from storage.errors import NotFound, UserError
 from storage.lock import workdir_lock
-from storage.shards import atomic_write_bytes, atomic_write_json, iter_rows, write_parquet
-from tasks.comparison import HEADLINE, Scores, lower_is_better, warnings
-from tasks.comparison import compare as compare_runs
-from tasks.comparison import summarize as summarize_runs
+from storage.shards import atomic_write_bytes, atomic_write_json
+from tasks.comparison import HEADLINE, lower_is_better, recipes_report, recipes_result
 from tasks.config import PipelineConfig
-from tasks.evaluate.report import markdown_table, pyplot, save_figure
 from tasks.experiments import (
     best_mixture,
     choose_alpha,
@@ -44,54 +36,27 @@ from tasks.experiments import (
     sample_mixtures,
     spearman,
 )
+from tasks.figures import markdown_table, pyplot, save_figure
+from tasks.proxies import (
+    TARGET_METRIC,
+    mixture_setting,
+    natural_mixture,
+    natural_shares,
+    proxy_configs,
+    proxy_stages,
+    recipe_setting,
+    run_metrics,
+    scores_of,
+    shared_tokenizer,
+    target_documents,
+    training_documents,
+    up_to_the_tokenizer,
+)
 from tasks.registry import STAGES
-from tasks.stage import StageInput, load_manifest
-
-TARGET_METRIC = "target_bits_per_byte"
-FROM_MIX = ["mix", "tokenize", "train"]
-
-
-def share_cores(cfg: PipelineConfig, parallel: int) -> PipelineConfig:
-    """Proxies trained `parallel` at a time split the cores, unless `train.threads` is set: each
-    taking all of them oversubscribed the CPU (2 tiny proxies on 2 cores trained at ~1.2k tokens/s
-    each; with one thread each, 40-55k)."""
-    if parallel <= 1 or cfg.train.threads:
-        return cfg
-    threads = max(1, (os.cpu_count() or 1) // parallel)
-    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"threads": threads})})
 
 
 def new_experiment_id(kind: str) -> str:
     return f"{kind}-{new_run_id()}"
-
-
-def output_dir(cfg: PipelineConfig, root: Path, stage: str) -> Path:
-    return next(p.output_dir for p in plan(cfg, root) if p.stage == stage)
-
-
-def stage_output(cfg: PipelineConfig, root: Path, stage: str) -> StageInput:
-    manifest = load_manifest(output_dir(cfg, root, stage))
-    if manifest is None:
-        raise RuntimeError(f"{stage} has no output for this config in {root}")
-    return StageInput.from_manifest(manifest)
-
-
-def run_metrics(cfg: PipelineConfig, root: Path, target_docs: str | None, max_rows: int) -> dict[str, float]:
-    """evaluate's scalar metrics (when it ran), the training facts, and bits per byte on the target set."""
-    trained = stage_output(cfg, root, "train")
-    metrics: dict[str, float] = {"params": trained.info["params"], "final_train_loss": trained.info["final_loss"]}
-    metrics["train_tokens"] = trained.info["tokens_per_step"] * cfg.train.max_steps
-    metrics["compute_flops"] = 6.0 * metrics["params"] * metrics["train_tokens"]
-    evaluated = load_manifest(output_dir(cfg, root, "evaluate"))
-    if evaluated is not None:
-        metrics.update({m["name"]: m["value"] for m in evaluated["metrics"] if m.get("step") is None})
-    if target_docs:
-        from tasks.evaluate.scoring import documents_bits_per_byte
-
-        docs = pq.read_table(target_docs).to_pylist()
-        tok = stage_output(cfg, root, "tokenize")
-        metrics[TARGET_METRIC] = documents_bits_per_byte(tok, trained, docs, max_rows)
-    return metrics
 
 
 @task(task_run_name="{label}")
@@ -140,19 +105,6 @@ def _experiment(kind: str, workdir: str, params: dict[str, Any], body) -> dict[s
 # --- mixture search ---------------------------------------------------------------------------
 
 
-def target_documents(cfg: PipelineConfig, root: Path, domain: str, path: Path) -> int:
-    """Held-out documents of the target domain: labelled by the natural-mixture mix stage, and in
-    tokenize's validation split, which depends on the document alone (so no proxy trains on them)."""
-    from tasks.tokenize.stage import in_val_split
-
-    mixed = stage_output(cfg, root, "mix")
-    rows = [{"doc_id": d["doc_id"], "text": d["text"]}
-            for d in iter_rows(mixed.files("docs"), ["doc_id", "text", "domain"])
-            if d["domain"] == domain and in_val_split(d["doc_id"], cfg.tokenize)]  # fmt: skip
-    write_parquet(pa.Table.from_pylist(rows, schema=pa.schema([("doc_id", pa.string()), ("text", pa.string())])), path)
-    return len(rows)
-
-
 @flow(name="crawl2model-experiment-mixture", log_prints=True)
 def mixture_experiment(
     config: dict[str, Any], workdir: str, proxies: int = 8, target_domain: str = "docs",
@@ -168,14 +120,11 @@ def mixture_experiment(
 
     def body(exp_id: str, out: Path, catalog: Catalog) -> tuple[dict, str]:
         root = Path(workdir).resolve()
-        natural_cfg = cfg.model_copy(update={"mix": cfg.mix.model_copy(update={"mode": "natural"})})
-        upto_tokenize = list(STAGES[: STAGES.index("tokenize") + 1])
-        pipeline_slice(config=natural_cfg.model_dump(mode="json"), workdir=workdir, stages=upto_tokenize,
+        natural_cfg = natural_mixture(cfg)
+        pipeline_slice(config=natural_cfg.model_dump(mode="json"), workdir=workdir, stages=up_to_the_tokenizer(),
                        label=f"{exp_id}-natural", run_id=new_run_id())  # fmt: skip
-        # One tokenizer for every proxy (RegMix's setup): trained on the natural mixture, so proxies
-        # differ in their data alone. A tokenizer per proxy would fit each mixture and add its own noise.
-        tokenizer = cfg.tokenize.model_path or str(output_dir(natural_cfg, root, "tokenize") / "tokenizer.model")
-        natural = {d: v["share_before"] for d, v in stage_output(natural_cfg, root, "mix").info["mixture"].items()}
+        tokenizer = shared_tokenizer(cfg, natural_cfg, root)
+        natural = natural_shares(natural_cfg, root)
         if target_domain not in natural:
             raise UserError(f"target domain {target_domain!r} has no documents; domains: {sorted(natural)}")
         target_path = out / "target_docs.parquet"
@@ -183,11 +132,8 @@ def mixture_experiment(
         if n_target == 0:
             raise UserError(f"no held-out {target_domain!r} documents to measure on")
         mixtures = sample_mixtures(natural, proxies, concentration, seed)
-        tok_cfg = cfg.tokenize.model_copy(update={"model_path": tokenizer})
-        configs = [cfg.model_copy(update={"tokenize": tok_cfg,
-                                          "mix": cfg.mix.model_copy(update={"mode": "weights", "weights": m})})
-                   .model_dump(mode="json") for m in mixtures]  # fmt: skip
-        stages = FROM_MIX + ([] if metric == TARGET_METRIC else ["evaluate"])
+        configs = proxy_configs(cfg, tokenizer, mixtures)
+        stages = proxy_stages(evaluated=metric != TARGET_METRIC)
         labels = [f"{exp_id}-proxy-{i}" for i in range(proxies)]
         futures = run_variant.map(configs, unmapped(workdir), unmapped(stages), labels,
                                   unmapped(str(target_path) if metric == TARGET_METRIC else None))  # fmt: skip
@@ -199,7 +145,7 @@ def mixture_experiment(
         result, y, loo = fit_mixture(mixtures, variants, natural, metric, concentration, seed)
         result.update(target_domain=target_domain, target_docs=n_target)
         domains = sorted(natural)
-        _record(catalog, exp_id, variants, [{"mix.weights": m} for m in mixtures])
+        _record(catalog, exp_id, variants, [mixture_setting(m) for m in mixtures])
         _scatter(y, loo, metric, out / "predicted_vs_measured.png")
         return result, mixture_report(exp_id, result, domains)
 
@@ -419,43 +365,15 @@ def recipes_experiment(
                 )
                 for i, config in enumerate(seeds)
             ]
-        scores = {name: [Scores.load(output_dir(PipelineConfig.model_validate(c), root, "evaluate"))
-                         for c in configs[name]] for name in configs}  # fmt: skip
-        result = recipes_result(scores, runs)
+        scores = {name: scores_of(configs[name], root) for name in configs}
+        train_docs = {name: training_documents(runs[name][0]["summary"]) for name in runs}
+        result = recipes_result(scores, runs, train_docs)
         _record(catalog, exp_id, [v for name in configs for v in runs[name]],
-                [{"recipe": name, "train.seed": PipelineConfig.model_validate(c).train.seed}
-                 for name in configs for c in configs[name]])  # fmt: skip
+                [recipe_setting(name, c) for name in configs for c in configs[name]])  # fmt: skip
         _recipes_plot(result, out / "recipes.png")
         return result, recipes_report(exp_id, result)
 
     return _experiment("recipes", workdir, params, body)
-
-
-def recipes_result(scores: dict[str, list[Scores]], runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """The result.json shape: yardstick, per-recipe metrics with intervals, comparisons to the baseline."""
-    names = list(scores)
-    baseline = names[0]
-    metrics = [m for m in scores[baseline][0].metrics() if all(m in s[0].metrics() for s in scores.values())]
-    result: dict[str, Any] = {"yardstick": scores[baseline][0].yardstick, "baseline": baseline,
-                              "seeds": len(scores[baseline]), "warnings": [], "recipes": {},
-                              "comparisons": []}  # fmt: skip
-    for name in names:
-        result["recipes"][name] = {m: summarize_runs(scores[name], m) for m in metrics}
-        result["recipes"][name]["tokens_seen"] = {"value": runs[name][0]["metrics"]["train_tokens"], "ci": None}
-        result["recipes"][name]["train_docs"] = {"value": _train_docs(runs[name][0]), "ci": None}
-    for name in names[1:]:
-        result["warnings"] += [f"{name}: {w}" for w in warnings(scores[baseline], scores[name])]
-        for row in compare_runs(scores[baseline], scores[name]):
-            keys = {k: row[k] for k in ("metric", "delta", "ci", "verdict")}
-            result["comparisons"].append({"recipe": name, "baseline": baseline, **keys})
-    tokens = {n: result["recipes"][n]["tokens_seen"]["value"] for n in names}
-    if len(set(tokens.values())) > 1:
-        result["warnings"].append(f"unequal compute: tokens seen differ between recipes: {tokens}")
-    return result
-
-
-def _train_docs(variant: dict[str, Any]) -> int | None:
-    return next((s.get("docs_out") for s in variant["summary"] if s["stage"] == "tokenize"), None)
 
 
 def _recipes_plot(result: dict[str, Any], path: Path) -> None:
@@ -481,27 +399,6 @@ def _errorbars(ax, labels: list[str], values: list[float], cis: list[list[float]
     below = [v - c[0] for v, c in zip(values, cis, strict=True)]
     above = [c[1] - v for v, c in zip(values, cis, strict=True)]
     ax.errorbar(labels, values, yerr=[below, above], fmt="o", capsize=4)
-
-
-def recipes_report(exp_id: str, r: dict[str, Any]) -> str:
-    names = list(r["recipes"])
-    metrics = [m for m in r["recipes"][names[0]] if m not in ("tokens_seen", "train_docs")]
-    parts = [f"# Curation recipes {exp_id}", "",
-             f"Every recipe trains the same model on the same number of tokens ({r['seeds']} seed(s) each: "
-             f"initialisation and data order) and is scored on one yardstick (`{r['yardstick'][:16]}`). Values are "
-             "means over seeds with 95% intervals from a bootstrap over documents or items and seeds; deltas are "
-             f"recipe - {r['baseline']}, paired.", ""]  # fmt: skip
-    parts += [f"> warning: {w}" for w in r["warnings"]]
-    rows = [[m, *[fmt_ci(r["recipes"][n][m]["value"], r["recipes"][n][m]["ci"]) for n in names]] for m in metrics]
-    rows += [[k, *[r["recipes"][n][k]["value"] for n in names]] for k in ("tokens_seen", "train_docs")]
-    rows.append([f"{HEADLINE}, per seed", *[", ".join(f"{v:.4f}" for v in r["recipes"][n][HEADLINE]["seeds"])
-                                            for n in names]])  # fmt: skip
-    parts += ["", markdown_table(["metric", *names], rows), "", f"### Against {r['baseline']}", ""]
-    parts.append(markdown_table(["recipe", "metric", "delta [95%]", "verdict"],
-                                [[c["recipe"], c["metric"], fmt_ci(c["delta"], c["ci"]), c["verdict"]]
-                                 for c in r["comparisons"]]))  # fmt: skip
-    parts += ["", "![recipes](recipes.png)", ""]
-    return "\n".join(parts) + "\n"
 
 
 def experiment_table(catalog: Catalog, experiment_id: str) -> tuple[list[str], list[tuple]]:

@@ -10,12 +10,12 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows.plan import finished_outputs
 from storage.catalog import Catalog
 from storage.lock import workdir_lock
 from tasks.config import PipelineConfig
 from tasks.export.config import ExportConfig
 from tasks.export.run import check, export
+from tasks.plan import finished_outputs
 
 
 def run_export(cfg: PipelineConfig, root: Path, export_cfg: ExportConfig) -> dict[str, Any]:

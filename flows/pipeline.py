@@ -21,7 +21,6 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.tasks import exponential_backoff
 
-from flows.plan import PlannedStage, check_upstream, plan, select
 from flows.scaleout import shard_runner
 from storage.catalog import Catalog, now
 from storage.errors import Crawl2ModelError, NotFound
@@ -29,6 +28,7 @@ from storage.lock import workdir_lock
 from storage.section import Section, config_json
 from tasks.config import PipelineConfig, RunnerConfig, load_config, without_derived
 from tasks.download import DownloadError
+from tasks.plan import PlannedStage, check_upstream, plan, select
 from tasks.registry import SPEC_BY_NAME, STAGES
 from tasks.stage import STREAM_FAILED, Manifest, StageInput, execute_stage, load_manifest
 
@@ -61,20 +61,17 @@ def run_stage(
     run_id: str | None = None,
 ) -> Manifest:  # fmt: skip
     """One stage as a Prefect task; `config` is its section of the run's config, validated once."""
+    spec = SPEC_BY_NAME[stage]
     upstream = {k: StageInput.from_manifest(v) for k, v in inputs.items()}
-    manifest = execute_stage(stage, SPEC_BY_NAME[stage].run, fingerprint, config, upstream, Path(output_dir), run_id)
+    manifest = execute_stage(stage, spec.run, fingerprint, config, upstream, Path(output_dir), run_id)
     create_markdown_artifact(
         key=f"{stage}-summary", markdown=_summary_markdown(manifest), description=f"{stage}: counts and metrics"
     )
-    if stage == "evaluate":
-        report = Path(output_dir) / "report.md"
+    if spec.report:
+        report = Path(output_dir) / spec.report
         create_markdown_artifact(key="report", markdown=report.read_text(), description="crawl2model run report")
-        info = manifest["info"]
-        numeric = lambda v: isinstance(v, int | float) and not isinstance(v, bool)  # noqa: E731
-        rows = [{"metric": k, "value": round(v, 6)} for k, v in info["evals"].items() if numeric(v)]
-        rows += [{"metric": f"{task}.{k}", "value": round(v, 6)} for task, vals in info["tasks"].items()
-                 for k, v in vals.items() if numeric(v)]  # fmt: skip
-        create_table_artifact(rows, key="evaluation", description="evaluation metrics")
+    if spec.table:
+        create_table_artifact(spec.table(manifest), key="evaluation", description=f"{stage}: metrics")
     return manifest
 
 
@@ -165,34 +162,35 @@ def _stage_task(p: PlannedStage, cached: bool, runner: RunnerConfig):
     )
 
 
-def _start_streaming_extract(
+def _start_streaming(
     cfg: PipelineConfig, by_stage: dict[str, PlannedStage], selected: list[str], forced: set[str]
-) -> Any:
-    """With acquire.stream, submit extract next to acquire: it extracts each file once it is verified.
+) -> dict[str, Any]:
+    """Every stage that streams from its input (`StageSpec.streaming`, enabled by the input's settings)
+    submitted now, next to that input: it works on each file once it is verified. {stage: future}.
 
     Only when both stages are to run from scratch here; otherwise the stages run one after the other.
     """
-    acquire, extract = by_stage["acquire"], by_stage["extract"]
-    if not (cfg.acquire.stream and {"acquire", "extract"} <= set(selected)) or forced & {"acquire", "extract"}:
-        return None
-    if load_manifest(acquire.output_dir) is not None or load_manifest(extract.output_dir) is not None:
-        return None
-    (acquire.output_dir / "_state" / STREAM_FAILED).unlink(missing_ok=True)
-    upstream = {
-        "stage": "acquire",
-        "fingerprint": acquire.fingerprint,
-        "output_dir": str(acquire.output_dir),
-        "files": [],
-        "info": {},
-        "streaming": True,
-    }
-    return _stage_task(extract, False, cfg.runner).submit(
-        "extract", extract.fingerprint, cfg.extract, {"acquire": upstream}, str(extract.output_dir)
-    )
+    started = {}
+    for p in by_stage.values():
+        stream = SPEC_BY_NAME[p.stage].streaming
+        if stream is None or not stream.enabled(cfg.stage(stream.source)):
+            continue
+        source, both = by_stage[stream.source], {stream.source, p.stage}
+        if not both <= set(selected) or forced & both:
+            continue
+        if load_manifest(source.output_dir) is not None or load_manifest(p.output_dir) is not None:
+            continue
+        (source.output_dir / "_state" / STREAM_FAILED).unlink(missing_ok=True)
+        upstream = {"stage": stream.source, "fingerprint": source.fingerprint, "output_dir": str(source.output_dir),
+                    "files": [], "info": {}, "streaming": True}  # fmt: skip
+        started[p.stage] = _stage_task(p, False, cfg.runner).submit(
+            p.stage, p.fingerprint, cfg.stage(p.stage), {stream.source: upstream}, str(p.output_dir)
+        )
+    return started
 
 
 def _stream_failed(acquire_out: Path) -> None:
-    """Tell a streaming extract that no more files will come."""
+    """Tell a stage streaming from this output that no more files will come."""
     marker = acquire_out / "_state" / STREAM_FAILED
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.touch()
@@ -220,7 +218,7 @@ def _run_stages(
     catalog.start_run(run_id, cfg.run_name(), config_json(cfg))
     manifests: dict[str, Manifest | None] = {}
     summary = []
-    streaming = _start_streaming_extract(cfg, by_stage, selected, forced)
+    streaming = _start_streaming(cfg, by_stage, selected, forced)
     try:
         check_upstream(planned, selected)  # the CLI checked it too, before Prefect started
         for p in planned:
@@ -255,18 +253,18 @@ def _prepare_output(p: PlannedStage, forced: set[str]) -> bool:
 
 
 def _run_one(
-    cfg: PipelineConfig, p: PlannedStage, cached: bool, manifests: dict[str, Manifest | None], streaming: Any,
+    cfg: PipelineConfig, p: PlannedStage, cached: bool, manifests: dict[str, Manifest | None], streaming: dict,
     catalog: Catalog, run_id: str, started: Any,
 ) -> Manifest:  # fmt: skip
-    """One stage's task; a failure is recorded in the catalog (and tells a streaming extract to stop)."""
+    """One stage's task; a failure is recorded in the catalog (and tells a stage streaming from it to stop)."""
     try:
-        if p.stage == "extract" and streaming is not None:
-            return streaming.result()  # started next to acquire, on files as they landed
+        if p.stage in streaming:
+            return streaming[p.stage].result()  # started next to its source, on files as they landed
         inputs = {k: manifests[k] for k in p.parents}
         return _stage_task(p, cached, cfg.runner)(p.stage, p.fingerprint, cfg.stage(p.stage), inputs, str(p.output_dir),
                                                   run_id)  # fmt: skip
     except Exception as e:
-        if p.stage == "acquire" and streaming is not None:
+        if any(SPEC_BY_NAME[consumer].streaming.source == p.stage for consumer in streaming):
             _stream_failed(p.output_dir)
         catalog.record_stage(run_id, p.stage, p.fingerprint, None, cache_hit=False, started_at=started, parents=[],
                              error=f"{type(e).__name__}: {e}"[:2000])  # fmt: skip

@@ -195,7 +195,6 @@ def _own_doc(cls: type) -> str:
 def errors_reference() -> str:
     """Exit codes and every error class, from `storage/errors.py` and the classes deriving from it."""
     import flows.cli
-    import flows.evaluate_checkpoint
     import flows.export  # noqa: F401 - imported so their error classes are registered as subclasses
     from storage.errors import EXIT_CODES, Crawl2ModelError
 

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from model.intervals import Units, interval, paired_delta
+from model.intervals import Units, fmt_ci, interval, paired_delta
 from storage.shards import read_json
+from tasks.figures import markdown_table
 
 HEADLINE = "yardstick_bits_per_byte"
 
@@ -114,3 +115,51 @@ def compare(a: list[Scores], b: list[Scores]) -> list[dict[str, Any]]:
 
 def _chance(scores: Scores, metric: str) -> float | None:
     return scores.chance.get(metric.split(".")[1]) if metric.startswith("task.") else None
+
+
+# --- curation recipes: the result of `experiment recipes` -----------------------------------------
+
+
+def recipes_result(scores: dict[str, list[Scores]], runs: dict[str, list[dict[str, Any]]],
+                   train_docs: dict[str, int | None]) -> dict[str, Any]:  # fmt: skip
+    """The result.json shape: yardstick, per-recipe metrics with intervals, comparisons to the baseline."""
+    names = list(scores)
+    baseline = names[0]
+    metrics = [m for m in scores[baseline][0].metrics() if all(m in s[0].metrics() for s in scores.values())]
+    result: dict[str, Any] = {"yardstick": scores[baseline][0].yardstick, "baseline": baseline,
+                              "seeds": len(scores[baseline]), "warnings": [], "recipes": {},
+                              "comparisons": []}  # fmt: skip
+    for name in names:
+        result["recipes"][name] = {m: summarize(scores[name], m) for m in metrics}
+        result["recipes"][name]["tokens_seen"] = {"value": runs[name][0]["metrics"]["train_tokens"], "ci": None}
+        result["recipes"][name]["train_docs"] = {"value": train_docs[name], "ci": None}
+    for name in names[1:]:
+        result["warnings"] += [f"{name}: {w}" for w in warnings(scores[baseline], scores[name])]
+        for row in compare(scores[baseline], scores[name]):
+            keys = {k: row[k] for k in ("metric", "delta", "ci", "verdict")}
+            result["comparisons"].append({"recipe": name, "baseline": baseline, **keys})
+    tokens = {n: result["recipes"][n]["tokens_seen"]["value"] for n in names}
+    if len(set(tokens.values())) > 1:
+        result["warnings"].append(f"unequal compute: tokens seen differ between recipes: {tokens}")
+    return result
+
+
+def recipes_report(exp_id: str, r: dict[str, Any]) -> str:
+    names = list(r["recipes"])
+    metrics = [m for m in r["recipes"][names[0]] if m not in ("tokens_seen", "train_docs")]
+    parts = [f"# Curation recipes {exp_id}", "",
+             f"Every recipe trains the same model on the same number of tokens ({r['seeds']} seed(s) each: "
+             f"initialisation and data order) and is scored on one yardstick (`{r['yardstick'][:16]}`). Values are "
+             "means over seeds with 95% intervals from a bootstrap over documents or items and seeds; deltas are "
+             f"recipe - {r['baseline']}, paired.", ""]  # fmt: skip
+    parts += [f"> warning: {w}" for w in r["warnings"]]
+    rows = [[m, *[fmt_ci(r["recipes"][n][m]["value"], r["recipes"][n][m]["ci"]) for n in names]] for m in metrics]
+    rows += [[k, *[r["recipes"][n][k]["value"] for n in names]] for k in ("tokens_seen", "train_docs")]
+    rows.append([f"{HEADLINE}, per seed", *[", ".join(f"{v:.4f}" for v in r["recipes"][n][HEADLINE]["seeds"])
+                                            for n in names]])  # fmt: skip
+    parts += ["", markdown_table(["metric", *names], rows), "", f"### Against {r['baseline']}", ""]
+    parts.append(markdown_table(["recipe", "metric", "delta [95%]", "verdict"],
+                                [[c["recipe"], c["metric"], fmt_ci(c["delta"], c["ci"]), c["verdict"]]
+                                 for c in r["comparisons"]]))  # fmt: skip
+    parts += ["", "![recipes](recipes.png)", ""]
+    return "\n".join(parts) + "\n"

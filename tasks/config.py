@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model, model_vali
 
 from storage.errors import UserError, did_you_mean
 from storage.section import Section, flatten
-from tasks.registry import STAGE_SPECS
+from tasks.registry import SPEC_BY_NAME, STAGE_SPECS
 
 
 class RunnerConfig(Section):
@@ -37,8 +37,8 @@ class RunnerConfig(Section):
     network_retry_delay_s: float = Field(30.0, gt=0.0, le=3600.0, description="first retry delay; doubles")
 
 
-# Settings the pipeline fills from others: not changes of the user's.
-DERIVED = {"tokenize": ("eval_benchmarks",), "evaluate": ("config_changes",), "extract": ("url_rules",)}
+# Settings the pipeline fills from other sections (declared by each stage in the registry): not the user's.
+DERIVED = {spec.name: spec.derived for spec in STAGE_SPECS if spec.derived}
 
 
 def without_derived(config_json: dict[str, Any]) -> dict[str, Any]:
@@ -56,25 +56,6 @@ class PipelineBase(Section):
         return self.name if "name" in self.model_fields_set else self.acquire.source
 
     @model_validator(mode="after")
-    def _decontaminate_against_eval(self) -> PipelineBase:
-        # The token stream is decontaminated against the benchmarks the evaluate stage will score.
-        tokenize, evaluate = getattr(self, "tokenize", None), getattr(self, "evaluate", None)
-        if tokenize is not None and evaluate is not None and evaluate.benchmarks:
-            if "eval_benchmarks" not in tokenize.model_fields_set:
-                object.__setattr__(tokenize, "eval_benchmarks", list(evaluate.benchmarks))
-        return self
-
-    @model_validator(mode="after")
-    def _url_rules_before_extraction(self) -> PipelineBase:
-        # Extract runs filter's URL rules before trafilatura, whether or not filter runs: every variant
-        # of a recipe experiment then shares one extraction (and so one yardstick).
-        extract, filter_ = getattr(self, "extract", None), getattr(self, "filter", None)
-        if extract is not None and filter_ is not None:
-            rules = filter_.url_rules() if extract.skip_url_blocked else None
-            object.__setattr__(extract, "url_rules", None if rules is None or rules.is_empty() else rules)
-        return self
-
-    @model_validator(mode="after")
     def _annealing_has_a_mixture(self) -> PipelineBase:
         # Known from the config alone: an annealing phase reads the split mix.anneal makes.
         train, mix = getattr(self, "train", None), getattr(self, "mix", None)
@@ -82,14 +63,6 @@ class PipelineBase(Section):
             raise ValueError(f"train.anneal.fraction={train.anneal.fraction} trains its last steps on the "
                              "anneal split, which mix.anneal makes: set mix.anneal "
                              "(e.g. --set mix.anneal.min_bucket=10)")  # fmt: skip
-        return self
-
-    @model_validator(mode="after")
-    def _changes_for_the_report(self) -> PipelineBase:
-        # The report states how this run differs from the defaults (derived, like eval_benchmarks).
-        evaluate = getattr(self, "evaluate", None)
-        if evaluate is not None:
-            object.__setattr__(evaluate, "config_changes", self.changes_from_defaults())
         return self
 
     def changes_from_defaults(self) -> dict[str, Any]:
@@ -103,7 +76,10 @@ class PipelineBase(Section):
         return changes
 
     def stage(self, name: str) -> Section:
-        return getattr(self, name)
+        """The stage's section as the stage sees it: with the settings it derives from other sections
+        (the registry's `derive`) applied. Every reader of a stage's settings goes through here."""
+        section, spec = getattr(self, name), SPEC_BY_NAME[name]
+        return section.model_copy(update=spec.derive(self)) if spec.derive else section
 
 
 # One field per registered stage, named after it, defaulting to that stage's config class.

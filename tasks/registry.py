@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+from typing import Any
 
 from tasks.acquire import stage as acquire
 from tasks.acquire.config import AcquireConfig
@@ -28,7 +29,7 @@ from tasks.filter import stage as filter_
 from tasks.filter.config import FilterConfig
 from tasks.mix import stage as mix
 from tasks.mix.config import MixConfig
-from tasks.stage import StageSpec
+from tasks.stage import StageSpec, Streaming
 from tasks.tokenize import stage as tokenize
 from tasks.tokenize.config import TokenizeConfig
 from tasks.train import stage as train
@@ -36,25 +37,46 @@ from tasks.train.config import TrainConfig
 from tasks.yardstick import stage as yardstick
 from tasks.yardstick.config import YardstickConfig
 
+
+def url_rules_from_filter(cfg: Any) -> dict[str, Any]:
+    """extract runs filter's URL rules before trafilatura, whether or not filter runs: every variant of
+    a recipe experiment then shares one extraction (and so one yardstick); a blocklist edit re-extracts."""
+    rules = cfg.filter.url_rules() if cfg.extract.skip_url_blocked else None
+    return {"url_rules": None if rules is None or rules.is_empty() else rules}
+
+
+def benchmarks_from_evaluate(cfg: Any) -> dict[str, Any]:
+    """The token stream is decontaminated against the benchmarks evaluate will score, unless
+    tokenize.eval_benchmarks is set by hand."""
+    if "eval_benchmarks" in cfg.tokenize.model_fields_set or not cfg.evaluate.benchmarks:
+        return {}
+    return {"eval_benchmarks": list(cfg.evaluate.benchmarks)}
+
+
+def changes_for_the_report(cfg: Any) -> dict[str, Any]:
+    """The report states how this run differs from the defaults."""
+    return {"config_changes": cfg.changes_from_defaults()}
+
+
 BUILTIN_STAGES: tuple[StageSpec, ...] = (
     StageSpec("acquire", (), AcquireConfig, "4", acquire.run, identity=acquire.input_identity, network=True),
-    StageSpec("extract", ("acquire",), ExtractConfig, "5", extract.run),
+    StageSpec("extract", ("acquire",), ExtractConfig, "5", extract.run, derive=url_rules_from_filter,
+              derived=("url_rules",), streaming=Streaming("acquire", lambda acquire_cfg: acquire_cfg.stream),
+              explain_columns=("warc_path", "warc_offset", "lang", "lang_score", "n_words")),
     # Evaluation text pinned at the extract boundary: the same for every curation downstream.
     StageSpec("yardstick", ("extract",), YardstickConfig, "1", yardstick.run),
-    StageSpec("filter", ("extract",), FilterConfig, "5", filter_.run),
-    StageSpec("dedup", ("filter",), DedupConfig, "5", dedup.run),
-    StageSpec("mix", ("dedup", "yardstick"), MixConfig, "4", mix.run),
-    StageSpec("tokenize", ("mix", "yardstick"), TokenizeConfig, "6", tokenize.run),
+    StageSpec("filter", ("extract",), FilterConfig, "5", filter_.run, preflight=filter_.preflight,
+              explain_columns=("quality_score", "n_words")),
+    StageSpec("dedup", ("filter",), DedupConfig, "5", dedup.run, explain_columns=("dup_cluster", "dup_cluster_size")),
+    StageSpec("mix", ("dedup", "yardstick"), MixConfig, "4", mix.run, explain_columns=("domain", "repeats")),
+    StageSpec("tokenize", ("mix", "yardstick"), TokenizeConfig, "6", tokenize.run, derive=benchmarks_from_evaluate,
+              derived=("eval_benchmarks",)),
     StageSpec("train", ("tokenize",), TrainConfig, "3", train.run),
     # evaluate reads every earlier output: the funnel and the planted-case scores span them all.
-    StageSpec(
-        "evaluate",
-        ("acquire", "extract", "yardstick", "filter", "dedup", "mix", "tokenize", "train"),
-        EvaluateConfig,
-        "6",
-        evaluate.run,
-    ),  # fmt: skip
-)
+    StageSpec("evaluate", ("acquire", "extract", "yardstick", "filter", "dedup", "mix", "tokenize", "train"),
+              EvaluateConfig, "6", evaluate.run, derive=changes_for_the_report, derived=("config_changes",),
+              report="report.md", table=evaluate.evaluation_table, scores=True),
+)  # fmt: skip
 
 
 def _plugin_modules() -> list[str]:
@@ -81,3 +103,5 @@ def with_plugins(stages: tuple[StageSpec, ...], modules: list[str]) -> tuple[Sta
 STAGE_SPECS: tuple[StageSpec, ...] = with_plugins(BUILTIN_STAGES, _plugin_modules())
 STAGES: tuple[str, ...] = tuple(spec.name for spec in STAGE_SPECS)
 SPEC_BY_NAME: dict[str, StageSpec] = {spec.name: spec for spec in STAGE_SPECS}
+# The stage whose output holds the run's scores (`compare` pairs them) and its report.
+SCORING_STAGE: str = next(spec.name for spec in STAGE_SPECS if spec.scores)

@@ -121,7 +121,19 @@ def named_files(cfg: Section) -> list[str] | None:
 
 
 @dataclass(frozen=True)
+class Streaming:
+    """A stage that may start next to its input stage and take each file as it lands (extract on
+    acquire's downloads): both run as Prefect tasks at once; the shards are those of a sequential run."""
+
+    source: str  # the input stage whose files arrive one by one
+    enabled: Callable[[Any], bool]  # given the source stage's section: whether it streams
+
+
+@dataclass(frozen=True)
 class StageSpec:
+    """A stage, as the registry declares it: everything the flow and the CLI do for a stage follows
+    from these fields, so neither names a stage."""
+
     name: str
     inputs: tuple[str, ...]  # the stages whose outputs `run` reads, by name
     config: type[Section]
@@ -131,6 +143,23 @@ class StageSpec:
     identity: Callable[[Section], list[str] | None] = named_files
     network: bool = False  # talks to the network: Prefect retries it with backoff (runner.network_retries)
     after: str | None = None  # plugins only: the stage this one follows
+    # Settings filled from other stages' sections: given the whole pipeline config, {field: value}
+    # applied over this stage's section wherever it is read (`PipelineConfig.stage`). `derived` names
+    # the fields, which are not the user's settings (not in "changes from the defaults").
+    derive: Callable[[Any], dict[str, Any]] | None = None
+    derived: tuple[str, ...] = ()
+    # Checks that need only the config and the outside world (an endpoint, a key), run before the
+    # first stage of a run in which this stage will run; raise a Crawl2ModelError.
+    preflight: Callable[[Any], None] | None = None
+    streaming: Streaming | None = None
+    # What the stage publishes: a Markdown report in its output (the Prefect UI's run report; the CLI
+    # names it), a table artifact made from its manifest, and whether its output holds the run's
+    # per-document and per-item scores (what `compare` pairs).
+    report: str | None = None
+    table: Callable[[Manifest], list[dict[str, Any]]] | None = None
+    scores: bool = False
+    # The columns of a kept document that `crawl2model explain` shows for this stage.
+    explain_columns: tuple[str, ...] = ()
 
 
 def workdir_cache(out: Path, name: str) -> Path:

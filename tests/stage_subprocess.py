@@ -12,8 +12,8 @@ from pathlib import Path
 
 
 def main(workdir: str, out: str, stage: str, *overrides: str) -> None:
-    from flows.plan import plan
     from tasks.config import load_config
+    from tasks.plan import plan
     from tasks.registry import SPEC_BY_NAME
     from tasks.stage import StageInput, execute_stage, load_manifest
 

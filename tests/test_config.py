@@ -87,7 +87,7 @@ def test_missing_and_malformed_files(tmp_path):
 
 def test_a_file_named_by_the_config_is_part_of_its_stage_fingerprint(tmp_path):
     """Editing a blocklist (or a tokenizer model) in place must rerun its stage and those after it."""
-    from flows.plan import plan
+    from tasks.plan import plan
 
     blocklist, tokenizer = tmp_path / "blocklist.txt", tmp_path / "tok.model"
     blocklist.write_text("spam.example\n")
@@ -111,12 +111,12 @@ def test_extract_takes_filters_url_rules_unless_told_not_to():
     from tasks.config import load_config
 
     cfg = load_config(None, ['filter.banned_url_words=["spam"]', "filter.enabled=false"])
-    assert cfg.extract.url_rules.banned_url_words == ["spam"]  # filter off: extract still runs them
-    assert cfg.extract.url_rules.blocklist_domains == cfg.filter.blocklist_domains
-    assert "extract.url_rules" not in cfg.evaluate.config_changes  # derived, not a user's change
-    assert load_config(None, ["extract.skip_url_blocked=false"]).extract.url_rules is None
+    assert cfg.stage("extract").url_rules.banned_url_words == ["spam"]  # filter off: extract still runs them
+    assert cfg.stage("extract").url_rules.blocklist_domains == cfg.filter.blocklist_domains
+    assert "extract.url_rules" not in cfg.stage("evaluate").config_changes  # derived, not a user's change
+    assert load_config(None, ["extract.skip_url_blocked=false"]).stage("extract").url_rules is None
     nothing = ["filter.blocklist_domains=[]", "filter.banned_url_words=[]"]
-    assert load_config(None, nothing).extract.url_rules is None
+    assert load_config(None, nothing).stage("extract").url_rules is None
 
 
 def test_a_run_is_named_after_its_source_unless_named(tmp_path):
@@ -145,3 +145,12 @@ def test_input_files_are_declared_by_type_not_guessed_from_names(tmp_path):
     a.write_text("x")
     cfg = Outer(model=str(a), corpora=[str(a)])
     assert input_files(cfg) == [str(a), str(a), "https://example.com/corpus.jsonl"]
+
+
+def test_derived_settings_are_read_through_the_registry_not_written_into_sections():
+    """extract's URL rules come from filter's section through the registry's `derive`: the user's
+    extract section is left as given, and every reader gets the derived one from `cfg.stage`."""
+    cfg = load_config(None, ['filter.blocklist_domains=["spam.example"]'])
+    assert cfg.extract.url_rules is None
+    assert cfg.stage("extract").url_rules.blocklist_domains == ["spam.example"]
+    assert "object.__setattr__" not in (ROOT / "tasks" / "config.py").read_text()

@@ -91,4 +91,4 @@ def test_the_stage_deployment_applies_its_changes_over_the_latest_run(tmp_path):
     cfg = pipeline.resolve_config({"filter": {"gopher_quality": {"min_words": 80}}}, None, base)
     assert (cfg.tokenize.seq_len, cfg.train.n_layer, cfg.filter.gopher_quality.min_words) == (32, 1, 80)
     assert "eval_benchmarks" not in base["tokenize"] and "config_changes" not in base["evaluate"]
-    assert cfg.evaluate.config_changes["filter.gopher_quality.min_words"] == 80
+    assert cfg.stage("evaluate").config_changes["filter.gopher_quality.min_words"] == 80

@@ -66,13 +66,13 @@ def test_every_error_prints_its_line_hint_and_code(monkeypatch, error, code):
 
 def test_the_error_classes_of_the_project_share_one_base():
     """The classes a person sees derive from Crawl2ModelError, with the exit code of their kind."""
-    from flows.evaluate_checkpoint import CheckpointError
-    from flows.plan import MissingOutputError, SelectionError
     from model.item_formats import FormatError
     from storage.lock import WorkdirBusy
+    from tasks.checkpoints import CheckpointError
     from tasks.config import ConfigError
     from tasks.download import DownloadError
     from tasks.export.config import UnknownFormat
+    from tasks.plan import MissingOutputError, SelectionError
 
     for cls in (ConfigError, SelectionError, FormatError, UnknownFormat):
         assert issubclass(cls, UserError) and cls.exit_code == 2

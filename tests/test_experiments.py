@@ -11,7 +11,6 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.experiments import share_cores
 from storage.catalog import Catalog
 from tasks.config import load_config
 from tasks.experiments import (
@@ -25,6 +24,7 @@ from tasks.experiments import (
     sample_mixtures,
     spearman,
 )
+from tasks.proxies import share_cores
 from tests.conftest import TINY_RUN_SETS, invoke
 
 SETS = TINY_RUN_SETS

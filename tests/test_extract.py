@@ -288,7 +288,7 @@ def test_url_rules_run_before_trafilatura_and_filter_records_their_removals(tmp_
     extracted = []
     real = stage.extract_text
     monkeypatch.setattr(stage, "extract_text", lambda html, url, cfg: extracted.append(url) or real(html, url, cfg))
-    cfg = load_config(None, []).extract
+    cfg = load_config(None, []).stage("extract")
     assert cfg.url_rules is not None  # derived from filter's URL settings
     results = {}
     for skip in (True, False):

@@ -153,7 +153,7 @@ def test_the_core_suite_lists_every_missing_file_at_once_and_loads_what_is_there
     names = [b.name for b in cfg.evaluate.benchmarks]
     assert len(names) == 13 and "hellaswag_10shot" in names
     assert {b.name: b.shots for b in cfg.evaluate.benchmarks}["arc_easy"] == 10
-    assert [b.name for b in cfg.tokenize.eval_benchmarks] == names  # decontaminated against them too
+    assert [b.name for b in cfg.stage("tokenize").eval_benchmarks] == names  # decontaminated against them too
     again = type(cfg).model_validate(cfg.model_dump(mode="json"))  # a dumped config does not add them twice
     assert len(again.evaluate.benchmarks) == 13
 

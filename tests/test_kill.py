@@ -22,8 +22,8 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.plan import plan
 from tasks.config import load_config
+from tasks.plan import plan
 from tasks.stage import load_manifest
 from tests.conftest import TINY_PIPELINE
 

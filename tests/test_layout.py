@@ -193,3 +193,44 @@ def test_functions_stay_short():
                     if (n := node.end_lineno - node.lineno + 1) > MAX_FUNCTION_LINES:
                         long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({n} lines)")
     assert not long, "\n".join(long)
+
+
+def stage_name_uses(path: Path, root: Path = ROOT) -> list[str]:
+    """Places where a module special-cases a stage: imports a stage package, reads a section as an
+    attribute (`cfg.train`), or uses a stage's name as a value (`stage == "evaluate"`,
+    `outputs["train"]`). A result document's keys and a CLI command's name are not uses."""
+    from tasks.registry import STAGES
+
+    tree = ast.parse(path.read_text())
+    exempt: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            exempt |= {id(k) for k in node.keys if k is not None}
+        if isinstance(node, ast.FunctionDef):
+            exempt |= {id(n) for d in node.decorator_list for n in ast.walk(d)}
+    found = []
+    for node in ast.walk(tree):
+        where = f"{path.relative_to(root)}:{getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.ImportFrom | ast.Import):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            found += [f"{where} imports {n}" for n in names if stage_package(n)]
+        elif isinstance(node, ast.Attribute) and node.attr in STAGES:
+            found.append(f"{where} reads .{node.attr}")
+        elif isinstance(node, ast.Constant) and node.value in STAGES and id(node) not in exempt:
+            found.append(f"{where} names {node.value!r}")
+    return found
+
+
+def test_flows_name_no_stage_the_registry_is_the_dag():
+    """flows/ runs whatever the registry declares (preflight, derived settings, streaming, reports):
+    no stage name appears in it."""
+    found = [use for path in sorted((ROOT / "flows").glob("*.py")) for use in stage_name_uses(path)]
+    assert not found, "\n".join(found)
+
+
+def test_the_stage_name_check_finds_a_special_case(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text('import tasks.filter.stage\nif stage == "evaluate":\n    x = cfg.train\ny = {"train": 1}\n')
+    found = stage_name_uses(probe, tmp_path)
+    assert any("imports tasks.filter.stage" in f for f in found) and any("names 'evaluate'" in f for f in found)
+    assert any("reads .train" in f for f in found) and not any("names 'train'" in f for f in found)

@@ -120,9 +120,9 @@ def test_evaluation_tasks_report_and_exported_items(first_run):
     assert evaluation["tasks"]["cloze"]["n"] > 10 and evaluation["tasks"]["cloze"]["chance"] == 0.25
     assert "last_word" in evaluation["tasks"]
     # Every domain among the held-out documents is scored (which ones the small split holds varies).
-    from flows.plan import plan
     from tasks.config import load_config
     from tasks.evaluate.scoring import held_out_docs
+    from tasks.plan import plan
     from tasks.stage import StageInput, load_manifest
 
     dirs = {p.stage: p.output_dir for p in plan(load_config(None, [*REDUCED, *RUN_SETTINGS]), first_run)}

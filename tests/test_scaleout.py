@@ -14,8 +14,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.pipeline import pipeline
-from flows.plan import plan
 from tasks.config import load_config
+from tasks.plan import plan
 from tests.conftest import TINY_PIPELINE
 
 pytestmark = pytest.mark.slow

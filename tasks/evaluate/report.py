@@ -12,22 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from model.intervals import fmt_ci
-
-
-def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display: render to files only
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, metadata={"Software": None})  # no timestamp: the same run writes the same bytes
-    pyplot().close(fig)
-    tmp.replace(path)
+from tasks.figures import markdown_table, pyplot, save_figure
 
 
 def training_curves_png(metrics: list[dict[str, Any]], path: Path) -> None:
@@ -68,17 +53,6 @@ def mixture_png(mixture: dict[str, Any], path: Path) -> None:
     ax.legend()
     fig.tight_layout()
     save_figure(fig, path)
-
-
-def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
-    def fmt(v: Any) -> str:
-        if v is None:
-            return ""
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def render_report(r: dict[str, Any]) -> str:

@@ -19,6 +19,16 @@ from tasks.sample.ground_truth import load_ground_truth, pii_leaks, pii_redactio
 from tasks.stage import StageInput, StageOutcome
 
 
+def evaluation_table(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every numeric evaluation metric of the output, as rows of the Prefect UI's table artifact."""
+    info = manifest["info"]
+    numeric = lambda v: isinstance(v, int | float) and not isinstance(v, bool)  # noqa: E731
+    rows = [{"metric": k, "value": round(v, 6)} for k, v in info["evals"].items() if numeric(v)]
+    rows += [{"metric": f"{task}.{k}", "value": round(v, 6)} for task, vals in info["tasks"].items()
+             for k, v in vals.items() if numeric(v)]  # fmt: skip
+    return rows
+
+
 def funnel_with_tokens(inputs: dict[str, StageInput], bytes_per_token: float) -> tuple[list[dict], dict]:
     """Documents and (estimated) tokens in and out of each stage, and its top removal reasons."""
     funnel, reasons = [], {}

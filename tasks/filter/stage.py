@@ -28,6 +28,16 @@ from tasks.stage import StageInput, StageOutcome, map_shards, sum_stats
 STAGE = "filter"
 
 
+def preflight(cfg: FilterConfig) -> None:
+    """An LLM judge this stage will call: its key and endpoint checked before the first stage of the
+    run, not after extract."""
+    from tasks.filter.annotate import preflight as judge_preflight
+
+    quality = cfg.quality
+    if quality.annotate is not None and not quality.model_path and cfg.enabled and quality.enabled:
+        judge_preflight(quality.annotate)
+
+
 def build_url_filter(cfg: FilterConfig) -> UrlFilter:
     return UrlFilter(cfg.url_rules().matcher())
 

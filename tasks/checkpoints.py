@@ -9,10 +9,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from flows.plan import finished_outputs
 from storage.errors import NotFound
 from storage.shards import atomic_write_json
 from tasks.config import PipelineConfig
+from tasks.plan import finished_outputs
 from tasks.registry import SPEC_BY_NAME
 from tasks.stage import StageInput
 
@@ -81,7 +81,7 @@ def evaluate_checkpoint(cfg: PipelineConfig, root: Path, checkpoint: Path,
     files.append({"path": str(model.resolve()), "kind": "model"})  # absolute: StageInput joins it unchanged
     inputs["train"] = StageInput(trained.stage, trained.fingerprint, trained.output_dir,
                                  {**trained.manifest, "files": files})  # fmt: skip
-    outcome = SPEC_BY_NAME["evaluate"].run(inputs, cfg.evaluate, out)
+    outcome = SPEC_BY_NAME["evaluate"].run(inputs, cfg.stage("evaluate"), out)
     summary = {"checkpoint": str(checkpoint), "report": str(out / "report.md"), "metrics": outcome.info}
     atomic_write_json(out / "checkpoint.json", summary)
     return summary
@@ -116,7 +116,7 @@ def checkpoint_curve(cfg: PipelineConfig, root: Path) -> dict[str, Any]:
 
 
 def curve_png(points: list[dict[str, Any]], path: Path) -> None:
-    from tasks.evaluate.report import pyplot, save_figure
+    from tasks.figures import pyplot, save_figure
 
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -133,3 +133,9 @@ def curve_png(points: list[dict[str, Any]], path: Path) -> None:
         right.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def summary_headline(metrics: dict[str, Any]) -> str | None:
+    """The yardstick's bits per byte with its interval, the line `crawl2model evaluate` prints."""
+    yardstick = metrics.get("yardstick", {}).get("bits_per_byte") or {}
+    return f"yardstick bits per byte: {yardstick['value']:.4f} {yardstick['ci']}" if yardstick else None
