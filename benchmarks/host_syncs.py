@@ -28,7 +28,7 @@ from train_throughput import add_run_args, synthetic_tokens
 import model.trainer as trainer_module
 from model.config import MODEL_PRESETS, TrainConfig
 from model.gpt import GPTConfig
-from model.trainer import Trainer, train
+from model.trainer import train
 
 READS = ("item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__")
 
@@ -78,18 +78,17 @@ def syncs_per_step(args: argparse.Namespace, files: list[str], work: Path) -> Co
                       max_steps=args.steps, warmup_steps=2, log_every=args.log_every, checkpoint_every=10**9,
                       device=args.device, compile=args.compile, fused_loss=args.fused_loss)  # fmt: skip
     counts, current = Counter(), [0]
-    plain_step = Trainer.step
 
-    def step_charged(self: Trainer, step: int) -> None:
-        current[0] = step + 1
-        plain_step(self, step)
+    def step_charged(step: int) -> contextlib.AbstractContextManager:
+        current[0] = step
+        return contextlib.nullcontext()
 
     def charge() -> None:
         counts[current[0]] += 1
 
     counting = cuda_syncs_charged if args.device == "cuda" else host_reads_charged
     deferred_reads = mock.patch.object(trainer_module, "reads_every_step", lambda cfg, device: False)  # as on CUDA
-    with mock.patch.object(Trainer, "step", step_charged), deferred_reads, counting(charge):
+    with mock.patch.object(trainer_module, "step_scope", step_charged), deferred_reads, counting(charge):
         train(files, model_cfg, cfg, work / "run")
     return counts
 

@@ -146,187 +146,150 @@ def reads_every_step(cfg: TrainConfig, device: torch.device) -> bool:
     return cfg.skip_spikes or device.type != "cuda"
 
 
-class Trainer:
-    """One training run: built in the order the seeded RNG expects, resumed from the last checkpoint,
-    then stepped to `max_steps`. Per-step loss and grad norm wait in `pending` until a flush."""
+class Batches:
+    """The training rows, a micro-batch at a time: the train split, and for the last steps of an
+    annealing run (`train.anneal.fraction`) the anneal split; each keeps its own position."""
 
-    def __init__(self, train_files: list[str], model_cfg: GPTConfig, cfg: TrainConfig, out: Path,
-                 on_log: Callable[[dict[str, float]], None] | None, ctx: DistContext,
-                 val_files: list[str] | None = None, anneal_files: list[str] | None = None):  # fmt: skip
-        self.cfg, self.model_cfg, self.ctx, self.on_log = cfg, model_cfg, ctx, on_log
-        self.device = device = ctx.device
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
-        if device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-        self.raw = GPT(model_cfg).to(device)
-        if cfg.micro_batch == "auto" and device.type == "cuda":
-            rows = (cfg.tokens_per_step or cfg.batch_size * cfg.grad_accum * model_cfg.seq_len) // model_cfg.seq_len
-            batch = choose_micro_batch(self.raw, max(1, rows // ctx.world_size), model_cfg.seq_len,
-                                       resolve_fused_loss(cfg, device), out)  # fmt: skip
-            tokens = cfg.tokens_per_step or cfg.batch_size * cfg.grad_accum * model_cfg.seq_len * ctx.world_size
-            self.cfg = cfg = cfg.model_copy(update={"batch_size": batch, "tokens_per_step": tokens})
-        self.model = wrap(self.raw, cfg.strategy, ctx)
-        self.optimizer = make_optimizer(self.model, cfg, device)
-        self.loader = TokenLoader(train_files, cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
-        # Annealing: from `anneal_start` on, batches come from the anneal split (its own position).
+    def __init__(self, train_files: list[str], anneal_files: list[str] | None, cfg: TrainConfig, ctx: DistContext):
+        self.main = TokenLoader(train_files, cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
         self.anneal_start = cfg.max_steps - round(cfg.max_steps * cfg.anneal.fraction)
-        self.anneal_loader = (TokenLoader(anneal_files, cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
-                              if anneal_files and cfg.anneal.fraction > 0 else None)  # fmt: skip
-        self.spikes = SpikeDetector(cfg.spike_factor, max(cfg.warmup_steps, 10))
-        self.accum = grad_accum_steps(cfg, model_cfg.seq_len, ctx.world_size)
-        self.out, self.ckpt_dir = out, out / "checkpoints"
-        self.start_step, self.history, self.val_history = 0, [], []
-        # A fixed slice of the held-out split, scored every `val_every` steps: the validation curve.
-        self.val_rows = load_rows(val_files, cfg.val_rows) if val_files and cfg.val_every else None
-        self.pending: list[tuple[int, float, torch.Tensor, torch.Tensor]] = []
+        self.anneal = (TokenLoader(anneal_files, cfg.batch_size, cfg.seed, ctx.rank, ctx.world_size)
+                       if anneal_files and cfg.anneal.fraction > 0 else None)  # fmt: skip
 
-    def resume(self) -> None:
-        if (ckpt := latest_checkpoint(self.ckpt_dir)) is None:
-            return
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        set_state_dict(self.model, self.optimizer, model_state_dict=state["model"],
-                       optim_state_dict=state["optimizer"], options=StateDictOptions(full_state_dict=True))  # fmt: skip
-        self.loader.load_state_dict(state["loader"])
-        if self.anneal_loader is not None and "anneal_loader" in state:
-            self.anneal_loader.load_state_dict(state["anneal_loader"])
-        self.spikes.load_state_dict(state["spikes"])
-        restore_rng(state, self.ctx)
-        self.start_step, self.history = state["step"], state["history"]
-        self.val_history = state.get("val_history", [])
-        if self.ctx.is_main:
-            log.info("train: resumed from %s at step %d", ckpt.name, self.start_step)
+    def at(self, step: int) -> TokenLoader:
+        return self.anneal if self.anneal is not None and step >= self.anneal_start else self.main
 
-    def prepare_steps(self) -> None:
-        """Compile and autocast on CUDA; throughput bookkeeping for tokens/s and MFU."""
-        cfg, device = self.cfg, self.device
-        self.use_compile = cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda")
-        self.raw.fused_loss, self.raw.loss_chunk_rows = resolve_fused_loss(cfg, device), cfg.loss_chunk_rows
-        self.step_model = torch.compile(self.model) if self.use_compile else self.model
-        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                         else contextlib.nullcontext())  # fmt: skip
-        self.tokens_per_step = cfg.batch_size * self.accum * self.model_cfg.seq_len * self.ctx.world_size
-        self.peak, self.flops_per_token = peak_flops(device), self.raw.flops_per_token()
-        self.t_last, self.steps_since = time.perf_counter(), 0
-        self.read_every_step = reads_every_step(cfg, device)
+    def state_dict(self) -> dict[str, Any]:
+        anneal = {"anneal_loader": self.anneal.state_dict()} if self.anneal else {}
+        return {"loader": self.main.state_dict(), **anneal}
 
-    def checkpoint(self, step: int) -> None:
-        # Every rank joins the gather; rank 0 writes.
-        msd, osd = get_state_dict(self.model, self.optimizer, options=FULL)
-        if self.ctx.is_main:
-            save_atomic(self.ckpt_dir / f"step-{step:07d}.pt", {
-                "model": msd, "optimizer": osd, "loader": self.loader.state_dict(),
-                **({"anneal_loader": self.anneal_loader.state_dict()} if self.anneal_loader else {}),
-                "spikes": self.spikes.state_dict(), **rng_state(self.device), "step": step, "history": self.history,
-                "val_history": self.val_history,
-            })  # fmt: skip
-            for old in sorted(self.ckpt_dir.glob("step-*.pt"))[:-2]:  # keep the last two
-                old.unlink()
-            if self.cfg.milestone_every and step % self.cfg.milestone_every == 0:
-                # Weights only (a third of a checkpoint): what scoring the metric-vs-tokens curve needs.
-                weights = {"model": msd, "config": asdict(self.model_cfg)}
-                save_atomic(self.out / "milestones" / f"step-{step:07d}.pt", weights)
-        barrier(self.ctx)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.main.load_state_dict(state["loader"])
+        if self.anneal is not None and "anneal_loader" in state:
+            self.anneal.load_state_dict(state["anneal_loader"])
 
-    def flush(self) -> bool:
-        """Turn pending steps into history entries (one sync, one all-reduce); True if the last spiked."""
-        losses = mean_across_ranks(torch.stack([loss for _, _, loss, _ in self.pending]).double(), self.ctx).tolist()
-        norms = torch.stack([norm for _, _, _, norm in self.pending]).double().tolist()
-        now, spike = time.perf_counter(), False
-        for (step, lr, _, _), loss_value, grad_norm in zip(self.pending, losses, norms, strict=True):
-            entry: dict[str, float] = {"step": step, "loss": loss_value, "lr": lr, "grad_norm": grad_norm}
-            spike = self.spikes.is_spike(loss_value)
-            if spike:
-                entry["spike"] = 1.0
-                log.warning("train: loss spike at step %d: %.4f vs running mean %.4f%s", step, loss_value,
-                            self.spikes.mean, " (step skipped)" if self.cfg.skip_spikes else "")  # fmt: skip
-            if step % self.cfg.log_every == 0 or step == self.cfg.max_steps:
-                self._log_throughput(entry, now)
-            self.history.append(entry)
-        self.pending.clear()
-        return spike
 
-    def _log_throughput(self, entry: dict[str, float], now: float) -> None:
-        entry["tokens_per_s"] = self.tokens_per_step * self.steps_since / (now - self.t_last)
+class Throughput:
+    """Tokens/s (and MFU where the device's peak is known) since the last logged step."""
+
+    def __init__(self, tokens_per_step: int, peak: float | None, flops_per_token: float, world_size: int):
+        self.tokens_per_step, self.peak, self.flops_per_token = tokens_per_step, peak, flops_per_token
+        self.world_size, self.since, self.steps = world_size, time.perf_counter(), 0
+
+    def measure(self, entry: dict[str, float], now: float) -> None:
+        entry["tokens_per_s"] = self.tokens_per_step * self.steps / (now - self.since)
         if self.peak:
-            entry["mfu"] = entry["tokens_per_s"] * self.flops_per_token / (self.peak * self.ctx.world_size)
-        self.t_last, self.steps_since = now, 0
-        if self.on_log and self.ctx.is_main:
-            self.on_log(entry)
+            entry["mfu"] = entry["tokens_per_s"] * self.flops_per_token / (self.peak * self.world_size)
+        self.since, self.steps = now, 0
 
-    def loader_at(self, step: int) -> TokenLoader:
-        annealing = self.anneal_loader is not None and step >= self.anneal_start
-        return self.anneal_loader if annealing else self.loader
 
-    def to_device(self, batch: torch.Tensor) -> torch.Tensor:
-        """From pinned memory the copy is queued like a kernel and the host runs on ahead of the GPU; from
-        pageable memory CUDA may first wait for the stream to stage it (a host sync per micro-batch)."""
-        if self.device.type != "cuda":
-            return batch
-        return batch.pin_memory().to(self.device, non_blocking=True)
+def unwrapped(model: torch.nn.Module) -> GPT:
+    """The GPT inside a DDP wrapper (FSDP shards it in place)."""
+    return getattr(model, "module", model)
 
-    def forward_backward(self, step: int) -> torch.Tensor:
-        """One optimizer step's micro-batches; returns the mean loss (still on the device)."""
-        loss_sum = torch.zeros((), device=self.device)
-        loader = self.loader_at(step)
-        for micro in range(self.accum):
-            batch = self.to_device(loader.next())
-            # DDP: all-reduce gradients only on the last micro-batch.
-            last = micro == self.accum - 1 or not hasattr(self.model, "no_sync")
-            with contextlib.nullcontext() if last else self.model.no_sync():
-                with self.autocast:
-                    _, loss = self.step_model(batch[:, :-1], batch[:, 1:], return_logits=False)
-                (loss / self.accum).backward()
-            loss_sum += loss.detach()
-        return loss_sum / self.accum
 
-    def step(self, step: int) -> None:
-        cfg = self.cfg
-        lr = lr_at(step, cfg)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        loss = self.forward_backward(step)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-        self.pending.append((step + 1, lr, loss, grad_norm.detach()))
-        self.steps_since += 1
-        log_step = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps
-        checkpoint_step = ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.max_steps
-                           or bool(cfg.milestone_every and (step + 1) % cfg.milestone_every == 0))  # fmt: skip
-        spiked = self.flush() if self.read_every_step or log_step or checkpoint_step else False
-        if not (spiked and cfg.skip_spikes):
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.val_rows is not None and ((step + 1) % cfg.val_every == 0 or step + 1 == cfg.max_steps):
-            self.validate(step + 1)
-        if checkpoint_step:
-            self.checkpoint(step + 1)
+def step_scope(step: int) -> contextlib.AbstractContextManager:
+    """Everything one optimizer step does runs inside this: a profiler label (the sync benchmark and
+    the host-read test hook in here)."""
+    return torch.profiler.record_function(f"train step {step}")
 
-    @torch.no_grad()
-    def validate(self, step: int) -> None:
-        """Mean loss on the fixed validation rows (every rank computes it: FSDP needs all of them)."""
-        self.model.eval()
-        total, count = torch.zeros((), device=self.device, dtype=torch.float64), 0
-        for start in range(0, len(self.val_rows), self.cfg.batch_size):
-            batch = self.val_rows[start : start + self.cfg.batch_size].to(self.device)
-            with self.autocast:
-                _, loss = self.model(batch[:, :-1], batch[:, 1:], reduction="sum", return_logits=False)
-            total += loss.double()
-            count += batch[:, 1:].numel()
-        self.model.train()
-        self.val_history.append({"step": step, "val_loss": float(total) / count})
 
-    def finish(self) -> dict[str, Any]:
-        msd, _ = get_state_dict(self.model, self.optimizer, options=FULL)
-        if self.ctx.is_main:
-            save_atomic(self.out / "model.pt", {"model": msd, "config": asdict(self.model_cfg)})
-        barrier(self.ctx)
-        return {"history": self.history, "val_history": self.val_history, "device": str(self.device),
-                "compiled": self.use_compile, "params": self.raw.num_params(), "tokens_per_step": self.tokens_per_step,
-                "grad_accum": self.accum, "world_size": self.ctx.world_size,
-                "strategy": self.cfg.strategy if self.ctx.distributed else "single"}  # fmt: skip
+def fit_micro_batch(cfg: TrainConfig, model: GPT, ctx: DistContext, out: Path) -> TrainConfig:
+    """train.micro_batch=auto on CUDA: the largest micro-batch that fits, tokens per step kept."""
+    if cfg.micro_batch != "auto" or ctx.device.type != "cuda":
+        return cfg
+    seq_len = model.cfg.seq_len
+    rows = (cfg.tokens_per_step or cfg.batch_size * cfg.grad_accum * seq_len) // seq_len
+    batch = choose_micro_batch(model, max(1, rows // ctx.world_size), seq_len, resolve_fused_loss(cfg, ctx.device), out)
+    tokens = cfg.tokens_per_step or cfg.batch_size * cfg.grad_accum * seq_len * ctx.world_size
+    return cfg.model_copy(update={"batch_size": batch, "tokens_per_step": tokens})
+
+
+def resume(ckpt: Path | None, model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Batches,
+           spikes: SpikeDetector, ctx: DistContext) -> tuple[int, list[dict], list[dict]]:  # fmt: skip
+    """Load the last checkpoint into everything built before it: (first step, history, validation history)."""
+    if ckpt is None:
+        return 0, [], []
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"],
+                   options=StateDictOptions(full_state_dict=True))  # fmt: skip
+    batches.load_state_dict(state)
+    spikes.load_state_dict(state["spikes"])
+    restore_rng(state, ctx)
+    if ctx.is_main:
+        log.info("train: resumed from %s at step %d", ckpt.name, state["step"])
+    return state["step"], state["history"], state.get("val_history", [])
+
+
+def forward_backward(model: torch.nn.Module, compiled: torch.nn.Module, loader: TokenLoader, accum: int,
+                     autocast: contextlib.AbstractContextManager, device: torch.device) -> torch.Tensor:  # fmt: skip
+    """One optimizer step's micro-batches; the mean loss, still on the device."""
+    loss_sum = torch.zeros((), device=device)
+    for micro in range(accum):
+        batch = loader.next()
+        # From pinned memory the copy is queued like a kernel and the host runs on ahead of the GPU;
+        # from pageable memory CUDA may first wait for the stream to stage it (a host sync per micro-batch).
+        batch = batch.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else batch
+        # DDP: all-reduce gradients only on the last micro-batch.
+        last = micro == accum - 1 or not hasattr(model, "no_sync")
+        with contextlib.nullcontext() if last else model.no_sync():
+            with autocast:
+                _, loss = compiled(batch[:, :-1], batch[:, 1:], return_logits=False)
+            (loss / accum).backward()
+        loss_sum += loss.detach()
+    return loss_sum / accum
+
+
+def flush(pending: list[tuple[int, float, torch.Tensor, torch.Tensor]], history: list[dict], spikes: SpikeDetector,
+          meter: Throughput, cfg: TrainConfig, ctx: DistContext, on_log: Callable | None) -> bool:  # fmt: skip
+    """Turn pending steps into history entries (one host read, one all-reduce); True if the last spiked."""
+    losses = mean_across_ranks(torch.stack([loss for _, _, loss, _ in pending]).double(), ctx).tolist()
+    norms = torch.stack([norm for _, _, _, norm in pending]).double().tolist()
+    now, spike = time.perf_counter(), False
+    for (step, lr, _, _), loss_value, grad_norm in zip(pending, losses, norms, strict=True):
+        entry: dict[str, float] = {"step": step, "loss": loss_value, "lr": lr, "grad_norm": grad_norm}
+        spike = spikes.is_spike(loss_value)
+        if spike:
+            entry["spike"] = 1.0
+            log.warning("train: loss spike at step %d: %.4f vs running mean %.4f%s", step, loss_value, spikes.mean,
+                        " (step skipped)" if cfg.skip_spikes else "")  # fmt: skip
+        if step % cfg.log_every == 0 or step == cfg.max_steps:
+            meter.measure(entry, now)
+            if on_log and ctx.is_main:
+                on_log(entry)
+        history.append(entry)
+    pending.clear()
+    return spike
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, rows: torch.Tensor, batch_size: int, autocast, device: torch.device) -> float:
+    """Mean loss per token on the fixed validation rows (every rank computes it: FSDP needs all of them)."""
+    model.eval()
+    total, count = torch.zeros((), device=device, dtype=torch.float64), 0
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size].to(device)
+        with autocast:
+            _, loss = model(batch[:, :-1], batch[:, 1:], reduction="sum", return_logits=False)
+        total += loss.double()
+        count += batch[:, 1:].numel()
+    model.train()
+    return float(total) / count
+
+
+def save_checkpoint(out: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any],
+                    milestone: dict[str, Any] | None, ctx: DistContext) -> None:  # fmt: skip
+    """Every rank joins the gather; rank 0 writes the step's checkpoint (the last two are kept) and,
+    at a milestone, the weights with the model config (what scoring the metric-vs-tokens curve needs)."""
+    msd, osd = get_state_dict(model, optimizer, options=FULL)
+    if ctx.is_main:
+        name = f"step-{state['step']:07d}.pt"
+        save_atomic(out / "checkpoints" / name, {"model": msd, "optimizer": osd, **state})
+        for old in sorted((out / "checkpoints").glob("step-*.pt"))[:-2]:
+            old.unlink()
+        if milestone is not None:
+            save_atomic(out / "milestones" / name, {"model": msd, "config": milestone})
+    barrier(ctx)
 
 
 def train(
@@ -339,14 +302,87 @@ def train(
     val_files: list[str] | None = None,
     anneal_files: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) to `cfg.max_steps`; checkpoints, then the final model, under `out`."""
-    trainer = Trainer(train_files, model_cfg, cfg, out, on_log, ctx or setup(cfg.device), val_files, anneal_files)
-    trainer.resume()
-    trainer.prepare_steps()
-    trainer.model.train()
-    for step in range(trainer.start_step, cfg.max_steps):
-        trainer.step(step)
-    return trainer.finish()
+    """Train (or resume) to `cfg.max_steps`; checkpoints, then the final model, under `out`.
+
+    The whole run in one function, top-down, as nanoGPT's train.py reads: set-up, resume, then the
+    step loop with its phases named. (The only function allowed past 60 lines: tests/test_layout.py.)
+    """
+    ctx = ctx or setup(cfg.device)
+    device = ctx.device
+
+    # --- set-up, in the order the seeded RNG expects: model, optimizer, data -----------------------------
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    gpt = GPT(model_cfg).to(device)
+    cfg = fit_micro_batch(cfg, gpt, ctx, out)
+    model = wrap(gpt, cfg.strategy, ctx)  # the one model handle from here on (DDP, FSDP or the GPT itself)
+    optimizer = make_optimizer(model, cfg, device)
+    batches = Batches(train_files, anneal_files, cfg, ctx)
+    spikes = SpikeDetector(cfg.spike_factor, max(cfg.warmup_steps, 10))
+    accum = grad_accum_steps(cfg, model_cfg.seq_len, ctx.world_size)
+    # A fixed slice of the held-out split, scored every `val_every` steps: the validation curve.
+    val_rows = load_rows(val_files, cfg.val_rows) if val_files and cfg.val_every else None
+
+    # --- resume: after everything it restores exists, before anything compiles ----------------------------
+    start, history, val_history = resume(latest_checkpoint(out / "checkpoints"), model, optimizer, batches, spikes, ctx)
+
+    # --- compile and autocast on CUDA; throughput bookkeeping ----------------------------------------------
+    use_compile = cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda")
+    unwrapped(model).fused_loss, unwrapped(model).loss_chunk_rows = resolve_fused_loss(cfg, device), cfg.loss_chunk_rows
+    compiled = torch.compile(model) if use_compile else model
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    tokens_per_step = cfg.batch_size * accum * model_cfg.seq_len * ctx.world_size
+    meter = Throughput(tokens_per_step, peak_flops(device), unwrapped(model).flops_per_token(), ctx.world_size)
+    # Per-step loss and grad norm wait on the device until a flush (log and checkpoint steps).
+    read_every_step, pending = reads_every_step(cfg, device), []
+
+    model.train()
+    for step in range(start, cfg.max_steps):
+        with step_scope(step + 1):
+            # schedule: the learning rate of this step
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            # data, forward and backward over the micro-batches (gradient accumulation)
+            loss = forward_backward(model, compiled, batches.at(step), accum, autocast, device)
+            # clip
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+            pending.append((step + 1, lr, loss, grad_norm.detach()))
+            meter.steps += 1
+            # log: read the pending values (a host sync on a GPU) only at log and checkpoint steps
+            log_step = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps
+            milestone = bool(cfg.milestone_every and (step + 1) % cfg.milestone_every == 0)
+            checkpoint_step = (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.max_steps or milestone
+            spiked = False
+            if read_every_step or log_step or checkpoint_step:
+                spiked = flush(pending, history, spikes, meter, cfg, ctx, on_log)
+            # step the optimizer (a loss spike skips the update when train.skip_spikes asks)
+            if not (spiked and cfg.skip_spikes):
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            # evaluate on the validation rows
+            if val_rows is not None and ((step + 1) % cfg.val_every == 0 or step + 1 == cfg.max_steps):
+                val_loss = validate(model, val_rows, cfg.batch_size, autocast, device)
+                val_history.append({"step": step + 1, "val_loss": val_loss})
+            # checkpoint: everything a resume needs to continue as if never stopped
+            if checkpoint_step:
+                state = {**batches.state_dict(), "spikes": spikes.state_dict(), **rng_state(device), "step": step + 1,
+                         "history": history, "val_history": val_history}  # fmt: skip
+                save_checkpoint(out, model, optimizer, state, asdict(model_cfg) if milestone else None, ctx)
+
+    # --- the final model ------------------------------------------------------------------------------------
+    msd, _ = get_state_dict(model, optimizer, options=FULL)
+    if ctx.is_main:
+        save_atomic(out / "model.pt", {"model": msd, "config": asdict(model_cfg)})
+    barrier(ctx)
+    return {"history": history, "val_history": val_history, "device": str(device), "compiled": use_compile,
+            "params": unwrapped(model).num_params(), "tokens_per_step": tokens_per_step, "grad_accum": accum,
+            "world_size": ctx.world_size, "strategy": cfg.strategy if ctx.distributed else "single"}  # fmt: skip
 
 
 def load_model(path: str | Path, device: torch.device | None = None) -> GPT:

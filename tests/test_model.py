@@ -1,3 +1,4 @@
+import contextlib
 from pathlib import Path
 
 import pyarrow as pa
@@ -7,7 +8,7 @@ import torch
 from model.config import TrainConfig
 from model.data import TokenLoader
 from model.gpt import GPT, GPTConfig
-from model.trainer import SpikeDetector, Trainer, grad_accum_steps, lr_at, train
+from model.trainer import SpikeDetector, grad_accum_steps, lr_at, train
 from storage.shards import write_parquet
 from tasks.train.stage import run_torchrun
 
@@ -116,18 +117,18 @@ def test_annealing_reads_the_anneal_split_for_the_last_steps_and_resumes_exactly
     write_parquet(pa.table({"tokens": pa.array(rows, pa.list_(pa.int32()))}), anneal, row_group_size=32)
     cfg = CFG.model_copy(update={"anneal": CFG.anneal.model_copy(update={"fraction": 0.25}), "schedule": "wsd"})
     seen: list[tuple[int, bool]] = []
-    original = trainer_module.Trainer.loader_at
+    original = trainer_module.Batches.at
 
     def spy(self, step):
         loader = original(self, step)
-        seen.append((step, loader is self.anneal_loader))
+        seen.append((step, loader is self.anneal))
         return loader
 
-    trainer_module.Trainer.loader_at = spy
+    trainer_module.Batches.at = spy
     try:
         full = train(token_files, TINY, cfg, tmp_path / "full", anneal_files=[str(anneal)])["history"]
     finally:
-        trainer_module.Trainer.loader_at = original
+        trainer_module.Batches.at = original
     assert [a for _, a in seen] == [False] * 30 + [True] * 10  # the last quarter of 40 steps
     # Killed at the last step (last checkpoint 35, five steps into the anneal phase), resumed: the
     # anneal split's position comes back with the checkpoint, so every loss is the same.
@@ -206,22 +207,23 @@ def test_steps_between_flushes_never_read_a_value_on_the_host(tmp_path, token_fi
     cfg = CFG.model_copy(update={"max_steps": 12, "log_every": 5, "checkpoint_every": 8, "grad_accum": 2})
     flush_steps = {5, 8, 10, 12}
     read_at: list[int] = []
-    plain_step = Trainer.step
 
-    def guarded_step(self: Trainer, step: int) -> None:
-        if step + 1 in flush_steps:
-            return plain_step(self, step)
+    @contextlib.contextmanager
+    def guarded_step(step: int):
+        if step in flush_steps:
+            yield
+            return
 
         def host_read(*args, **kwargs):
-            read_at.append(step + 1)
-            raise AssertionError(f"a tensor's value read on the host at step {step + 1}")
+            read_at.append(step)
+            raise AssertionError(f"a tensor's value read on the host at step {step}")
 
         with monkeypatch.context() as guard:
             for name in ("item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__"):
                 guard.setattr(torch.Tensor, name, host_read)
-            plain_step(self, step)
+            yield
 
-    monkeypatch.setattr(Trainer, "step", guarded_step)
+    monkeypatch.setattr("model.trainer.step_scope", guarded_step)
     history = train(token_files, TINY, cfg, tmp_path / "run")["history"]
     assert read_at == []
     assert [e["step"] for e in history] == list(range(1, 13))  # every step still recorded, at the flushes
