@@ -86,7 +86,16 @@ def results_pages(results: Path = RESULTS) -> dict[str, str]:
         date, host = f.stem[:10], f.stem[11:].split("-", 1)[0]
         index.append(f"| {date} | {host} | [{title_of(f)}]({f.stem}.md) |")
     pages["results/index.md"] = "\n".join(index) + "\n"
+    # The newest file of each measurement also under its plain name (results/sample-run.md), so prose
+    # can link "the latest" without naming a date. Files are sorted newest first.
+    for f in files:
+        pages.setdefault(f"results/{measurement_name(f)}.md", pages[f"results/{f.stem}.md"])
     return pages
+
+
+def measurement_name(json_path: Path) -> str:
+    """`2026-12-02-vm-dedup.json` -> `dedup`: the name without its date and host."""
+    return json_path.stem[11:].split("-", 1)[1] if json_path.stem[11:].count("-") else json_path.stem
 
 
 def results_figures(results: Path = RESULTS) -> list[Path]:

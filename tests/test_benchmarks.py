@@ -170,3 +170,19 @@ def test_judge_benchmark_runs_and_its_rerun_is_all_cache(tmp_path):
     report = json.loads(result.read_text())
     assert report["annotations"] == 60 and report["rerun_calls"] == 0 and report["rerun_cache_hits"] == 60
     assert 0 <= report["judge_f1"] <= 1 and report["docs_kept"] <= report["docs_in"]
+
+
+def test_sample_run_benchmark_records_the_funnel_and_the_yardstick(tmp_path):
+    from tests.conftest import TINY_RUN
+
+    sets = [a for s in TINY_RUN for a in ("--set", s)]
+    subprocess.run([sys.executable, "benchmarks/sample_run.py", "--out", str(tmp_path), *sets], cwd=ROOT, check=True,
+                   capture_output=True)  # fmt: skip
+    [result] = tmp_path.glob("*-sample-run-custom.json")
+    report = json.loads(result.read_text())
+    stages = {s["stage"]: s for s in report["stages"]}
+    assert set(stages) >= {"acquire", "extract", "filter", "dedup", "tokenize", "train", "evaluate"}
+    assert stages["extract"]["docs_in"] == stages["extract"]["docs_out"] + stages["extract"]["docs_removed"]
+    low, high = report["yardstick_bits_per_byte"]["ci"]
+    assert low < report["yardstick_bits_per_byte"]["value"] < high
+    assert report["cached_run_s"] < report["first_run_s"]

@@ -42,6 +42,8 @@ def test_results_pages_come_from_every_results_file():
     files = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
     assert files and all(f"results/{f.stem}.md" in pages for f in files)
     assert all(f"({f.stem}.md)" in pages["results/index.md"] for f in files)
+    newest_dedup = sorted(f for f in files if f.stem.endswith("-dedup"))[-1]
+    assert pages["results/dedup.md"] == pages[f"results/{newest_dedup.stem}.md"]  # the latest under its plain name
     table = json_markdown({"docs": 10, "results": {"a": {"s": 1.5}, "b": {"s": 2.0, "rss": 3}}})
     assert "| docs | 10 |" in table and "| a | 1.5 |  |" in table and "| b | 2.0 | 3 |" in table
 
