@@ -9,6 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from storage.shards import ParquetStream, write_parquet
+from tasks.languages import words
 
 DOC_SCHEMA = pa.schema(
     [
@@ -154,5 +155,6 @@ def write_shard(
     return shard.close()
 
 
-def count_words(text: str) -> int:
-    return len(text.split())
+def count_words(text: str, lang: str | None = None) -> int:
+    """Words as the document's language counts them (the language registry's segmenter)."""
+    return len(words(text, lang))

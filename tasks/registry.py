@@ -60,14 +60,14 @@ def changes_for_the_report(cfg: Any) -> dict[str, Any]:
 
 BUILTIN_STAGES: tuple[StageSpec, ...] = (
     StageSpec("acquire", (), AcquireConfig, "4", acquire.run, identity=acquire.input_identity, network=True),
-    StageSpec("extract", ("acquire",), ExtractConfig, "5", extract.run, derive=url_rules_from_filter,
+    StageSpec("extract", ("acquire",), ExtractConfig, "6", extract.run, derive=url_rules_from_filter,
               derived=("url_rules",), streaming=Streaming("acquire", lambda acquire_cfg: acquire_cfg.stream),
               explain_columns=("warc_path", "warc_offset", "lang", "lang_score", "n_words")),
     # Evaluation text pinned at the extract boundary: the same for every curation downstream.
-    StageSpec("yardstick", ("extract",), YardstickConfig, "1", yardstick.run),
-    StageSpec("filter", ("extract",), FilterConfig, "5", filter_.run, preflight=filter_.preflight,
+    StageSpec("yardstick", ("extract",), YardstickConfig, "2", yardstick.run),
+    StageSpec("filter", ("extract",), FilterConfig, "6", filter_.run, preflight=filter_.preflight,
               explain_columns=("quality_score", "n_words")),
-    StageSpec("dedup", ("filter",), DedupConfig, "5", dedup.run, explain_columns=("dup_cluster", "dup_cluster_size")),
+    StageSpec("dedup", ("filter",), DedupConfig, "6", dedup.run, explain_columns=("dup_cluster", "dup_cluster_size")),
     StageSpec("mix", ("dedup", "yardstick"), MixConfig, "4", mix.run, explain_columns=("domain", "repeats")),
     StageSpec("tokenize", ("mix", "yardstick"), TokenizeConfig, "6", tokenize.run, derive=benchmarks_from_evaluate,
               derived=("eval_benchmarks",)),

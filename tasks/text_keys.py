@@ -6,16 +6,23 @@ import hashlib
 import re
 import unicodedata
 
+from tasks.languages import language
+from tasks.languages.segmenters import letters
+
 PUNCT = re.compile(r"[^\w\s]")
 # The same map for ASCII text, as one str.translate (twice as fast as the regex): NFKC changes no ASCII.
 ASCII_PUNCT_TO_SPACE = str.maketrans({chr(c): " " for c in range(128) if not re.match(r"[\w\s]", chr(c))})
 
 
-def normalize(text: str) -> str:
-    """Case, Unicode form, punctuation and whitespace do not make documents different."""
+def normalize(text: str, lang: str | None = None) -> str:
+    """Case, Unicode form, punctuation and whitespace do not make documents different. In a language
+    written without spaces between words (Chinese, Japanese, Thai ...) each letter becomes a word, so
+    word shingles are letter n-grams there (a Japanese clause is not one "word")."""
     if text.isascii():
         return " ".join(text.lower().translate(ASCII_PUNCT_TO_SPACE).split())
     text = unicodedata.normalize("NFKC", text).lower()
+    if not language(lang).spaced:
+        return " ".join(letters(text))
     return " ".join(PUNCT.sub(" ", text).split())
 
 

@@ -134,3 +134,25 @@ def no_test_writes_into_the_source_tree():
     yield
     written = sorted(_source_tree_state() - before)
     assert not written, f"tests wrote into the source tree: {written[:10]}"
+
+
+def native_text(lang: str, min_chars: int, offset: int = 0) -> str:
+    """Text written in `lang` by people, from what installed packages ship (gettext catalogs, and the
+    standard library's CJK encoding tests for ja and zh), made into sentences and paragraphs."""
+    import sysconfig
+
+    from tasks.sample.sources import translation_texts
+
+    end = {"ja": "。", "zh": "。", "th": ""}.get(lang, ".")  # Thai ends a sentence with a space alone
+    messages = [m.strip().rstrip(".。") for m in translation_texts()[lang] if len(m.strip()) > 3][offset:]
+    sentences = []
+    cjk = {"ja": "euc_jp", "zh": "gb18030"}.get(lang)
+    if cjk and offset == 0:
+        path = Path(sysconfig.get_paths()["stdlib"]) / "test" / "cjkencodings" / f"{cjk}-utf8.txt"
+        sentences.append(path.read_text(encoding="utf-8").strip())
+    for message in messages:
+        sentences.append(message + end)
+        if sum(len(s) for s in sentences) >= min_chars:
+            break
+    joiner = "" if end == "。" else " "
+    return "\n\n".join(joiner.join(sentences[i : i + 6]) for i in range(0, len(sentences), 6))

@@ -124,8 +124,10 @@ class ShardValues:
         ids = dict(self.con.execute("select doc_id, idx from docs where shard = ?", [shard]).fetchall())
         if self.cfg.verify == "signature":
             path, column = self.work / "sigs" / f"part-{shard:05d}.parquet", "signature"
-        else:
-            path, column = self.text_shards[shard], "text"
+        else:  # the text and its language (which decides its shingles)
+            table = pq.read_table(self.text_shards[shard], columns=["doc_id", "text", "lang"])
+            pairs = zip(table.column("text").to_pylist(), table.column("lang").to_pylist(), strict=True)
+            return {ids[d]: v for d, v in zip(table.column("doc_id").to_pylist(), pairs, strict=True)}
         table = pq.read_table(path, columns=["doc_id", column])
         doc_ids, values = table.column("doc_id").to_pylist(), table.column(column).to_pylist()
         return {ids[d]: v for d, v in zip(doc_ids, values, strict=True)}
@@ -143,7 +145,7 @@ class ShardValues:
         if self.cfg.verify == "signature":
             return float(np.mean(np.frombuffer(x, SIGNATURE_DTYPE) == np.frombuffer(y, SIGNATURE_DTYPE)))
         k = self.cfg.shingle_words
-        return jaccard(shingles(normalize(x), k), shingles(normalize(y), k))
+        return jaccard(shingles(normalize(*x), k), shingles(normalize(*y), k))
 
 
 def _verified_pairs(con: duckdb.DuckDBPyConnection, work: Path, text_shards: list[str], cfg: DedupConfig):

@@ -20,13 +20,14 @@ from tasks.dedup.config import DedupConfig
 from tasks.dedup.minhash import band_buckets, exact_key, normalize, signatures
 from tasks.stage import map_shards
 
-SIGNATURE_COLUMNS = ["doc_id", "text", "quality_score", "n_words"]
+SIGNATURE_COLUMNS = ["doc_id", "text", "lang", "quality_score", "n_words"]
 
 
 def signature_shard(in_path: str, work: Path, cfg: DedupConfig, index: int) -> dict[str, Any]:
     """Phase 1 for one shard: signatures + exact keys, and the shard's LSH bucket rows."""
     table = pq.read_table(in_path, columns=SIGNATURE_COLUMNS)
-    normalized = [normalize(t) for t in table.column("text").to_pylist()]
+    texts, langs = table.column("text").to_pylist(), table.column("lang").to_pylist()
+    normalized = [normalize(t, lang) for t, lang in zip(texts, langs, strict=True)]
     sigs = signatures(normalized, cfg.num_perm, cfg.shingle_words, cfg.seed)
     n = len(normalized)
     write_parquet(

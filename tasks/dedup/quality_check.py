@@ -115,7 +115,8 @@ def synthetic_documents(n: int, seed: int = 0) -> list[dict[str, Any]]:
         docs.append(_sentences(words, rng))
         word_lists.append(words)
     return [
-        {"doc_id": f"synthetic-{i:07d}", "text": text, "quality_score": None, "n_words": len(text.split())}
+        {"doc_id": f"synthetic-{i:07d}", "text": text, "lang": "en", "quality_score": None,
+         "n_words": len(text.split())}
         for i, text in enumerate(docs)
     ]
 
@@ -126,8 +127,8 @@ def write_synthetic_shards(n: int, seed: int, folder: Path, docs: list[dict[str,
     paths = []
     for i in range(0, len(docs), SHARD_DOCS):
         path = folder / f"part-{i // SHARD_DOCS:05d}.parquet"
-        schema = pa.schema([("doc_id", pa.string()), ("text", pa.string()), ("quality_score", pa.float64()),
-                            ("n_words", pa.int64())])  # fmt: skip
+        schema = pa.schema([("doc_id", pa.string()), ("text", pa.string()), ("lang", pa.string()),
+                            ("quality_score", pa.float64()), ("n_words", pa.int64())])  # fmt: skip
         write_parquet(pa.Table.from_pylist(docs[i : i + SHARD_DOCS], schema=schema), path)
         paths.append(str(path))
     return paths

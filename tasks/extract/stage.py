@@ -34,6 +34,7 @@ from tasks.extract.config import ExtractConfig
 from tasks.extract.http_payload import PayloadError, decode_content, decode_html, parse_response
 from tasks.extract.langid import detect_language
 from tasks.extract.warc_records import ALL_TYPES, RawRecord, iter_records
+from tasks.languages import language
 from tasks.stage import StageInput, StageOutcome, map_shards, sum_stats
 from tasks.url_rules import URL_RULES, UrlMatcher
 
@@ -159,11 +160,11 @@ def process_record(
         return doc, e.rule, e.value, str(e)
     if not text:
         return doc, "extract_empty", 0, ""
-    if len(text) < cfg.min_text_chars:
-        return doc, "too_short", len(text), ""
     # lid.176 reads one line: newlines would cut the text it sees.
     lang, score = detect_language(" ".join(text.split()))
-    doc.update(lang=lang, lang_score=score, text=text, n_chars=len(text), n_words=count_words(text))
+    if language(lang).text_length(text) < cfg.min_text_chars:  # in English characters' worth
+        return doc, "too_short", len(text), lang
+    doc.update(lang=lang, lang_score=score, text=text, n_chars=len(text), n_words=count_words(text, lang))
     if lang not in cfg.languages:
         return doc, "lang", score, lang
     if score < cfg.min_lang_score:

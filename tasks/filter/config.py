@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -111,6 +111,10 @@ class QualityClassifierConfig(Section):
         return self
 
 
+# The rule sets whose thresholds may differ by language.
+LANGUAGE_RULE_SETS = ("gopher_quality", "gopher_repetition", "c4", "fineweb")
+
+
 class FilterConfig(Section):
     enabled: bool = Field(True, description="off: no rule runs, no classifier is trained (recipe ablations)")
     blocklist_domains: list[str] = Field(
@@ -128,6 +132,15 @@ class FilterConfig(Section):
     more_classifiers: list[QualityClassifierConfig] = Field(default_factory=list)
     quality_buckets: int = Field(20, ge=2, le=100, description="quality_bucket runs 0..n-1 by percentile rank")
     redact_pii: bool = True
+    language_defaults: Literal["fineweb2", "none"] = Field(
+        "fineweb2", description="fineweb2: a document's Gopher, repetition and FineWeb thresholds are FineWeb-2's "
+        "published ones for its language where there are some (English keeps the config's); none: the config's "
+        "for every language",
+    )
+    per_language: dict[str, dict[str, dict[str, Any]]] = Field(
+        default_factory=dict, description="language -> rule set -> thresholds, over the defaults, e.g. "
+        "{ja: {gopher_quality: {min_words: 30}}}; what `crawl2model calibrate` writes",
+    )  # fmt: skip
     workers: int = Field(2, ge=1, le=256)
 
     def url_rules(self) -> UrlRules:
@@ -137,6 +150,21 @@ class FilterConfig(Section):
     def classifiers(self) -> list[QualityClassifierConfig]:
         """Every enabled classifier, `quality` first."""
         return [c for c in (self.quality, *self.more_classifiers) if c.enabled]
+
+    def for_language(self, rule_set: str) -> dict[str, dict[str, Any]]:
+        """language -> this rule set's per-language thresholds."""
+        return {lang: sets[rule_set] for lang, sets in self.per_language.items() if rule_set in sets}
+
+    @model_validator(mode="after")
+    def _per_language_thresholds_are_valid(self) -> FilterConfig:
+        for lang, sets in self.per_language.items():
+            for rule_set, values in sets.items():
+                if rule_set not in LANGUAGE_RULE_SETS:
+                    raise ValueError(f"per_language.{lang}.{rule_set}: not a rule set with thresholds; "
+                                     f"one of {', '.join(LANGUAGE_RULE_SETS)}")  # fmt: skip
+                section = getattr(self, rule_set)
+                type(section).model_validate({**section.model_dump(), **values})
+        return self
 
     @model_validator(mode="after")
     def _distinct_names(self) -> FilterConfig:

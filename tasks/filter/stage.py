@@ -47,15 +47,16 @@ def build_rules(cfg: FilterConfig, classifiers: list[PreparedClassifier] = ()) -
     quality classifiers, then PII redaction on what is kept; none when switched off."""
     if not cfg.enabled:
         return []
+    published = cfg.language_defaults == "fineweb2"
     rules: list[Rule] = [
         build_url_filter(cfg),
-        GopherQuality(cfg.gopher_quality),
-        GopherRepetition(cfg.gopher_repetition),
+        GopherQuality(cfg.gopher_quality, cfg.for_language("gopher_quality"), published),
+        GopherRepetition(cfg.gopher_repetition, cfg.for_language("gopher_repetition"), published),
     ]
     if cfg.c4.enabled:
-        rules.append(C4Filter(cfg.c4))
+        rules.append(C4Filter(cfg.c4, cfg.for_language("c4"), published))
     if cfg.fineweb.enabled:
-        rules.append(FineWebQuality(cfg.fineweb))
+        rules.append(FineWebQuality(cfg.fineweb, cfg.for_language("fineweb"), published))
     rules += [QualityClassifier(c) for c in classifiers]
     if cfg.redact_pii:
         rules.append(PiiRedaction())
@@ -88,7 +89,7 @@ def process_shard(in_path: str, out: Path, params: FilterShard, index: int) -> d
             shard.remove(removed_row(doc, STAGE, failed.rule, failed.value, failed.detail[:200]))
             continue
         doc["quality_scores"], doc["quality_bucket"] = scores_and_bucket(taken, params.classifiers)
-        doc["n_chars"], doc["n_words"] = len(doc["text"]), count_words(doc["text"])
+        doc["n_chars"], doc["n_words"] = len(doc["text"]), count_words(doc["text"], doc.get("lang"))
         shard.keep(doc)
     return {**stats, **shard.close()}
 

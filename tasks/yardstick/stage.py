@@ -20,6 +20,7 @@ import pyarrow as pa
 from storage.fingerprint import unit_interval
 from storage.progress import progress_bar
 from storage.shards import iter_rows, write_parquet
+from tasks.languages import words
 from tasks.stage import StageInput, StageOutcome
 from tasks.yardstick.config import YardstickConfig
 from tasks.yardstick.copies import CopyIndex
@@ -36,10 +37,10 @@ def fixed_rule_failure(doc: dict[str, Any], cfg: YardstickConfig) -> str | None:
     """The first fixed cleaning rule a candidate fails (language, length, words with letters)."""
     if doc["lang"] not in cfg.languages or (doc["lang_score"] or 0.0) < cfg.min_lang_score:
         return "language"
-    words = doc["text"].split()
-    if not cfg.min_words <= len(words) <= cfg.max_words:
+    counted = words(doc["text"], doc["lang"])
+    if not cfg.min_words <= len(counted) <= cfg.max_words:
         return "length"
-    if sum(1 for w in words if LETTER.search(w)) < cfg.min_alpha_words * len(words):
+    if sum(1 for w in counted if LETTER.search(w)) < cfg.min_alpha_words * len(counted):
         return "alpha_words"
     return None
 
@@ -68,9 +69,9 @@ def find_copies(docs: list[str], pinned: list[dict[str, Any]], cfg: YardstickCon
     excluded = [{"doc_id": d["doc_id"], "url": d["url"], "reason": "pinned", "pinned_doc_id": d["doc_id"],
                  "similarity": 1.0} for d in pinned]  # fmt: skip
     with progress_bar("yardstick: copies", total=total) as advance:
-        for doc in iter_rows(docs, ["doc_id", "url", "text"]):
+        for doc in iter_rows(docs, ["doc_id", "url", "text", "lang"]):
             advance(1)
-            if doc["doc_id"] in pinned_ids or not (found := index.match(doc["text"])):
+            if doc["doc_id"] in pinned_ids or not (found := index.match(doc["text"], doc["lang"])):
                 continue
             reason, of, similarity = found
             excluded.append({"doc_id": doc["doc_id"], "url": doc["url"], "reason": reason, "pinned_doc_id": of,

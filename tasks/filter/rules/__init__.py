@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from tasks.languages import language
+
 # Rule thresholds: None disables a rule; values are range-checked so a typo fails before any work.
 Count = Annotated[int, Field(ge=0)] | None
 Ratio = Annotated[float, Field(ge=0.0, le=1.0)] | None
@@ -65,19 +67,36 @@ class Rule:
 
 
 class TextRule(Rule):
-    """A rule set over the document text with one config section."""
+    """A rule set over the document text with one config section, measured in the document's language:
+    its words come from the language registry, and its thresholds are the section's, over which go the
+    language's published settings (`published`, unless `use_published` is off) and then the user's
+    per-language values (`filter.per_language`)."""
 
-    def __init__(self, cfg: Any):
-        self.cfg = cfg
+    def __init__(self, cfg: Any, per_language: dict[str, dict[str, Any]] | None = None, use_published: bool = True):
+        self.cfg, self.per_language, self.use_published = cfg, per_language or {}, use_published
+        self._by_language: dict[str | None, Any] = {}
+
+    def published(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """This rule set's thresholds from a language's published settings (FineWeb-2's); none by default."""
+        return {}
+
+    def cfg_for(self, lang: str | None) -> Any:
+        """The section as it applies to documents in `lang` (made once per language)."""
+        if lang not in self._by_language:
+            update = self.published(language(lang).settings) if self.use_published else {}
+            update |= self.per_language.get(lang or "", {})
+            self._by_language[lang] = (type(self.cfg).model_validate({**self.cfg.model_dump(), **update})
+                                       if update else self.cfg)  # fmt: skip
+        return self._by_language[lang]
 
     def measure(self, doc: dict[str, Any]) -> Iterator[Measurement]:
-        return self.measure_text(doc["text"])
+        return self.measure_text(doc["text"], doc.get("lang"))
 
-    def measure_text(self, text: str) -> Iterator[Measurement]:
+    def measure_text(self, text: str, lang: str | None = None) -> Iterator[Measurement]:
         raise NotImplementedError
 
-    def check(self, text: str) -> Verdict:
-        return verdict_of(first_failure(self.measure_text(text)))
+    def check(self, text: str, lang: str | None = None) -> Verdict:
+        return verdict_of(first_failure(self.measure_text(text, lang)))
 
 
 def first_failure(measurements: Iterable[Measurement]) -> Measurement | None:

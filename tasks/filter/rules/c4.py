@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic import Field
+
 from storage.section import Section
 from tasks.filter.rules import Count, Measurement, TextRule, at_least
 
@@ -42,6 +44,10 @@ class C4Config(Section):
     remove_lorem_ipsum: bool = True
     remove_curly_bracket: bool = True
     min_sentences: Count = 5
+    languages: list[str] = Field(
+        default_factory=lambda: ["en"],
+        description="languages C4's rules apply to: they were made for English (FineWeb-2 drops them elsewhere)",
+    )
 
 
 class C4Filter(TextRule):
@@ -50,7 +56,15 @@ class C4Filter(TextRule):
     name = "c4"
     cfg: C4Config
 
+    def applies(self, doc: dict[str, Any]) -> bool:
+        return (doc.get("lang") or "en") in self.cfg.languages
+
+    def measure(self, doc: dict[str, Any]) -> Iterator[Measurement]:
+        return super().measure(doc) if self.applies(doc) else iter(())
+
     def edit(self, doc: dict[str, Any]) -> Counter:
+        if not self.applies(doc):
+            return Counter()
         doc["text"], dropped = self.clean(doc["text"])
         return Counter({f"c4.lines_dropped.{reason}": n for reason, n in dropped.items()})
 
@@ -79,9 +93,9 @@ class C4Filter(TextRule):
                 kept.append(line)
         return "\n".join(kept).strip(), dropped
 
-    def measure_text(self, text: str) -> Iterator[Measurement]:
+    def measure_text(self, text: str, lang: str | None = None) -> Iterator[Measurement]:
         """Document rules, on text already cleaned by `clean`."""
-        c = self.cfg
+        c = self.cfg_for(lang)
         if c.remove_lorem_ipsum:
             yield Measurement("c4_lorem_ipsum", None, "lorem ipsum" not in text.lower())
         if c.remove_curly_bracket:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from pydantic import Field
 
 from storage.section import Section
 from tasks.filter.rules import Length, Measurement, Ratio, TextRule, at_least, at_most
+from tasks.languages import language
 
 LINE_END_PUNCTUATION = (".", "?", "!", '"', "'", "”", "’", ":", ";")
 
@@ -27,8 +29,12 @@ class FineWebQuality(TextRule):
     name = "fineweb"
     cfg: FineWebConfig
 
-    def measure_text(self, text: str) -> Iterator[Measurement]:
-        c = self.cfg
+    def published(self, settings: dict[str, Any]) -> dict[str, Any]:
+        names = {"line_punct_thr": "min_line_punct_ratio", "new_line_ratio": "max_newline_word_ratio"}
+        return {ours: settings[theirs] for theirs, ours in names.items() if theirs in settings}
+
+    def measure_text(self, text: str, lang: str | None = None) -> Iterator[Measurement]:
+        c = self.cfg_for(lang)
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         if not lines:
             yield Measurement("fineweb_empty", 0.0, False)
@@ -48,6 +54,6 @@ class FineWebQuality(TextRule):
         dup = dup_chars / max(sum(len(ln) for ln in lines), 1)
         if c.max_dup_line_char_ratio is not None:
             yield at_most("fineweb_dup_line_char_ratio", dup, c.max_dup_line_char_ratio)
-        newline_ratio = text.count("\n") / max(len(text.split()), 1)
+        newline_ratio = text.count("\n") / max(len(language(lang).words(text)), 1)
         if c.max_newline_word_ratio is not None:
             yield at_most("fineweb_list_ratio", newline_ratio, c.max_newline_word_ratio)

@@ -5,18 +5,28 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 from storage.section import Section
 from tasks.filter.rules import Count, Length, Measurement, Ratio, TextRule, at_least, at_most
+from tasks.languages import language
 
-STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 BULLETS = ("●", "•", "*", "-", "–", "‣", "◦", "⁃")
 ELLIPSIS = ("...", "…")
 WORD = re.compile(r"\w+|[^\w\s]+")
 
 
-def words_of(text: str) -> list[str]:
-    return text.split()
+def words_of(text: str, lang: str | None = None) -> list[str]:
+    """The words Gopher's quality rules count: the language's (whitespace-separated for English)."""
+    return language(lang).words(text)
+
+
+def repetition_words(text: str, lang: str | None = None) -> list[str]:
+    """The words the repetition rules take n-grams of: word and punctuation runs where the language
+    puts spaces between words (as Gopher), the segmenter's words where it does not."""
+    if language(lang).segmenter == "whitespace":
+        return [w.lower() for w in WORD.findall(text)]
+    return [w.lower() for w in language(lang).words(text)]
 
 
 class GopherQualityConfig(Section):
@@ -54,10 +64,15 @@ class GopherQuality(TextRule):
     name = "gopher_quality"
     cfg: GopherQualityConfig
 
-    def measure_text(self, text: str) -> Iterator[Measurement]:
+    def published(self, settings: dict[str, Any]) -> dict[str, Any]:
+        names = {"min_avg_word_length": "min_mean_word_length", "max_avg_word_length": "max_mean_word_length",
+                 "max_non_alpha_words_ratio": "min_alpha_words_ratio"}  # fmt: skip
+        return {ours: settings[theirs] for theirs, ours in names.items() if theirs in settings}
+
+    def measure_text(self, text: str, lang: str | None = None) -> Iterator[Measurement]:
         """Every enabled rule in order, lazily: `check` stops at the first failure, `explain` reads all."""
-        c = self.cfg
-        words = words_of(text)
+        c = self.cfg_for(lang)
+        words = words_of(text, lang)
         n = len(words)
         if c.min_words is not None:
             yield at_least("gopher_min_words", n, c.min_words)
@@ -82,7 +97,8 @@ class GopherQuality(TextRule):
         alpha = sum(any(ch.isalpha() for ch in w) for w in words) / max(n, 1)
         if c.min_alpha_words_ratio is not None:
             yield at_least("gopher_alpha_words_ratio", alpha, c.min_alpha_words_ratio)
-        stop = sum(w.lower().strip(".,;:!?\"'()") in STOP_WORDS for w in words)
+        stop_words = language(lang).stop_words
+        stop = sum(w.lower().strip(".,;:!?\"'()") in stop_words for w in words)
         if c.min_stop_words is not None:
             yield at_least("gopher_stop_words", stop, c.min_stop_words)
 
@@ -116,8 +132,13 @@ class GopherRepetition(TextRule):
     name = "gopher_repetition"
     cfg: GopherRepetitionConfig
 
-    def measure_text(self, text: str) -> Iterator[Measurement]:
-        c = self.cfg
+    def published(self, settings: dict[str, Any]) -> dict[str, Any]:
+        update = {"max_dup_line_ratio": settings["dup_line_frac"]} if "dup_line_frac" in settings else {}
+        update |= {f"max_top_{n}gram_char_ratio": v for n, v in settings.get("top_n_grams", {}).items()}
+        return update | {f"max_dup_{n}gram_char_ratio": v for n, v in settings.get("dup_n_grams", {}).items()}
+
+    def measure_text(self, text: str, lang: str | None = None) -> Iterator[Measurement]:
+        c = self.cfg_for(lang)
         paragraphs = [p.strip() for p in re.split(r"\n{2,}", text) if p.strip()]
         para_frac, para_char_frac = _dup_fractions(paragraphs)
         if c.max_dup_para_ratio is not None:
@@ -130,7 +151,7 @@ class GopherRepetition(TextRule):
             yield at_most("gopher_dup_line_ratio", line_frac, c.max_dup_line_ratio)
         if c.max_dup_line_char_ratio is not None:
             yield at_most("gopher_dup_line_char_ratio", line_char_frac, c.max_dup_line_char_ratio)
-        words = [w.lower() for w in WORD.findall(text)]
+        words = repetition_words(text, lang)
         for n in (2, 3, 4):
             if (limit := getattr(c, f"max_top_{n}gram_char_ratio")) is not None:
                 ratio = top_ngram_char_ratio(words, n, len(text))

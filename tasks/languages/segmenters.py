@@ -1,0 +1,100 @@
+"""Word segmenters: a language's text as the words its statistics count.
+
+Whitespace is the stated fallback and what English, and every language written with spaces between
+words, uses (Gopher's definition: the sample's figures do not move). Chinese (jieba), Japanese
+(SudachiPy, core dictionary), Korean (Kiwi) and Thai (PyThaiNLP's newmm) have dedicated segmenters, the
+`languages` extra; a script written without spaces whose segmenter is not installed, or that has none
+here (Lao, Khmer, Burmese, Tibetan), counts each letter as a word, which keeps word counts and n-grams
+meaningful instead of treating a whole clause as one word. Each segmenter is loaded once per process,
+when a document of its language first needs it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import unicodedata
+from collections.abc import Callable
+
+log = logging.getLogger("crawl2model")
+
+Segmenter = Callable[[str], list[str]]
+
+
+def whitespace(text: str) -> list[str]:
+    return text.split()
+
+
+def _is_word(token: str) -> bool:
+    """A token with a letter or a digit in it (punctuation and spaces are not words)."""
+    return any(unicodedata.category(ch)[0] in "LN" for ch in token)
+
+
+def letters(text: str) -> list[str]:
+    """Each letter or digit of a script without word boundaries as a word; runs of Latin letters or
+    digits inside it (a product name, a year) stay one word."""
+    out: list[str] = []
+    run = ""
+    for ch in text:
+        if ch.isascii() and ch.isalnum():
+            run += ch
+            continue
+        if run:
+            out.append(run)
+            run = ""
+        if unicodedata.category(ch)[0] in "LN":
+            out.append(ch)
+    if run:
+        out.append(run)
+    return out
+
+
+@functools.cache
+def _jieba() -> Segmenter:
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    return lambda text: [t for t in jieba.lcut(text) if _is_word(t)]
+
+
+@functools.cache
+def _sudachi() -> Segmenter:
+    from sudachipy import Dictionary, SplitMode
+
+    tokenizer = Dictionary(dict="core").create(mode=SplitMode.C)
+    # Sudachi refuses inputs over ~49 kB: segment line by line.
+    return lambda text: [m.surface() for line in text.splitlines() for m in tokenizer.tokenize(line[:12_000])
+                         if _is_word(m.surface())]  # fmt: skip
+
+
+@functools.cache
+def _kiwi() -> Segmenter:
+    from kiwipiepy import Kiwi
+
+    kiwi = Kiwi()
+    return lambda text: [t.form for t in kiwi.tokenize(text) if _is_word(t.form)]
+
+
+@functools.cache
+def _thai() -> Segmenter:
+    from pythainlp.tokenize import word_tokenize
+
+    return lambda text: [t for t in word_tokenize(text, engine="newmm", keep_whitespace=False) if _is_word(t)]
+
+
+LOADERS: dict[str, Callable[[], Segmenter]] = {"jieba": _jieba, "sudachi": _sudachi, "kiwi": _kiwi, "thai": _thai}
+
+
+@functools.cache
+def segmenter(name: str) -> Segmenter:
+    """The segmenter called `name`; `letters` in place of a dedicated one that is not installed (said once)."""
+    if name == "whitespace":
+        return whitespace
+    if name == "letters":
+        return letters
+    try:
+        return LOADERS[name]()
+    except ImportError:
+        log.warning("word segmenter %r is not installed (pip install 'crawl2model[languages]'): counting "
+                    "letters as words for its language", name)  # fmt: skip
+        return letters

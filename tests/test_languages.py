@@ -1,0 +1,139 @@
+"""Every language on the web: words, filter thresholds, length minimums and dedup per language, on
+text written by people in that language (what installed packages ship)."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+
+from tasks.dedup.config import DedupConfig
+from tasks.dedup.stage import run as dedup
+from tasks.documents import FILTER_COLUMNS, write_docs
+from tasks.filter.config import FilterConfig
+from tasks.filter.rules import first_failure
+from tasks.filter.rules.c4 import C4Config, C4Filter
+from tasks.filter.rules.gopher import GopherQuality, GopherQualityConfig, GopherRepetition, GopherRepetitionConfig
+from tasks.filter.stage import build_rules
+from tasks.languages import known_languages, language, words
+from tasks.stage import StageInput
+from tests.conftest import native_text, prose
+
+
+def test_a_thousand_character_japanese_article_counts_hundreds_of_words():
+    article = native_text("ja", 1000)
+    assert len(article) >= 1000
+    assert len(article.split()) < 80  # whitespace sees clauses, not words
+    counted = words(article, "ja")
+    assert len(counted) >= 300 and "開発" in counted
+
+
+@pytest.mark.parametrize("lang", ["zh", "th"])
+def test_chinese_and_thai_text_is_segmented_into_words(lang):
+    text = native_text(lang, 800)
+    counted = words(text, lang)
+    assert len(counted) > 2 * len(text.split()) and all(w.strip() for w in counted)
+    assert sum(len(w) for w in counted) / len(counted) < 6  # words, not clauses
+
+
+def test_korean_words_are_morphemes_not_space_separated_phrases():
+    text = native_text("ko", 800)
+    counted = words(text, "ko")
+    assert len(counted) > len(text.split()) and "필요" in counted and "필요합니다." not in counted
+
+
+def test_english_words_stay_whitespace_words_and_gopher_stop_words():
+    text = prose(2)
+    assert words(text, "en") == text.split() == words(text, None)
+    assert language("en").stop_words == {"the", "be", "to", "of", "and", "that", "have", "with"}
+
+
+def test_a_russian_article_passes_the_stop_word_rule_in_russian_and_not_in_english():
+    article = native_text("ru", 1500)
+    rule = GopherQuality(GopherQualityConfig())
+    in_russian = {m.rule: m for m in rule.measure_text(article, "ru")}
+    as_english = {m.rule: m for m in rule.measure_text(article, "en")}
+    assert in_russian["gopher_stop_words"].passed and in_russian["gopher_stop_words"].value >= 2
+    assert not as_english["gopher_stop_words"].passed
+
+
+def test_thresholds_are_fineweb2s_for_the_document_language_and_the_users_over_them():
+    """A Japanese page is measured against FineWeb-2's Japanese settings (mean word length 1-6,
+    not English's 3-10); `filter.per_language` goes over them; English keeps the config's."""
+    cfg = FilterConfig(per_language={"ja": {"gopher_quality": {"min_words": 500}}})
+    quality = next(r for r in build_rules(cfg) if isinstance(r, GopherQuality))
+    ja, en = quality.cfg_for("ja"), quality.cfg_for("en")
+    assert (ja.min_mean_word_length, ja.max_mean_word_length, ja.min_words) == (1, 6, 500)
+    assert (en.min_mean_word_length, en.max_mean_word_length, en.min_words) == (3.0, 10.0, 50)
+    repetition = next(r for r in build_rules(cfg) if isinstance(r, GopherRepetition))
+    assert repetition.cfg_for("ja").max_top_2gram_char_ratio == pytest.approx(0.239)
+    plain = next(r for r in build_rules(FilterConfig(language_defaults="none")) if isinstance(r, GopherQuality))
+    assert plain.cfg_for("ja").max_mean_word_length == 10.0
+
+
+def test_a_per_language_threshold_that_is_not_one_is_refused_at_validation():
+    with pytest.raises(ValueError, match="per_language.ja.quality: not a rule set with thresholds"):
+        FilterConfig(per_language={"ja": {"quality": {"min_score": 0.5}}})
+    with pytest.raises(ValueError, match="min_words"):
+        FilterConfig(per_language={"ja": {"gopher_quality": {"min_words": -1}}})
+
+
+def test_japanese_and_chinese_articles_pass_the_gopher_rules_that_removed_them_before():
+    """Before: a 2,500-character Chinese article was 45 "words" with a mean length of 56."""
+    quality, repetition = GopherQuality(GopherQualityConfig()), GopherRepetition(GopherRepetitionConfig())
+    for lang in ("ja", "zh"):
+        article = native_text(lang, 2500)
+        failure = first_failure([*quality.measure_text(article, lang), *repetition.measure_text(article, lang)])
+        assert failure is None or failure.rule not in ("gopher_min_words", "gopher_max_mean_word_length"), failure
+
+
+def test_c4_rules_apply_to_english_unless_asked():
+    rule = C4Filter(C4Config(enabled=True))
+    japanese = {"text": native_text("ja", 600), "lang": "ja"}
+    assert rule.edit(dict(japanese)) == {} and list(rule.measure(japanese)) == []
+    asked = C4Filter(C4Config(enabled=True, languages=["en", "ja"]))
+    assert list(asked.measure(japanese))
+
+
+def test_a_short_japanese_page_is_long_enough_where_the_same_english_length_is_not():
+    from tasks.extract.config import ExtractConfig
+
+    minimum = ExtractConfig().min_text_chars
+    page = native_text("ja", 120)[:120]
+    assert language("ja").text_length(page) >= minimum > language("en").text_length(page)
+
+
+def _doc(doc_id: str, text: str, lang: str) -> dict:
+    return {"doc_id": doc_id, "url": f"https://{lang}.example/{doc_id}", "host": f"{lang}.example", "crawl": "c",
+            "warc_path": "w", "fetch_time": "t", "lang": lang, "lang_score": 1.0, "text": text,
+            "n_chars": len(text), "n_words": len(words(text, lang)), "quality_score": 0.5}  # fmt: skip
+
+
+def _one_percent_changed(text: str) -> str:
+    """Every hundredth letter replaced (a typo fixed, a date changed): 1% of the characters."""
+    chars = list(text)
+    letters = [i for i, ch in enumerate(chars) if ch.isalpha()]
+    for i in letters[::100]:
+        chars[i] = "ア" if chars[i] != "ア" else "イ"
+    return "".join(chars)
+
+
+def test_a_japanese_near_duplicate_with_one_percent_of_its_characters_changed_is_removed(tmp_path):
+    original = native_text("ja", 2000)
+    copy = _one_percent_changed(original)
+    other = native_text("ja", 2000, offset=150)
+    rows = [_doc("a-original", original, "ja"), _doc("b-copy", copy, "ja"), _doc("c-other", other, "ja"),
+            _doc("d-english", prose(4), "en")]  # fmt: skip
+    write_docs(rows, tmp_path / "in" / "part-0.parquet", FILTER_COLUMNS)
+    inputs = {"filter": StageInput("filter", "fp", tmp_path / "in", {"files": [{"path": "part-0.parquet",
+                                                                              "kind": "docs"}]})}  # fmt: skip
+    dedup(inputs, DedupConfig(quality_check_docs=0), tmp_path / "out")
+    removed = pq.read_table(tmp_path / "out" / "removed").to_pylist()
+    assert [(r["doc_id"], r["rule"]) for r in removed] == [("b-copy", "near_duplicate")]
+    kept = {r["doc_id"] for r in pq.read_table(tmp_path / "out" / "docs").to_pylist()}
+    assert kept == {"a-original", "c-other", "d-english"}
+
+
+def test_the_registry_covers_every_lid176_language_fineweb2_publishes():
+    known = known_languages()
+    assert {"en", "ja", "zh", "ko", "th", "ru", "ar", "hi"} <= set(known) and len(known) >= 170
+    assert language("ar").settings["fineweb2"] == "arb_Arab" and language("xx").segmenter == "whitespace"
