@@ -42,7 +42,7 @@ def stage_rows(work: Path) -> list[dict[str, Any]]:
     from storage.catalog import Catalog
 
     columns, rows = Catalog(work).query(
-        "select stage, round(seconds, 1) as \"seconds\", docs_in, docs_out, docs_removed from stage_runs "
+        'select stage, round(seconds, 1) as "seconds", docs_in, docs_out, docs_removed from stage_runs '
         "where run_id = (select run_id from runs order by started_at limit 1) order by started_at"
     )
     return [dict(zip(columns, row, strict=True)) for row in rows]

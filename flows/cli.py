@@ -73,6 +73,7 @@ def _options(
 ) -> None:
     ctx.meta["debug"] = debug  # shared with every sub-command's context
 
+
 WorkdirOpt = Annotated[
     Path, typer.Option("--workdir", "-w", envvar="CRAWL2MODEL_WORKDIR", help="where artifacts and the catalog live")
 ]

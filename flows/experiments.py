@@ -139,9 +139,7 @@ def mixture_experiment(
                                   unmapped(str(target_path) if metric == TARGET_METRIC else None))  # fmt: skip
         variants = [f.result() for f in futures]
         if missing := [v["label"] for v in variants if metric not in v["metrics"]]:
-            raise UserError(
-                f"metric {metric!r} not measured for {missing[0]}; known: {sorted(variants[0]['metrics'])}"
-            )
+            raise UserError(f"metric {metric!r} not measured for {missing[0]}; known: {sorted(variants[0]['metrics'])}")
         result, y, loo = fit_mixture(mixtures, variants, natural, metric, concentration, seed)
         result.update(target_domain=target_domain, target_docs=n_target)
         domains = sorted(natural)

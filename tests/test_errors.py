@@ -102,4 +102,3 @@ def test_a_mistake_found_inside_a_stage_is_one_line_without_prefect_tracebacks(t
     assert errors == [errors[0]] and "tokenize.vocab_size=200000 is more than this corpus can give" in errors[0]
     assert "hint: lower tokenize.vocab_size" in done.stderr
     assert list(tmp_path.glob("artifacts/mix/*/manifest.json"))
-

@@ -115,8 +115,13 @@ def synthetic_documents(n: int, seed: int = 0) -> list[dict[str, Any]]:
         docs.append(_sentences(words, rng))
         word_lists.append(words)
     return [
-        {"doc_id": f"synthetic-{i:07d}", "text": text, "lang": "en", "quality_score": None,
-         "n_words": len(text.split())}
+        {
+            "doc_id": f"synthetic-{i:07d}",
+            "text": text,
+            "lang": "en",
+            "quality_score": None,
+            "n_words": len(text.split()),
+        }
         for i, text in enumerate(docs)
     ]
 

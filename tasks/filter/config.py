@@ -133,7 +133,8 @@ class FilterConfig(Section):
     quality_buckets: int = Field(20, ge=2, le=100, description="quality_bucket runs 0..n-1 by percentile rank")
     redact_pii: bool = True
     language_defaults: Literal["fineweb2", "none"] = Field(
-        "fineweb2", description="fineweb2: a document's Gopher, repetition and FineWeb thresholds are FineWeb-2's "
+        "fineweb2",
+        description="fineweb2: a document's Gopher, repetition and FineWeb thresholds are FineWeb-2's "
         "published ones for its language where there are some (English keeps the config's); none: the config's "
         "for every language",
     )
