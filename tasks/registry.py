@@ -45,6 +45,13 @@ def url_rules_from_filter(cfg: Any) -> dict[str, Any]:
     return {"url_rules": None if rules is None or rules.is_empty() else rules}
 
 
+def languages_from_extract(cfg: Any) -> dict[str, Any]:
+    """The yardstick measures the run's languages (extract.languages) unless given its own list."""
+    if cfg.yardstick.languages is not None:
+        return {}
+    return {"languages": cfg.extract.languages}
+
+
 def benchmarks_from_evaluate(cfg: Any) -> dict[str, Any]:
     """The token stream is decontaminated against the benchmarks evaluate will score, unless
     tokenize.eval_benchmarks is set by hand."""
@@ -64,7 +71,7 @@ BUILTIN_STAGES: tuple[StageSpec, ...] = (
               derived=("url_rules",), streaming=Streaming("acquire", lambda acquire_cfg: acquire_cfg.stream),
               explain_columns=("warc_path", "warc_offset", "lang", "lang_score", "n_words")),
     # Evaluation text pinned at the extract boundary: the same for every curation downstream.
-    StageSpec("yardstick", ("extract",), YardstickConfig, "2", yardstick.run),
+    StageSpec("yardstick", ("extract",), YardstickConfig, "2", yardstick.run, derive=languages_from_extract),
     StageSpec("filter", ("extract",), FilterConfig, "6", filter_.run, preflight=filter_.preflight,
               explain_columns=("quality_score", "n_words")),
     StageSpec("dedup", ("filter",), DedupConfig, "6", dedup.run, explain_columns=("dup_cluster", "dup_cluster_size")),

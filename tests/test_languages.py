@@ -137,3 +137,22 @@ def test_the_registry_covers_every_lid176_language_fineweb2_publishes():
     known = known_languages()
     assert {"en", "ja", "zh", "ko", "th", "ru", "ar", "hi"} <= set(known) and len(known) >= 170
     assert language("ar").settings["fineweb2"] == "arb_Arab" and language("xx").segmenter == "whitespace"
+
+
+def test_a_classifier_never_removes_a_language_it_was_not_trained_for():
+    """The built-in classifier learns English reference text: a Japanese page passes it unscored and
+    is counted, instead of being removed by a score that means nothing (23 of 23 before)."""
+    from collections import Counter
+
+    from tasks.filter.config import QualityClassifierConfig
+    from tasks.filter.ensemble import PreparedClassifier
+    from tasks.filter.rules import measure_all
+    from tasks.filter.rules.quality import QualityClassifier
+
+    classifier = PreparedClassifier(QualityClassifierConfig(), "/no/model/needed.bin", 0.5, ())
+    page = {"doc_id": "ja-1", "text": native_text("ja", 500), "lang": "ja"}
+    stats = Counter()
+    assert measure_all(page, [QualityClassifier(classifier)], stats) == []
+    assert stats == {"quality_classifier.unscored.ja": 1} and page.get("quality_score") is None
+    everywhere = QualityClassifierConfig(languages="all")
+    assert everywhere.scores("ja") and not QualityClassifierConfig().scores("ja")

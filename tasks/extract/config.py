@@ -11,11 +11,14 @@ from tasks.url_rules import UrlRules
 
 
 class ExtractConfig(Section):
-    languages: list[str] = Field(
+    languages: Literal["all"] | list[str] = Field(
         default_factory=lambda: ["en"], min_length=1,
-        description="lid.176 language codes whose pages are kept (others are removed, rule `lang`); "
-        "yardstick.languages is the yardstick's own list",
+        description="lid.176 language codes whose pages are kept (others are removed, rule `lang`), or `all`; "
+        "the run's languages: the yardstick follows them unless yardstick.languages is set",
     )  # fmt: skip
+
+    def keeps(self, lang: str) -> bool:
+        return self.languages == "all" or lang in self.languages
     # FineWeb uses 0.65; the sample is code-heavy documentation, which fastText scores lower.
     min_lang_score: float = Field(
         0.3, ge=0.0, le=1.0, description="minimum fastText language-id confidence (rule `lang_score`), all languages"

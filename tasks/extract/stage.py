@@ -165,7 +165,7 @@ def process_record(
     if language(lang).text_length(text) < cfg.min_text_chars:  # in English characters' worth
         return doc, "too_short", len(text), lang
     doc.update(lang=lang, lang_score=score, text=text, n_chars=len(text), n_words=count_words(text, lang))
-    if lang not in cfg.languages:
+    if not cfg.keeps(lang):
         return doc, "lang", score, lang
     if score < cfg.min_lang_score:
         return doc, "lang_score", score, lang

@@ -63,6 +63,12 @@ class ReferenceSource(Section):
 
 class QualityClassifierConfig(Section):
     name: str = Field("quality", pattern=r"^[a-z][a-z0-9_]*$", description="the classifier's key in quality_scores")
+    languages: Literal["all"] | list[str] = Field(
+        default_factory=lambda: ["en"], min_length=1,
+        description="the languages the classifier scores (its reference text's, or a published model's): a "
+        "document in another passes unscored, counted as <name>.unscored.<lang>, never removed by a score that "
+        "means nothing; its training and threshold samples hold these languages only",
+    )  # fmt: skip
     enabled: bool = True
     min_score: float = Field(0.01, ge=0.0, le=1.0, description="P(reference-like) below this is removed")
     reference_paths: list[ReferenceSource] = Field(
@@ -103,6 +109,10 @@ class QualityClassifierConfig(Section):
                 if not os.path.isfile(path):
                     raise ValueError(f"no such file: {path}")
         return sources
+
+    def scores(self, lang: str | None) -> bool:
+        """Whether this classifier's score means something for a document in `lang`."""
+        return self.languages == "all" or (lang or "en") in self.languages
 
     @model_validator(mode="after")
     def _one_model_source(self) -> QualityClassifierConfig:

@@ -62,9 +62,8 @@ def train_classifier(
 ) -> dict[str, float]:
     positives = reference_texts(cfg, cache_dir)
     # Hash-ranked sample: the same documents whatever the shard order or count.
-    ranked = sorted(
-        (unit_interval(cfg.seed, row["doc_id"]), row["text"]) for row in iter_rows(doc_paths, ["doc_id", "text"])
-    )
+    ranked = sorted((unit_interval(cfg.seed, row["doc_id"]), row["text"])
+                    for row in iter_rows(doc_paths, ["doc_id", "text", "lang"]) if cfg.scores(row.get("lang")))  # fmt: skip
     # Balanced classes keep the score calibrated around the decision boundary.
     negatives = [text for _, text in ranked[: min(cfg.negatives, len(positives))]]
     lines = [f"{POSITIVE} {one_line(t)}" for t in positives] + [f"{NEGATIVE} {one_line(t)}" for t in negatives]
@@ -107,9 +106,9 @@ def sample_scores(
 ) -> list[float]:
     """Scores of a hash-chosen sample of up to `sample` documents, highest first: the classifier's
     distribution, for its keep threshold and its percentile buckets."""
-    ranked = sorted(
-        (unit_interval(cfg.seed, "top", row["doc_id"]), row["text"]) for row in iter_rows(doc_paths, ["doc_id", "text"])
-    )[:sample]
+    rows = iter_rows(doc_paths, ["doc_id", "text", "lang"])
+    ranked = sorted((unit_interval(cfg.seed, "top", r["doc_id"]), r["text"]) for r in rows if cfg.scores(r.get("lang")))
+    ranked = ranked[:sample]
     return sorted((score_text(model_path, text, cfg) for _, text in ranked), reverse=True)
 
 

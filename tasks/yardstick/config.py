@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from storage.section import Section
@@ -16,9 +18,9 @@ class YardstickConfig(Section):
     min_words: int = Field(50, ge=1)
     max_words: int = Field(20_000, ge=1)
     min_alpha_words: float = Field(0.8, ge=0.0, le=1.0, description="share of words with a letter")
-    languages: list[str] = Field(
-        default_factory=lambda: ["en"], min_length=1,
-        description="languages whose documents may be pinned (set it beside extract.languages)",
+    languages: Literal["all"] | list[str] | None = Field(
+        None, min_length=1,
+        description="languages whose documents may be pinned, or `all`; unset: the run's (extract.languages)",
     )  # fmt: skip
     min_lang_score: float = Field(0.65, ge=0.0, le=1.0, description="language-id confidence a pinned document needs")
     shingle_words: int = Field(5, ge=1, le=32)

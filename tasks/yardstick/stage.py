@@ -35,7 +35,8 @@ LETTER = re.compile(r"[^\W\d_]")
 
 def fixed_rule_failure(doc: dict[str, Any], cfg: YardstickConfig) -> str | None:
     """The first fixed cleaning rule a candidate fails (language, length, words with letters)."""
-    if doc["lang"] not in cfg.languages or (doc["lang_score"] or 0.0) < cfg.min_lang_score:
+    languages = cfg.languages or ["en"]  # set from extract.languages by the pipeline (the registry's derive)
+    if (languages != "all" and doc["lang"] not in languages) or (doc["lang_score"] or 0.0) < cfg.min_lang_score:
         return "language"
     counted = words(doc["text"], doc["lang"])
     if not cfg.min_words <= len(counted) <= cfg.max_words:

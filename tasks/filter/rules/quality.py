@@ -3,6 +3,7 @@ The primary classifier's score is the `quality_score` column; every one's is in 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +20,12 @@ class QualityClassifier(Rule):
         self.name = rule_name(classifier.cfg.name)
         self.column = "quality_score" if classifier.cfg.name == PRIMARY else None
 
+    def edit(self, doc: dict[str, Any]) -> Counter:
+        """Nothing is edited: a document in a language the classifier was not trained for is counted."""
+        lang = doc.get("lang") or "en"
+        return Counter() if self.classifier.cfg.scores(lang) else Counter({f"{self.name}.unscored.{lang}": 1})
+
     def measure(self, doc: dict[str, Any]) -> Iterator[Measurement]:
         c = self.classifier
-        yield at_least(self.name, score_text(c.model_path, doc["text"], c.cfg), c.threshold)
+        if c.cfg.scores(doc.get("lang")):  # else no measurement: unscored, kept by this rule
+            yield at_least(self.name, score_text(c.model_path, doc["text"], c.cfg), c.threshold)
