@@ -186,3 +186,12 @@ def test_sample_run_benchmark_records_the_funnel_and_the_yardstick(tmp_path):
     low, high = report["yardstick_bits_per_byte"]["ci"]
     assert low < report["yardstick_bits_per_byte"]["value"] < high
     assert report["cached_run_s"] < report["first_run_s"]
+
+
+def test_segmenters_benchmark_measures_each_language(tmp_path):
+    subprocess.run([sys.executable, "benchmarks/segmenters.py", "--docs", "5", "--chars", "300", "--languages",
+                    "en,ja,th", "--out", str(tmp_path)], cwd=ROOT, check=True, capture_output=True)  # fmt: skip
+    [result] = tmp_path.glob("*-segmenters.json")
+    report = json.loads(result.read_text())["results"]
+    assert report["ja"]["segmenter"] == "sudachi" and report["ja"]["words_per_doc"] > report["en"]["words_per_doc"] / 3
+    assert all(r["docs_per_s"] > 0 for r in report.values())

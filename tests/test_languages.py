@@ -156,3 +156,27 @@ def test_a_classifier_never_removes_a_language_it_was_not_trained_for():
     assert stats == {"quality_classifier.unscored.ja": 1} and page.get("quality_score") is None
     everywhere = QualityClassifierConfig(languages="all")
     assert everywhere.scores("ja") and not QualityClassifierConfig().scores("ja")
+
+
+def test_the_report_flags_a_rule_that_removes_one_language_far_more_than_the_others(tmp_path):
+    from tasks.documents import removed_row, write_removed
+    from tasks.evaluate.languages import language_funnel
+
+    docs = [_doc(f"en-{i}", prose(1, offset=i), "en") for i in range(20)]
+    docs += [_doc(f"ja-{i}", native_text("ja", 300, offset=i * 10), "ja") for i in range(20)]
+    write_docs(docs, tmp_path / "extract" / "docs" / "part-0.parquet")
+    gone = {f"ja-{i}" for i in range(15)} | {"en-0"}
+    write_docs([d for d in docs if d["doc_id"] not in gone], tmp_path / "filter" / "docs" / "part-0.parquet",
+               FILTER_COLUMNS)  # fmt: skip
+    write_removed([removed_row(d, "filter", "gopher_min_words", 10) for d in docs if d["doc_id"] in gone],
+                  tmp_path / "filter" / "removed" / "part-0.parquet")  # fmt: skip
+
+    def output(stage: str, kinds: tuple[str, ...]) -> StageInput:
+        files = [{"path": f"{kind}/part-0.parquet", "kind": kind} for kind in kinds]
+        return StageInput(stage, "fp", tmp_path / stage, {"files": files})
+
+    inputs = {"extract": output("extract", ("docs",)), "filter": output("filter", ("docs", "removed"))}
+    funnel = language_funnel(inputs, ["extract", "filter"])
+    filtered = funnel["stages"][1]
+    assert filtered["in"] == {"en": 20, "ja": 20} and filtered["removed"]["gopher_min_words"] == {"ja": 15, "en": 1}
+    assert funnel["flags"] == ["filter.gopher_min_words removes 75% of ja documents (15/20) against 5% of the others"]

@@ -73,6 +73,8 @@ def render_report(r: dict[str, Any]) -> str:
         parts += ["", "The quality classifier against the LLM judge on held-out annotations:", ""]
         parts.append(markdown_table(["judge score", "classifier: drop", "classifier: keep"],
                                     [[score, *row] for score, row in enumerate(r["judge_confusion"])]))  # fmt: skip
+    if len(r["languages"]["languages"]) > 1:
+        parts += _languages_section(r["languages"])
     if r["planted"]:
         parts += _planted_section(r["planted"], r["pii"], r["planted_split"])
     parts += _examples_section(r["removed_examples"], r["kept_examples"])
@@ -86,6 +88,23 @@ def render_report(r: dict[str, Any]) -> str:
     parts += ["", "## Sample generations", ""]
     parts += [f"- **{g['prompt']}** {g['completion'].strip()}" for g in r["generations"]]
     return "\n".join(parts) + "\n"
+
+
+def _languages_section(funnel: dict[str, Any], shown: int = 8) -> list[str]:
+    """Documents in per language at each stage, and each rule's removals as a share of them."""
+    langs = funnel["languages"][:shown]
+    rows = []
+    for stage in funnel["stages"]:
+        rows.append([f"**{stage['stage']}** in", *[stage["in"].get(lang, "") for lang in langs]])
+        for rule, by_lang in sorted(stage["removed"].items()):
+            cells = [f"{by_lang[lang]} ({by_lang[lang] / stage['in'][lang]:.0%})" if by_lang.get(lang) else ""
+                     for lang in langs]  # fmt: skip
+            rows.append([f"{stage['stage']}: {rule}", *cells])
+    intro = (f"Documents in, and removed by each rule (share of that language's documents in the stage); the "
+             f"{len(langs)} largest languages.")  # fmt: skip
+    parts = ["", "## Per language", "", intro, "", markdown_table(["", *langs], rows)]
+    parts += ["", *[f"> flag: {f}" for f in funnel["flags"]]] if funnel["flags"] else []
+    return parts
 
 
 def _tokens_cell(f: dict[str, Any]) -> str:

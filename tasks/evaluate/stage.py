@@ -14,6 +14,7 @@ from model.items import items_as_rows
 from storage.shards import atomic_write_bytes, atomic_write_json, iter_rows, write_parquet
 from tasks.evaluate.about import kept_examples, planted_split, removal_examples, run_facts, tokens_seen
 from tasks.evaluate.config import EvaluateConfig
+from tasks.evaluate.languages import language_funnel
 from tasks.evaluate.report import mixture_png, render_html, render_report, training_curves_png
 from tasks.sample.ground_truth import load_ground_truth, pii_leaks, pii_redaction_quality, removals, score_planted
 from tasks.stage import StageInput, StageOutcome
@@ -68,7 +69,8 @@ def run(inputs: dict[str, StageInput], cfg: EvaluateConfig, out: Path) -> StageO
     atomic_write_bytes(out / "report.md", report.encode())
     _write_figures(inputs, out)
     atomic_write_bytes(out / "report.html", render_html(report, "crawl2model run report", out).encode())
-    keys = ("evals", "domains", "tasks", "yardstick", "planted", "pii", "funnel", "training", "dedup_quality")
+    keys = ("evals", "domains", "tasks", "yardstick", "planted", "pii", "funnel", "training", "dedup_quality",
+            "languages")  # fmt: skip
     atomic_write_json(out / "eval.json", {k: results[k] for k in keys})
     atomic_write_json(out / "generations.json", scored["generations"])
     return _outcome(results)
@@ -124,7 +126,8 @@ def _data_scores(inputs: dict[str, StageInput], evals: dict[str, float]) -> dict
             "kept_examples": kept_examples(inputs["mix"]),
             "planted_split": planted_split(truth, removals(removed_paths)) if truth_files else {},
             "quality_measures": {k: measured[k] for k in QUALITY_MEASURES if k in measured},
-            "judge_confusion": filtered.get("quality_judge_confusion")}  # fmt: skip
+            "judge_confusion": filtered.get("quality_judge_confusion"),
+            "languages": language_funnel(inputs, stages)}  # fmt: skip
 
 
 QUALITY_MEASURES = ("extract_word_precision", "extract_word_recall", "quality_heldout_accuracy",

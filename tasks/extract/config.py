@@ -19,6 +19,7 @@ class ExtractConfig(Section):
 
     def keeps(self, lang: str) -> bool:
         return self.languages == "all" or lang in self.languages
+
     # FineWeb uses 0.65; the sample is code-heavy documentation, which fastText scores lower.
     min_lang_score: float = Field(
         0.3, ge=0.0, le=1.0, description="minimum fastText language-id confidence (rule `lang_score`), all languages"

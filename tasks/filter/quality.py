@@ -62,8 +62,8 @@ def train_classifier(
 ) -> dict[str, float]:
     positives = reference_texts(cfg, cache_dir)
     # Hash-ranked sample: the same documents whatever the shard order or count.
-    ranked = sorted((unit_interval(cfg.seed, row["doc_id"]), row["text"])
-                    for row in iter_rows(doc_paths, ["doc_id", "text", "lang"]) if cfg.scores(row.get("lang")))  # fmt: skip
+    rows = iter_rows(doc_paths, ["doc_id", "text", "lang"])
+    ranked = sorted((unit_interval(cfg.seed, r["doc_id"]), r["text"]) for r in rows if cfg.scores(r.get("lang")))
     # Balanced classes keep the score calibrated around the decision boundary.
     negatives = [text for _, text in ranked[: min(cfg.negatives, len(positives))]]
     lines = [f"{POSITIVE} {one_line(t)}" for t in positives] + [f"{NEGATIVE} {one_line(t)}" for t in negatives]
