@@ -69,8 +69,13 @@ def funnel_diff(catalog: Catalog, a: str, b: str) -> list[tuple]:
     # Per-rule removals of every stage that counts documents (the stages in the funnel above).
     counting = tuple(dict.fromkeys(r[0] for r in [*rows_a, *rows_b]))
     rules_a, rules_b = _stage_metrics(catalog, a, counting), _stage_metrics(catalog, b, counting)
+    ran_a, ran_b = {r[0] for r in rows_a}, {r[0] for r in rows_b}
     for key in sorted(k for k in set(rules_a) | set(rules_b) if ":removed." in k):
-        va, vb = rules_a.get(key, 0.0), rules_b.get(key, 0.0)
+        stage = key.split(":", 1)[0]
+        # A rule a run's stage did not fire removed 0 there; a stage the run did not record (a slice of
+        # the pipeline, an experiment's variant) says nothing: blank, and no difference.
+        va = rules_a.get(key, 0.0) if stage in ran_a else None
+        vb = rules_b.get(key, 0.0) if stage in ran_b else None
         if va != vb:
             out.append((key.replace(":removed.", " removed: "), None, va, vb, _delta(va, vb)))
     return out

@@ -121,3 +121,26 @@ def test_an_experiment_table_puts_runs_in_columns_and_metrics_in_rows():
     heads, body = runs_as_columns(columns, rows)
     assert heads == ["metric", "raw-seed0 (run-aaaa)", "full-seed0 (run-bbbb)"]
     assert body == [("setting", "{}", "{}"), ("yardstick_bits_per_byte", 1.9, 1.8), ("task.cloze.acc", 0.3, 0.31)]
+
+
+def test_compare_says_nothing_of_a_stage_the_other_run_did_not_record(tmp_path):
+    """B ran a slice (an experiment variant from mix on): A's extract removals are not "B removed 0,
+    B - A = -8" but blank."""
+    from storage.catalog import Catalog, now
+    from storage.compare import funnel_diff
+
+    catalog = Catalog(tmp_path)
+
+    def record(run: str, stage: str, fingerprint: str, removed_lang: int) -> None:
+        manifest = {"counts": {"docs_in": 100, "docs_out": 100 - removed_lang, "docs_removed": removed_lang},
+                    "metrics": [{"name": "removed.lang", "value": float(removed_lang), "step": None}],
+                    "files": [], "output_dir": str(tmp_path / stage)}  # fmt: skip
+        catalog.record_stage(run, stage, fingerprint, manifest, cache_hit=False, started_at=now(), parents=[])
+
+    for run in ("run-a", "run-b"):
+        catalog.start_run(run, "sample", {})
+    record("run-a", "extract", "fp-extract", 8)
+    record("run-a", "mix", "fp-mix-a", 0)
+    record("run-b", "mix", "fp-mix-b", 0)
+    rows = {row[0]: row for row in funnel_diff(catalog, "run-a", "run-b")}
+    assert rows["extract removed: lang"] == ("extract removed: lang", None, 8.0, None, None)
