@@ -116,7 +116,9 @@ def resolve_config(
     if isinstance(config, PipelineConfig) and config_path is None and base is None:
         return config
     if isinstance(config, PipelineConfig):
-        config = config.model_dump(mode="json")
+        # Prefect validates a deployment's `config` parameter into a PipelineConfig: only the values the
+        # caller gave go over the base (the defaults must not overwrite the run being repeated).
+        config = config.model_dump(mode="json", exclude_unset=True)
     if base is None and config_path is None:
         return PipelineConfig.model_validate(config or {})
     if base is None:

@@ -92,3 +92,17 @@ def test_the_stage_deployment_applies_its_changes_over_the_latest_run(tmp_path):
     assert (cfg.tokenize.seq_len, cfg.train.n_layer, cfg.filter.gopher_quality.min_words) == (32, 1, 80)
     assert "eval_benchmarks" not in base["tokenize"] and "config_changes" not in base["evaluate"]
     assert cfg.stage("evaluate").config_changes["filter.gopher_quality.min_words"] == 80
+
+
+def test_changes_validated_by_prefect_into_a_config_still_go_over_the_base_alone(tmp_path):
+    """Prefect turns a deployment's `config` dict into a PipelineConfig (the parameter's type): its
+    defaults must not overwrite the repeated run's or the YAML file's values."""
+    from flows import pipeline
+    from tasks.config import PipelineConfig
+
+    base = {"acquire": {"sample_pages": 300}, "train": {"n_layer": 1}}
+    as_prefect_gives_it = PipelineConfig.model_validate({"filter": {"gopher_quality": {"min_words": 80}}})
+    cfg = pipeline.resolve_config(as_prefect_gives_it, None, base)
+    assert (cfg.acquire.sample_pages, cfg.train.n_layer, cfg.filter.gopher_quality.min_words) == (300, 1, 80)
+    from_yaml = pipeline.resolve_config(as_prefect_gives_it, str(ROOT / "configs" / "commoncrawl.yaml"))
+    assert from_yaml.acquire.source == "commoncrawl" and from_yaml.filter.gopher_quality.min_words == 80
