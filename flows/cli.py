@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import io
@@ -9,7 +10,9 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -124,22 +127,30 @@ def run(
     cfg = load_config(config, overrides or [])
     _check_before_prefect(cfg, workdir, only, start, until, force or [])
     _prefect_env(workdir)
-    _watch_this_run()
     started = time.perf_counter()
-    summary = _run_pipeline(cfg, workdir, only=only, start=start, until=until, force=force or [])
+    with _watched():
+        summary = _run_pipeline(cfg, workdir, only=only, start=start, until=until, force=force or [])
     _print_summary(summary, workdir, time.perf_counter() - started)
 
 
-def _watch_this_run() -> None:
-    """If this process is killed, a detached watcher ends the temporary server and workers it started
-    (one watcher per process: it watches for as long as the process lives). Ctrl-C stops the run at
-    once, with one line (`_stop_on_interrupt`)."""
+@contextlib.contextmanager
+def _watched() -> Iterator[None]:
+    """While a run lasts: if this process is killed, a detached watcher ends the temporary server and
+    workers it started (one watcher per process: it watches for as long as the process lives), and
+    Ctrl-C stops the run at once with one line (`_stop_on_interrupt`; the previous handler comes back
+    after the run, so a process that calls the CLI in-process keeps its own)."""
     from flows.reaper import start_reaper
 
     global _watcher
     if _watcher is None:
         _watcher = start_reaper()
-    signal.signal(signal.SIGINT, _stop_on_interrupt)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _stop_on_interrupt) if main_thread else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _stop_on_interrupt(signum: int, frame: object) -> None:
@@ -573,8 +584,8 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override a conf
 def _run_experiment(workdir: Path, start) -> None:
     """Run an experiment flow; print where its report is."""
     _prefect_env(workdir)
-    _watch_this_run()
-    result = start()
+    with _watched():
+        result = start()
     console.print(f"experiment {result['experiment_id']}: report {result['report']}")
 
 

@@ -102,3 +102,20 @@ def test_a_mistake_found_inside_a_stage_is_one_line_without_prefect_tracebacks(t
     assert errors == [errors[0]] and "tokenize.vocab_size=200000 is more than this corpus can give" in errors[0]
     assert "hint: lower tokenize.vocab_size" in done.stderr
     assert list(tmp_path.glob("artifacts/mix/*/manifest.json"))
+
+
+def test_the_ctrl_c_handler_is_the_runs_alone(tmp_path, monkeypatch):
+    """While a run lasts SIGINT ends it with one line; after it, the caller's own handler is back (a
+    process calling the CLI in-process, as these tests do, keeps its Ctrl-C)."""
+    import signal
+
+    import flows.cli
+
+    during = []
+    monkeypatch.setattr(
+        flows.cli, "_run_pipeline", lambda *a, **k: during.append(signal.getsignal(signal.SIGINT)) or []
+    )
+    before = signal.getsignal(signal.SIGINT)
+    result = cli("run", "--workdir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert during == [flows.cli._stop_on_interrupt] and signal.getsignal(signal.SIGINT) is before
