@@ -180,3 +180,22 @@ def test_the_report_flags_a_rule_that_removes_one_language_far_more_than_the_oth
     filtered = funnel["stages"][1]
     assert filtered["in"] == {"en": 20, "ja": 20} and filtered["removed"]["gopher_min_words"] == {"ja": 15, "en": 1}
     assert funnel["flags"] == ["filter.gopher_min_words removes 75% of ja documents (15/20) against 5% of the others"]
+
+
+def test_a_chinese_benchmark_item_decontaminates_the_document_that_contains_it():
+    """Benchmark n-grams in the benchmark's script: a Chinese item had no [a-z0-9] words at all, so it
+    was "too short" and every document containing it trained."""
+    from tasks.tokenize.decontaminate import ContaminationIndex
+
+    item = "这种语言具有非常简捷而清晰的语法特点，适合完成各种高层任务"
+    index = ContaminationIndex(13)
+    index.add("cmmlu:7", item)
+    assert index.items == 1 and index.too_short == 0
+    page = native_text("zh", 600) + "\n\n" + item + "。"
+    assert index.match(page)[1] == "cmmlu:7"
+    assert index.match(native_text("zh", 600, offset=50)) is None
+    english = ContaminationIndex(13)
+    english.add("q:1", "which statement about the evaluation order of python expressions is correct here in practice")
+    assert english.match(
+        "Quiz: Which statement about the evaluation order of Python expressions is correct here in practice?"
+    )

@@ -49,6 +49,30 @@ def letters(text: str) -> list[str]:
     return out
 
 
+# Scripts written without spaces between words, by the first word of their letters' Unicode names.
+UNSPACED_SCRIPTS = frozenset({"CJK", "HIRAGANA", "KATAKANA", "THAI", "LAO", "KHMER", "MYANMAR", "TIBETAN"})
+
+
+@functools.cache
+def unspaced_letter(ch: str) -> bool:
+    return unicodedata.name(ch, "").split(" ", 1)[0] in UNSPACED_SCRIPTS
+
+
+def script_words(token: str) -> list[str]:
+    """A run of letters split where no language tag is at hand (benchmark items): letters of scripts
+    written without spaces each on their own, runs of the other scripts whole."""
+    if token.isascii() or not any(unspaced_letter(ch) for ch in token):
+        return [token]
+    out, run = [], ""
+    for ch in token:
+        if unspaced_letter(ch):
+            out += [run, ch] if run else [ch]
+            run = ""
+        else:
+            run += ch
+    return out + ([run] if run else [])
+
+
 @functools.cache
 def _jieba() -> Segmenter:
     import jieba

@@ -2,7 +2,10 @@
 
 Items come from the benchmark files the evaluate stage will score (loaded with the same loaders);
 texts are compared as lower-cased word sequences, as in the GPT-3 and lm-evaluation-harness
-decontamination. Items shorter than n words are too short to match reliably and are counted, not used.
+decontamination: runs of letters and digits in any script, where a script written without spaces
+between words (Chinese, Japanese, Thai ...) counts each letter as a word, so a benchmark in such a
+language has n-grams at all. Items shorter than n words are too short to match reliably and are
+counted, not used.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ from dataclasses import dataclass, field
 
 from model.item_formats import load as load_items
 from tasks.benchmarks import BenchmarkConfig
+from tasks.languages.segmenters import script_words
 
-WORD = re.compile(r"[a-z0-9]+")
+WORD = re.compile(r"[^\W_]+")  # letters and digits of any script (ASCII: [a-z0-9] once lower-cased)
 
 
 def _words(text: str) -> list[str]:
-    return WORD.findall(text.lower())
+    return [w for token in WORD.findall(text.lower()) for w in script_words(token)]
 
 
 def _gram_hash(words: list[str]) -> bytes:
