@@ -199,3 +199,19 @@ def test_a_chinese_benchmark_item_decontaminates_the_document_that_contains_it()
     assert english.match(
         "Quiz: Which statement about the evaluation order of Python expressions is correct here in practice?"
     )
+
+
+@pytest.mark.slow
+def test_dedup_recall_on_generated_near_duplicates_in_eight_languages(tmp_path):
+    """Generated near-duplicates over each language's own vocabulary (gettext catalogs), shingled as
+    the language is: recall >= 0.95 on the pairs with Jaccard >= 0.8, no unjustified removal."""
+    from tasks.dedup.quality_check import language_quality, measure_quality
+
+    cfg = DedupConfig(quality_check_docs_per_language=600)
+    for lang in ("en", "zh", "ja", "ko", "th", "ru", "ar", "hi"):
+        result = language_quality(lang, cfg, tmp_path / lang)
+        assert result["pairs_ge_0.8"] >= 100, (lang, result)
+        assert result["recall_ge_0.8"] >= 0.95 and result["precision"] >= 0.95, (lang, result)
+    both = measure_quality([], DedupConfig(quality_check_docs=300, quality_check_languages=["ja"],
+                                           quality_check_docs_per_language=300), tmp_path / "both")  # fmt: skip
+    assert set(both["languages"]) == {"ja"} and both["languages"]["ja"]["docs"] == 300

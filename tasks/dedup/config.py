@@ -32,6 +32,11 @@ class DedupConfig(Section):
     quality_check_docs: int = Field(
         20000, ge=0, description="synthetic near-duplicate documents added to measure P/R vs exact Jaccard; 0 = off"
     )
+    quality_check_languages: list[str] = Field(
+        default_factory=list, description="also measure on generated near-duplicates in these languages (words from "
+        "text the installed packages ship, shingled as the language is): recall and precision per language",
+    )  # fmt: skip
+    quality_check_docs_per_language: int = Field(2000, ge=100, description="generated documents per extra language")
     seed: int = 1
 
     @model_validator(mode="after")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import string
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -40,22 +40,41 @@ def _vocabulary(rng: np.random.Generator, size: int) -> list[str]:
     return sorted(words)
 
 
-def _sentences(words: list[str], rng: np.random.Generator) -> str:
+def _sentences(words: list[str], rng: np.random.Generator, spaced: bool = True) -> str:
+    """Sentences of 8-20 words; a language written without spaces joins its words and ends with 。."""
     out, i = [], 0
     while i < len(words):
         n = int(rng.integers(8, 21))
         chunk = words[i : i + n]
-        out.append(chunk[0].capitalize() + " " + " ".join(chunk[1:]) + ".")
+        out.append(chunk[0].capitalize() + " " + " ".join(chunk[1:]) + "." if spaced else "".join(chunk) + "。")
         i += n
-    return " ".join(out)
+    return (" " if spaced else "").join(out)
+
+
+def language_vocabulary(lang: str) -> list[str]:
+    """The distinct words, as the language counts them, of the text in `lang` that installed packages
+    ship (gettext catalogs): a real vocabulary for generated documents in that language."""
+    from tasks.languages import words
+    from tasks.sample.sources import translation_texts
+
+    texts = translation_texts().get(lang)
+    if not texts:
+        raise ValueError(f"no text in {lang!r} among the installed packages' catalogs")
+    # Words of the language itself (not the product names and codes the catalogs carry), most frequent
+    # first: the Zipf draw then follows the language's own frequencies.
+    counts = Counter(w.lower() for text in texts for w in words(text, lang) if not w.isascii())
+    return [w for w, _ in sorted(counts.items(), key=lambda wc: (-wc[1], wc[0]))]
 
 
 class _WordSource:
     """Zipf-distributed words drawn in blocks (one rng.choice per block, not per word)."""
 
-    def __init__(self, rng: np.random.Generator, size: int = 8000, block: int = 1 << 16):
+    def __init__(self, rng: np.random.Generator, size: int = 8000, block: int = 1 << 16,
+                 vocabulary: list[str] | None = None):  # fmt: skip
         self.rng, self.block = rng, block
-        self.vocab = np.array(_vocabulary(rng, size), dtype=object)
+        vocabulary = vocabulary if vocabulary is not None else _vocabulary(rng, size)
+        size = len(vocabulary)
+        self.vocab = np.array(vocabulary, dtype=object)
         weights = 1.0 / np.arange(1, size + 1) ** 1.05
         self.weights = weights / weights.sum()
         self.pool: list[str] = []
@@ -88,22 +107,25 @@ def _mutate(words: list[str], rate: float, source: _WordSource, rng: np.random.G
     return out
 
 
-def synthetic_documents(n: int, seed: int = 0) -> list[dict[str, Any]]:
+def synthetic_documents(n: int, seed: int = 0, lang: str = "en") -> list[dict[str, Any]]:
     """`n` documents: 60% originals over a Zipf vocabulary, 40% edited copies of them.
 
     Edit rates are spread so that pair similarities cover the whole range around any threshold
     (a 5-gram loses about 5x the word edit rate), plus verbatim copies with changed case and
     punctuation, added headers/footers, and copies of copies.
     """
+    from tasks.languages import language
+
     rng = np.random.default_rng(seed)
-    source = _WordSource(rng)
+    source = _WordSource(rng, vocabulary=None if lang == "en" else language_vocabulary(lang))
+    spaced = language(lang).spaced
     n_orig = max(1, int(n * 0.6))
     word_lists = [source.take(int(rng.integers(60, 600))) for _ in range(n_orig)]
-    docs = [_sentences(w, rng) for w in word_lists]
+    docs = [_sentences(w, rng, spaced) for w in word_lists]
     while len(docs) < n:
         base = word_lists[int(rng.integers(len(word_lists)))]
         if rng.random() < 0.05:
-            docs.append(_sentences(base, rng).upper().replace(".", " !"))
+            docs.append(_sentences(base, rng, spaced).upper().replace(".", " !").replace("。", "！"))
             word_lists.append(base)
             continue
         rate = float(rng.choice([rng.uniform(0, 0.01), rng.uniform(0.01, 0.05), rng.uniform(0.05, 0.15)]))
@@ -112,15 +134,15 @@ def synthetic_documents(n: int, seed: int = 0) -> list[dict[str, Any]]:
             words = source.take(int(rng.integers(5, 25))) + words
         if rng.random() < 0.3:
             words = words + source.take(int(rng.integers(5, 25)))
-        docs.append(_sentences(words, rng))
+        docs.append(_sentences(words, rng, spaced))
         word_lists.append(words)
     return [
         {
             "doc_id": f"synthetic-{i:07d}",
             "text": text,
-            "lang": "en",
+            "lang": lang,
             "quality_score": None,
-            "n_words": len(text.split()),
+            "n_words": len(text.split()) if spaced else len(text),
         }
         for i, text in enumerate(docs)
     ]
@@ -155,10 +177,14 @@ def shingle_ids(words: list[str], k: int, ids: dict[str, int]) -> np.ndarray:
     return np.unique(h.view(np.int64))
 
 
-def similar_pairs(texts: list[str], k: int, threshold: float) -> dict[tuple[int, int], float]:
-    """Every pair (i < j) with shingle Jaccard >= threshold, exactly, by prefix filtering."""
+def similar_pairs(
+    texts: list[str], k: int, threshold: float, langs: list[str | None] | None = None
+) -> dict[tuple[int, int], float]:
+    """Every pair (i < j) with shingle Jaccard >= threshold, exactly, by prefix filtering; each text
+    shingled as its language is (`langs`, English when not given)."""
     word_ids: dict[str, int] = {}
-    sets = [shingle_ids(normalize(t).split(), k, word_ids) for t in texts]
+    langs = langs or [None] * len(texts)
+    sets = [shingle_ids(normalize(t, lang).split(), k, word_ids) for t, lang in zip(texts, langs, strict=True)]
     tokens, counts = np.unique(np.concatenate(sets) if sets else np.zeros(0, np.int64), return_counts=True)
     postings: dict[int, list[int]] = defaultdict(list)
     for doc, s in enumerate(sets):
@@ -220,19 +246,36 @@ def measure_quality(shards: list[str], cfg: DedupConfig, work: Path) -> dict[str
     if (done := work / "quality.json").exists():
         return read_json(done)
     all_shards = shards + write_synthetic_shards(cfg.quality_check_docs, cfg.seed, work / "synthetic")
-    stats = cluster_documents(all_shards, cfg, work / "minhash")
-    clusters = {r["doc_id"]: r for r in pq.read_table(work / "minhash" / "clusters.parquet").to_pylist()}
-    doc_ids, texts = [], []
-    for path in all_shards:
-        table = pq.read_table(path, columns=["doc_id", "text"])
-        doc_ids += table.column("doc_id").to_pylist()
-        texts += table.column("text").to_pylist()
+    result, stats = scored_dedup(all_shards, cfg, work / "minhash")
     threshold = min(cfg.threshold, RECALL_AT)
-    result = score(doc_ids, similar_pairs(texts, cfg.shingle_words, threshold), clusters, cfg.threshold)
     result["lsh_probability_at_0.8"] = lsh_probability(RECALL_AT, cfg.bands, cfg.rows)
     result["lsh_probability_at_threshold"] = lsh_probability(cfg.threshold, cfg.bands, cfg.rows)
     result["synthetic_docs"] = cfg.quality_check_docs
     result["ground_truth_threshold"] = threshold
     result["seconds"] = stats.get("cluster_seconds", 0) + stats.get("signature_seconds", 0)
+    if cfg.quality_check_languages:
+        result["languages"] = {lang: language_quality(lang, cfg, work) for lang in cfg.quality_check_languages}
     atomic_write_json(done, result)
     return result
+
+
+def scored_dedup(shards: list[str], cfg: DedupConfig, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Dedup `shards` with the run's code, then score the clusters against exact Jaccard."""
+    stats = cluster_documents(shards, cfg, work)
+    clusters = {r["doc_id"]: r for r in pq.read_table(work / "clusters.parquet").to_pylist()}
+    doc_ids, texts, langs = [], [], []
+    for path in shards:
+        table = pq.read_table(path, columns=["doc_id", "text", "lang"])
+        doc_ids += table.column("doc_id").to_pylist()
+        texts += table.column("text").to_pylist()
+        langs += table.column("lang").to_pylist()
+    pairs = similar_pairs(texts, cfg.shingle_words, min(cfg.threshold, RECALL_AT), langs)
+    return score(doc_ids, pairs, clusters, cfg.threshold), stats
+
+
+def language_quality(lang: str, cfg: DedupConfig, work: Path) -> dict[str, Any]:
+    """The same measurement on generated near-duplicates in `lang` alone."""
+    n = cfg.quality_check_docs_per_language
+    docs = synthetic_documents(n, cfg.seed, lang)
+    shards = write_synthetic_shards(n, cfg.seed, work / f"synthetic-{lang}", docs)
+    return scored_dedup(shards, cfg, work / f"minhash-{lang}")[0]

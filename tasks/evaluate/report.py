@@ -215,6 +215,11 @@ def _dedup_section(q: dict[str, Any]) -> list[str]:
          q["precision"]], ["LSH candidate probability at Jaccard 0.8", q["lsh_probability_at_0.8"]]]
         + [[f"recall, Jaccard {k}", f"{v['recall']} of {v['pairs']}"] for k, v in q["recall_by_jaccard"].items()],
     ))  # fmt: skip
+    if languages := q.get("languages"):
+        parts += ["", "Per language (generated documents in each, shingled as the language is):", ""]
+        parts.append(markdown_table(["language", "docs", "pairs with Jaccard >= 0.8", "recall", "removed", "precision"],
+                                    [[lang, v["docs"], v["pairs_ge_0.8"], v["recall_ge_0.8"], v["removed"],
+                                      v["precision"]] for lang, v in languages.items()]))  # fmt: skip
     return parts
 
 
