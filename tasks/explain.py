@@ -22,7 +22,7 @@ from tasks.filter.judge import load_template
 from tasks.filter.rules import measure_all
 from tasks.filter.stage import build_rules
 from tasks.registry import STAGES
-from tasks.stage import workdir_cache
+from tasks.stage import load_manifest, workdir_cache
 
 
 def _views(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -77,7 +77,9 @@ def _filter_rules(con: duckdb.DuckDBPyConnection, doc: dict[str, Any]) -> list[d
     the judge's score beside the classifier's where the document was annotated."""
     cfg, out = _latest_filter_config(con), _filter_output(con)
     edits: Counter = Counter()
-    rules_run = build_rules(cfg, load_prepared(cfg, out) if out is not None else [])
+    manifest = load_manifest(out) if out is not None else None
+    language_scores = (manifest or {}).get("info", {}).get("language_scores")  # the run's, when it made them
+    rules_run = build_rules(cfg, load_prepared(cfg, out) if out is not None else [], language_scores)
     taken = measure_all(dict(doc), rules_run, edits, stop_at_failure=False)
     rules = [{"rule": m.rule, "value": m.value, "passed": m.passed, "threshold": m.describe_threshold(),
               "detail": m.detail} for m in taken]  # fmt: skip

@@ -215,3 +215,44 @@ def test_dedup_recall_on_generated_near_duplicates_in_eight_languages(tmp_path):
     both = measure_quality([], DedupConfig(quality_check_docs=300, quality_check_languages=["ja"],
                                            quality_check_docs_per_language=300), tmp_path / "both")  # fmt: skip
     assert set(both["languages"]) == {"ja"} and both["languages"]["ja"]["docs"] == 300
+
+
+def test_language_id_thresholds_per_language_from_the_runs_own_distribution(tmp_path):
+    """FineWeb-2's rule on the run's documents where a language has enough of them (English here),
+    FineWeb-2's published threshold where it has not (Japanese), nothing for a language with neither."""
+    import numpy as np
+
+    from tasks.filter.rules.language_score import LanguageScore, fineweb2_threshold, thresholds
+
+    rng = np.random.default_rng(0)
+    english = np.clip(rng.normal(0.8, 0.1, 300), 0, 1)
+    rows = [{**_doc(f"en-{i}", "text", "en"), "lang_score": float(s)} for i, s in enumerate(english)]
+    rows += [{**_doc(f"ja-{i}", "テキスト", "ja"), "lang_score": 0.95} for i in range(20)]
+    rows += [{**_doc(f"xx-{i}", "text", "xx"), "lang_score": 0.5} for i in range(5)]
+    write_docs(rows, tmp_path / "docs.parquet")
+    found = thresholds([str(tmp_path / "docs.parquet")], min_docs=200)
+    assert found["en"]["source"] == "run" and found["en"]["docs"] == 300
+    assert found["en"]["threshold"] == pytest.approx(fineweb2_threshold(list(english)))
+    assert 0.6 < found["en"]["threshold"] < 0.8
+    assert found["ja"] == {"threshold": pytest.approx(0.886), "source": "fineweb2", "docs": 20} and "xx" not in found
+    rule = LanguageScore(found)
+    low, high = {"lang": "en", "lang_score": 0.5}, {"lang": "en", "lang_score": 0.95}
+    assert not next(rule.measure(low)).passed and next(rule.measure(high)).passed
+    assert list(rule.measure({"lang": "xx", "lang_score": 0.1})) == []
+    assert fineweb2_threshold([0.99] * 10) == 0.9 and fineweb2_threshold([0.1, 0.2, 0.3]) == 0.3
+
+
+def test_the_filter_stage_removes_low_confidence_pages_by_their_languages_threshold(tmp_path):
+    from tasks.filter.stage import run as filter_run
+
+    rows = [{**_doc(f"en-{i:02d}", prose(3, offset=i), "en"), "lang_score": 0.2 if i < 5 else 0.9} for i in range(40)]
+    write_docs(rows, tmp_path / "extract" / "docs" / "part-0.parquet")
+    extract = StageInput("extract", "fp", tmp_path / "extract", {"files": [{"path": "docs/part-0.parquet",
+                                                                          "kind": "docs"}]})  # fmt: skip
+    cfg = FilterConfig(language_score="per_language", language_score_min_docs=10, redact_pii=False,
+                       quality={"enabled": False}, gopher_repetition={"max_dup_5gram_char_ratio": None})  # fmt: skip
+    outcome = filter_run({"extract": extract}, cfg, tmp_path / "out")
+    removed = pq.read_table(tmp_path / "out" / "removed").to_pylist()
+    by_threshold = sorted(r["doc_id"] for r in removed if r["rule"] == "lang_score_per_language")
+    assert by_threshold == [f"en-{i:02d}" for i in range(5)]
+    assert outcome.info["language_scores"]["en"]["source"] == "run"

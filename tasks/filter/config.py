@@ -148,6 +148,12 @@ class FilterConfig(Section):
         "published ones for its language where there are some (English keeps the config's); none: the config's "
         "for every language",
     )
+    language_score: Literal["off", "per_language"] = Field(
+        "off", description="per_language: each language's language-id threshold by FineWeb-2's rule (max(0.3, "
+        "min(0.9, median - std))) on the run's own documents where the language has language_score_min_docs, "
+        "else FineWeb-2's published one; off: extract.min_lang_score alone",
+    )  # fmt: skip
+    language_score_min_docs: int = Field(200, ge=10, description="documents a language needs for its own threshold")
     per_language: dict[str, dict[str, dict[str, Any]]] = Field(
         default_factory=dict, description="language -> rule set -> thresholds, over the defaults, e.g. "
         "{ja: {gopher_quality: {min_words: 30}}}; what `crawl2model calibrate` writes",

@@ -20,6 +20,8 @@ from tasks.filter.rules import Rule, failure_in, measure_all
 from tasks.filter.rules.c4 import C4Filter
 from tasks.filter.rules.fineweb import FineWebQuality
 from tasks.filter.rules.gopher import GopherQuality, GopherRepetition
+from tasks.filter.rules.language_score import LanguageScore
+from tasks.filter.rules.language_score import thresholds as language_thresholds
 from tasks.filter.rules.pii import PiiRedaction
 from tasks.filter.rules.quality import QualityClassifier
 from tasks.filter.rules.url import UrlFilter
@@ -42,7 +44,8 @@ def build_url_filter(cfg: FilterConfig) -> UrlFilter:
     return UrlFilter(cfg.url_rules().matcher())
 
 
-def build_rules(cfg: FilterConfig, classifiers: list[PreparedClassifier] = ()) -> list[Rule]:
+def build_rules(cfg: FilterConfig, classifiers: list[PreparedClassifier] = (),
+                language_scores: dict[str, dict[str, Any]] | None = None) -> list[Rule]:  # fmt: skip
     """The rule sets in the order they run (FineWeb's order: URL, Gopher, C4, FineWeb), then the
     quality classifiers, then PII redaction on what is kept; none when switched off."""
     if not cfg.enabled:
@@ -50,6 +53,7 @@ def build_rules(cfg: FilterConfig, classifiers: list[PreparedClassifier] = ()) -
     published = cfg.language_defaults == "fineweb2"
     rules: list[Rule] = [
         build_url_filter(cfg),
+        *([LanguageScore(language_scores)] if language_scores else []),
         GopherQuality(cfg.gopher_quality, cfg.for_language("gopher_quality"), published),
         GopherRepetition(cfg.gopher_repetition, cfg.for_language("gopher_repetition"), published),
     ]
@@ -71,10 +75,11 @@ class FilterShard:
     cfg: FilterConfig
     classifiers: list[PreparedClassifier]
     deferred: dict[str, str] = field(default_factory=dict)
+    language_scores: dict[str, dict[str, Any]] = field(default_factory=dict)  # filter.language_score
 
 
 def process_shard(in_path: str, out: Path, params: FilterShard, index: int) -> dict[str, Any]:
-    rules = build_rules(params.cfg, params.classifiers)
+    rules = build_rules(params.cfg, params.classifiers, params.language_scores)
     shard = ShardWriter(out, index, FILTER_COLUMNS)  # streamed in and out: one row group in memory
     stats = Counter(dict.fromkeys(PiiRedaction.counters, 0))
     if deferred := params.deferred.get(Path(in_path).name):
@@ -98,12 +103,19 @@ def run(inputs: dict[str, StageInput], cfg: FilterConfig, out: Path) -> StageOut
     docs = inputs["extract"].files("docs")
     classifiers, info = prepare_all(docs, cfg, out) if cfg.enabled else ([], {})
     deferred = {Path(p).name: p for p in inputs["extract"].files(DEFERRED)}
-    params = FilterShard(cfg, classifiers, deferred)
+    scores = (
+        language_thresholds(docs, cfg.language_score_min_docs) if cfg.enabled and cfg.language_score != "off" else {}
+    )
+    params = FilterShard(cfg, classifiers, deferred, scores)
     stats = sum_stats(map_shards(process_shard, docs, out, params, workers=cfg.workers, label="filter"))
     outcome = StageOutcome(stats["docs_in"], stats["docs_out"], stats["docs_removed"], info=info)
     for name, value in sorted({**stats, **info}.items()):
         if isinstance(value, int | float):
             outcome.metric(name, value)
+    for lang, found in scores.items():
+        outcome.metric(f"lang_score_threshold.{lang}", found["threshold"])
+    if scores:
+        outcome.info["language_scores"] = scores
     for name, facts in info.get("classifiers", {}).items():
         for key, value in sorted(facts.items()):
             if isinstance(value, int | float):
