@@ -155,6 +155,10 @@ def write_shard(
     return shard.close()
 
 
+# Removal rules whose `detail` is the document's language (extract removes these after language id).
+LANGUAGE_IN_DETAIL = frozenset({"too_short", "lang", "lang_score"})
+
+
 def count_words(text: str, lang: str | None = None) -> int:
     """Words as the document's language counts them (the language registry's segmenter)."""
     return len(words(text, lang))

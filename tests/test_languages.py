@@ -256,3 +256,20 @@ def test_the_filter_stage_removes_low_confidence_pages_by_their_languages_thresh
     by_threshold = sorted(r["doc_id"] for r in removed if r["rule"] == "lang_score_per_language")
     assert by_threshold == [f"en-{i:02d}" for i in range(5)]
     assert outcome.info["language_scores"]["en"]["source"] == "run"
+
+
+def test_extracts_language_removals_count_in_their_language(tmp_path):
+    """A page removed for its language or its length after language id counts in that language; one
+    removed before language id (not HTML) has none."""
+    from tasks.documents import removed_row, write_removed
+    from tasks.evaluate.languages import language_funnel
+
+    write_docs([_doc("en-1", prose(1), "en")], tmp_path / "extract" / "docs" / "part-0.parquet")
+    removed = [removed_row({"doc_id": "de-1"}, "extract", "lang", 0.9, "de"),
+               removed_row({"doc_id": "ja-1"}, "extract", "too_short", 40, "ja"),
+               removed_row({"doc_id": "pdf-1"}, "extract", "non_html", None, "application/pdf")]  # fmt: skip
+    write_removed(removed, tmp_path / "extract" / "removed" / "part-0.parquet")
+    files = [{"path": f"{k}/part-0.parquet", "kind": k} for k in ("docs", "removed")]
+    funnel = language_funnel({"extract": StageInput("extract", "fp", tmp_path / "extract", {"files": files})},
+                             ["extract"])  # fmt: skip
+    assert funnel["stages"][0]["in"] == {"en": 1, "de": 1, "ja": 1, "none": 1}

@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 from storage.shards import iter_rows
+from tasks.documents import LANGUAGE_IN_DETAIL
 from tasks.stage import StageInput
 
 # A rule is flagged for a language when it removes at least this share of the language's documents,
@@ -15,14 +16,19 @@ from tasks.stage import StageInput
 FLAG_SHARE, FLAG_RATIO, FLAG_MIN_DOCS = 0.2, 2.0, 10
 
 
+NO_LANGUAGE = "none"  # pages removed before language id (not HTML, not 200, empty): no language
+
+
 def languages_of(inputs: dict[str, StageInput], stages: list[str]) -> dict[str, str]:
-    """doc_id -> language, from every stage output that has documents with a `lang`."""
+    """doc_id -> language: from documents' `lang`, and from the removals whose detail is the language."""
     found: dict[str, str] = {}
     for stage in stages:
-        for kind in ("docs", "removed"):
-            for row in iter_rows(inputs[stage].files(kind), ["doc_id", "lang"]):
-                if row.get("lang"):
-                    found.setdefault(row["doc_id"], row["lang"])
+        for row in iter_rows(inputs[stage].files("docs"), ["doc_id", "lang"]):
+            if row.get("lang"):
+                found.setdefault(row["doc_id"], row["lang"])
+        for row in iter_rows(inputs[stage].files("removed"), ["doc_id", "rule", "detail"]):
+            if row["rule"] in LANGUAGE_IN_DETAIL and row.get("detail"):
+                found.setdefault(row["doc_id"], row["detail"])
     return found
 
 
@@ -34,10 +40,12 @@ def language_funnel(inputs: dict[str, StageInput], stages: list[str]) -> dict[st
         removed: dict[str, Counter] = {}
         gone: Counter = Counter()
         for r in iter_rows(inputs[stage].files("removed"), ["doc_id", "rule"]):
-            lang = lang_of.get(r["doc_id"], "?")
+            lang = lang_of.get(r["doc_id"], NO_LANGUAGE)
             removed.setdefault(r["rule"], Counter())[lang] += 1
             gone[lang] += 1
-        kept = Counter(lang_of.get(d["doc_id"], "?") for d in iter_rows(inputs[stage].files("docs"), ["doc_id"]))
+        kept = Counter(
+            lang_of.get(d["doc_id"], NO_LANGUAGE) for d in iter_rows(inputs[stage].files("docs"), ["doc_id"])
+        )
         entered = kept + gone
         rows.append({"stage": stage, "in": dict(entered), "removed": {k: dict(v) for k, v in removed.items()}})
         flags += flagged(stage, entered, removed)
@@ -52,7 +60,7 @@ def flagged(stage: str, entered: Counter, removed: dict[str, Counter]) -> list[s
     flags = []
     for rule, by_lang in removed.items():
         for lang, n in by_lang.items():
-            if entered[lang] < FLAG_MIN_DOCS or lang == "?":
+            if entered[lang] < FLAG_MIN_DOCS or lang == NO_LANGUAGE:
                 continue
             share = n / entered[lang]
             others_in = sum(entered.values()) - entered[lang]

@@ -101,7 +101,8 @@ def _languages_section(funnel: dict[str, Any], shown: int = 8) -> list[str]:
                      for lang in langs]  # fmt: skip
             rows.append([f"{stage['stage']}: {rule}", *cells])
     intro = (f"Documents in, and removed by each rule (share of that language's documents in the stage); the "
-             f"{len(langs)} largest languages.")  # fmt: skip
+             f"{len(langs)} largest languages; `none`: pages removed before language id (not HTML, not 200, "
+             "empty).")  # fmt: skip
     parts = ["", "## Per language", "", intro, "", markdown_table(["", *langs], rows)]
     parts += ["", *[f"> flag: {f}" for f in funnel["flags"]]] if funnel["flags"] else []
     return parts
