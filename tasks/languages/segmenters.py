@@ -109,6 +109,14 @@ def _thai() -> Segmenter:
 LOADERS: dict[str, Callable[[], Segmenter]] = {"jieba": _jieba, "sudachi": _sudachi, "kiwi": _kiwi, "thai": _thai}
 
 
+def _remembering(segment: Segmenter) -> Segmenter:
+    """A dedicated segmenter costs milliseconds a document and the filter asks it several times for the
+    same text (Gopher's quality and repetition rules, FineWeb's, the word count): the last few results
+    are kept (a copy is returned each time, so no caller can change what another one reads)."""
+    recent = functools.lru_cache(maxsize=8)(lambda text: tuple(segment(text)))
+    return lambda text: list(recent(text))
+
+
 @functools.cache
 def segmenter(name: str) -> Segmenter:
     """The segmenter called `name`; `letters` in place of a dedicated one that is not installed (said once)."""
@@ -117,7 +125,7 @@ def segmenter(name: str) -> Segmenter:
     if name == "letters":
         return letters
     try:
-        return LOADERS[name]()
+        return _remembering(LOADERS[name]())
     except ImportError:
         log.warning("word segmenter %r is not installed (pip install 'crawl2model[languages]'): counting "
                     "letters as words for its language", name)  # fmt: skip
