@@ -65,7 +65,8 @@ def results_page(json_path: Path) -> str:
     table = json_path.with_suffix(".md")
     parts = [f"# {title_of(json_path)}", f"`benchmarks/results/{json_path.name}`"]
     if table.exists():
-        body = table.read_text().split("\n", 1)[1] if table.read_text().startswith("# ") else table.read_text()
+        text = table.read_text()
+        body = text.split("\n", 1)[1] if text.startswith("# ") else text
         # The benchmark's own headings sit under this page's title.
         parts.append("\n".join("#" + line if line.startswith("#") else line for line in body.splitlines()))
     if json_path.with_suffix(".png").exists():

@@ -16,6 +16,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from storage.section import section_type
+
 BOUNDS = {annotated_types.Ge: ">=", annotated_types.Gt: ">", annotated_types.Le: "<=", annotated_types.Lt: "<"}
 
 
@@ -58,21 +60,12 @@ def bounds_text(field: FieldInfo) -> str:
                      for m in field.metadata for kind, op in BOUNDS.items() if isinstance(m, kind))  # fmt: skip
 
 
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    """The config section a field holds (directly, or as `Section | None`), else None."""
-    candidates = typing.get_args(annotation) or (annotation,)
-    for candidate in candidates:
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return None
-
-
 def config_rows(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str, str, str]]:
     """(dotted key, type, default, bounds, description) for every field, sections expanded in place."""
     rows = []
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
-        nested = _model_of(field.annotation)
+        nested = section_type(field.annotation)
         rows.append((key, type_name(field.annotation), default_text(field), bounds_text(field),
                      field.description or ""))  # fmt: skip
         if nested is not None and nested is not model:
@@ -102,14 +95,14 @@ def config_reference() -> str:
         "",
     ]
     header = ["| key | type | default | bounds | description |", "|---|---|---|---|---|"]
-    top = [(k, f) for k, f in PipelineConfig.model_fields.items() if _model_of(f.annotation) is None]
+    top = [(k, f) for k, f in PipelineConfig.model_fields.items() if section_type(f.annotation) is None]
     parts += ["## The run", "", *header]
     parts += [
         _key_row(k, type_name(f.annotation), default_text(f), bounds_text(f), f.description or "") for k, f in top
     ]
     parts.append("")
     for name, field in PipelineConfig.model_fields.items():
-        section = _model_of(field.annotation)
+        section = section_type(field.annotation)
         if section is None:
             continue
         parts += [f"## `{name}`", "", _section_doc(section), "", *header]

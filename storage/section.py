@@ -60,6 +60,12 @@ def config_json(cfg: BaseModel) -> dict[str, Any]:
     return json.loads(cfg.model_dump_json())
 
 
+def section_type(annotation: Any) -> type[BaseModel] | None:
+    """The config section a field's type holds (directly, or as `Section | None`), else None."""
+    return next((a for a in (typing.get_args(annotation) or (annotation,))
+                 if isinstance(a, type) and issubclass(a, BaseModel)), None)  # fmt: skip
+
+
 def declares_input_file(annotation: Any) -> bool:
     """Whether a field's type (or a type inside it: `ExistingFile | None`, `list[ExistingFile]`) is
     marked as an input file."""

@@ -7,7 +7,6 @@ validated once per run, when loaded; stages receive their section as an object.
 
 from __future__ import annotations
 
-import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,7 +14,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
 
 from storage.errors import UserError, did_you_mean
-from storage.section import Section, flatten
+from storage.section import Section, flatten, section_type
 from tasks.registry import SPEC_BY_NAME, STAGE_SPECS
 
 
@@ -125,8 +124,7 @@ def _known_keys(loc: tuple) -> list[str]:
         field = getattr(model, "model_fields", {}).get(part)
         if field is None:
             return []
-        model = next((a for a in (typing.get_args(field.annotation) or (field.annotation,))
-                      if isinstance(a, type) and issubclass(a, BaseModel)), None)  # fmt: skip
+        model = section_type(field.annotation)
     return list(getattr(model, "model_fields", {}))
 
 

@@ -39,8 +39,9 @@ def plan(cfg: PipelineConfig, workdir: Path) -> list[PlannedStage]:
     fingerprints: dict[str, str] = {}
     planned = []
     for spec in STAGE_SPECS:
-        config = config_json(cfg.stage(spec.name))
-        if (identity := spec.identity(cfg.stage(spec.name))) is not None:  # None: the key stays out
+        section = cfg.stage(spec.name)  # derived once: evaluate's derivation rebuilds every default section
+        config = config_json(section)
+        if (identity := spec.identity(section)) is not None:  # None: the key stays out
             config = {**config, "_inputs": identity}
         fp = stage_fingerprint(spec.name, spec.version, config, [fingerprints[p] for p in spec.inputs])
         fingerprints[spec.name] = fp

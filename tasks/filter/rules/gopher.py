@@ -16,11 +16,6 @@ ELLIPSIS = ("...", "…")
 WORD = re.compile(r"\w+|[^\w\s]+")
 
 
-def words_of(text: str, lang: str | None = None) -> list[str]:
-    """The words Gopher's quality rules count: the language's (whitespace-separated for English)."""
-    return language(lang).words(text)
-
-
 def repetition_words(text: str, lang: str | None = None) -> list[str]:
     """The words the repetition rules take n-grams of: word and punctuation runs where the language
     puts spaces between words (as Gopher), the segmenter's words where it does not."""
@@ -72,7 +67,7 @@ class GopherQuality(TextRule):
     def measure_text(self, text: str, lang: str | None = None) -> Iterator[Measurement]:
         """Every enabled rule in order, lazily: `check` stops at the first failure, `explain` reads all."""
         c = self.cfg_for(lang)
-        words = words_of(text, lang)
+        words = language(lang).words(text)  # whitespace-separated for English, as Gopher counts
         n = len(words)
         if c.min_words is not None:
             yield at_least("gopher_min_words", n, c.min_words)
