@@ -71,12 +71,12 @@ BUILTIN_STAGES: tuple[StageSpec, ...] = (
               derived=("url_rules",), streaming=Streaming("acquire", lambda acquire_cfg: acquire_cfg.stream),
               explain_columns=("warc_path", "warc_offset", "lang", "lang_score", "n_words")),
     # Evaluation text pinned at the extract boundary: the same for every curation downstream.
-    StageSpec("yardstick", ("extract",), YardstickConfig, "2", yardstick.run, derive=languages_from_extract),
-    StageSpec("filter", ("extract",), FilterConfig, "6", filter_.run, preflight=filter_.preflight,
+    StageSpec("yardstick", ("extract",), YardstickConfig, "3", yardstick.run, derive=languages_from_extract),
+    StageSpec("filter", ("extract",), FilterConfig, "7", filter_.run, preflight=filter_.preflight,
               explain_columns=("quality_score", "n_words")),
-    StageSpec("dedup", ("filter",), DedupConfig, "6", dedup.run, explain_columns=("dup_cluster", "dup_cluster_size")),
+    StageSpec("dedup", ("filter",), DedupConfig, "7", dedup.run, explain_columns=("dup_cluster", "dup_cluster_size")),
     StageSpec("mix", ("dedup", "yardstick"), MixConfig, "4", mix.run, explain_columns=("domain", "repeats")),
-    StageSpec("tokenize", ("mix", "yardstick"), TokenizeConfig, "7", tokenize.run, derive=benchmarks_from_evaluate,
+    StageSpec("tokenize", ("mix", "yardstick"), TokenizeConfig, "8", tokenize.run, derive=benchmarks_from_evaluate,
               derived=("eval_benchmarks",)),
     StageSpec("train", ("tokenize",), TrainConfig, "3", train.run),
     # evaluate reads every earlier output: the funnel and the planted-case scores span them all.

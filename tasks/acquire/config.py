@@ -31,6 +31,13 @@ class AcquireConfig(Section):
     strict: bool = Field(False, description="fail before extract when an input file holds no readable record")
     sample_pages: int = Field(2400, ge=50, le=200_000, description="pages in the embedded sample")
     planted_per_case: int = Field(24, ge=1, le=1000)
+    sample_languages: list[str] = Field(
+        default_factory=list,
+        description="languages whose articles join the embedded sample, each with its own planted near-duplicates, "
+        "spam and boilerplate-only pages (planted_per_case / 6 of each); `en` adds English articles made the same "
+        "way, the yardstick for same-quality survival. configs/sample-multilingual.yaml sets nine",
+    )
+    sample_articles: int = Field(60, ge=10, le=10_000, description="articles per language of sample_languages")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -49,6 +56,12 @@ class AcquireConfig(Section):
                 raise ValueError("source=commoncrawl needs acquire.crawl, e.g. CC-MAIN-2024-10")
             if self.select == "list" and not self.files:
                 raise ValueError("select=list needs acquire.files (paths as listed in the crawl's index)")
+        if self.sample_languages:
+            from tasks.sample.languages import available_languages
+
+            known = available_languages()
+            if unknown := [lang for lang in self.sample_languages if lang not in known]:
+                raise ValueError(f"sample_languages: no text for {unknown} here; there is for {', '.join(known)}")
         if "://" not in self.host:
             raise ValueError(f"host must be a URL such as https://data.commoncrawl.org/, got {self.host!r}")
         return self

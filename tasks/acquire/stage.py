@@ -110,7 +110,8 @@ def run(inputs: dict[str, StageInput], cfg: AcquireConfig, out: Path) -> StageOu
     outcome = StageOutcome()
     warc_dir = out / "warc"
     if cfg.source == "sample":
-        summary = write_sample(warc_dir, cfg.sample_pages, cfg.planted_per_case, cfg.seed)
+        summary = write_sample(warc_dir, cfg.sample_pages, cfg.planted_per_case, cfg.seed,
+                               languages=tuple(cfg.sample_languages), articles=cfg.sample_articles)  # fmt: skip
         (warc_dir / "ground_truth.jsonl").rename(out / "ground_truth.jsonl")
         outcome.info = {
             "source": "sample",

@@ -42,8 +42,11 @@ def letters(text: str) -> list[str]:
         if run:
             out.append(run)
             run = ""
-        if unicodedata.category(ch)[0] in "LN":
+        category = unicodedata.category(ch)[0]
+        if category in "LN":
             out.append(ch)
+        elif category == "M" and out:
+            out[-1] += ch  # a vowel sign or tone mark belongs to its letter (Thai, Lao, Khmer ...)
     if run:
         out.append(run)
     return out

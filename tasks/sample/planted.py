@@ -46,6 +46,7 @@ class Page:
     group: str = ""
     pii: list[str] = field(default_factory=list)
     charset: str = "utf-8"
+    lang: str = ""  # set on sample_languages pages; the English sample is English
 
     @property
     def url(self) -> str:
@@ -113,8 +114,11 @@ def _fake_pii(rng: random.Random, words: list[str]) -> tuple[list[str], list[str
     return sentences, [email, phone, ipv4]
 
 
-def build_pages(n_pages: int, planted: int, seed: int) -> list[Page]:
-    """The sample's pages: originals first, then each case planted `planted` times (seeded)."""
+def build_pages(
+    n_pages: int, planted: int, seed: int, languages: tuple[str, ...] = (), articles: int = 0
+) -> list[Page]:
+    """The sample's pages: originals first, then each case planted `planted` times (seeded); with
+    `languages`, `articles` articles in each and its planted cases (tasks/sample/languages.py)."""
     rng = random.Random(seed)
     base = _source_pages(rng)
     n_originals = n_pages - planted * len(CASES)
@@ -134,7 +138,12 @@ def build_pages(n_pages: int, planted: int, seed: int) -> list[Page]:
         page.charset = "windows-1252"
     for i in range(planted):
         pages += _planted_round(i, planted, originals, spare, vocab, rng)
-    return pages + _non_english_pages(planted, rng)
+    pages += _non_english_pages(planted, rng, exclude=set(languages))
+    if languages:
+        from tasks.sample.languages import language_pages
+
+        pages += language_pages(list(languages), articles, max(1, planted // 6), seed)
+    return pages
 
 
 def _source_pages(rng: random.Random) -> list[Page]:
@@ -175,9 +184,10 @@ def _planted_round(
     return [exact, near, spam, empty, pii, blocked]
 
 
-def _non_english_pages(planted: int, rng: random.Random) -> list[Page]:
+def _non_english_pages(planted: int, rng: random.Random, exclude: set[str]) -> list[Page]:
+    """UI messages in other languages; the run's own languages are left out (their pages are articles)."""
     translations = translation_texts()
-    languages = sorted(translations)
+    languages = sorted(lang for lang in translations if lang.split("_")[0] not in exclude)
     pages = []
     for i in range(planted):
         lang = languages[i % len(languages)]

@@ -72,7 +72,7 @@ def render(page: Page, rng: random.Random, with_content: bool = True) -> str:
     bp = boilerplate(rng, page.host)
     body = "".join(paragraph_html(p) for p in page.paragraphs) if with_content else ""
     article = f"<main><article><h1>{html.escape(page.title)}</h1>{body}</article></main>" if with_content else ""
-    lang = "en" if page.case != "non_english" else "und"
+    lang = (page.lang or "en") if page.case != "non_english" else "und"
     return (
         f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="{page.charset}">'
         f"<title>{html.escape(page.title)}</title>"

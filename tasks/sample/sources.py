@@ -150,25 +150,33 @@ def distribution_readmes() -> list[tuple[str, list[str]]]:
     return docs
 
 
-def translation_texts() -> dict[str, list[str]]:
-    """language -> translated messages, from every gettext catalog on sys.path."""
-    texts: dict[str, list[str]] = {}
-    catalogs = sorted(
-        {p for base in sys.path if base for p in glob.glob(f"{base}/**/LC_MESSAGES/*.mo", recursive=True)}
-    )
-    for path in catalogs:
+def _catalogs() -> list[tuple[str, dict]]:
+    """(language, message id -> translation) of every gettext catalog on sys.path but English's."""
+    found = []
+    paths = sorted({p for base in sys.path if base for p in glob.glob(f"{base}/**/LC_MESSAGES/*.mo", recursive=True)})
+    for path in paths:
         lang = Path(path).parts[-3]
         if lang.lower().startswith("en"):
             continue
         try:
             with open(path, "rb") as f:
-                catalog = gettext.GNUTranslations(f)
+                found.append((lang, gettext.GNUTranslations(f)._catalog))
         except Exception:  # noqa: BLE001 - a broken catalog contributes nothing
             continue
+    return found
+
+
+def source_messages() -> list[str]:
+    """The English originals (message ids) of the catalogs' translations, each once."""
+    return sorted({k for _, catalog in _catalogs() for k in catalog if isinstance(k, str) and len(k) > 3})
+
+
+def translation_texts() -> dict[str, list[str]]:
+    """language -> translated messages, from every gettext catalog on sys.path."""
+    texts: dict[str, list[str]] = {}
+    for lang, catalog in _catalogs():
         messages = [
-            v
-            for k, v in sorted(catalog._catalog.items(), key=lambda kv: str(kv[0]))
-            if k and isinstance(v, str) and len(v) > 3
+            v for k, v in sorted(catalog.items(), key=lambda kv: str(kv[0])) if k and isinstance(v, str) and len(v) > 3
         ]
         texts.setdefault(lang, []).extend(m.replace("%d", "3").replace("%s", "") for m in messages)
     stdlib = Path(sysconfig.get_paths()["stdlib"])

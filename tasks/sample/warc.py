@@ -89,7 +89,14 @@ class SampleWriter:
 
 
 def write_sample(
-    out_dir: Path, n_pages: int = 2400, planted: int = 24, seed: int = 0, n_files: int = 4, truncate_last: bool = True
+    out_dir: Path,
+    n_pages: int = 2400,
+    planted: int = 24,
+    seed: int = 0,
+    n_files: int = 4,
+    truncate_last: bool = True,
+    languages: tuple[str, ...] = (),
+    articles: int = 0,
 ) -> dict:
     """Write the sample WARC files and `ground_truth.jsonl`; return a summary.
 
@@ -97,7 +104,7 @@ def write_sample(
     tools that stop at it)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed + 1)
-    pages = build_pages(n_pages, planted, seed)
+    pages = build_pages(n_pages, planted, seed, languages, articles)
     non_html = [
         ("application/pdf", b"%PDF-1.4\n" + rng.randbytes(600)),
         ("image/png", b"\x89PNG\r\n\x1a\n" + rng.randbytes(400)),
@@ -123,7 +130,7 @@ def write_sample(
 def _write_page(writer: SampleWriter, file_index: int, page: Page, rng: random.Random) -> dict:
     body = render(page, rng, with_content=page.case != "boilerplate_only").encode(page.charset, "replace")
     rid = writer.write(file_index, page.url, "200 OK", f"text/html; charset={page.charset}", body)
-    return {
+    row = {
         "record_id": rid,
         "doc_id": doc_id_for(rid),
         "url": page.url,
@@ -134,6 +141,9 @@ def _write_page(writer: SampleWriter, file_index: int, page: Page, rng: random.R
         # What a perfect extractor returns: scores extraction precision and recall.
         "main_text": "" if page.case == "boilerplate_only" else "\n\n".join([page.title, *page.paragraphs]),
     }
+    if page.lang:
+        row["lang"] = page.lang
+    return row
 
 
 NON_200 = [

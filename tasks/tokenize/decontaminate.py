@@ -11,18 +11,16 @@ counted, not used.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 
 from model.item_formats import load as load_items
 from tasks.benchmarks import BenchmarkConfig
+from tasks.languages.chars import ALNUM_RUN
 from tasks.languages.segmenters import script_words
-
-WORD = re.compile(r"[^\W_]+")  # letters and digits of any script (ASCII: [a-z0-9] once lower-cased)
 
 
 def _words(text: str) -> list[str]:
-    return [w for token in WORD.findall(text.lower()) for w in script_words(token)]
+    return [w for token in ALNUM_RUN.findall(text.lower()) for w in script_words(token)]
 
 
 def _gram_hash(words: list[str]) -> bytes:

@@ -10,17 +10,17 @@ from typing import Any
 from storage.section import Section
 from tasks.filter.rules import Count, Length, Measurement, Ratio, TextRule, at_least, at_most
 from tasks.languages import language
+from tasks.languages.chars import WORD_OR_PUNCT
 
 BULLETS = ("●", "•", "*", "-", "–", "‣", "◦", "⁃")
 ELLIPSIS = ("...", "…")
-WORD = re.compile(r"\w+|[^\w\s]+")
 
 
 def repetition_words(text: str, lang: str | None = None) -> list[str]:
     """The words the repetition rules take n-grams of: word and punctuation runs where the language
     puts spaces between words (as Gopher), the segmenter's words where it does not."""
     if language(lang).segmenter == "whitespace":
-        return [w.lower() for w in WORD.findall(text)]
+        return [w.lower() for w in WORD_OR_PUNCT.findall(text)]
     return [w.lower() for w in language(lang).words(text)]
 
 
