@@ -105,3 +105,12 @@ def fmt_ci(value: float | None, ci: list[float] | None, digits: int = 4) -> str:
     if ci is None:
         return f"{value:.{digits}g}"
     return f"{value:.{digits}g} [{ci[0]:.{digits}g}, {ci[1]:.{digits}g}]"
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson's 95% interval for a proportion: honest at 0 and 1 and for a few dozen trials."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    centre, half = p + z * z / (2 * n), z * ((p * (1 - p) + z * z / (4 * n)) / n) ** 0.5
+    return (max(0.0, (centre - half) / (1 + z * z / n)), min(1.0, (centre + half) / (1 + z * z / n)))

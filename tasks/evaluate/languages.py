@@ -63,8 +63,11 @@ def flagged(stage: str, entered: Counter, removed: dict[str, Counter]) -> list[s
             if entered[lang] < FLAG_MIN_DOCS or lang == NO_LANGUAGE:
                 continue
             share = n / entered[lang]
-            others_in = sum(entered.values()) - entered[lang]
-            others = (sum(by_lang.values()) - n) / others_in if others_in else 0.0
+            # Against the other languages only: with none beside it, a rule has nothing to be unfair against.
+            others_in = sum(v for k, v in entered.items() if k not in (lang, NO_LANGUAGE))
+            if others_in < FLAG_MIN_DOCS:
+                continue
+            others = sum(v for k, v in by_lang.items() if k not in (lang, NO_LANGUAGE)) / others_in
             if share >= FLAG_SHARE and share >= FLAG_RATIO * others:
                 flags.append(f"{stage}.{rule} removes {share:.0%} of {lang} documents ({n}/{entered[lang]}) "
                              f"against {others:.0%} of the others")  # fmt: skip

@@ -1,0 +1,95 @@
+"""The multilingual sample (acquire.sample_languages): nine languages' articles made the same way, each
+language's planted cases caught at their stage, and survival within 15 points of English."""
+
+from __future__ import annotations
+
+import glob
+
+import pytest
+
+from tests.conftest import invoke
+
+LANGUAGES = ["en", "zh", "ja", "th", "ar", "ru", "ko", "hi", "es"]
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    from tasks.sample.ground_truth import load_ground_truth, removals
+    from tasks.sample.language_scores import survival_by_language
+
+    workdir = tmp_path_factory.mktemp("multilingual")
+    invoke("run", "--config", "configs/sample-multilingual.yaml", "--workdir", str(workdir), "--until", "dedup",
+           "--set", "acquire.planted_per_case=12", "--set", "acquire.sample_articles=40",
+           "--set", "dedup.quality_check_docs=0")  # fmt: skip
+    truth = load_ground_truth(glob.glob(f"{workdir}/artifacts/acquire/*/ground_truth.jsonl")[0])
+    removed = removals(glob.glob(f"{workdir}/artifacts/*/*/removed/*.parquet"))
+    return workdir, truth, removed, survival_by_language(truth, removed)
+
+
+@pytest.mark.slow
+def test_every_language_has_articles_and_planted_cases(scored):
+    _, truth, _, by_language = scored
+    assert sorted(by_language) == sorted(LANGUAGES)
+    assert {r.get("lang") for r in truth if r["url"].startswith("https://ar.")} == {"ar"}
+    for lang, s in by_language.items():
+        assert s["articles"] == 40, lang
+        assert {case: c["planted"] for case, c in s["planted"].items()} == {
+            "boilerplate_only": 2, "near_duplicate": 2, "spam": 2}, lang  # fmt: skip
+
+
+@pytest.mark.slow
+def test_each_languages_planted_cases_are_caught_at_their_stage(scored):
+    _, _, _, by_language = scored
+    for lang, s in by_language.items():
+        for case, c in s["planted"].items():
+            assert c["caught"] == c["planted"], (lang, case, c)
+
+
+@pytest.mark.slow
+def test_chinese_and_japanese_articles_survive_the_default_filters_within_15_points_of_english(scored):
+    _, _, _, by_language = scored
+    english = by_language["en"]["survival"]["filter"]["share"]
+    assert english >= 0.9
+    for lang in LANGUAGES:
+        share = by_language[lang]["survival"]["filter"]["share"]
+        assert abs(share - english) <= 0.15, (lang, share, english)
+
+
+@pytest.mark.slow
+def test_thai_articles_are_counted_in_their_own_words(scored):
+    import duckdb
+
+    workdir, truth, _, _ = scored
+    th_ids = [r["doc_id"] for r in truth if r.get("lang") == "th" and r["case"] == "original"]
+    rows = duckdb.sql(
+        f"select text, n_words from read_parquet('{workdir}/artifacts/filter/*/docs/*.parquet') "
+        f"where doc_id in ({', '.join(repr(d) for d in th_ids)})"
+    ).fetchall()
+    assert len(rows) >= 35
+    for text, n_words in rows:
+        assert n_words > 5 * len(text.split())  # Thai puts spaces between sentences, not words
+
+
+def test_hindi_vowel_signs_stay_in_their_words():
+    from tasks.filter.rules.gopher import repetition_words
+    from tasks.text_keys import normalize
+
+    text = "किताब में लिखी हुई कहानी"
+    assert repetition_words(text, "hi") == ["किताब", "में", "लिखी", "हुई", "कहानी"]
+    assert normalize(text, "hi") == text
+
+
+def test_thai_letters_keep_their_vowel_signs():
+    from tasks.languages.segmenters import letters
+
+    assert letters("ที่นี่") == ["ที่", "นี่"]
+
+
+def test_an_unknown_sample_language_is_one_clear_error():
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["run", "--set", "acquire.sample_languages=[en,xx]", "--workdir", "/tmp/none"])
+    assert result.exit_code == 2
+    assert "error:" in result.output and "sample_languages" in result.output and "Traceback" not in result.output
