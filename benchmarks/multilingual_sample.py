@@ -49,13 +49,13 @@ def survival(workdir: Path) -> dict:
 
 def page_cost(languages: list[str], pages_per_language: int) -> dict[str, dict]:
     """Seconds per page (and per 1,000 extracted characters) of extract's and filter's work, per language."""
+    from tasks.documents import count_words
     from tasks.extract.config import ExtractConfig
     from tasks.extract.langid import detect_language
     from tasks.extract.stage import main_text
     from tasks.filter.config import FilterConfig
     from tasks.filter.rules import measure_all
     from tasks.filter.stage import build_rules
-    from tasks.documents import count_words
     from tasks.sample.languages import language_pages
     from tasks.sample.render import render
 
@@ -122,8 +122,16 @@ def main() -> None:
               "survival": by_language, "cost": cost}  # fmt: skip
     headers = ["language", "articles", "kept after extract", "after filter", "after dedup", "planted caught",
                "extract+filter per page vs en", "per character vs en"]  # fmt: skip
-    print(write_results(args.out, "multilingual-sample", report,
-                        "The multilingual sample per language (articles kept with 95% intervals)", headers, rows))
+    print(
+        write_results(
+            args.out,
+            "multilingual-sample",
+            report,
+            "The multilingual sample per language (articles kept with 95% intervals)",
+            headers,
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":
