@@ -29,7 +29,7 @@ DOC_SCHEMA = pa.schema(
 )
 
 # What PII redaction (filter) leaves in the text; tokenize keeps each placeholder one token.
-PLACEHOLDERS = {"email": "<EMAIL>", "phone": "<PHONE>", "ip": "<IP_ADDRESS>"}
+PLACEHOLDERS = {"email": "<EMAIL>", "phone": "<PHONE>", "ip": "<IP_ADDRESS>", "id": "<ID_NUMBER>"}
 
 DEFERRED = "deferred"  # the folder (and artifact kind) of removals a later stage records
 REMOVED_SCHEMA = pa.schema(

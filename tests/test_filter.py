@@ -63,7 +63,7 @@ def test_pii_redaction_replaces_typed_placeholders():
         "12345678-1234-1234-1234-123456789abc."
     )
     out, counts = redact(text)
-    assert counts == {"email": 1, "phone": 2, "ip": 2}
+    assert counts == {"email": 1, "phone": 2, "ip": 2, "id": 0}
     for secret in ("jane.doe12", "555-1234", "7946", "81.2.69.160", "2a00:1450"):
         assert secret not in out
     for kept in ("127.0.0.1", "x[1::2]", "3.11.7", "2024", "192.0.2.10", "1.2.1.0", "01 012 0123 01234", "1234-1234"):
@@ -205,3 +205,35 @@ def test_quality_classifier_reports_heldout_accuracy_and_can_keep_a_top_fraction
     )
     assert user_info["quality_model"] == "user"
     assert quality_score(user_model, web[0], "__label__web") > 0.5
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "secret"),
+    [
+        ("почта: иван.петров@пример.рф, пишите.", "email", "иван"),
+        ("联系 用户@例子.中国 了解详情", "email", "用户"),
+        ("звоните +7 (495) 123-45-67 днём", "phone", "123-45-67"),
+        ("電話 ＋８１ ３-１２３４-５６７８ まで", "phone", "５６７８"),
+        ("東京本社 03-1234-5678 まで", "phone", "1234"),
+        ("서울 010-1234-5678 으로", "phone", "5678"),
+        ("Paris +33 1 23 45 67 89, merci", "phone", "67 89"),
+        ("Delhi +91 98765 43210 only", "phone", "43210"),
+        ("IBAN DE89 3704 0044 0532 0130 00 bitte", "id", "3704"),
+        ("card 4111 1111 1111 1111 on file", "id", "1111"),
+        ("身份证 11010519491231002X 号", "id", "1231002"),
+        ("CPF 529.982.247-25 do titular", "id", "982"),
+        ("주민등록번호 900101-1234567 입니다", "id", "1234567"),
+    ],
+)
+def test_pii_beyond_north_america_and_latin_script_is_redacted(text, kind, secret):
+    out, counts = redact(text)
+    assert counts[kind] == 1 and secret not in out, (out, counts)
+
+
+def test_numbers_of_an_id_or_phone_shape_whose_checks_fail_are_kept():
+    text = ("card 4111 1111 1111 1112, ID 110105194912310021, CPF 529.982.247-26, IBAN DE89 3704 0044 0532 0130 01, "
+            "date 02-03-2016, ISBN 978-3-16-148410-0, build +1 2")  # fmt: skip
+    out, counts = redact(text)
+    assert counts["id"] == 0
+    for kept in ("110105194912310021", "529.982.247-26", "DE89 3704 0044 0532 0130 01", "02-03-2016", "978-3-16"):
+        assert kept in out
