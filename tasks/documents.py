@@ -22,6 +22,7 @@ DOC_SCHEMA = pa.schema(
         ("fetch_time", pa.string()),
         ("lang", pa.string()),
         ("lang_score", pa.float64()),
+        ("lang_script", pa.string()),  # where the language-id model gives it (GlotLID), else null
         ("text", pa.string()),
         ("n_chars", pa.int64()),
         ("n_words", pa.int64()),

@@ -22,7 +22,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import httpx
@@ -295,3 +295,21 @@ def _write_meta(path: Path, meta: dict[str, Any]) -> None:
 def _discard(*paths: Path) -> None:
     for p in paths:
         p.unlink(missing_ok=True)
+
+
+class PinMismatch(Crawl2ModelError, ValueError):
+    """A fetched file's sha256 is not the one the config pins."""
+
+
+def fetch_pinned(url: str, sha256: str | None, cache_dir: Path, cfg: DownloadConfig) -> Path:
+    """The file at `url` in `cache_dir`, downloaded the first time only; a pinned digest that does
+    not match is an error (and the file is not kept)."""
+    name = PurePosixPath(url.split("?", 1)[0]).name or "download"
+    dest = cache_dir / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}-{name}"
+    if not dest.exists():
+        with Fetcher(cfg) as fetcher:
+            fetcher.fetch(url, dest, cache_dir / "partial")
+    if sha256 and (actual := _sha256(dest)) != sha256.lower():
+        dest.unlink()
+        raise PinMismatch(f"{url}: sha256 {actual}, but the config pins {sha256}")
+    return dest

@@ -67,9 +67,9 @@ def changes_for_the_report(cfg: Any) -> dict[str, Any]:
 
 BUILTIN_STAGES: tuple[StageSpec, ...] = (
     StageSpec("acquire", (), AcquireConfig, "4", acquire.run, identity=acquire.input_identity, network=True),
-    StageSpec("extract", ("acquire",), ExtractConfig, "6", extract.run, derive=url_rules_from_filter,
+    StageSpec("extract", ("acquire",), ExtractConfig, "7", extract.run, derive=url_rules_from_filter,
               derived=("url_rules",), streaming=Streaming("acquire", lambda acquire_cfg: acquire_cfg.stream),
-              explain_columns=("warc_path", "warc_offset", "lang", "lang_score", "n_words")),
+              explain_columns=("warc_path", "warc_offset", "lang", "lang_score", "lang_script", "n_words")),
     # Evaluation text pinned at the extract boundary: the same for every curation downstream.
     StageSpec("yardstick", ("extract",), YardstickConfig, "3", yardstick.run, derive=languages_from_extract),
     StageSpec("filter", ("extract",), FilterConfig, "7", filter_.run, preflight=filter_.preflight,

@@ -23,7 +23,7 @@ from tasks.export.ledger import ShardLedger
 from tasks.stage import StageInput
 
 # Our column name -> the name the dolma / datatrove / Hugging Face conventions use.
-RENAMED = {"lang": "language", "lang_score": "language_score"}
+RENAMED = {"lang": "language", "lang_score": "language_score", "lang_script": "language_script"}
 
 
 def metadata(row: dict[str, Any]) -> dict[str, Any]:

@@ -4,10 +4,35 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from storage.section import Section
+from storage.section import ExistingFile, Section
+from tasks.download import DownloadConfig
 from tasks.url_rules import UrlRules
+
+
+class LanguageIdConfig(Section):
+    """The language-id model: lid.176 as shipped, or GlotLID (or any fastText language-id model)."""
+
+    model_path: ExistingFile | None = Field(None, description="a local fastText language-id model (.bin/.ftz)")
+    model_url: str | None = Field(
+        None, description="a fastText language-id model by URL (https, s3, hf://...), fetched once into the "
+        "workdir cache; needs sha256. GlotLID: https://huggingface.co/cis-lmu/glotlid/resolve/main/model.bin",
+    )  # fmt: skip
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$", description="model_url's pinned digest")
+    labels: Literal["auto", "lid176", "glotlid"] = Field(
+        "auto", description="the model's label scheme: lid176 (`__label__ja`), glotlid (`__label__jpn_Jpan`, mapped "
+        "to the registry's codes, the script kept as lang_script), or auto (by each label's shape)",
+    )  # fmt: skip
+    download: DownloadConfig = Field(default_factory=DownloadConfig, description="how model_url is fetched")
+
+    @model_validator(mode="after")
+    def _one_pinned_model(self) -> LanguageIdConfig:
+        if self.model_path and self.model_url:
+            raise ValueError("model_path and model_url both name a model: give one")
+        if self.model_url and not self.sha256:
+            raise ValueError("model_url needs its sha256: a language-id model decides every page, so it is pinned")
+        return self
 
 
 class ExtractConfig(Section):
@@ -20,6 +45,9 @@ class ExtractConfig(Section):
     def keeps(self, lang: str) -> bool:
         return self.languages == "all" or lang in self.languages
 
+    langid: LanguageIdConfig = Field(
+        default_factory=LanguageIdConfig, description="the language-id model (default: lid.176, shipped)"
+    )
     # FineWeb uses 0.65; the sample is code-heavy documentation, which fastText scores lower.
     min_lang_score: float = Field(
         0.3, ge=0.0, le=1.0, description="minimum fastText language-id confidence (rule `lang_score`), all languages"

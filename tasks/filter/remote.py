@@ -5,38 +5,19 @@ checked against their sha256 pin."""
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from storage.errors import Crawl2ModelError
-from storage.fingerprint import file_sha256
-from tasks.download import DownloadConfig, Fetcher
+from tasks.download import DownloadConfig, PinMismatch, fetch_pinned
 from tasks.filter.config import REMOTE_PREFIXES, ReferenceSource
 
-
-class PinMismatch(Crawl2ModelError, ValueError):
-    """A fetched file's sha256 is not the one the config pins."""
+__all__ = ["PinMismatch", "fetch_pinned", "is_remote", "local_copy", "read_texts"]
 
 
 def is_remote(path: str) -> bool:
     return path.startswith(REMOTE_PREFIXES)
-
-
-def fetch_pinned(url: str, sha256: str | None, cache_dir: Path, cfg: DownloadConfig) -> Path:
-    """The file at `url` in `cache_dir`, downloaded the first time only; a pinned digest that does
-    not match is an error (and the file is not kept)."""
-    name = PurePosixPath(url.split("?", 1)[0]).name or "download"
-    dest = cache_dir / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}-{name}"
-    if not dest.exists():
-        with Fetcher(cfg) as fetcher:
-            fetcher.fetch(url, dest, cache_dir / "partial")
-    if sha256 and (actual := file_sha256(str(dest))) != sha256.lower():
-        dest.unlink()
-        raise PinMismatch(f"{url}: sha256 {actual}, but the config pins {sha256}")
-    return dest
 
 
 def local_copy(source: ReferenceSource, cache_dir: Path, cfg: DownloadConfig) -> Path:

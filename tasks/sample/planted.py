@@ -114,11 +114,9 @@ def _fake_pii(rng: random.Random, words: list[str]) -> tuple[list[str], list[str
     return sentences, [email, phone, ipv4]
 
 
-def build_pages(
-    n_pages: int, planted: int, seed: int, languages: tuple[str, ...] = (), articles: int = 0
-) -> list[Page]:
-    """The sample's pages: originals first, then each case planted `planted` times (seeded); with
-    `languages`, `articles` articles in each and its planted cases (tasks/sample/languages.py)."""
+def build_pages(n_pages: int, planted: int, seed: int, languages: tuple[str, ...] = ()) -> list[Page]:
+    """The sample's pages: originals first, then each case planted `planted` times (seeded). Pages of
+    `languages` (the run's own, tasks/sample/languages.py) are not among the non-English cases."""
     rng = random.Random(seed)
     base = _source_pages(rng)
     n_originals = n_pages - planted * len(CASES)
@@ -138,12 +136,7 @@ def build_pages(
         page.charset = "windows-1252"
     for i in range(planted):
         pages += _planted_round(i, planted, originals, spare, vocab, rng)
-    pages += _non_english_pages(planted, rng, exclude=set(languages))
-    if languages:
-        from tasks.sample.languages import language_pages
-
-        pages += language_pages(list(languages), articles, max(1, planted // 6), seed)
-    return pages
+    return pages + _non_english_pages(planted, rng, exclude=set(languages))
 
 
 def _source_pages(rng: random.Random) -> list[Page]:

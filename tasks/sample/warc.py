@@ -13,6 +13,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from tasks.documents import doc_id_for
+from tasks.sample.languages import language_pages
 from tasks.sample.planted import EXPECTED_STAGE, Page, build_pages
 from tasks.sample.render import render
 
@@ -104,7 +105,9 @@ def write_sample(
     tools that stop at it)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed + 1)
-    pages = build_pages(n_pages, planted, seed, languages, articles)
+    pages = build_pages(n_pages, planted, seed, languages)
+    if languages:
+        pages += language_pages(list(languages), articles, max(1, planted // 6), seed)
     non_html = [
         ("application/pdf", b"%PDF-1.4\n" + rng.randbytes(600)),
         ("image/png", b"\x89PNG\r\n\x1a\n" + rng.randbytes(400)),
