@@ -507,6 +507,14 @@ def artifacts(workdir: WorkdirOpt = Path("work")) -> None:
     _print_rows(cols, rows, title="artifacts")
 
 
+def _language_rates(rule: str, rates: dict) -> str:
+    others = "no other language" if rates["others_share"] is None else (
+        f"{rates['others_share']:.0%} of the other languages' {rates['others_docs']}")  # fmt: skip
+    line = (f"{rule} removes {rates['share']:.0%} of {rates['language']} documents here "
+            f"({rates['removed']}/{rates['docs']}) against {others}")  # fmt: skip
+    return line + (" [yellow]flagged: far more in this language[/yellow]" if rates["flag"] else "")
+
+
 @app.command()
 def explain(
     key: Annotated[str, typer.Argument(help="a doc_id or a URL")],
@@ -534,6 +542,8 @@ def explain(
                     where += f" (record at {r['warc_path']} offset {r.get('warc_offset')})"
                 why = f"by {r['rule']} (value {r['value']}) {r['detail']}{where}"
                 console.print(f"  {entry['stage']}: [red]removed[/red] {why}")
+                if rates := r.get("by_language"):
+                    console.print(f"    {_language_rates(r['rule'], rates)}")
             elif "kept" in entry:
                 console.print(f"  {entry['stage']}: kept {_kept_summary(entry['stage'], entry['kept'])}")
             elif skipped := entry.get("not_extracted"):
@@ -551,7 +561,7 @@ def explain(
 def _kept_summary(stage: str, doc: dict) -> str:
     from tasks.registry import SPEC_BY_NAME
 
-    return " ".join(f"{k}={doc.get(k)}" for k in SPEC_BY_NAME[stage].explain_columns)
+    return " ".join(f"{k}={doc[k]}" for k in SPEC_BY_NAME[stage].explain_columns if doc.get(k) is not None)
 
 
 @app.command()

@@ -126,6 +126,48 @@ def _stage_entry(con: duckdb.DuckDBPyConnection, views: set[str], stage: str, do
     return entry
 
 
+def _rule_by_language(con: duckdb.DuckDBPyConnection, views: set[str], stage: str, rule: str,
+                      doc_id: str) -> dict[str, Any] | None:  # fmt: skip
+    """The removing rule's rate in this run for the document's language, beside its rate for the other
+    languages, flagged as the report flags it (an English-only rule that removes every Japanese page)."""
+    from tasks.documents import LANGUAGE_IN_DETAIL
+    from tasks.evaluate.languages import FLAG_MIN_DOCS, FLAG_RATIO, FLAG_SHARE, NO_LANGUAGE
+
+    if not {"extract_docs", "extract_removed", f"{stage}_removed"} <= views:
+        return None
+    entered = f"select doc_id from {stage}_removed" + (f" union all select doc_id from {stage}_docs"
+                                                       if f"{stage}_docs" in views else "")  # fmt: skip
+    in_detail = ", ".join(f"'{r}'" for r in sorted(LANGUAGE_IN_DETAIL))
+    rows = con.execute(
+        f"""with langs as (select doc_id, lang from extract_docs
+                           union all select doc_id, detail from extract_removed where rule in ({in_detail}))
+            select coalesce(l.lang, '{NO_LANGUAGE}') as lang, count(*) as n, count(r.doc_id) as removed
+            from ({entered}) e left join (select distinct doc_id, lang from langs) l using (doc_id)
+            left join (select doc_id from {stage}_removed where rule = ?) r using (doc_id) group by 1""",
+        [rule],
+    ).fetchall()
+    by_lang = {lang: (n, removed) for lang, n, removed in rows}
+    lang = next((lg for lg, in con.execute(
+        "select lang from extract_docs where doc_id = ? limit 1", [doc_id]).fetchall()), None)  # fmt: skip
+    if lang is None or lang not in by_lang:
+        return None
+    n, removed = by_lang[lang]
+    others_n = sum(v[0] for k, v in by_lang.items() if k not in (lang, NO_LANGUAGE))
+    others_removed = sum(v[1] for k, v in by_lang.items() if k not in (lang, NO_LANGUAGE))
+    share, others = removed / n, (others_removed / others_n if others_n else None)
+    flag = (n >= FLAG_MIN_DOCS and others_n >= FLAG_MIN_DOCS and share >= FLAG_SHARE
+            and share >= FLAG_RATIO * (others or 0.0))  # fmt: skip
+    return {
+        "language": lang,
+        "docs": n,
+        "removed": removed,
+        "share": round(share, 4),
+        "others_docs": others_n,
+        "others_share": None if others is None else round(others, 4),
+        "flag": flag,
+    }
+
+
 def _history(con: duckdb.DuckDBPyConnection, views: set[str], doc_id: str) -> dict[str, Any]:
     history: dict[str, Any] = {"doc_id": doc_id, "stages": []}
     filter_input = None
@@ -139,6 +181,8 @@ def _history(con: duckdb.DuckDBPyConnection, views: set[str], doc_id: str) -> di
             entry["rules"] = _filter_rules(con, filter_input)
         history["stages"].append(entry)
         if "removed" in entry:
+            if rates := _rule_by_language(con, views, stage, entry["removed"]["rule"], doc_id):
+                entry["removed"]["by_language"] = rates
             break
     if "tokens" in views:
         n = con.execute("select count(*) from tokens where list_contains(doc_ids, ?)", [doc_id]).fetchone()[0]

@@ -70,6 +70,29 @@ def test_thai_articles_are_counted_in_their_own_words(scored):
         assert n_words > 5 * len(text.split())  # Thai puts spaces between sentences, not words
 
 
+@pytest.mark.slow
+def test_explain_sets_a_removal_beside_the_rules_rate_in_the_other_languages(scored):
+    import json
+
+    workdir, truth, _, _ = scored
+    spam = next(r["url"] for r in truth if r.get("lang") == "ja" and r["case"] == "spam")
+    (history,) = json.loads(invoke("explain", spam, "--workdir", str(workdir), "--json"))
+    rates = history["stages"][-1]["removed"]["by_language"]
+    assert rates["language"] == "ja" and 1 <= rates["removed"] <= 4 and not rates["flag"]
+    assert rates["others_docs"] > 1000
+
+    # English thresholds for every language: the stop-word rule removes the Japanese articles, and
+    # explain says that it removes far more Japanese than anything else.
+    invoke("run", "--config", "configs/sample-multilingual.yaml", "--workdir", str(workdir), "--until", "filter",
+           "--set", "acquire.planted_per_case=12", "--set", "acquire.sample_articles=40",
+           "--set", "filter.language_defaults=none")  # fmt: skip
+    article = next(r["url"] for r in truth if r.get("lang") == "ja" and r["case"] == "original")
+    (history,) = json.loads(invoke("explain", article, "--workdir", str(workdir), "--json"))
+    removed = history["stages"][-1]["removed"]
+    assert removed["by_language"]["flag"] and removed["by_language"]["share"] > 0.5, removed
+    assert "flagged" in invoke("explain", article, "--workdir", str(workdir))
+
+
 def test_hindi_vowel_signs_stay_in_their_words():
     from tasks.filter.rules.gopher import repetition_words
     from tasks.text_keys import normalize
