@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from storage.shards import ParquetStream, write_parquet
-from tasks.languages import words
+from tasks.languages import language, words
 
 DOC_SCHEMA = pa.schema(
     [
@@ -158,6 +158,16 @@ def write_shard(
 
 # Removal rules whose `detail` is the document's language (extract removes these after language id).
 LANGUAGE_IN_DETAIL = frozenset({"too_short", "lang", "lang_score"})
+
+
+# Before the tokenizer exists: four English characters a token, and a character of another script as
+# many English characters as the language registry says it carries (a Chinese character about three).
+CHARS_PER_TOKEN = 4.0
+
+
+def estimated_tokens(doc: dict[str, Any]) -> float:
+    """The document's tokens, estimated before tokenize from its length in English characters' worth."""
+    return language(doc.get("lang")).text_weight * doc["n_chars"] / CHARS_PER_TOKEN
 
 
 def count_words(text: str, lang: str | None = None) -> int:

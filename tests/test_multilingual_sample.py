@@ -116,3 +116,12 @@ def test_an_unknown_sample_language_is_one_clear_error():
     result = CliRunner().invoke(app, ["run", "--set", "acquire.sample_languages=[en,xx]", "--workdir", "/tmp/none"])
     assert result.exit_code == 2
     assert "error:" in result.output and "sample_languages" in result.output and "Traceback" not in result.output
+
+
+def test_token_estimates_before_the_tokenizer_count_a_chinese_character_as_three_english_ones():
+    from tasks.documents import estimated_tokens
+
+    english = estimated_tokens({"lang": "en", "n_chars": 1200})
+    assert english == 300
+    assert estimated_tokens({"lang": "zh", "n_chars": 400}) == english
+    assert estimated_tokens({"lang": "ko", "n_chars": 600}) == english

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from model.items import items_as_rows
@@ -39,8 +40,9 @@ def funnel_with_tokens(inputs: dict[str, StageInput], bytes_per_token: float) ->
         row = {"stage": stage, **inputs[stage].manifest["counts"]}
         docs = inputs[stage].files("docs")
         if docs:
-            chars = sum(pq.read_table(p, columns=["n_chars"])[0].to_numpy().sum() for p in docs)
-            row["est_tokens_out"] = int(chars / bytes_per_token)
+            # Bytes, not characters: the held-out split's bytes per token holds for every script.
+            utf8 = sum(pc.sum(pc.binary_length(pq.read_table(p, columns=["text"])[0])).as_py() or 0 for p in docs)
+            row["est_tokens_out"] = int(utf8 / bytes_per_token)
         if stage == "tokenize":
             row["est_tokens_out"] = int(inputs[stage].metric_total("train_tokens", "val_tokens"))
         funnel.append(row)

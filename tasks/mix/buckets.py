@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from tasks.documents import estimated_tokens
 from tasks.mix.config import AnnealMixConfig, MixConfig, bucket_ranges
 
 
@@ -23,8 +24,8 @@ def domain_norms(docs: list[dict[str, Any]], cfg: MixConfig) -> dict[str, float]
     plain: dict[str, float] = defaultdict(float)
     weighted: dict[str, float] = defaultdict(float)
     for doc in docs:
-        plain[doc["domain"]] += doc["n_chars"]
-        weighted[doc["domain"]] += doc["n_chars"] * bucket_weight(doc.get("quality_bucket"), ranges)
+        plain[doc["domain"]] += estimated_tokens(doc)
+        weighted[doc["domain"]] += estimated_tokens(doc) * bucket_weight(doc.get("quality_bucket"), ranges)
     return {d: (plain[d] / weighted[d] if weighted[d] else 0.0) for d in plain}
 
 

@@ -15,14 +15,13 @@ import pyarrow.parquet as pq
 
 from storage.fingerprint import unit_interval
 from storage.shards import iter_rows, write_parquet
-from tasks.documents import MIX_COLUMNS, removed_row, write_shard
+from tasks.documents import MIX_COLUMNS, estimated_tokens, removed_row, write_shard
 from tasks.mix.buckets import anneal_copies, document_rate, domain_norms
 from tasks.mix.config import MixConfig
 from tasks.mix.topics import TopicModel, train_topic_model
 from tasks.stage import StageInput, StageOutcome
 
 STAGE = "mix"
-CHARS_PER_TOKEN = 4.0  # budget estimate before the tokenizer exists
 
 
 def label_domain(url: str, host: str, cfg: MixConfig) -> str:
@@ -93,7 +92,7 @@ def run(inputs: dict[str, StageInput], cfg: MixConfig, out: Path) -> StageOutcom
     for rows in tables:
         for doc in rows:
             doc["domain"] = d = label(doc)
-            tokens[d] = tokens.get(d, 0.0) + doc["n_chars"] / CHARS_PER_TOKEN
+            tokens[d] = tokens.get(d, 0.0) + estimated_tokens(doc)
             docs_before[d] = docs_before.get(d, 0) + 1
     relabelled = label.relabelled
     if "yardstick" in inputs:
@@ -115,7 +114,7 @@ def run(inputs: dict[str, StageInput], cfg: MixConfig, out: Path) -> StageOutcom
                 continue
             doc["anneal_repeats"] = anneal_copies(doc, cfg.anneal)
             kept.append(doc)
-            tokens_after[doc["domain"]] = tokens_after.get(doc["domain"], 0.0) + n * doc["n_chars"] / CHARS_PER_TOKEN
+            tokens_after[doc["domain"]] = tokens_after.get(doc["domain"], 0.0) + n * estimated_tokens(doc)
             docs_after[doc["domain"]] = docs_after.get(doc["domain"], 0) + 1
         counts = write_shard(out, i, kept, removed, MIX_COLUMNS)
         outcome.docs_out += counts["docs_out"]
