@@ -65,8 +65,8 @@ def render_report(r: dict[str, Any]) -> str:
         [[f["stage"], f["docs_in"], f["docs_out"], f["docs_removed"], _tokens_cell(f),
           ", ".join(f"{rule} ({n})" for rule, n in r["reasons"].get(f["stage"], [])[:4])] for f in r["funnel"]],
     ))  # fmt: skip
-    parts += ["", "Tokens are estimated (UTF-8 bytes / bytes per token of the held-out split, in every script) before tokenize and "
-              "exact from tokenize on (`token_counts` in the catalog)."]  # fmt: skip
+    parts += ["", "Tokens are estimated (UTF-8 bytes / bytes per token of the held-out split, in every script) "
+              "before tokenize and exact from tokenize on (`token_counts` in the catalog)."]  # fmt: skip
     if r["quality_measures"]:
         parts += ["", markdown_table(["measured quality", "value"], [[k, v] for k, v in r["quality_measures"].items()])]
     if r.get("judge_confusion"):
