@@ -104,3 +104,20 @@ def test_an_anneal_mixture_becomes_its_own_split_and_the_last_steps_train_on_it(
     result = CliRunner().invoke(app, ["run", "--workdir", str(work), *TINY_RUN_SETS,
                                       "--set", "train.anneal.fraction=0.2"])  # fmt: skip
     assert result.exit_code == 2 and "set mix.anneal" in result.output, result.output
+
+
+def test_rehydration_up_samples_kept_documents_by_their_duplicate_cluster_size():
+    sizes = [1, 2, 3, 50, 500, 5000]
+    docs = [{"domain": "web", "n_chars": 1000, "dup_cluster_size": s} for s in sizes for _ in range(20)]
+    cfg = MixConfig(rehydrate="default", max_repeats=100)
+    norms = domain_norms(docs, cfg)
+    rate = {d["dup_cluster_size"]: document_rate(d, 1.0, norms, cfg) for d in docs}
+    # 1: 1, 2: 2, 3-4: 3, 5-100: 5, 101-1000: 8, 1001+: 1, normalised to keep the domain's tokens.
+    assert [rate[s] / rate[1] for s in sizes] == pytest.approx([1, 2, 3, 5, 8, 1])
+    assert sum(document_rate(d, 1.0, norms, cfg) for d in docs) == pytest.approx(len(docs))
+    custom = MixConfig(rehydrate={"1": 1, "2+": 4})
+    assert document_rate(docs[20], 1.0, domain_norms(docs, custom), custom) > document_rate(
+        docs[0], 1.0, domain_norms(docs, custom), custom)  # fmt: skip
+    assert MixConfig().rehydrate_weights == {} and not MixConfig().weighs_documents
+    with pytest.raises(ValueError, match="rehydrate key"):
+        MixConfig(rehydrate={"many": 2})

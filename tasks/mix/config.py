@@ -18,6 +18,15 @@ class AnnealMixConfig(Section):
     repeats: int = Field(1, ge=1, le=16)
 
 
+# Rehydration (FineWeb-2): dedup keeps one document of each duplicate cluster and records the
+# cluster's size; up-sampling the kept document by that size gives back part of what dedup took.
+# Content copied a few times is often worth more than unique content, while clusters of thousands
+# are templates and spam: this default follows that shape (FineWeb-2's own numbers differ per
+# language and come from each language's filtering rate per cluster size; give them here if you have
+# them).
+REHYDRATE_DEFAULT = {"1": 1.0, "2": 2.0, "3-4": 3.0, "5-100": 5.0, "101-1000": 8.0, "1001+": 1.0}
+
+
 class MixConfig(Section):
     # domain -> host suffixes or URL substrings; first match wins, unmatched -> default_domain.
     domain_rules: dict[str, list[str]] = Field(
@@ -45,6 +54,11 @@ class MixConfig(Section):
     # {"0-4": 0, "15-19": 2} drops the bottom quarter and doubles the top (Nemotron-CC), each domain
     # keeping its token share. Unlisted buckets, and documents without a bucket, count 1.
     bucket_weights: dict[str, float] = Field(default_factory=dict)
+    rehydrate: Literal["off", "default"] | dict[str, float] = Field(
+        "off", description="up-sample each kept document by its duplicate cluster's size (dedup's dup_cluster_size), "
+        "FineWeb-2's rehydration: `default` (1: 1, 2: 2, 3-4: 3, 5-100: 5, 101-1000: 8, 1001+: 1) or your own "
+        "{size range: weight}; each domain keeps its token share, max_repeats still caps a document",
+    )  # fmt: skip
     anneal: AnnealMixConfig | None = None
     seed: int = 0
 
@@ -54,18 +68,33 @@ class MixConfig(Section):
             raise ValueError("mode=weights needs mix.weights")
         if any(w < 0 for w in self.weights.values()):
             raise ValueError("mix.weights must be non-negative")
-        if any(w < 0 for w in self.bucket_weights.values()):
-            raise ValueError("mix.bucket_weights must be non-negative")
-        bucket_ranges(self.bucket_weights)  # a malformed key fails here, at validation
+        for name, weights in (("bucket_weights", self.bucket_weights), ("rehydrate", self.rehydrate_weights)):
+            if any(w < 0 for w in weights.values()):
+                raise ValueError(f"mix.{name} must be non-negative")
+            bucket_ranges(weights, name)  # a malformed key fails here, at validation
         return self
 
+    @property
+    def rehydrate_weights(self) -> dict[str, float]:
+        if self.rehydrate == "off":
+            return {}
+        return REHYDRATE_DEFAULT if self.rehydrate == "default" else self.rehydrate
 
-def bucket_ranges(weights: dict[str, float]) -> list[tuple[int, int, float]]:
-    """{"0-4": 0.0, "19": 2.0} -> [(0, 4, 0.0), (19, 19, 2.0)]."""
+    @property
+    def weighs_documents(self) -> bool:
+        return bool(self.bucket_weights or self.rehydrate_weights)
+
+
+def bucket_ranges(weights: dict[str, float], name: str = "bucket_weights") -> list[tuple[int, int, float]]:
+    """{"0-4": 0.0, "19": 2.0, "20+": 1.0} -> [(0, 4, 0.0), (19, 19, 2.0), (20, inf, 1.0)]."""
     ranges = []
     for key, weight in weights.items():
+        key = str(key).strip()
+        if key.endswith("+") and key[:-1].isdigit():
+            ranges.append((int(key[:-1]), 1 << 62, weight))
+            continue
         lo, _, hi = key.partition("-")
         if not (lo.strip().isdigit() and (not hi or hi.strip().isdigit())):
-            raise ValueError(f"mix.bucket_weights key {key!r}: a bucket (7) or a range (0-4)")
+            raise ValueError(f"mix.{name} key {key!r}: a value (7), a range (0-4) or an open range (20+)")
         ranges.append((int(lo), int(hi or lo), weight))
     return ranges

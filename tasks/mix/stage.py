@@ -98,7 +98,7 @@ def run(inputs: dict[str, StageInput], cfg: MixConfig, out: Path) -> StageOutcom
     if "yardstick" in inputs:
         label_yardstick(inputs, label, out)
     rates = sampling_rates(tokens, cfg) if tokens else {}
-    norms = domain_norms([doc for rows in tables for doc in rows], cfg) if cfg.bucket_weights else {}
+    norms = domain_norms([doc for rows in tables for doc in rows], cfg) if cfg.weighs_documents else {}
     outcome = StageOutcome(docs_in=sum(len(r) for r in tables), docs_out=0, docs_removed=0)
     tokens_after: dict[str, float] = {}
     docs_after: dict[str, int] = {}
