@@ -44,6 +44,7 @@ class FakeJudge:
         self.attempts: Counter[str] = Counter()  # requests per document hash
         self.answered: Counter[str] = Counter()  # well-formed answers sent per document hash
         self.times: dict[str, list[float]] = defaultdict(list)
+        self.prompts: dict[str, str] = {}  # document hash -> the last prompt it came in
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
@@ -89,6 +90,7 @@ class FakeJudge:
                 with judge.lock:
                     judge.attempts[h] += 1
                     judge.times[h].append(time.monotonic())
+                    judge.prompts[h] = body["messages"][-1]["content"]
                     fault = judge.faults(h, judge.attempts[h])
                 time.sleep(judge.delay_s)
                 if fault == "429":

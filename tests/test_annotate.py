@@ -249,3 +249,18 @@ def test_cli_stops_before_any_work_when_the_judge_key_is_missing(tmp_path, monke
     monkeypatch.setenv("CRAWL2MODEL_TEST_JUDGE_KEY", "x")
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1 and "unreachable" in result.output and not (work / "artifacts").exists()
+
+
+def test_the_judge_is_told_each_pages_language(tmp_path):
+    from tests.conftest import native_text
+
+    docs = {"ja-1": native_text("ja", 400), "th-1": native_text("th", 400), "en-1": "An English page. " * 20}
+    server = FakeJudge()
+    try:
+        scores, _ = annotate(docs, judge_cfg(server), tmp_path / "cache", {"ja-1": "ja", "th-1": "th", "en-1": "en"})
+    finally:
+        server.close()
+    assert set(scores) == set(docs)
+    prompts = {d: server.prompts[text_hash(text)] for d, text in docs.items()}
+    assert "written in Japanese" in prompts["ja-1"] and "written in Thai" in prompts["th-1"]
+    assert "written in English" in prompts["en-1"] and "{language}" not in prompts["en-1"]

@@ -111,9 +111,10 @@ class Judge:
         wait_s = min(self.cfg.backoff_max_s, self.cfg.backoff_s * 2**attempt) * (0.5 + self._rng.random() / 2)
         return min(max(wait_s, retry_after or 0.0), self.cfg.backoff_max_s)
 
-    def ask(self, text: str) -> Reply:
+    def ask(self, text: str, lang: str | None = None) -> Reply:
+        prompt = render(self.template, text, self.cfg.max_chars, lang)
         body = {"model": self.cfg.model, "temperature": 0, "max_tokens": self.cfg.max_tokens,
-                "messages": [{"role": "user", "content": render(self.template, text, self.cfg.max_chars)}]}  # fmt: skip
+                "messages": [{"role": "user", "content": prompt}]}  # fmt: skip
         error = ""
         for attempt in range(self.cfg.retries + 1):
             retry_after = None
@@ -164,9 +165,11 @@ class Progress:
         return self.hits + self.counts["answers"] + self.counts["failed"]
 
 
-def annotate(texts: dict[str, str], cfg: AnnotateConfig, cache_dir: Path) -> tuple[dict[str, int], dict[str, float]]:
-    """Judge scores for `texts` (doc_id -> text), cached answers reused; malformed and failed ones
-    are left out. Returns (doc_id -> score, counts)."""
+def annotate(texts: dict[str, str], cfg: AnnotateConfig, cache_dir: Path,
+             langs: dict[str, str] | None = None) -> tuple[dict[str, int], dict[str, float]]:  # fmt: skip
+    """Judge scores for `texts` (doc_id -> text), the judge told each page's language (`langs`,
+    doc_id -> code; English where absent); cached answers reused (the language is the text's, so the
+    text's hash keys it); malformed and failed ones are left out. Returns (doc_id -> score, counts)."""
     template = load_template(cfg.template_path)
     cache = AnswerCache(cache_dir, template, cfg.model)
     hashes = {doc_id: text_hash(text) for doc_id, text in texts.items()}
@@ -174,7 +177,7 @@ def annotate(texts: dict[str, str], cfg: AnnotateConfig, cache_dir: Path) -> tup
     progress = Progress(len(texts), len(texts) - len(todo))
     if todo:
         preflight(cfg)
-        _ask_all(Judge(cfg, template), todo, texts, hashes, cache, progress)
+        _ask_all(Judge(cfg, template), todo, texts, langs or {}, hashes, cache, progress)
     scores = {d: cache.get(h)["score"] for d, h in hashes.items() if cache.get(h) is not None}
     valid = {d: s for d, s in scores.items() if s is not None}
     seconds = round(time.monotonic() - progress.start, 3)
@@ -185,8 +188,8 @@ def annotate(texts: dict[str, str], cfg: AnnotateConfig, cache_dir: Path) -> tup
     return valid, counts
 
 
-def _ask_all(judge: Judge, todo: list[str], texts: dict[str, str], hashes: dict[str, str], cache: AnswerCache,
-             progress: Progress) -> None:  # fmt: skip
+def _ask_all(judge: Judge, todo: list[str], texts: dict[str, str], langs: dict[str, str], hashes: dict[str, str],
+             cache: AnswerCache, progress: Progress) -> None:  # fmt: skip
     """At most `concurrency` requests in flight; each answer cached as it arrives."""
     pending: dict[Future, str] = {}
     queue = iter(todo)
@@ -194,7 +197,7 @@ def _ask_all(judge: Judge, todo: list[str], texts: dict[str, str], hashes: dict[
         try:
             while True:
                 for doc_id in queue:
-                    pending[pool.submit(judge.ask, texts[doc_id])] = doc_id
+                    pending[pool.submit(judge.ask, texts[doc_id], langs.get(doc_id))] = doc_id
                     if len(pending) >= judge.cfg.concurrency:
                         break
                 if not pending:

@@ -28,11 +28,14 @@ def keep_threshold(cfg: AnnotateConfig) -> float:
     return 0.5 if cfg.classes == "binary" else cfg.threshold - 0.5
 
 
-def sample_texts(doc_paths: list[str], n: int, seed: int) -> dict[str, str]:
-    """The `n` documents with the lowest hash: the same ones whatever the shard order or count."""
-    ranked = sorted((unit_interval(seed, "annotate", r["doc_id"]), r["doc_id"], r["text"])
-                    for r in iter_rows(doc_paths, ["doc_id", "text"]))  # fmt: skip
-    return {doc_id: text for _, doc_id, text in ranked[:n]}
+def sample_texts(doc_paths: list[str], n: int, seed: int, cfg: QualityClassifierConfig | None = None
+                 ) -> tuple[dict[str, str], dict[str, str]]:  # fmt: skip
+    """The `n` documents with the lowest hash among the classifier's languages (the same ones whatever
+    the shard order or count): (doc_id -> text, doc_id -> language)."""
+    rows = iter_rows(doc_paths, ["doc_id", "text", "lang"])
+    ranked = sorted((unit_interval(seed, "annotate", r["doc_id"]), r["doc_id"], r["text"], r.get("lang"))
+                    for r in rows if cfg is None or cfg.scores(r.get("lang")))  # fmt: skip
+    return {d: text for _, d, text, _ in ranked[:n]}, {d: lang for _, d, _, lang in ranked[:n] if lang}
 
 
 def agreement(model_path: str, heldout: list[tuple[str, int]], cfg: QualityClassifierConfig) -> dict[str, Any]:
@@ -58,8 +61,8 @@ def train_on_annotations(
     doc_paths: list[str], cfg: QualityClassifierConfig, out_path: Path, cache_dir: Path
 ) -> dict[str, Any]:
     judge = cfg.annotate
-    texts = sample_texts(doc_paths, judge.sample, cfg.seed)
-    scores, counts = annotate(texts, judge, cache_dir)
+    texts, langs = sample_texts(doc_paths, judge.sample, cfg.seed, cfg)
+    scores, counts = annotate(texts, judge, cache_dir, langs)
     labelled = sorted((unit_interval(cfg.seed, "heldout", d), texts[d], s) for d, s in scores.items())
     n_heldout = round(len(labelled) * cfg.heldout_fraction)
     heldout, train = labelled[:n_heldout], labelled[n_heldout:]

@@ -23,6 +23,9 @@ or a good reference entry.
 
 Give no points for spam, adult content, pure listings, or text that is mostly boilerplate.
 
+The extract is written in {language}: judge it as a page in {language}, by the same standard as a page \
+in any other language.
+
 Extract:
 <<<
 {text}
@@ -50,9 +53,18 @@ def template_fingerprint(template: str) -> str:
     return hashlib.sha256(template.encode()).hexdigest()[:16]
 
 
-def render(template: str, text: str, max_chars: int) -> str:
+def language_name(code: str | None) -> str:
+    """What the judge is told the page's language is: FineWeb-2's English name for it, else the code."""
+    from tasks.languages import language
+
+    if code in (None, "en"):
+        return "English"
+    return language(code).settings.get("name", code)
+
+
+def render(template: str, text: str, max_chars: int, lang: str | None = None) -> str:
     # replace, not format: documents are full of braces.
-    return template.replace("{text}", text[:max_chars])
+    return template.replace("{language}", language_name(lang)).replace("{text}", text[:max_chars])
 
 
 def parse_score(answer: str) -> int:

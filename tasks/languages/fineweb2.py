@@ -44,18 +44,21 @@ def iso639_3(code: str) -> str:
     return found.alpha_3 if found else code
 
 
-def documents_per_subset(reference: Path) -> dict[str, int]:
+def subsets(reference: Path) -> dict[str, dict[str, str]]:
+    """subset (`rus_Cyrl`) -> its row of the distribution table (train split): documents, name, ..."""
     with open(reference / "fineweb2-language-distribution.csv") as f:
-        return {row["subset"]: int(row["documents"]) for row in csv.DictReader(f) if row["split"] == "train"}
+        return {row["subset"]: row for row in csv.DictReader(f) if row["split"] == "train"}
 
 
-def settings_for(code: str, reference: Path, documents: dict[str, int]) -> dict | None:
+def settings_for(code: str, reference: Path, table: dict[str, dict[str, str]]) -> dict | None:
     configs = sorted((reference / "configs").glob(f"{iso639_3(code)}_*.yml"))
     if not configs:
         return None
-    best = max(configs, key=lambda p: documents.get(p.stem, 0))
+    best = max(configs, key=lambda p: int(table.get(p.stem, {}).get("documents", 0)))
     raw = yaml.safe_load(best.read_text())
     out = {"fineweb2": best.stem, "script": best.stem.split("_")[1], **{k: raw[k] for k in KEYS if k in raw}}
+    if name := table.get(best.stem, {}).get("name"):
+        out["name"] = name  # what a judge is told the page's language is
     for key in ("dup_n_grams", "top_n_grams"):
         if key in out:
             out[key] = {str(n): frac for n, frac in out[key]}
@@ -64,8 +67,8 @@ def settings_for(code: str, reference: Path, documents: dict[str, int]) -> dict 
 
 def main() -> None:
     reference = Path(sys.argv[1])
-    documents = documents_per_subset(reference)
-    languages = {code: s for code in lid176_labels() if (s := settings_for(code, reference, documents))}
+    table = subsets(reference)
+    languages = {code: s for code in lid176_labels() if (s := settings_for(code, reference, table))}
     source = ("FineWeb-2's per-language filter settings (huggingface/fineweb-2 at d0defb24f193bb9a5a11b8b1"
               "4524a03c4858e1b6, Apache License 2.0), for the languages lid.176 names")  # fmt: skip
     json.dump({"source": source, "languages": languages}, sys.stdout, ensure_ascii=False, indent=1, sort_keys=True)
