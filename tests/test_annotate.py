@@ -66,10 +66,14 @@ def test_classifier_trained_on_the_judge_recovers_its_rule(judge, tmp_path):
     docs = web_documents(600)
     shard = tmp_path / "docs.parquet"
     pq.write_table(pa.table({"doc_id": list(docs), "text": list(docs.values())}), shard)
-    cfg = QualityClassifierConfig(annotate=judge_cfg(judge, sample=600), heldout_fraction=0.25)
+    cfg = QualityClassifierConfig(annotate=judge_cfg(judge, sample=600, heldout_fraction=0.25))
     info = train_on_annotations([str(shard)], cfg, tmp_path / "model.bin", tmp_path / "cache")
     assert info["annotate_scored"] == 600 and info["quality_judge_heldout"] == 150
-    assert info["quality_judge_f1"] >= 0.8, info
+    assert info["quality_judge_f1"] >= 0.8 and info["quality_learner"] == "linear", info
+    # The learning curve: F1 on the same held-out annotations at 1/4, 1/2, 3/4 and all of the rest.
+    curve = info["quality_judge_curve"]
+    assert [c["annotations"] for c in curve] == [112, 225, 338, 450]
+    assert all(c["ci"][0] <= c["f1"] <= c["ci"][1] for c in curve) and curve[-1]["f1"] == info["quality_judge_f1"]
     assert info["quality_judge_f1_lo"] <= info["quality_judge_f1"] <= info["quality_judge_f1_hi"] <= 1.0
     matrix = info["quality_judge_confusion"]
     assert sum(map(sum, matrix)) == 150 and sum(matrix[5]) + sum(matrix[4]) > 0
@@ -86,7 +90,7 @@ def test_per_score_classes_predict_the_expected_score(judge, tmp_path):
     docs = web_documents(500, seed=1)
     shard = tmp_path / "docs.parquet"
     pq.write_table(pa.table({"doc_id": list(docs), "text": list(docs.values())}), shard)
-    cfg = QualityClassifierConfig(annotate=judge_cfg(judge, sample=500, classes="scores"), heldout_fraction=0.2)
+    cfg = QualityClassifierConfig(annotate=judge_cfg(judge, sample=500, classes="scores"))
     info = train_on_annotations([str(shard)], cfg, tmp_path / "m.bin", tmp_path / "cache")
     assert info["quality_judge_f1"] >= 0.8
     good = [t for t in docs.values() if rule_score(t) >= 4]
@@ -215,10 +219,10 @@ def test_pipeline_with_a_judge_reports_agreement_and_writes_the_key_nowhere(tmp_
     assert sum(server.answered.values()) == 150
     manifest = json.loads(next(work.glob("artifacts/filter/*/manifest.json")).read_text())
     info = manifest["info"]
-    assert info["quality_model"] == "judge" and info["annotate_scored"] == 150 and info["quality_judge_heldout"] == 15
+    assert info["quality_model"] == "judge" and info["annotate_scored"] == 150 and info["quality_judge_heldout"] == 30
     assert 0.0 <= info["quality_judge_f1"] <= 1.0
     report = next(work.glob("artifacts/evaluate/*/report.md")).read_text()
-    assert "quality_judge_f1" in report and "against the LLM judge" in report
+    assert "quality_judge_f1" in report and "against the LLM judge" in report and "How many annotations" in report
     # explain shows the judge's cached score beside the classifier's for an annotated document.
     cached = {json.loads(line)["doc"] for line in next((work / "cache" / "annotations").glob("*.jsonl")).open()}
     docs = pq.read_table(next(work.glob("artifacts/extract/*/docs/part-00000.parquet")), columns=["doc_id", "text"])

@@ -73,6 +73,12 @@ def render_report(r: dict[str, Any]) -> str:
         parts += ["", "The quality classifier against the LLM judge on held-out annotations:", ""]
         parts.append(markdown_table(["judge score", "classifier: drop", "classifier: keep"],
                                     [[score, *row] for score, row in enumerate(r["judge_confusion"])]))  # fmt: skip
+    if r.get("judge_curve"):
+        parts += ["", "How many annotations the classifier needed: F1 against the judge on the same held-out "
+                  "annotations, trained on part of them (95% interval).", ""]  # fmt: skip
+        parts.append(markdown_table(["annotations", "F1 [95% interval]"],
+                                    [[c["annotations"], f"{c['f1']:.3f} [{c['ci'][0]:.3f}, {c['ci'][1]:.3f}]"]
+                                     for c in r["judge_curve"]]))  # fmt: skip
     if len(r["languages"]["languages"]) > 1:
         parts += _languages_section(r["languages"])
     if r["planted"]:

@@ -129,6 +129,7 @@ def _data_scores(inputs: dict[str, StageInput], evals: dict[str, float]) -> dict
             "planted_split": planted_split(truth, removals(removed_paths)) if truth_files else {},
             "quality_measures": {k: measured[k] for k in QUALITY_MEASURES if k in measured},
             "judge_confusion": filtered.get("quality_judge_confusion"),
+            "judge_curve": filtered.get("quality_judge_curve"),
             "languages": language_funnel(inputs, stages)}  # fmt: skip
 
 

@@ -35,6 +35,16 @@ class AnnotateConfig(Section):
     concurrency: int = Field(8, ge=1, le=256)
     threshold: int = Field(3, ge=1, le=5, description="judge scores >= this are good")
     classes: Literal["binary", "scores"] = Field("binary", description="fastText labels: good/bad or 0..5")
+    learner: Literal["linear", "fasttext"] = Field(
+        "linear", description="what learns the judge: logistic regression on hashed words (binary classes; F1 0.67 "
+        "against fastText's 0.48 on unseen pages after 600 annotations, benchmarks/judge_learning_curve.py), or "
+        "fastText (also for classes=scores)",
+    )  # fmt: skip
+    heldout_fraction: float = Field(
+        0.2, ge=0.05, lt=0.5, description="annotations held out to measure agreement, the same share of good and bad"
+    )
+    learning_curve: bool = Field(True, description="also train on 1/4, 1/2 and 3/4 of the annotations: F1 against "
+                                 "their number, to see how many annotations are worth paying for")  # fmt: skip
     # A few thousand labelled documents need more passes than the reference-vs-web set (measured on
     # 500 judged documents: F1 0.74 at 10 epochs, 0.98 at 25).
     epochs: int = Field(25, ge=1, description="fastText epochs on the annotations")

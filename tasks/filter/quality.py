@@ -129,6 +129,11 @@ def bucket_edges(scores: list[float], buckets: int) -> list[float]:
 
 @functools.cache
 def load_classifier(path: str):
+    """A fastText model, or the judge route's linear model (which answers the same calls)."""
+    from tasks.filter.linear import LinearModel, is_linear_model
+
+    if is_linear_model(path):
+        return LinearModel.load(path)
     import fasttext
 
     return fasttext.load_model(path)
