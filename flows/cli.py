@@ -507,6 +507,40 @@ def artifacts(workdir: WorkdirOpt = Path("work")) -> None:
     _print_rows(cols, rows, title="artifacts")
 
 
+@app.command()
+def calibrate(
+    workdir: WorkdirOpt = Path("work"),
+    out: Annotated[Path, typer.Option(help="the config file to write (a figure beside it, .png)")] = Path(
+        "calibrated.yaml"
+    ),
+    reference: Annotated[
+        list[str] | None,
+        typer.Option(help="language=path of reference text (text, JSONL, Parquet), e.g. ja=jawiki.jsonl; repeatable"),
+    ] = None,
+    languages: Annotated[
+        str | None, typer.Option(help="comma-separated languages (default: every one with enough documents)")
+    ] = None,
+    min_docs: Annotated[int, typer.Option(min=10, help="documents a language needs")] = 50,
+    per_language: Annotated[int, typer.Option(min=50, help="documents used per language at most")] = 2000,
+) -> None:
+    """Derive each language's Gopher thresholds from your crawl (or reference files): a config to review."""
+    from tasks.calibrate import calibrate as derive
+    from tasks.calibrate import crawl_documents, reference_documents, write_outputs
+
+    references = reference_documents(reference or [])
+    crawl = crawl_documents(workdir, per_language) if workdir.exists() else {}
+    if not crawl and not references:
+        raise UserError(f"nothing to calibrate on: no crawl in {workdir} and no --reference",
+                        hint="run `crawl2model run --until extract` first, or give --reference lang=path")  # fmt: skip
+    wanted = [x.strip() for x in languages.split(",")] if languages else None
+    calibrations = derive(crawl, references, wanted, min_docs, per_language)
+    figure = write_outputs(calibrations, out)
+    for c in calibrations:
+        changed = ", ".join(f"{k}={v}" for s in c.thresholds.values() for k, v in s.items()) or "defaults kept"
+        console.print(f"{c.lang}: {c.docs} documents ({c.source}): {changed}")
+    console.print(f"wrote {out} and {figure}: review it, then `crawl2model run --config {out}`")
+
+
 def _language_rates(rule: str, rates: dict) -> str:
     others = "no other language" if rates["others_share"] is None else (
         f"{rates['others_share']:.0%} of the other languages' {rates['others_docs']}")  # fmt: skip

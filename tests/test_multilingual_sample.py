@@ -71,6 +71,64 @@ def test_thai_articles_are_counted_in_their_own_words(scored):
 
 
 @pytest.mark.slow
+def test_calibrate_derives_thresholds_that_remove_the_share_english_loses(scored, tmp_path):
+    import numpy as np
+    import yaml
+
+    from tasks.calibrate import calibrate, crawl_documents
+
+    workdir = scored[0]
+    out = tmp_path / "calibrated.yaml"
+    printed = invoke(
+        "calibrate", "--workdir", str(workdir), "--out", str(out), "--languages", "ja,zh,th,hi", "--min-docs", "30"
+    )
+    assert "ja:" in printed and out.with_suffix(".png").stat().st_size > 10_000
+    per_language = yaml.safe_load(out.read_text())["filter"]["per_language"]
+    assert set(per_language) == {"ja", "zh", "th", "hi"}
+    # The defining property: each threshold removes (about) the share of the language's documents that
+    # the English default removes of English's; ties at a bound can only make it remove fewer.
+    for c in calibrate(crawl_documents(workdir, 2000), {}, ["ja", "zh", "th", "hi"], 30, 2000):
+        exact = 0
+        for section, values in c.thresholds.items():
+            for name, threshold in values.items():
+                x, q = np.asarray(c.values[f"{section}.{name}"]), c.shares[f"{section}.{name}"]
+                removed = float(np.mean(x < threshold) if name.startswith("min_") else np.mean(x > threshold))
+                assert removed <= q + 1.5 / len(x), (c.lang, name, removed, q)
+                exact += abs(removed - q) <= 1.5 / len(x)
+        assert exact >= 1, c
+    # The file is a config: a run takes it as it is.
+    invoke("run", "--config", str(out), "--workdir", str(tmp_path / "w"), "--until", "extract",
+           "--set", "acquire.sample_pages=300", "--set", "acquire.planted_per_case=4")  # fmt: skip
+
+
+def test_calibrate_with_reference_files_per_language(tmp_path):
+    import json
+
+    import yaml
+
+    from tests.conftest import native_text, prose
+
+    ja = tmp_path / "ja.jsonl"
+    ja.write_text("".join(json.dumps({"text": native_text("ja", 500, offset=i * 5)}) + "\n" for i in range(60)))
+    en = tmp_path / "en.jsonl"
+    en.write_text("".join(json.dumps({"text": prose(2, offset=i * 2)}) + "\n" for i in range(60)))
+    out = tmp_path / "cal.yaml"
+    printed = invoke("calibrate", "--workdir", str(tmp_path / "none"), "--reference", f"ja={ja}",
+                     "--reference", f"en={en}", "--out", str(out))  # fmt: skip
+    assert "ja: 60 documents (reference vs English reference)" in printed
+    assert "ja" in (yaml.safe_load(out.read_text())["filter"]["per_language"] or {"ja": None})
+
+
+def test_calibrate_without_a_crawl_or_references_is_one_error_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["calibrate", "--workdir", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "error:" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.slow
 def test_explain_sets_a_removal_beside_the_rules_rate_in_the_other_languages(scored):
     import json
 
