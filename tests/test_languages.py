@@ -273,3 +273,43 @@ def test_extracts_language_removals_count_in_their_language(tmp_path):
     funnel = language_funnel({"extract": StageInput("extract", "fp", tmp_path / "extract", {"files": files})},
                              ["extract"])  # fmt: skip
     assert funnel["stages"][0]["in"] == {"en": 1, "de": 1, "ja": 1, "none": 1}
+
+
+@pytest.mark.slow
+def test_a_classifier_per_language_from_reference_files_in_that_language(tmp_path):
+    """English pages scored by the built-in English classifier, Japanese ones by a classifier trained
+    on Japanese reference text; a Thai page by neither (passes both unscored, counted)."""
+    import json
+
+    import duckdb
+
+    from tests.conftest import html_page, invoke, native_text, prose, write_warc
+
+    reference = tmp_path / "ja-reference.jsonl"
+    reference.write_text("".join(json.dumps({"text": native_text("ja", 400, offset=i * 6)}) + "\n"
+                                 for i in range(40)))  # fmt: skip
+    pages = [(f"https://en.example/{i}", "200 OK", "text/html", html_page(prose(3, offset=i * 3))) for i in range(12)]
+    pages += [(f"https://ja.example/{i}", "200 OK", "text/html", html_page(native_text("ja", 500, offset=i * 7)))
+              for i in range(12)]  # fmt: skip
+    pages += [(f"https://th.example/{i}", "200 OK", "text/html", html_page(native_text("th", 900, offset=i * 9)))
+              for i in range(3)]  # fmt: skip
+    warc = write_warc(tmp_path / "pages.warc.gz", pages)
+    japanese = json.dumps([{"name": "quality_ja", "languages": ["ja"], "min_score": 0.0,
+                            "reference_paths": [str(reference)]}])  # fmt: skip
+    work = tmp_path / "work"
+    invoke("run", "--workdir", str(work), "--until", "filter", "--set", f"acquire.paths=[{warc}]",
+           "--set", "extract.languages=[en,ja,th]", "--set", "filter.quality.min_score=0.0",
+           "--set", f"filter.more_classifiers={japanese}", "--set", "filter.gopher_quality.min_words=10")  # fmt: skip
+    rows = duckdb.sql(f"select lang, map_keys(quality_scores) from read_parquet('{work}/artifacts/filter/*/docs/"
+                      "*.parquet')").fetchall()  # fmt: skip
+    scored_by = {lang: set() for lang, _ in rows}
+    for lang, keys in rows:
+        scored_by[lang] |= set(keys or [])
+    assert scored_by["en"] == {"quality"} and scored_by["ja"] == {"quality_ja"}, scored_by
+    assert scored_by.get("th", set()) == set()
+    manifest = json.loads(next(work.glob("artifacts/filter/*/manifest.json")).read_text())
+    metrics = {m["name"]: m["value"] for m in manifest["metrics"]}
+    assert (
+        metrics["quality_classifier.quality_ja.unscored.en"] == 12 and metrics["quality_classifier.unscored.ja"] == 12
+    )
+    assert metrics["quality_classifier.quality_ja.unscored.th"] == metrics["quality_classifier.unscored.th"] == 3
