@@ -71,8 +71,9 @@ def statistics(texts: list[str], lang: str) -> dict[tuple[str, str, str], list[f
 def transfer(english: dict[tuple[str, str, str], list[float]], target: dict[tuple[str, str, str], list[float]],
              calibration: Calibration) -> None:  # fmt: skip
     """Each threshold at the quantile of the language that the English default cuts of English."""
+    sections = {name: rule.cfg for name, rule in rule_sets().items()}
     for (section, name, bound), values in target.items():
-        default = getattr(rule_sets()[section].cfg, name)
+        default = getattr(sections[section], name)
         base = np.asarray(english.get((section, name, bound), []))
         key = f"{section}.{name}"
         calibration.values[key] = values
@@ -203,13 +204,14 @@ def plot(calibrations: list[Calibration], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    sections = {name: rule.cfg for name, rule in rule_sets().items()}
     rows = max(len(calibrations), 1)
     fig, axes = plt.subplots(rows, len(PLOTTED), figsize=(3 * len(PLOTTED), 2.2 * rows), squeeze=False)
     for r, c in enumerate(calibrations):
         for k, key in enumerate(PLOTTED):
             ax, (section, name) = axes[r][k], key.split(".")
             ax.hist(c.values.get(key, []), bins=30, color="#8aa")
-            ax.axvline(getattr(rule_sets()[section].cfg, name), color="#999", linestyle="--")
+            ax.axvline(getattr(sections[section], name), color="#999", linestyle="--")
             if (value := c.thresholds.get(section, {}).get(name)) is not None:
                 ax.axvline(value, color="#c33")
             ax.set_title(f"{c.lang}: {name}", fontsize=8)

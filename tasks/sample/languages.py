@@ -60,6 +60,7 @@ def _is_word(word: str, ascii_ok: bool, min_len: int = 1) -> bool:
     )
 
 
+@functools.cache
 def available_languages() -> list[str]:
     from tasks.sample.sources import translation_texts
 
