@@ -21,9 +21,16 @@ from tasks.languages.segmenters import segmenter
 # Gopher's stop words (Rae et al. 2021), the English list its rule was published with.
 GOPHER_STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 
+# Languages written with spaces whose words spaCy's rule-based tokenizer splits (punctuation, clitics,
+# exceptions): every language spaCy 3 builds a blank tokenizer for without another package. English
+# stays whitespace (Gopher's words); lid.176's `no` is spaCy's `nb`.
+SPACY = ("af am ar az bg bn ca cs da de dsb el es et eu fa fi fo fr ga gd gu he hi hr hsb ht hu hy id is it kmr "
+         "kn ky la lb lg lij lt lv mk ml mr ms nb ne nl nn pl pt ro ru sa si sk sl sq sr sv ta te ti tl tn tr tt uk "
+         "ur yo").split()  # fmt: skip
 # Languages that need more than whitespace. `letters`: a script without spaces between words and no
 # segmenter here; each letter counts as a word.
 SEGMENTERS = {
+    **{code: f"spacy:{code}" for code in SPACY}, "no": "spacy:nb",
     "zh": "jieba", "wuu": "jieba", "yue": "jieba",
     "ja": "sudachi",
     "ko": "kiwi",

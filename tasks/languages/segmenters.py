@@ -1,7 +1,9 @@
 """Word segmenters: a language's text as the words its statistics count.
 
-Whitespace is the stated fallback and what English, and every language written with spaces between
-words, uses (Gopher's definition: the sample's figures do not move). Chinese (jieba), Japanese
+English keeps whitespace (Gopher's definition: the sample's figures do not move). The 70 languages
+written with spaces that spaCy has a tokenizer for use it (`spacy.blank(code)`, its punctuation and
+exception rules, as datatrove and FineWeb-2 count words); the others, and any language when spaCy is
+not installed, fall back to whitespace, stated. Chinese (jieba), Japanese
 (SudachiPy, core dictionary), Korean (Kiwi) and Thai (PyThaiNLP's newmm) have dedicated segmenters, the
 `languages` extra; a script written without spaces whose segmenter is not installed, or that has none
 here (Lao, Khmer, Burmese, Tibetan), counts each letter as a word, which keeps word counts and n-grams
@@ -109,6 +111,14 @@ def _thai() -> Segmenter:
     return lambda text: [t for t in word_tokenize(text, engine="newmm", keep_whitespace=False) if _is_word(t)]
 
 
+@functools.cache
+def _spacy(code: str) -> Segmenter:
+    import spacy
+
+    tokenizer = spacy.blank(code).tokenizer  # rules only: no model, nothing downloaded
+    return lambda text: [t.text for t in tokenizer(text) if _is_word(t.text)]
+
+
 LOADERS: dict[str, Callable[[], Segmenter]] = {"jieba": _jieba, "sudachi": _sudachi, "kiwi": _kiwi, "thai": _thai}
 
 
@@ -127,6 +137,13 @@ def segmenter(name: str) -> Segmenter:
         return whitespace
     if name == "letters":
         return letters
+    if name.startswith("spacy:"):
+        try:
+            return _remembering(_spacy(name.removeprefix("spacy:")))
+        except ImportError:
+            log.warning("spaCy is not installed (pip install 'crawl2model[languages]'): whitespace words for %r",
+                        name.removeprefix("spacy:"))  # fmt: skip
+            return whitespace
     try:
         return _remembering(LOADERS[name]())
     except ImportError:
