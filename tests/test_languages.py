@@ -313,3 +313,10 @@ def test_a_classifier_per_language_from_reference_files_in_that_language(tmp_pat
         metrics["quality_classifier.quality_ja.unscored.en"] == 12 and metrics["quality_classifier.unscored.ja"] == 12
     )
     assert metrics["quality_classifier.quality_ja.unscored.th"] == metrics["quality_classifier.unscored.th"] == 3
+
+
+def test_spaced_languages_spacy_covers_split_punctuation_and_clitics_english_stays_whitespace():
+    assert words("L'homme n'est pas là, aujourd'hui.", "fr") == ["L'", "homme", "n'", "est", "pas", "là", "aujourd'hui"]
+    assert words("Привет, мир! Это тест.", "ru") == ["Привет", "мир", "Это", "тест"]
+    assert words("Hello, world! It's fine.", "en") == ["Hello,", "world!", "It's", "fine."]
+    assert words("Xin chào, thế giới.", "vi") == ["Xin", "chào,", "thế", "giới."]  # no spaCy rules: whitespace

@@ -167,13 +167,13 @@ def process_record(
     lang, score, script = (identify or identifier())(" ".join(text.split()))
     if language(lang).text_length(text) < cfg.min_text_chars:  # in English characters' worth
         return doc, "too_short", len(text), lang
-    doc.update(
-        lang=lang, lang_score=score, lang_script=script, text=text, n_chars=len(text), n_words=count_words(text, lang)
-    )
+    doc.update(lang=lang, lang_score=score, lang_script=script, text=text, n_chars=len(text))
     if not cfg.keeps(lang):
         return doc, "lang", score, lang
     if score < cfg.min_lang_score:
         return doc, "lang_score", score, lang
+    # Counted for kept pages only: a removed page's segmenter need not even be loaded.
+    doc["n_words"] = count_words(text, lang)
     return doc, None, None, ""
 
 
