@@ -92,6 +92,12 @@ def test_c4_rules_apply_to_english_unless_asked():
     assert rule.edit(dict(japanese)) == {} and list(rule.measure(japanese)) == []
     asked = C4Filter(C4Config(enabled=True, languages=["en", "ja"]))
     assert list(asked.measure(japanese))
+    # Asked for Japanese, C4 counts a line's words and its full stops as Japanese has them: the lines of
+    # an article stay (by whitespace each line was one "word", every line dropped as too short).
+    edited = dict(japanese)
+    dropped = asked.edit(edited)
+    assert len(edited["text"]) > 0.8 * len(japanese["text"]), dropped
+    assert all(m.passed for m in asked.measure(edited) if m.rule == "c4_min_sentences")
 
 
 def test_a_short_japanese_page_is_long_enough_where_the_same_english_length_is_not():

@@ -17,8 +17,11 @@ from pydantic import Field
 
 from storage.section import Section
 from tasks.filter.rules import Count, Measurement, TextRule, at_least
+from tasks.languages import language
 
-TERMINAL_PUNCTUATION = (".", "!", "?", '"', "'", "”", "’")
+# Full stops of other scripts too, for a language C4's rules are asked to apply to (filter.c4.languages):
+# Chinese and Japanese 。！？ and closing quotes, Arabic ؟, Devanagari ।.
+TERMINAL_PUNCTUATION = (".", "!", "?", '"', "'", "”", "’", "。", "！", "？", "」", "』", "؟", "।")
 POLICY_PHRASES = (
     "terms of use",
     "privacy policy",
@@ -27,7 +30,7 @@ POLICY_PHRASES = (
     "use of cookies",
     "use cookies",
 )
-SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
+SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)|[。！？؟।]+")
 
 
 class C4Config(Section):
@@ -65,11 +68,12 @@ class C4Filter(TextRule):
     def edit(self, doc: dict[str, Any]) -> Counter:
         if not self.applies(doc):
             return Counter()
-        doc["text"], dropped = self.clean(doc["text"])
+        doc["text"], dropped = self.clean(doc["text"], doc.get("lang"))
         return Counter({f"c4.lines_dropped.{reason}": n for reason, n in dropped.items()})
 
-    def clean(self, text: str) -> tuple[str, Counter]:
-        """The text with C4's dropped lines removed, and why each line went."""
+    def clean(self, text: str, lang: str | None = None) -> tuple[str, Counter]:
+        """The text with C4's dropped lines removed, and why each line went; a line's words are its
+        language's (whitespace for English, as C4 counts them)."""
         c = self.cfg
         kept, dropped = [], Counter()
         for line in text.splitlines():
@@ -78,7 +82,7 @@ class C4Filter(TextRule):
                 kept.append(line)
                 continue
             lower = stripped.lower()
-            words = stripped.split()
+            words = language(lang).words(stripped)
             if c.max_word_length is not None and any(len(w) > c.max_word_length for w in words):
                 dropped["long_word"] += 1
             elif c.drop_no_terminal_punctuation and not stripped.endswith(TERMINAL_PUNCTUATION):
