@@ -3,10 +3,9 @@
 fastText averages word vectors over the whole document, so a judge's cue that a few words carry fades
 in a long page: after 600 annotations of the sample by a judge with a hidden additive rubric, fastText
 reached F1 0.48 on the pages nobody annotated, this 0.67 (benchmarks/judge_learning_curve.py). Features:
-each distinct word
-and punctuation run (any script: letters with their marks; each letter and letter pair where the script
-has no spaces)
-hashed into 2^18 slots, present or not, and the document's length in words; logistic regression with
+each distinct word and punctuation run (any script: letters with their marks; each letter and letter
+pair where the script has no spaces) hashed into 2^18 slots, present or not, and the document's length
+in words; logistic regression with
 L2 and balanced class weights (scikit-learn, the `judge` extra) learns them. Scoring needs numpy only,
 and the model answers like a fastText model (`predict`, `get_labels`), so the filter scores either.
 """
@@ -45,6 +44,11 @@ def tokens(text: str) -> set[str]:
     return found
 
 
+def slots(text: str) -> list[int]:
+    """The feature slots of the text's tokens, each once, in order."""
+    return sorted({_slot(t) for t in tokens(text)})
+
+
 def length_features(text: str) -> np.ndarray:
     n = np.log1p(len(text.split())) / 4.0
     return np.array([n, n * n])
@@ -55,9 +59,9 @@ def feature_matrix(texts: list[str]):
 
     rows, cols = [], []
     for i, text in enumerate(texts):
-        slots = sorted({_slot(t) for t in tokens(text)})
-        rows += [i] * len(slots)
-        cols += slots
+        present = slots(text)
+        rows += [i] * len(present)
+        cols += present
     words = sparse.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(texts), N_FEATURES))
     lengths = sparse.csr_matrix(np.array([length_features(t) for t in texts]).reshape(len(texts), 2))
     return sparse.hstack([words, lengths]).tocsr()
@@ -68,8 +72,8 @@ class LinearModel:
         self.weights, self.bias = weights, bias
 
     def probability(self, text: str) -> float:
-        slots = np.fromiter({_slot(t) for t in tokens(text)}, dtype=np.int64)
-        z = self.weights[slots].sum() + self.weights[N_FEATURES:] @ length_features(text) + self.bias
+        words = self.weights[np.asarray(slots(text), dtype=np.int64)].sum()
+        z = words + self.weights[N_FEATURES:] @ length_features(text) + self.bias
         return float(1.0 / (1.0 + np.exp(-z)))
 
     def predict(self, text: str, k: int = -1) -> tuple[tuple[str, ...], np.ndarray]:
