@@ -5,17 +5,15 @@ stratified held-out fifth), and F1 on the 1,700 pages nobody annotated.
 
     python benchmarks/judge_learning_curve.py [--annotations 600] [--out benchmarks/results]
 
-The judge (a fake OpenAI-compatible server on 127.0.0.1) scores an additive rubric, as FineWeb-Edu's
-prompt does: a point each for at least 120 words, an example, an explanation ("because", "means",
-"defined" ...), error handling (any of 14 words), and code ("()" or ">>>"); 3 points or more is good,
-26% of the pages. Results: benchmarks/results/<date>-<host>-judge-learning-curve.json/.md.
+The judge (a fake OpenAI-compatible server on 127.0.0.1) scores `tests.fake_judge.additive_rubric`, as
+FineWeb-Edu's prompt does: a point each for at least 120 words, an example, an explanation, error
+handling and code; 3 points or more is good, 26% of the pages.
+Results: benchmarks/results/<date>-<host>-judge-learning-curve.json/.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import random
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -24,26 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.output import RESULTS, write_results  # noqa: E402
-
-ERROR_WORDS = {"exception", "exceptions", "error", "errors", "raise", "raised", "raises", "traceback", "except",
-               "handler", "warning", "warnings", "fails", "invalid"}  # fmt: skip
-
-
-def rubric(text: str) -> int:
-    words = set(re.findall(r"[a-z]+", text.lower()))
-    return (int(len(text.split()) >= 120) + int(bool({"example", "examples", "instance"} & words))
-            + int(bool({"because", "means", "therefore", "defined", "define"} & words))
-            + int(bool(ERROR_WORDS & words)) + int("()" in text or ">>>" in text))  # fmt: skip
-
-
-def pages() -> list[str]:
-    from tasks.sample.planted import chunk_pages
-    from tasks.sample.sources import distribution_readmes, language_reference, stdlib_docstrings
-
-    texts = ["\n\n".join(p.paragraphs) for p in chunk_pages(language_reference() + stdlib_docstrings()
-                                                             + distribution_readmes())]  # fmt: skip
-    random.Random(0).shuffle(texts)
-    return texts
+from tests.fake_judge import additive_rubric, sample_pages  # noqa: E402
 
 
 def measure(learner: str, annotated: list[str], unseen: list[str], judge_url: str, tmp: Path) -> dict:
@@ -62,7 +41,7 @@ def measure(learner: str, annotated: list[str], unseen: list[str], judge_url: st
     info = train_on_annotations([str(shard)], cfg, tmp / f"{learner}.bin", tmp / "cache")
     tp = fp = fn = 0
     for text in unseen:
-        kept, good = score_text(str(tmp / f"{learner}.bin"), text, cfg) >= 0.5, rubric(text) >= 3
+        kept, good = score_text(str(tmp / f"{learner}.bin"), text, cfg) >= 0.5, additive_rubric(text) >= 3
         tp, fp, fn = tp + (kept and good), fp + (kept and not good), fn + (good and not kept)
     return {"curve": info["quality_judge_curve"], "heldout": info["quality_judge_heldout"],
             "unseen_pages": len(unseen), "unseen_f1": round(2 * tp / max(2 * tp + fp + fn, 1), 4)}  # fmt: skip
@@ -75,19 +54,19 @@ def main() -> None:
     parser.add_argument("--annotations", type=int, default=600)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    texts = pages()
+    texts = sample_pages()
     annotated, unseen = texts[: args.annotations], texts[args.annotations :]
-    judge = FakeJudge(rule=rubric)
+    judge = FakeJudge(rule=additive_rubric)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             results = {learner: measure(learner, annotated, unseen, judge.url, Path(tmp))
-                       for learner in ("linear", "fasttext")}  # fmt: skip
+                       for learner in ("stumps", "linear", "fasttext")}  # fmt: skip
     finally:
         judge.close()
     rows = [[learner, c["annotations"], f"{c['f1']:.3f} [{c['ci'][0]:.3f}, {c['ci'][1]:.3f}]",
              r["unseen_f1"] if c is r["curve"][-1] else ""]
             for learner, r in results.items() for c in r["curve"]]  # fmt: skip
-    good = round(sum(rubric(t) >= 3 for t in texts) / len(texts), 4)
+    good = round(sum(additive_rubric(t) >= 3 for t in texts) / len(texts), 4)
     report = {"annotations": args.annotations, "good_share": good, "results": results}
     headers = ["learner", "training annotations", "F1 on held-out annotations [95%]", "F1 on unseen pages"]
     title = "Learning a judge's hidden rubric: F1 against the number of annotations"

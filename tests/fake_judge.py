@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 import threading
 import time
@@ -23,6 +24,31 @@ FILLER = ["the", "and", "of", "to", "in", "is", "that", "for", "it", "with", "as
 def rule_score(text: str) -> int:
     """The judge's rule: one point per distinct teaching word, at most 5."""
     return min(5, len({w for w in EDU_WORDS if w in text.split()}))
+
+
+ERROR_WORDS = {"exception", "exceptions", "error", "errors", "raise", "raised", "raises", "traceback", "except",
+               "handler", "warning", "warnings", "fails", "invalid"}  # fmt: skip
+
+
+def additive_rubric(text: str) -> int:
+    """A hidden rubric as FineWeb-Edu's prompt adds points: one each for at least 120 words, an example,
+    an explanation ("because", "means", "defined" ...), error handling (any of 14 words), and code
+    ("()" or ">>>"); 3 or more is good (26% of the sample's pages)."""
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    return (int(len(text.split()) >= 120) + int(bool({"example", "examples", "instance"} & words))
+            + int(bool({"because", "means", "therefore", "defined", "define"} & words))
+            + int(bool(ERROR_WORDS & words)) + int("()" in text or ">>>" in text))  # fmt: skip
+
+
+def sample_pages() -> list[str]:
+    """The embedded sample's pages (language reference, docstrings, READMEs) in a seeded order: a judge's input."""
+    from tasks.sample.planted import chunk_pages
+    from tasks.sample.sources import distribution_readmes, language_reference, stdlib_docstrings
+
+    pages = chunk_pages(language_reference() + stdlib_docstrings() + distribution_readmes())
+    texts = ["\n\n".join(p.paragraphs) for p in pages]
+    random.Random(0).shuffle(texts)
+    return texts
 
 
 def document_of(prompt: str) -> str:

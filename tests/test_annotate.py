@@ -21,7 +21,7 @@ from tasks.filter.annotate import AnnotateError, AnswerCache, annotate, text_has
 from tasks.filter.annotated import train_on_annotations
 from tasks.filter.config import AnnotateConfig, QualityClassifierConfig
 from tasks.filter.judge import DEFAULT_TEMPLATE, MalformedAnswer, parse_score
-from tests.fake_judge import EDU_WORDS, FILLER, FakeJudge, rule_score
+from tests.fake_judge import EDU_WORDS, FILLER, FakeJudge, additive_rubric, rule_score, sample_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,14 +62,15 @@ def test_score_parser_is_strict():
     assert "{text}" in DEFAULT_TEMPLATE
 
 
-def test_classifier_trained_on_the_judge_recovers_its_rule(judge, tmp_path):
+@pytest.mark.parametrize("learner", ["stumps", "linear"])
+def test_classifier_trained_on_the_judge_recovers_its_rule(judge, tmp_path, learner):
     docs = web_documents(600)
     shard = tmp_path / "docs.parquet"
     pq.write_table(pa.table({"doc_id": list(docs), "text": list(docs.values())}), shard)
-    cfg = QualityClassifierConfig(annotate=judge_cfg(judge, sample=600, heldout_fraction=0.25))
+    cfg = QualityClassifierConfig(annotate=judge_cfg(judge, sample=600, heldout_fraction=0.25, learner=learner))
     info = train_on_annotations([str(shard)], cfg, tmp_path / "model.bin", tmp_path / "cache")
     assert info["annotate_scored"] == 600 and info["quality_judge_heldout"] == 150
-    assert info["quality_judge_f1"] >= 0.8 and info["quality_learner"] == "linear", info
+    assert info["quality_judge_f1"] >= 0.8 and info["quality_learner"] == learner, info
     # The learning curve: F1 on the same held-out annotations at 1/4, 1/2, 3/4 and all of the rest.
     curve = info["quality_judge_curve"]
     assert [c["annotations"] for c in curve] == [112, 225, 338, 450]
@@ -82,6 +83,30 @@ def test_classifier_trained_on_the_judge_recovers_its_rule(judge, tmp_path):
     again = train_on_annotations([str(shard)], cfg, tmp_path / "model2.bin", tmp_path / "cache")
     assert sum(judge.attempts.values()) == before and again["annotate_cache_hits"] == 600
     assert again["quality_judge_f1"] == info["quality_judge_f1"]
+
+
+@pytest.mark.slow
+def test_600_annotations_learn_a_hidden_additive_rubric(tmp_path):
+    """The issue's bar: a judge whose rule the learner is not shown (FineWeb-Edu-style points for length,
+    examples, explanations, errors, code), 600 annotations, F1 >= 0.8 on the pages nobody annotated."""
+    from tasks.filter.quality import score_text
+
+    texts = sample_pages()
+    annotated, unseen = texts[:600], texts[600:]
+    shard = tmp_path / "docs.parquet"
+    pq.write_table(pa.table({"doc_id": [f"d{i:04d}" for i in range(600)], "text": annotated}), shard)
+    server = FakeJudge(rule=additive_rubric)
+    try:
+        cfg = QualityClassifierConfig(annotate=judge_cfg(server, sample=600, learning_curve=False))
+        info = train_on_annotations([str(shard)], cfg, tmp_path / "model.npz", tmp_path / "cache")
+    finally:
+        server.close()
+    assert info["quality_learner"] == "stumps" and info["quality_judge_heldout"] == 120
+    kept = [score_text(str(tmp_path / "model.npz"), t, cfg) >= 0.5 for t in unseen]
+    good = [additive_rubric(t) >= 3 for t in unseen]
+    tp = sum(k and g for k, g in zip(kept, good, strict=True))
+    f1 = 2 * tp / (sum(kept) + sum(good))
+    assert len(unseen) > 1500 and f1 >= 0.8 and info["quality_judge_f1"] >= 0.8, (f1, info)
 
 
 def test_per_score_classes_predict_the_expected_score(judge, tmp_path):

@@ -1,5 +1,6 @@
-"""A fastText classifier trained on an LLM judge's scores (the FineWeb-Edu recipe, with fastText), and
-its agreement with the judge on held-out annotations: F1 at the threshold and the confusion matrix."""
+"""A classifier trained on an LLM judge's scores (the FineWeb-Edu recipe: boosted stumps by default,
+logistic regression or fastText on request), and its agreement with the judge on held-out
+annotations: F1 at the threshold and the confusion matrix."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tasks.filter.annotate import annotate
 from tasks.filter.config import AnnotateConfig, QualityClassifierConfig
 from tasks.filter.linear import train_linear
 from tasks.filter.quality import POSITIVE, one_line, score_text
+from tasks.filter.stumps import train_stumps
 
 NEGATIVE = "__label__lq"
 
@@ -80,6 +82,10 @@ def balanced(train: list[tuple[str, int]], judge: AnnotateConfig) -> list[tuple[
 def fit(train: list[tuple[str, int]], cfg: QualityClassifierConfig, out_path: Path) -> dict[str, Any]:
     """Learn the judge from `train` into `out_path` with the configured learner."""
     judge = cfg.annotate
+    if judge.learner == "stumps" and judge.classes == "binary":
+        model = train_stumps([t for t, _ in train], [s for _, s in train], judge.threshold, seed=cfg.seed)
+        model.save(out_path)
+        return {"quality_learner": "stumps", "quality_stumps": len(model.features), "quality_stump_cut": model.cut}
     if judge.learner == "linear" and judge.classes == "binary":
         texts = [one_line(t) for t, _ in train]
         train_linear(texts, [s >= judge.threshold for _, s in train], seed=cfg.seed).save(out_path)

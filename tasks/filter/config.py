@@ -23,7 +23,7 @@ REMOTE_PREFIXES = ("http://", "https://", "s3://", "gs://", "hf://", "az://")
 
 
 class AnnotateConfig(Section):
-    """An LLM judge on an OpenAI-compatible endpoint scores a sample 0-5; fastText learns its scores."""
+    """An LLM judge on an OpenAI-compatible endpoint scores a sample 0-5; a classifier learns its scores."""
 
     endpoint: str = Field(description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
     model: str = Field(description="the judge model's name on that endpoint")
@@ -35,10 +35,10 @@ class AnnotateConfig(Section):
     concurrency: int = Field(8, ge=1, le=256)
     threshold: int = Field(3, ge=1, le=5, description="judge scores >= this are good")
     classes: Literal["binary", "scores"] = Field("binary", description="fastText labels: good/bad or 0..5")
-    learner: Literal["linear", "fasttext"] = Field(
-        "linear", description="what learns the judge: logistic regression on hashed words (binary classes; F1 0.67 "
-        "against fastText's 0.48 on unseen pages after 600 annotations, benchmarks/judge_learning_curve.py), or "
-        "fastText (also for classes=scores)",
+    learner: Literal["stumps", "linear", "fasttext"] = Field(
+        "stumps", description="what learns the judge (binary classes): boosted decision stumps on hashed words and "
+        "length fitted to the judge's 0-5 score, logistic regression on hashed words, or fastText (also for "
+        "classes=scores); F1 on unseen pages after 600 annotations in benchmarks/judge_learning_curve.py",
     )  # fmt: skip
     heldout_fraction: float = Field(
         0.2, ge=0.05, lt=0.5, description="annotations held out to measure agreement, the same share of good and bad"

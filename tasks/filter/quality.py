@@ -129,18 +129,24 @@ def bucket_edges(scores: list[float], buckets: int) -> list[float]:
 
 @functools.cache
 def load_classifier(path: str):
-    """A fastText model, or the judge route's linear model (which answers the same calls)."""
-    from tasks.filter.linear import LinearModel, is_linear_model
+    """A fastText model, or one of the judge route's own models (which answer the same calls)."""
+    from tasks.filter.linear import is_npz_model, load_npz_model
 
-    if is_linear_model(path):
-        return LinearModel.load(path)
+    if is_npz_model(path):
+        return load_npz_model(path)
     import fasttext
 
     return fasttext.load_model(path)
 
 
+def model_input(model, text: str) -> str:
+    """What the model was trained on: the whole page, or its first 200 words on one line."""
+    return text if getattr(model, "reads_whole_text", False) else one_line(text)
+
+
 def quality_score(model_path: str, text: str, label: str = POSITIVE) -> float:
-    labels, probs = load_classifier(model_path).predict(one_line(text), k=-1)
+    model = load_classifier(model_path)
+    labels, probs = model.predict(model_input(model, text), k=-1)
     return float(dict(zip(labels, probs, strict=True)).get(label, 0.0))
 
 
@@ -148,7 +154,8 @@ def score_text(model_path: str, text: str, cfg: QualityClassifierConfig) -> floa
     """The document's quality score: P(good); with a judge trained per score (0..5), the expected score."""
     if cfg.annotate is None or cfg.annotate.classes == "binary":
         return quality_score(model_path, text, cfg.positive_label)
-    labels, probs = load_classifier(model_path).predict(one_line(text), k=-1)
+    model = load_classifier(model_path)
+    labels, probs = model.predict(model_input(model, text), k=-1)
     return float(sum(int(label.removeprefix("__label__")) * p for label, p in zip(labels, probs, strict=True)))
 
 
