@@ -48,13 +48,15 @@ class Request:
 
     tokens: tuple[int, ...]
     n_cont: int
+    truncated: bool = False  # the context's start was cut to fit the model's window
 
 
 def make_request(encode: Encode, context: str, continuation: str, seq_len: int) -> Request:
+    """Longer than the window: the context is cut from the left, as the harness does."""
     whole = encode(context + continuation)
     n_cont = max(len(whole) - len(encode(context)), 1)
     tokens = whole[-(seq_len + 1) :]
-    return Request(tuple(tokens), min(n_cont, len(tokens) - 1))
+    return Request(tuple(tokens), min(n_cont, len(tokens) - 1), len(whole) > len(tokens))
 
 
 @torch.no_grad()
@@ -93,11 +95,13 @@ def item_results(model: GPT, encode: Encode, items: list[Item], batch_size: int 
     requests = [[make_request(encode, item.context_of(i), c, model.cfg.seq_len) for i, c in enumerate(item.choices)]
                 for item in items]  # fmt: skip
     flat = iter(score_requests(model, [r for rs in requests for r in rs], batch_size))
+    cut = iter(requests)
     out = []
     for item in items:
         scores = [next(flat)[0] for _ in item.choices]
         norm = [s / max(len(choice_text(c)), 1) for s, c in zip(scores, item.choices, strict=True)]
         out.append({"task": item.task, "item_id": item.item_id, "choices": len(item.choices),
+                    "truncated": float(any(r.truncated for r in next(cut))),
                     "acc": float(max(range(len(scores)), key=scores.__getitem__) == item.label),
                     "acc_norm": float(max(range(len(norm)), key=norm.__getitem__) == item.label),
                     **continuous(scores, item.label)})  # fmt: skip
@@ -126,6 +130,7 @@ def summarize(results: list[dict[str, float]]) -> dict[str, float]:
     out = {"n": n, "chance": sum(1 / r["choices"] for r in results) / n}
     for key in ("acc", "acc_norm", "p_correct", "margin"):
         out[key] = sum(r[key] for r in results) / n
+    out["truncated"] = sum(r.get("truncated", 0.0) for r in results) / n  # share of items whose context was cut
     return out
 
 
@@ -137,8 +142,9 @@ def last_word_results(model: GPT, encode: Encode, items: list[Item]) -> list[dic
     """Per item: whether greedy decoding gives the last word (`acc`), and its log-probability."""
     requests = [make_request(encode, item.context_of(0), item.choices[0], model.cfg.seq_len) for item in items]
     results = score_requests(model, requests)
-    return [{"task": item.task, "item_id": item.item_id, "acc": float(greedy), "logprob": lp}
-            for item, (lp, greedy) in zip(items, results, strict=True)]  # fmt: skip
+    return [{"task": item.task, "item_id": item.item_id, "acc": float(greedy), "logprob": lp,
+             "truncated": float(r.truncated)}
+            for item, r, (lp, greedy) in zip(items, requests, results, strict=True)]  # fmt: skip
 
 
 def summarize_last_word(results: list[dict[str, float]]) -> dict[str, float]:
@@ -146,7 +152,8 @@ def summarize_last_word(results: list[dict[str, float]]) -> dict[str, float]:
         return {"n": 0}
     n = len(results)
     return {"n": n, "acc": sum(r["acc"] for r in results) / n,
-            "word_perplexity": math.exp(-sum(r["logprob"] for r in results) / n)}  # fmt: skip
+            "word_perplexity": math.exp(-sum(r["logprob"] for r in results) / n),
+            "truncated": sum(r.get("truncated", 0.0) for r in results) / n}  # fmt: skip
 
 
 def score_last_word(model: GPT, encode: Encode, items: list[Item]) -> dict[str, float]:

@@ -4,7 +4,9 @@ Formats, by the fields of a file's first row (`detect` recognises them for `form
 - llm-foundry / DCLM gauntlet ICL: multiple choice `{"query", "choices", "gold"}`, schema
   `{"context_options", "continuation", "gold"}`, language modelling `{"context", "continuation"}`;
 - MMLU CSV (the original release without a header: question, four choices, answer letter; or the
-  headed `question,choice0..choice3,answer` with an integer answer), one file or a directory of them;
+  headed `question,choice0..choice3,answer` with an integer answer), one file or a directory of them,
+  or the Hugging Face JSONL (`question`, `subject`, `choices`, `answer`); the subject's header as the
+  harness writes it, and its dev split (`data/dev/` beside `data/test/`) for the shots;
 - Winogrande `{"sentence", "option1", "option2", "answer"}`, scored as lm-evaluation-harness does:
   the sentence up to the blank with each option is the context, the rest of the sentence the
   continuation;
@@ -60,19 +62,50 @@ def _mmlu_files(path: str | Path) -> list[Path]:
     return sorted(p.glob("*.csv")) if p.is_dir() else [p]
 
 
+MMLU_SPLITS = ("_test", "_dev", "_val")
+
+
+def mmlu_subject(file: Path) -> str:
+    """`high_school_biology_test.csv` -> `high_school_biology` (the release's file names)."""
+    stem = file.stem
+    return next((stem.removesuffix(s) for s in MMLU_SPLITS if stem.endswith(s)), stem)
+
+
+def mmlu_item(task: str, item_id: str, subject: str, question: str, options: list[str], label: int) -> Item:
+    """The harness's MMLU prompt: the subject's header, the question, lettered choices, `Answer:`; the
+    choices are the letters."""
+    lettered = "".join(f"\n{letter}. {text}" for letter, text in zip("ABCD", options, strict=True))
+    header = f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n\n"
+    return Item(task, item_id, f"{question.strip()}{lettered}\nAnswer:", [" A", " B", " C", " D"], label,
+                description=header)  # fmt: skip
+
+
 def load_mmlu(path: str | Path, task: str = "mmlu") -> list[Item]:
-    """The harness's prompt: the question, lettered choices, `Answer:`; the choices are the letters."""
+    """The original release's CSVs (no header; the answer a letter) or a headed export (integer answer)."""
     items = []
     for file in _mmlu_files(path):
         rows = list(csv.reader(file.open(encoding="utf-8")))
         headed = rows and [c.strip().lower() for c in rows[0][:1]] == ["question"]
         for i, row in enumerate(rows[1:] if headed else rows):
-            question, options, answer = row[0], row[1:5], row[5].strip()
+            answer = row[5].strip()
             label = int(answer) if headed else "ABCD".index(answer.upper())
-            lettered = "".join(f"\n{letter}. {text}" for letter, text in zip("ABCD", options, strict=True))
-            items.append(Item(task, f"{file.stem}:{i}", f"{question.strip()}{lettered}\nAnswer:",
-                              [" A", " B", " C", " D"], label))  # fmt: skip
+            items.append(mmlu_item(task, f"{file.stem}:{i}", mmlu_subject(file), row[0], row[1:5], label))
     return items
+
+
+def load_mmlu_jsonl(path: str | Path, task: str = "mmlu") -> list[Item]:
+    """The Hugging Face export (cais/mmlu): `question`, `subject`, `choices` (four), `answer` (0-3)."""
+    rows = _rows(path)
+    return [mmlu_item(task, f"{r['subject']}:{i}", r["subject"], r["question"], r["choices"], int(r["answer"]))
+            for i, r in enumerate(rows)]  # fmt: skip
+
+
+def mmlu_dev_split(path: str | Path) -> Path | None:
+    """The dev split the release keeps beside the test one (`data/test/` -> `data/dev/`), if there."""
+    p = Path(path)
+    folder = p if p.is_dir() else p.parent
+    dev = folder.parent / "dev"
+    return dev if folder.name in ("test", "val") and dev.is_dir() and any(dev.glob("*_dev.csv")) else None
 
 
 def load_winogrande(path: str | Path, task: str = "winogrande") -> list[Item]:
@@ -110,8 +143,10 @@ def load_copa(path: str | Path, task: str = "copa") -> list[Item]:
     items = []
     for i, row in enumerate(_rows(path)):
         connector = {"cause": " because", "effect": " therefore"}[row["question"]]
-        choices = [" " + c[0].lower() + c[1:] for c in (row["choice1"], row["choice2"])]
-        items.append(Item(task, str(row.get("idx", i)), row["premise"].strip().rstrip(".") + connector, choices,
+        # As the harness's COPA: the premise's last character dropped, and each choice given a space of
+        # its own before the target delimiter's (two in all; acc_norm counts one of them).
+        choices = ["  " + c[0].lower() + c[1:] for c in (row["choice1"], row["choice2"])]
+        items.append(Item(task, str(row.get("idx", i)), row["premise"].strip()[:-1] + connector, choices,
                           int(row["label"])))  # fmt: skip
     return items
 
@@ -134,6 +169,7 @@ FORMATS: dict[str, tuple[Loader, tuple[str, ...]]] = {
     "hellaswag": (load_hellaswag, ("endings", "label")),
     "piqa": (load_piqa, ("goal", "sol1", "sol2")),
     "arc": (load_arc, ("question", "answerKey")),  # also OpenBookQA and CommonsenseQA
+    "mmlu_jsonl": (load_mmlu_jsonl, ("question", "subject", "choices", "answer")),
     "generic": (load_generic, ("context", "choices", "label")),
     "icl_lm": (load_icl_lm, ("context", "continuation")),
     "lambada": (load_lambada, ("text",)),

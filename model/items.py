@@ -25,12 +25,16 @@ class Item:
     # by the same continuation; choice i is scored as contexts[i] + choices[i].
     contexts: list[str] | None = None
     kind: str = "mc"  # "mc": pick the best choice; "lm": greedy match of the one continuation (LAMBADA)
+    # What the prompt opens with before any shots (MMLU's "The following are multiple choice questions
+    # (with answers) about SUBJECT.\n\n"); items with the same description share their shots' pool.
+    description: str = ""
 
     def context_of(self, choice: int) -> str:
-        return self.contexts[choice] if self.contexts else self.context
+        return self.description + (self.contexts[choice] if self.contexts else self.context)
 
     def gold(self) -> str:
-        return self.context_of(self.label) + self.choices[self.label]
+        """The solved item without the description: a shot's text, and what decontamination looks for."""
+        return (self.contexts[self.label] if self.contexts else self.context) + self.choices[self.label]
 
 
 def _jsonl(path: str | Path) -> list[dict]:
@@ -48,7 +52,8 @@ def _hellaswag_clean(text: str) -> str:
 def load_hellaswag(path: str | Path, task: str = "hellaswag") -> list[Item]:
     items = []
     for i, row in enumerate(_jsonl(path)):
-        ctx = row.get("ctx") or f"{row['ctx_a']} {row['ctx_b'].capitalize()}"
+        # The harness's context: ctx_a and ctx_b capitalized (the published `ctx` leaves ctx_b lower-case).
+        ctx = f"{row['ctx_a']} {row['ctx_b'].capitalize()}" if "ctx_a" in row else row["ctx"]
         context = _hellaswag_clean(f"{row.get('activity_label', '')}: {ctx}")
         choices = [" " + _hellaswag_clean(e) for e in row["endings"]]
         items.append(Item(task, str(row.get("ind", i)), context, choices, int(row["label"])))
@@ -99,18 +104,25 @@ def load_generic(path: str | Path, task: str = "generic") -> list[Item]:
     return items
 
 
-def with_few_shot(items: list[Item], shots: int, seed: int) -> list[Item]:
-    """Prefix each item with `shots` solved examples drawn (seeded) from the other items."""
+def with_few_shot(items: list[Item], shots: int, seed: int, pool: list[Item] | None = None,
+                  first_n: bool = False) -> list[Item]:  # fmt: skip
+    """Prefix each item with `shots` solved examples: from `pool` (a dev or train split) when given, else
+    from the file's other items; never the item itself; only examples with the same description (MMLU's
+    subject). `first_n`: the pool's first ones in file order (the harness's MMLU), else a seeded draw."""
     if shots <= 0:
         return items
     rng = random.Random(seed)
+    by_description: dict[str, list[Item]] = {}
+    for x in items if pool is None else pool:
+        by_description.setdefault(x.description, []).append(x)
     out = []
     for item in items:
-        pool = [x for x in items if x.item_id != item.item_id]
-        examples = rng.sample(pool, min(shots, len(pool)))
+        candidates = [x for x in by_description.get(item.description, []) if x.gold() != item.gold()]
+        examples = candidates[:shots] if first_n else rng.sample(candidates, min(shots, len(candidates)))
         prefix = "".join(x.gold() + "\n\n" for x in examples)
         contexts = [prefix + c for c in item.contexts] if item.contexts else None
-        out.append(Item(item.task, item.item_id, prefix + item.context, item.choices, item.label, contexts, item.kind))
+        out.append(Item(item.task, item.item_id, prefix + item.context, item.choices, item.label, contexts, item.kind,
+                        item.description))  # fmt: skip
     return out
 
 
@@ -120,4 +132,4 @@ def items_as_rows(items: list[Item]) -> list[dict]:
 
 def items_from_rows(rows: list[dict]) -> list[Item]:
     return [Item(r["task"], r["item_id"], r["context"], r["choices"], r["label"], r.get("contexts"),
-                 r.get("kind", "mc")) for r in rows]  # fmt: skip
+                 r.get("kind", "mc"), r.get("description", "")) for r in rows]  # fmt: skip

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from model.item_formats import ALIASES, FORMATS, check
+from model.item_formats import ALIASES, FORMATS, check, mmlu_dev_split
 from storage.section import ExistingPath, Section
 
 FormatName = Literal[tuple(["auto", *FORMATS, *ALIASES])]  # type: ignore[valid-type]
@@ -20,10 +20,25 @@ class BenchmarkConfig(Section):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     format: FormatName = "auto"
     path: ExistingPath
-    shots: int = Field(0, ge=0, le=25)
+    shots: int = Field(0, ge=0, le=25, description="solved examples before each item")
+    fewshot_path: ExistingPath | None = Field(
+        None, description="where the shots come from: the benchmark's dev or train split, in the same format; "
+        "default: MMLU's dev CSVs beside its test ones (data/dev/ beside data/test/, the first N of the "
+        "subject's, as the harness takes them), else a seeded draw of the file's other items",
+    )  # fmt: skip
     limit: int | None = Field(None, ge=1, description="score only the first N items")
 
     @model_validator(mode="after")
     def _format_matches(self) -> BenchmarkConfig:
-        check(self.path, self.format)
+        fmt = check(self.path, self.format)
+        if self.fewshot_path is not None:
+            check(self.fewshot_path, fmt)
         return self
+
+    def shot_source(self) -> tuple[str | None, bool]:
+        """(the file the shots come from, or None for the benchmark's own other items; first N in order?)"""
+        mmlu = check(self.path, self.format) in ("mmlu", "mmlu_jsonl")
+        if self.fewshot_path is not None:
+            return str(self.fewshot_path), mmlu
+        dev = mmlu_dev_split(self.path) if mmlu else None
+        return (str(dev), True) if dev else (None, False)

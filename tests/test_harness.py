@@ -1,5 +1,6 @@
-"""Parity with lm-evaluation-harness: its own HellaSwag, ARC-Easy and PIQA task logic, run through our
-LM wrapper on local JSONL slices, gives the same per-item acc and acc_norm as our evaluator."""
+"""Parity with lm-evaluation-harness: its own task logic for HellaSwag, ARC-Easy, ARC-Challenge, PIQA,
+Winogrande, MMLU (0 and 5 shots from the dev split), LAMBADA, BoolQ and COPA, run through our LM wrapper
+on local JSONL slices, sends our prompts and gives the same per-item acc and acc_norm as our evaluator."""
 
 import json
 import random
@@ -8,9 +9,10 @@ import pytest
 import sentencepiece as spm
 import torch
 
-from model.benchmarks import item_results, make_request, score_requests, summarize
+from model.benchmarks import item_results, last_word_results, make_request, score_requests, summarize
 from model.gpt import GPT, GPTConfig
 from model.items import load_arc, load_hellaswag, load_piqa
+from tasks.benchmarks import BenchmarkConfig
 from tasks.evaluate.harness import CheckpointScorer, local_tasks, run_harness, split_pair
 from tests.conftest import prose
 
@@ -27,21 +29,50 @@ def _write(path, rows):
     return path
 
 
+def _hellaswag_row(rng: random.Random, i: int) -> dict:
+    ctx_a, ctx_b = _phrase(rng, 8), _phrase(rng, 3)  # ctx_b starts lower-case: the harness capitalizes it
+    return {"ind": i, "activity_label": "Cooking", "ctx_a": ctx_a, "ctx_b": ctx_b, "ctx": f"{ctx_a} {ctx_b}",
+            "endings": [_phrase(rng, rng.randint(1, 6)) + (" [title] x" if i % 5 == 0 else "") for _ in range(4)],
+            "label": str(rng.randrange(4)), "source_id": "x", "split": "val", "split_type": "indomain"}  # fmt: skip
+
+
+def _arc_row(rng: random.Random, i: int) -> dict:
+    return {"id": f"q{i}", "question": _phrase(rng, 7) + "?",
+            "choices": {"text": [_phrase(rng, rng.randint(1, 4)) for _ in range(4)], "label": list("ABCD")},
+            "answerKey": rng.choice("ABCD")}  # fmt: skip
+
+
+def _mmlu_row(rng: random.Random) -> dict:
+    return {"question": _phrase(rng, 7) + "? ", "subject": "astronomy",
+            "choices": [_phrase(rng, rng.randint(1, 4)) for _ in range(4)], "answer": rng.randrange(4)}  # fmt: skip
+
+
+def _sentence(rng: random.Random) -> str:
+    return _phrase(rng, 3).capitalize() + ".  "
+
+
 def _slices(tmp_path, n: int = 16):
     """Rows in each dataset's published (Hugging Face) shape; choices mix multi-byte and ASCII words, so
     normalizing by bytes instead of characters changes some decisions."""
     rng = random.Random(0)
-    hellaswag = [{"ind": i, "activity_label": "Cooking", "ctx_a": _phrase(rng, 8), "ctx_b": _phrase(rng, 3),
-                  "ctx": "", "endings": [_phrase(rng, rng.randint(1, 6)) for _ in range(4)],
-                  "label": str(rng.randrange(4)), "source_id": "x", "split": "val", "split_type": "indomain"}
-                 for i in range(n)]  # fmt: skip
-    arc = [{"id": f"q{i}", "question": _phrase(rng, 7) + "?",
-            "choices": {"text": [_phrase(rng, rng.randint(1, 4)) for _ in range(4)], "label": list("ABCD")},
-            "answerKey": rng.choice("ABCD")} for i in range(n)]  # fmt: skip
-    piqa = [{"goal": _phrase(rng, 6), "sol1": _phrase(rng, rng.randint(1, 5)), "sol2": _phrase(rng, rng.randint(1, 5)),
-             "label": rng.randrange(2)} for _ in range(n)]  # fmt: skip
-    return {"hellaswag": _write(tmp_path / "hs.jsonl", hellaswag), "arc_easy": _write(tmp_path / "arc.jsonl", arc),
-            "piqa": _write(tmp_path / "piqa.jsonl", piqa)}  # fmt: skip
+    rows = {
+        "hellaswag": [_hellaswag_row(rng, i) for i in range(n)],
+        "arc_easy": [_arc_row(rng, i) for i in range(n)],
+        "arc_challenge": [_arc_row(rng, i) for i in range(n)],
+        "piqa": [{"goal": _phrase(rng, 6), "sol1": _phrase(rng, rng.randint(1, 5)),
+                  "sol2": _phrase(rng, rng.randint(1, 5)), "label": rng.randrange(2)} for _ in range(n)],
+        "winogrande": [{"sentence": f"{_phrase(rng, 4)} _ {_phrase(rng, 5)}.", "option1": _phrase(rng, 1),
+                        "option2": _phrase(rng, 2), "answer": rng.choice("12")} for _ in range(n)],
+        "mmlu_astronomy": [_mmlu_row(rng) for _ in range(n)],
+        "lambada_openai": [{"text": _phrase(rng, rng.randint(8, 20))} for _ in range(n)],
+        "boolq": [{"question": _phrase(rng, 5), "passage": _phrase(rng, 20), "idx": i, "label": rng.randrange(2)}
+                  for i in range(n)],
+        "copa": [{"premise": _sentence(rng), "choice1": _sentence(rng).strip(), "choice2": _sentence(rng).strip(),
+                  "question": rng.choice(["cause", "effect"]), "idx": i, "label": rng.randrange(2)}
+                 for i in range(n)],
+    }  # fmt: skip
+    dev = _write(tmp_path / "mmlu_dev.jsonl", [_mmlu_row(rng) for _ in range(5)])
+    return {task: _write(tmp_path / f"{task}.jsonl", r) for task, r in rows.items()}, {"mmlu_astronomy": dev}
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +89,61 @@ def scorer(tmp_path_factory):
     return CheckpointScorer(model, sp, batch_size=8)
 
 
-LOADERS = {"hellaswag": load_hellaswag, "arc_easy": load_arc, "piqa": load_piqa}
+@pytest.fixture(scope="module")
+def wide_scorer(scorer):
+    """The same tokenizer, a window of 1,024 tokens: 5-shot MMLU prompts fit whole, so a difference in
+    the header or the shots changes the scores instead of being cut away."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=scorer.sp.vocab_size(), seq_len=1024, n_layer=2, n_head=2, n_embd=32)).eval()
+    return CheckpointScorer(model, scorer.sp, batch_size=8)
+
+
+def _benchmark(task: str, path, shots: int = 0, dev=None) -> BenchmarkConfig:
+    return BenchmarkConfig(name=task, path=str(path), shots=shots, fewshot_path=dev and str(dev))
+
+
+def _harness_pairs(sample: dict) -> list[tuple[str, str]]:
+    return [tuple(a[:2]) for a in sample["arguments"]]
+
+
+def _ours_pairs(item) -> list[tuple[str, str]]:
+    return [(item.context_of(i), c) for i, c in enumerate(item.choices)]
 
 
 @pytest.mark.slow
-def test_harness_task_logic_gives_our_accuracies(tmp_path, scorer):
-    files = _slices(tmp_path)
+@pytest.mark.parametrize("shots", [0, 5])
+def test_harness_task_logic_gives_our_prompts_and_accuracies(tmp_path, wide_scorer, shots):
+    """Nine tasks: the harness's own task logic over the same files sends exactly our (context,
+    continuation) pairs and scores exactly our acc and acc_norm (5-shot: MMLU, shots from its dev split)."""
+    from tasks.evaluate.config import EvaluateConfig
+    from tasks.evaluate.scoring import load_benchmarks
+
+    files, dev = _slices(tmp_path)
+    if shots:
+        files = {"mmlu_astronomy": files["mmlu_astronomy"]}
+    tasks = local_tasks({k: str(v) for k, v in files.items()}, tmp_path / "tasks", {k: str(v) for k, v in dev.items()})
+    out = run_harness(wide_scorer, tasks, include_paths=[tmp_path / "tasks"], num_fewshot=shots)
+    cfg = EvaluateConfig(benchmarks=[_benchmark(t, p, shots, dev.get(t)) for t, p in files.items()])
+    for task, items in zip(files, load_benchmarks(cfg), strict=True):
+        samples = sorted(out["samples"][f"{task}_local"], key=lambda s: s["doc_id"])
+        assert [_harness_pairs(s) for s in samples] == [_ours_pairs(i) for i in items], task
+        if items[0].kind == "lm":
+            ours = last_word_results(wide_scorer.model, wide_scorer.encode, items)
+        else:
+            ours = item_results(wide_scorer.model, wide_scorer.encode, items, batch_size=8)
+        for metric in ("acc", "acc_norm"):
+            if metric in samples[0]:
+                assert [s[metric] for s in samples] == [r[metric] for r in ours], (task, metric)
+    if shots:
+        first = load_benchmarks(cfg)[0][0].context_of(0)
+        assert first.startswith("The following are multiple choice questions (with answers) about astronomy.\n\n")
+        assert first.count("\nAnswer:") == 6  # five dev shots, then the question
+
+
+@pytest.mark.slow
+def test_harness_log_likelihoods_are_ours(tmp_path, scorer):
+    files, _ = _slices(tmp_path)
+    files = {t: files[t] for t in ("hellaswag", "arc_easy", "piqa")}
     tasks = local_tasks({k: str(v) for k, v in files.items()}, tmp_path / "tasks")
     out = run_harness(scorer, tasks, include_paths=[tmp_path / "tasks"])
     sensitive = 0
@@ -71,8 +151,6 @@ def test_harness_task_logic_gives_our_accuracies(tmp_path, scorer):
         items = LOADERS[task](path, task)
         ours = item_results(scorer.model, scorer.encode, items, batch_size=8)
         samples = sorted(out["samples"][f"{task}_local"], key=lambda s: s["doc_id"])
-        assert [s["acc"] for s in samples] == [r["acc"] for r in ours], task
-        assert [s["acc_norm"] for s in samples] == [r["acc_norm"] for r in ours], task
         summary, theirs = summarize(ours), out["results"][f"{task}_local"]
         assert theirs["acc,none"] == pytest.approx(summary["acc"]) and theirs["acc_norm,none"] == pytest.approx(
             summary["acc_norm"]
@@ -88,6 +166,9 @@ def test_harness_task_logic_gives_our_accuracies(tmp_path, scorer):
             by_chars = max(range(len(mine)), key=lambda i: mine[i][0] / len(item.choices[i][1:]))
             sensitive += by_bytes != by_chars
     assert sensitive > 0  # the slices do tell per-byte from per-character normalization apart
+
+
+LOADERS = {"hellaswag": load_hellaswag, "arc_easy": load_arc, "piqa": load_piqa}
 
 
 def test_trailing_context_whitespace_moves_to_the_continuation(scorer):

@@ -47,8 +47,28 @@ def test_mmlu_csv_both_releases_and_a_directory(tmp_path):
     [a] = load(tmp_path / "mmlu", "auto", "mmlu")
     assert a.context == "What orbits the Earth?\nA. Moon\nB. Sun\nC. Mars\nD. Venus\nAnswer:"
     assert a.choices == [" A", " B", " C", " D"] and a.label == 0 and a.item_id == "astronomy_test:0"
+    assert a.context_of(0).startswith("The following are multiple choice questions (with answers) about astronomy.\n\n")
     [b] = load(tmp_path / "headed.csv", "mmlu", "mmlu")
     assert b.label == 2
+
+
+def test_mmlu_shots_come_from_the_dev_split_beside_the_test_one(tmp_path):
+    from tasks.benchmarks import BenchmarkConfig
+    from tasks.evaluate.config import EvaluateConfig
+    from tasks.evaluate.scoring import load_benchmarks
+
+    for split, n in (("test", 3), ("dev", 5)):
+        (tmp_path / "data" / split).mkdir(parents=True)
+        rows = "".join(f'"{split} question {i}?",w,x,y,z,{"ABCD"[i % 4]}\n' for i in range(n))
+        (tmp_path / "data" / split / f"high_school_physics_{split}.csv").write_text(rows)
+    bench = BenchmarkConfig(name="mmlu", path=str(tmp_path / "data" / "test"), shots=2)
+    assert bench.shot_source() == (str(tmp_path / "data" / "dev"), True)
+    [items] = load_benchmarks(EvaluateConfig(benchmarks=[bench]))
+    prompt = items[2].context_of(0)
+    assert prompt.startswith("The following are multiple choice questions (with answers) about high school physics.")
+    # The first two dev questions, in order, solved; never a test question.
+    assert "dev question 0?" in prompt and "dev question 1?\nA. w\nB. x\nC. y\nD. z\nAnswer: B\n\n" in prompt
+    assert "dev question 2" not in prompt and prompt.count("test question") == 1
 
 
 def test_winogrande_scores_the_rest_of_the_sentence_after_each_option(tmp_path):
@@ -71,7 +91,8 @@ def test_lambada_boolq_copa_siqa_and_the_ai2_shapes(tmp_path):
            "question": "cause", "label": 0}  # fmt: skip
     copa = _jsonl(tmp_path / "copa.jsonl", [row])
     [c] = load(copa, "auto", "copa")
-    assert c.context == "The man broke his toe because" and c.choices[0] == " he dropped a hammer."
+    # The harness's COPA: the premise's full stop dropped, two spaces before a choice (its own and the delimiter).
+    assert c.context == "The man broke his toe because" and c.choices[0] == "  he dropped a hammer."
     siqa = _jsonl(tmp_path / "dev.jsonl", [{"context": "Tracy fed the cat.", "question": "Why?", "answerA": "hungry",
                                             "answerB": "bored", "answerC": "asleep"}])  # fmt: skip
     (tmp_path / "dev-labels.lst").write_text("1\n")

@@ -100,10 +100,11 @@ def lm_class() -> type:
     return CrawlToModelLM
 
 
-def local_tasks(files: dict[str, str], folder: Path) -> list[str]:
+def local_tasks(files: dict[str, str], folder: Path, fewshot: dict[str, str] | None = None) -> list[str]:
     """Task configs that run the harness's own task logic (prompts, processing, metrics) of each named
     built-in task over a local JSONL file in that dataset's published shape: nothing from the hub.
-    {"hellaswag": "hs.jsonl"} -> task `hellaswag_local` evaluated on all rows of hs.jsonl."""
+    {"hellaswag": "hs.jsonl"} -> task `hellaswag_local` evaluated on all rows of hs.jsonl; `fewshot`
+    names a task's file of shots (its dev or train split)."""
     import yaml
     from lm_eval.tasks import TaskManager
 
@@ -113,11 +114,13 @@ def local_tasks(files: dict[str, str], folder: Path) -> list[str]:
     for task, path in files.items():
         if task not in index or index[task].yaml_path is None:
             raise ValueError(f"lm-eval has no task {task!r} to take the logic from")
+        data_files = {"validation": str(Path(path).resolve())}
+        if shots := (fewshot or {}).get(task):
+            data_files["dev"] = str(Path(shots).resolve())
         config = {"include": str(index[task].yaml_path), "task": f"{task}_local", "tag": [],
-                  "dataset_path": "json", "dataset_name": None,
-                  "dataset_kwargs": {"data_files": {"validation": str(Path(path).resolve())}},
+                  "dataset_path": "json", "dataset_name": None, "dataset_kwargs": {"data_files": data_files},
                   "training_split": None, "validation_split": "validation", "test_split": None,
-                  "fewshot_split": None}  # fmt: skip
+                  "fewshot_split": "dev" if "dev" in data_files else None}  # fmt: skip
         (folder / f"{task}_local.yaml").write_text(yaml.safe_dump(config))
         names.append(f"{task}_local")
     return names

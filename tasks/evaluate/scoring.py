@@ -100,7 +100,9 @@ def load_benchmarks(cfg: EvaluateConfig) -> list[list[Item]]:
     out = []
     for b in cfg.benchmarks:
         items = load_items(b.path, b.format, task=b.name)[: b.limit]
-        out.append(with_few_shot(items, b.shots, cfg.seed))
+        source, first_n = b.shot_source()
+        pool = load_items(source, b.format, task=b.name) if source and b.shots else None
+        out.append(with_few_shot(items, b.shots, cfg.seed, pool, first_n))
     return out
 
 

@@ -99,14 +99,6 @@ def is_npz_model(path: str) -> bool:
         return f.read(4) == MAGIC
 
 
-def load_npz_model(path: str):
-    """The judge route's own models (numpy arrays in an .npz): boosted stumps or logistic regression."""
-    from tasks.filter.stumps import StumpModel
-
-    with np.load(path) as data:
-        return (StumpModel if "stump_features" in data else LinearModel).from_arrays(data)
-
-
 def sklearn_or_hint(learner: str, module: str):
     """scikit-learn's `module`, or one error saying which extra installs it."""
     try:

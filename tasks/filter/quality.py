@@ -130,7 +130,8 @@ def bucket_edges(scores: list[float], buckets: int) -> list[float]:
 @functools.cache
 def load_classifier(path: str):
     """A fastText model, or one of the judge route's own models (which answer the same calls)."""
-    from tasks.filter.linear import is_npz_model, load_npz_model
+    from tasks.filter.linear import is_npz_model
+    from tasks.filter.stumps import load_npz_model
 
     if is_npz_model(path):
         return load_npz_model(path)

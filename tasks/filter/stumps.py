@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.filter.linear import N_FEATURES, NEGATIVE, POSITIVE, sklearn_or_hint, slots
+from tasks.filter.linear import N_FEATURES, NEGATIVE, POSITIVE, LinearModel, sklearn_or_hint, slots
 
 LENGTH = N_FEATURES  # the feature index of the page's length in words
 MIN_PAGES = 3
@@ -114,3 +114,9 @@ def train_stumps(texts: list[str], scores: list[int], threshold: int, seed: int 
     return StumpModel(columns[[t.feature[0] for t in trees]].astype(np.int64),
                       np.array([t.threshold[0] for t in trees]), values[:, 0], values[:, 1],
                       float(fit.init_.constant_.item()), best_cut(texts, target, good, columns, seed))  # fmt: skip
+
+
+def load_npz_model(path: str) -> StumpModel | LinearModel:
+    """The judge route's own models (numpy arrays in an .npz): boosted stumps or logistic regression."""
+    with np.load(path) as data:
+        return (StumpModel if "stump_features" in data else LinearModel).from_arrays(data)
