@@ -298,13 +298,17 @@ def evaluate_cmd(
     overrides: SetOpt = None,
     workdir: WorkdirOpt = Path("work"),
 ) -> None:
-    """Score any checkpoint with the evaluate stage's report, on the data outputs of this config."""
+    """Score any checkpoint, with any benchmarks this config names: the evaluate stage's report, on the
+    data outputs the checkpoint was trained from; prints the task table."""
     from tasks.checkpoints import evaluate_checkpoint, summary_headline
+    from tasks.evaluate.report import task_table_lines
 
     cfg = load_config(config, overrides or [])
     summary = evaluate_checkpoint(cfg, workdir.resolve(), checkpoint)
     if headline := summary_headline(summary["metrics"]):
         console.print(headline)
+    if tasks := summary["metrics"].get("tasks"):
+        console.print("\n".join(task_table_lines(tasks)), markup=False, highlight=False, soft_wrap=True)
     console.print(f"report: {summary['report']}")
 
 

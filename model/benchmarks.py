@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -100,11 +102,11 @@ def item_results(model: GPT, encode: Encode, items: list[Item], batch_size: int 
     for item in items:
         scores = [next(flat)[0] for _ in item.choices]
         norm = [s / max(len(choice_text(c)), 1) for s, c in zip(scores, item.choices, strict=True)]
+        picked, picked_norm = (max(range(len(xs)), key=xs.__getitem__) for xs in (scores, norm))
         out.append({"task": item.task, "item_id": item.item_id, "choices": len(item.choices),
-                    "truncated": float(any(r.truncated for r in next(cut))),
-                    "acc": float(max(range(len(scores)), key=scores.__getitem__) == item.label),
-                    "acc_norm": float(max(range(len(norm)), key=norm.__getitem__) == item.label),
-                    **continuous(scores, item.label)})  # fmt: skip
+                    "truncated": float(any(r.truncated for r in next(cut))), "gold": item.label,
+                    "pred": picked, "pred_norm": picked_norm, "acc": float(picked == item.label),
+                    "acc_norm": float(picked_norm == item.label), **continuous(scores, item.label)})  # fmt: skip
     return out
 
 
@@ -131,7 +133,30 @@ def summarize(results: list[dict[str, float]]) -> dict[str, float]:
     for key in ("acc", "acc_norm", "p_correct", "margin"):
         out[key] = sum(r[key] for r in results) / n
     out["truncated"] = sum(r.get("truncated", 0.0) for r in results) / n  # share of items whose context was cut
+    return out | baselines(results)
+
+
+CONSTANT = 0.9  # a model that picks one position for more than this share of items is flagged
+
+
+def baselines(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a model that knows nothing scores: always the most frequent gold position (`majority`,
+    BoolQ's "always yes"); and whether the model itself picks one position for > 90% of items (a
+    constant predictor, whatever its accuracy: MMLU's "always A")."""
+    if not results or "gold" not in results[0]:
+        return {}
+    n = len(results)
+    golds = Counter(r["gold"] for r in results)
+    out: dict[str, Any] = {"majority": golds.most_common(1)[0][1] / n}
+    for key in ("pred", "pred_norm"):
+        position, count = Counter(r[key] for r in results).most_common(1)[0]
+        if count / n > CONSTANT:
+            out[f"{key.replace('pred', 'acc')}_constant"] = f"picks {position_name(position)} for {count}/{n}"
     return out
+
+
+def position_name(position: int) -> str:
+    return f"choice {'ABCDEFGHIJ'[position]}" if position < 10 else f"choice {position}"
 
 
 def score_items(model: GPT, encode: Encode, items: list[Item]) -> dict[str, float]:

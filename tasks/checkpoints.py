@@ -1,20 +1,25 @@
 """`crawl2model evaluate CHECKPOINT`: the evaluate stage's report for any checkpoint (a run's final
 model, an intermediate `step-*.pt`, another run's), against the data outputs of the given config,
-without rerunning the pipeline. Written to `<workdir>/evaluations/<checkpoint>-<digest>/`.
+without rerunning the pipeline, with any benchmarks. Written to
+`<workdir>/evaluations/<checkpoint>-<weights digest>-<settings digest>/`.
 `crawl2model harness CHECKPOINT`: lm-evaluation-harness tasks on it (`<workdir>/harness/...`)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
+from storage.catalog import Catalog
 from storage.errors import NotFound
+from storage.fingerprint import file_sha256
+from storage.section import config_json
 from storage.shards import atomic_write_json
 from tasks.config import PipelineConfig
 from tasks.plan import finished_outputs
 from tasks.registry import SPEC_BY_NAME
-from tasks.stage import StageInput
+from tasks.stage import StageInput, load_manifest
 
 
 class CheckpointError(NotFound):
@@ -46,7 +51,8 @@ def harness_checkpoint(
     from model.trainer import load_model
     from tasks.evaluate.harness import CheckpointScorer, local_tasks, run_harness
 
-    out = checkpoint_dir(root, "harness", checkpoint)
+    out = checkpoint_dir(root, "harness", checkpoint, [tasks, local, [str(p) for p in include_paths], limit,
+                                                       num_fewshot])  # fmt: skip
     inputs = finished_outputs(cfg, root, ("tokenize", "train"))
     model = load_model(as_model_file(checkpoint, inputs["train"], out))
     sp = spm.SentencePieceProcessor(model_file=inputs["tokenize"].file("tokenizer"))
@@ -59,29 +65,56 @@ def harness_checkpoint(
     return summary
 
 
-def checkpoint_dir(root: Path, kind: str, checkpoint: Path) -> Path:
-    """`<workdir>/<kind>/<checkpoint>-<digest of its path and mtime>/`, made; the checkpoint must exist."""
+def checkpoint_dir(root: Path, kind: str, checkpoint: Path, settings: Any) -> Path:
+    """`<workdir>/<kind>/<checkpoint>-<its content's digest>-<the settings' digest>/`, made: another
+    checkpoint, or the same one with other benchmarks or shots, never overwrites an evaluation."""
     if not checkpoint.is_file():
         raise CheckpointError(f"no checkpoint at {checkpoint}")
-    digest = hashlib.sha256(f"{checkpoint.resolve()}:{checkpoint.stat().st_mtime_ns}".encode()).hexdigest()[:12]
-    out = root / kind / f"{checkpoint.stem}-{digest}"
+    weights = file_sha256(str(checkpoint))[:12]
+    asked = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    out = root / kind / f"{checkpoint.stem}-{weights}-{asked}"
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def trained_from(checkpoint: Path, stages: tuple[str, ...]) -> dict[str, StageInput] | None:
+    """The outputs a checkpoint inside a train output (`<workdir>/artifacts/train/<fp>/...`) was made from,
+    by the catalog's lineage: whatever benchmarks the config now names (they change tokenize's
+    fingerprint, not what the model saw). None when the checkpoint lies elsewhere or the lineage is not there."""
+    train_dir = next((p for p in checkpoint.resolve().parents if p.parent.name == "train"
+                      and p.parent.parent.name == "artifacts"), None)  # fmt: skip
+    if train_dir is None or not (catalog := Catalog(train_dir.parents[2])).path.exists():
+        return None
+    found: dict[str, StageInput] = {}
+    todo = [("train", train_dir.name)]
+    with catalog.connect(read_only=True) as con:
+        while todo:
+            stage, fingerprint = todo.pop()
+            manifest = load_manifest(train_dir.parents[1] / stage / fingerprint)
+            if stage in found or manifest is None:
+                continue
+            found[stage] = StageInput.from_manifest(manifest)
+            todo += con.execute("select parent_stage, parent_fingerprint from lineage where child_stage = ? and "
+                                "child_fingerprint = ?", [stage, fingerprint]).fetchall()  # fmt: skip
+    return found if set(stages) <= set(found) else None
 
 
 def evaluate_checkpoint(cfg: PipelineConfig, root: Path, checkpoint: Path,
                         finished: dict[str, StageInput] | None = None) -> dict[str, Any]:  # fmt: skip
     """The evaluate stage's report for `checkpoint` in place of the run's model; `finished`: the run's
-    resolved evaluate inputs, when the caller scores several checkpoints of one run."""
-    out = checkpoint_dir(root, "evaluations", checkpoint)
-    inputs = dict(finished or finished_outputs(cfg, root, SPEC_BY_NAME["evaluate"].inputs))
+    resolved evaluate inputs, when the caller scores several checkpoints of one run. Any benchmark the
+    config names is scored: the data outputs are the checkpoint's own (by lineage), else this config's."""
+    evaluate = cfg.stage("evaluate")
+    out = checkpoint_dir(root, "evaluations", checkpoint, config_json(evaluate) | {"config_changes": None})
+    stages = SPEC_BY_NAME["evaluate"].inputs
+    inputs = dict(finished or trained_from(checkpoint, stages) or finished_outputs(cfg, root, stages))
     trained = inputs["train"]
     model = as_model_file(checkpoint, trained, out)
     files = [f for f in trained.manifest["files"] if f["kind"] != "model"]
     files.append({"path": str(model.resolve()), "kind": "model"})  # absolute: StageInput joins it unchanged
     inputs["train"] = StageInput(trained.stage, trained.fingerprint, trained.output_dir,
                                  {**trained.manifest, "files": files})  # fmt: skip
-    outcome = SPEC_BY_NAME["evaluate"].run(inputs, cfg.stage("evaluate"), out)
+    outcome = SPEC_BY_NAME["evaluate"].run(inputs, evaluate, out)
     summary = {"checkpoint": str(checkpoint), "report": str(out / "report.md"), "metrics": outcome.info}
     atomic_write_json(out / "checkpoint.json", summary)
     return summary

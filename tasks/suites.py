@@ -8,6 +8,7 @@ are the user's, found anywhere under `evaluate.suite_dir`; `format: auto` reads 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 # (task name, shots, file name)
@@ -30,12 +31,16 @@ SUITES: dict[str, tuple[tuple[str, int, str], ...]] = {
 }
 
 
-def suite_files(suite: str, root: str | Path) -> list[tuple[str, int, str]]:
-    """(task, shots, path) for every task of the suite; one error listing every file not found."""
+def suite_files(suite: str, root: str | Path, skip_missing: bool = False) -> list[tuple[str, int, str]]:
+    """(task, shots, path) for every task of the suite whose file is found; a missing file is one
+    error listing them all, or (`skip_missing`) a warning and the task left out."""
     base = Path(root)
     found = {p.name: p for p in sorted(base.rglob("*")) if p.is_file()} if base.is_dir() else {}
     missing = sorted({file for _, _, file in SUITES[suite] if file not in found})
+    message = (f"suite {suite!r}: {len(missing)} file(s) not found under {base}: {', '.join(missing)} "
+               "(llm-foundry's scripts/eval/local_data/ has them; nothing is downloaded)")  # fmt: skip
+    if missing and not skip_missing:
+        raise ValueError(message)
     if missing:
-        raise ValueError(f"suite {suite!r}: {len(missing)} file(s) not found under {base}: {', '.join(missing)} "
-                         "(llm-foundry's scripts/eval/local_data/ has them; nothing is downloaded)")  # fmt: skip
-    return [(task, shots, str(found[file])) for task, shots, file in SUITES[suite]]
+        warnings.warn(f"{message}; left out (evaluate.skip_missing)", stacklevel=2)
+    return [(task, shots, str(found[file])) for task, shots, file in SUITES[suite] if file in found]

@@ -182,8 +182,39 @@ def test_the_core_suite_lists_every_missing_file_at_once_and_loads_what_is_there
 def test_centered_accuracy_is_zero_at_chance_and_one_when_perfect():
     from tasks.evaluate.scoring import centered_accuracy
 
+    items = {"a": [{"acc": float(i % 4 == 0)} for i in range(40)], "b": [{"acc": 1.0}] * 10,
+             "lm": [{"acc": float(i < 4)} for i in range(10)]}  # fmt: skip
     core = centered_accuracy({"a": {"acc": 0.25, "acc_norm": 0.25, "chance": 0.25},
                               "b": {"acc": 1.0, "acc_norm": 1.0, "chance": 0.5},
-                              "lm": {"acc": 0.4, "chance": 1e-4}})  # fmt: skip
+                              "lm": {"acc": 0.4, "chance": 1e-4}}, items, seed=0)  # fmt: skip
     assert core["centered.a"] == 0.0 and core["centered.b"] == 1.0 and core["centered.lm"] == 0.4
     assert core["acc"] == pytest.approx((0.0 + 1.0 + 0.4) / 3) and core["n"] == 3
+    lo, hi = core["acc_ci"]
+    assert lo < core["acc"] < hi and hi - lo > 0.05  # the items' sampling error carries into the aggregate
+
+
+def test_baselines_name_the_majority_answer_and_a_constant_predictor():
+    from model.benchmarks import summarize
+    from tasks.evaluate.scoring import with_intervals
+
+    # BoolQ-like: 62 of 100 answers are "yes" (position 1); the model always says yes.
+    results = [{"choices": 2, "gold": int(i < 62), "pred": 1, "pred_norm": i % 2, "acc": float(i < 62),
+                "acc_norm": float((i % 2) == int(i < 62)), "p_correct": 0.5, "margin": 0.0}
+               for i in range(100)]  # fmt: skip
+    summary = with_intervals(summarize(results), results, seed=0)
+    assert summary["majority"] == 0.62 and summary["baseline"] == 0.62 and summary["chance"] == 0.5
+    assert summary["acc_constant"] == "picks choice B for 100/100" and "acc_norm_constant" not in summary
+    assert summary["acc_at_chance"]  # 0.62 is the majority answer, not above it
+    better = [{**r, "pred": r["gold"], "acc": 1.0} for r in results]
+    assert not with_intervals(summarize(better), better, seed=0)["acc_at_chance"]
+
+
+def test_a_suite_with_missing_files_skips_them_when_asked(tmp_path):
+    from tasks.evaluate.config import EvaluateConfig
+
+    (tmp_path / "copa.jsonl").write_text(json.dumps({"query": "q", "choices": ["a", "b"], "gold": 0}) + "\n")
+    with pytest.raises(ValueError, match="11 file"):
+        EvaluateConfig(suite="core", suite_dir=str(tmp_path))
+    with pytest.warns(UserWarning, match="left out"):
+        cfg = EvaluateConfig(suite="core", suite_dir=str(tmp_path), skip_missing=True)
+    assert [b.name for b in cfg.benchmarks] == ["copa"]

@@ -221,6 +221,26 @@ def test_any_checkpoint_is_scored_with_the_same_report(recipes):
     assert bpb[1] > bpb[0]  # half-way through training models the yardstick worse
     report = Path(early.split("report: ")[1].split()[0])
     assert report.exists() and "## Yardstick" in report.read_text()
+    first = Path(final.split("report: ")[1].split()[0])
+    before = first.read_bytes()
+    # A benchmark the run never saw (it would change tokenize's fingerprint): scored, not refused; its
+    # items taken from training documents are reported as contamination; a new folder, the first kept.
+    _, [(mix_dir,)] = catalog.query("select any_value(output_dir) from stage_runs where stage = 'mix' and run_id = ?",
+                                    [run])  # fmt: skip
+    texts = [t for p in sorted(Path(mix_dir).glob("docs/*.parquet")) for t in pq.read_table(p)["text"].to_pylist()]
+    rows = [{"context": " ".join(t.split()[:40]), "choices": [" yes", " no"], "label": 0} for t in texts[:12]]
+    rows += [{"context": f"Is {w} a colour?", "choices": [" yes", " no"], "label": 0} for w in ("red", "blue", "tea")]
+    bench = recipes / "new-benchmark.jsonl"
+    bench.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = json.dumps([{"name": "fresh", "path": str(bench)}])
+    again = invoke("evaluate", str(Path(train_dir) / "model.pt"), "--workdir", str(recipes), *sets, "--set",
+                   f"evaluate.benchmarks={spec}")  # fmt: skip
+    assert "| fresh | 15 |" in again and "in training data" in again
+    second = Path(again.split("report: ")[1].split()[0])
+    assert second.parent != first.parent and first.read_bytes() == before
+    fresh = json.loads((second.parent / "checkpoint.json").read_text())["metrics"]["tasks"]["fresh"]
+    assert fresh["majority"] == 1.0 and fresh["baseline"] == 1.0 and fresh["acc_at_chance"]
+    assert fresh["contamination"]["contaminated"] >= 6, fresh["contamination"]
     result = CliRunner().invoke(app, ["evaluate", "/nonexistent.pt", "--workdir", str(recipes), *sets])
     assert result.exit_code == 1 and "no checkpoint" in result.output
 

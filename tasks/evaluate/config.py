@@ -17,6 +17,10 @@ class EvaluateConfig(Section):
     benchmarks: list[BenchmarkConfig] = Field(default_factory=list)
     suite: Literal["core"] | None = Field(None, description="a shipped task list added to `benchmarks`")
     suite_dir: str | None = Field(None, description="where the suite's files are (searched recursively)")
+    skip_missing: bool = Field(False, description="a suite's files not found under suite_dir are left out with a "
+                               "warning (else: one error naming them all)")  # fmt: skip
+    contamination_ngram: int = Field(13, ge=5, le=50, description="words an n-gram has when each benchmark's overlap "
+                                     "with the training documents is measured (reported, never a refusal)")  # fmt: skip
     prompts: list[str] = Field(
         default_factory=lambda: ["The module", "This function returns", "To install the package"]
     )
@@ -36,7 +40,7 @@ class EvaluateConfig(Section):
         # The suite's tasks join `benchmarks` once (a dumped and reloaded config already holds them).
         if self.suite is not None:
             present = {b.name for b in self.benchmarks}
-            files = suite_files(self.suite, self.suite_dir or ".")
+            files = suite_files(self.suite, self.suite_dir or ".", self.skip_missing)
             added = [BenchmarkConfig(name=task, path=path, shots=shots) for task, shots, path in files
                      if task not in present]  # fmt: skip
             if added:

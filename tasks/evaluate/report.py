@@ -258,23 +258,42 @@ def _evaluation_section(
                                       fmt_ci(v["bits_per_byte"], v.get("bits_per_byte_ci"))]
                                      for d, v in domains.items()]))  # fmt: skip
     if tasks:
-        parts += ["", "### Tasks", "", "95% intervals over items; *at chance* when the interval holds the chance "
-                  "level. Built-in tasks are made from the yardstick's documents.", ""]  # fmt: skip
-        parts.append(markdown_table(["task", "items", "acc", "acc_norm", "chance", "p(correct)", "margin",
-                                     "word perplexity"],
-                                    [[t, v["n"], _acc_cell(v, "acc"), _acc_cell(v, "acc_norm"), v.get("chance"),
-                                      v.get("p_correct"), v.get("margin"), v.get("word_perplexity")]
-                                     for t, v in tasks.items()]))  # fmt: skip
-        if "core_centered" in tasks:
-            parts += ["", f"CORE-style centered accuracy over the configured benchmarks (0 at chance, 1 perfect): "
-                      f"{tasks['core_centered']['acc']:.4f}."]  # fmt: skip
+        parts += ["", "### Tasks", ""] + task_table_lines(tasks)
     return parts
+
+
+def task_table_lines(tasks: dict[str, dict[str, Any]]) -> list[str]:
+    """The task table (the report's and `crawl2model evaluate`'s): accuracies with intervals, baselines,
+    flags, the share of items cut to the window and of items found in the training documents."""
+    rows = [[t, v["n"], _acc_cell(v, "acc"), _acc_cell(v, "acc_norm"), _baseline_cell(v), v.get("p_correct"),
+             v.get("word_perplexity"), _share(v.get("truncated")), _share((v.get("contamination") or {}).get("share")),
+             "; ".join(v[k] for k in ("acc_constant", "acc_norm_constant") if k in v)]
+            for t, v in tasks.items() if t != "core_centered"]  # fmt: skip
+    lines = ["95% intervals over items; *not above baseline* when the interval reaches the better of chance and "
+             "the majority answer. Built-in tasks are made from the yardstick's documents.", "",
+             markdown_table(["task", "items", "acc", "acc_norm", "chance / majority", "p(correct)", "word perplexity",
+                             "context cut", "in training data", "flags"], rows)]  # fmt: skip
+    if core := tasks.get("core_centered"):
+        lines += ["", "CORE-style centered accuracy over the configured benchmarks (0 at chance, 1 perfect): "
+                  f"{fmt_ci(core['acc'], core.get('acc_ci'))}."]  # fmt: skip
+    return lines
+
+
+def _baseline_cell(v: dict[str, Any]) -> str:
+    if v.get("chance") is None:
+        return ""
+    chance = f"{v['chance']:.3g}" + (f" ({v['chance_rule']})" if "chance_rule" in v else "")
+    return chance + (f" / {v['majority']:.3g}" if "majority" in v else "")
+
+
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value:.1%}"
 
 
 def _acc_cell(v: dict[str, Any], key: str) -> str:
     if key not in v:
         return ""
-    return fmt_ci(v[key], v.get(f"{key}_ci"), 3) + (" *at chance*" if v.get(f"{key}_at_chance") else "")
+    return fmt_ci(v[key], v.get(f"{key}_ci"), 3) + (" *not above baseline*" if v.get(f"{key}_at_chance") else "")
 
 
 def render_html(markdown_text: str, title: str, images: Path | None = None) -> str:

@@ -29,7 +29,7 @@ from model.evaluation import (
     validation_nll,
 )
 from model.gpt import GPT
-from model.intervals import Units, contains, interval
+from model.intervals import Units, interval
 from model.item_formats import load as load_items
 from model.items import Item, items_from_rows, with_few_shot
 from model.packing import EOS_ID, pack
@@ -38,6 +38,7 @@ from storage.fingerprint import file_sha256
 from storage.shards import iter_rows
 from tasks.evaluate.config import EvaluateConfig
 from tasks.stage import StageInput
+from tasks.tokenize.decontaminate import ContaminationIndex
 
 
 def _split_files(tok: StageInput, split: str) -> list[str]:
@@ -176,24 +177,56 @@ def _read_text(path: str) -> str:
 
 
 def with_intervals(summary: dict[str, Any], results: list[dict[str, Any]], seed: int) -> dict[str, Any]:
-    """A task's accuracies with 95% intervals over items, and whether each interval holds chance."""
+    """A task's accuracies with 95% intervals over items, and whether each interval holds its baseline:
+    the better of chance and the majority answer (a model at BoolQ's "always yes" is not above chance)."""
     out = dict(summary)
+    out["baseline"] = max(summary.get("chance", 0.0), summary.get("majority", 0.0))
     for key in ("acc", "acc_norm"):
         if key in summary and len(results) > 1:
             out[f"{key}_ci"] = interval(Units.of([r[key] for r in results]), seed=seed)["ci"]
-            out[f"{key}_at_chance"] = contains(out[f"{key}_ci"], summary.get("chance"))
+            out[f"{key}_at_chance"] = out[f"{key}_ci"][0] <= out["baseline"]
     return out
 
 
-def centered_accuracy(tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def centered_accuracy(tasks: dict[str, dict[str, Any]], per_item: dict[str, list[dict[str, Any]]],
+                      seed: int) -> dict[str, Any]:  # fmt: skip
     """DCLM's CORE-style aggregate over the configured benchmarks: per task (acc - chance) / (1 - chance),
-    0 at chance and 1 perfect (language-modelling tasks have chance 0, as DCLM's LAMBADA), then the mean."""
+    0 at chance and 1 perfect (language-modelling tasks have chance 0, as DCLM's LAMBADA), then the mean;
+    its 95% interval by resampling each task's items (the percentile bootstrap)."""
     chance = {t: v["chance"] if "acc_norm" in v else 0.0 for t, v in tasks.items()}
     centered = {t: (v["acc"] - chance[t]) / (1 - chance[t]) for t, v in tasks.items() if "acc" in v}
     if not centered:
         return {}
+    rng = np.random.default_rng(seed)
+    replicates = np.zeros(1000)
+    for t in centered:
+        acc = np.array([r["acc"] for r in per_item[t]])
+        means = acc[rng.integers(0, len(acc), (len(replicates), len(acc)))].mean(axis=1)
+        replicates += (means - chance[t]) / (1 - chance[t]) / len(centered)
     return {"n": len(centered), "acc": sum(centered.values()) / len(centered),
+            "acc_ci": [float(np.percentile(replicates, 2.5)), float(np.percentile(replicates, 97.5))],
             **{f"centered.{t}": c for t, c in centered.items()}}  # fmt: skip
+
+
+def contamination(tok: StageInput, mix: StageInput, benchmarks: list[list[Item]], n: int) -> dict[str, dict]:
+    """Per benchmark: how many of its items share an n-gram with a document the model trained on (the
+    tokenize stage's train split), reported whatever the run decontaminated against."""
+    indexes = {}
+    for items in benchmarks:
+        index = ContaminationIndex(n)
+        for item in items:
+            index.add(f"{item.task}:{item.item_id}", item.gold())
+        indexes[items[0].task] = (index, set())
+    if not indexes:
+        return {}
+    train_ids = {d for p in _split_files(tok, "train") for ids in pq.read_table(p, columns=["doc_ids"])[0].to_pylist()
+                 for d in ids}  # fmt: skip
+    for doc in iter_rows(mix.files("docs"), ["doc_id", "text"]):
+        if doc["doc_id"] in train_ids:
+            for index, hit in indexes.values():
+                hit.update(index.items_hit(doc["text"]))
+    return {task: {"items": index.items, "contaminated": len(hit), "share": len(hit) / max(index.items, 1),
+                   "ngram": n} for task, (index, hit) in indexes.items()}  # fmt: skip
 
 
 def items_fingerprint(items: list[Item]) -> str:
@@ -203,7 +236,7 @@ def items_fingerprint(items: list[Item]) -> str:
     return h.hexdigest()
 
 
-def task_scores(model: GPT, sp: spm.SentencePieceProcessor, tok: StageInput, cfg: EvaluateConfig
+def task_scores(model: GPT, sp: spm.SentencePieceProcessor, tok: StageInput, mix: StageInput, cfg: EvaluateConfig
                 ) -> tuple[dict[str, dict[str, Any]], list[Item], list[dict[str, Any]]]:  # fmt: skip
     """Built-in tasks (made by tokenize from the yardstick's documents) and the configured benchmarks:
     summaries with intervals, the items, and each item's result."""
@@ -218,14 +251,18 @@ def task_scores(model: GPT, sp: spm.SentencePieceProcessor, tok: StageInput, cfg
             continue
         if items[0].kind == "lm":  # last word / language modelling: greedy match and perplexity
             results = last_word_results(model, sp.encode, items)
-            summary = summarize_last_word(results) | {"chance": 1 / sp.get_piece_size()}
+            # Chance for an exact-match task: a uniform guess over the vocabulary picks the word's first token.
+            summary = summarize_last_word(results) | {"chance": 1 / sp.get_piece_size(), "chance_rule": "1/vocabulary"}
         else:
             results = item_results(model, sp.encode, items)
             summary = summarize(results)
         tasks[items[0].task] = with_intervals(summary, results, cfg.seed)
         per_item += results
-    if core := centered_accuracy({b[0].task: tasks[b[0].task] for b in benchmarks if b}):
+    by_task = {b[0].task: [r for r in per_item if r["task"] == b[0].task] for b in benchmarks if b}
+    if core := centered_accuracy({t: tasks[t] for t in by_task}, by_task, cfg.seed):
         tasks["core_centered"] = core
+    for task, found in contamination(tok, mix, [b for b in benchmarks if b], cfg.contamination_ngram).items():
+        tasks[task]["contamination"] = found
     for items in [*builtin, *benchmarks]:
         if items:
             tasks[items[0].task]["items_fingerprint"] = items_fingerprint(items)
@@ -242,7 +279,7 @@ def score_model(inputs: dict[str, StageInput], cfg: EvaluateConfig) -> dict[str,
     evals = intrinsic_scores(scorer, tok, cfg)
     domains = per_domain(scorer, held_out_docs(tok, inputs["mix"]), tok.info["seq_len"], cfg.per_domain_rows)
     yardstick, yardstick_rows = yardstick_scores(scorer, inputs, cfg)
-    tasks, items, item_rows = task_scores(model, sp, tok, cfg)
+    tasks, items, item_rows = task_scores(model, sp, tok, inputs["mix"], cfg)
     generations = generate_samples(model, sp, cfg.prompts, cfg.max_new_tokens, cfg.temperature, cfg.top_k,
                                    cfg.seed, tok.info["eos_id"])  # fmt: skip
     return {"evals": evals, "domains": domains, "tasks": tasks, "items": items, "generations": generations,

@@ -50,6 +50,12 @@ class ContaminationIndex:
                 if (h := _gram_hash(words[i : i + self.n])) in self.grams]  # fmt: skip
         return (len(hits), hits[0]) if hits else None
 
+    def items_hit(self, text: str) -> set[str]:
+        """Every item that shares an n-gram with `text` (the first item of each n-gram)."""
+        words = _words(text)
+        return {self.grams[h] for i in range(len(words) - self.n + 1)
+                if (h := _gram_hash(words[i : i + self.n])) in self.grams}  # fmt: skip
+
 
 def build_index(benchmarks: list[BenchmarkConfig], n: int) -> ContaminationIndex:
     index = ContaminationIndex(n)
