@@ -77,7 +77,7 @@ def mmlu_item(task: str, item_id: str, subject: str, question: str, options: lis
     lettered = "".join(f"\n{letter}. {text}" for letter, text in zip("ABCD", options, strict=True))
     header = f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n\n"
     return Item(task, item_id, f"{question.strip()}{lettered}\nAnswer:", [" A", " B", " C", " D"], label,
-                description=header)  # fmt: skip
+                description=header, question=question.strip(), options=list(options))  # fmt: skip
 
 
 def load_mmlu(path: str | Path, task: str = "mmlu") -> list[Item]:
@@ -153,8 +153,9 @@ def load_copa(path: str | Path, task: str = "copa") -> list[Item]:
 
 def load_siqa(path: str | Path, task: str = "siqa") -> list[Item]:
     rows = _rows(path)
-    return [Item(task, str(i), f"Q: {row['context']} {row['question']}\nA:",
-                 [" " + row[k] for k in ("answerA", "answerB", "answerC")], label - 1)
+    keys = ("answerA", "answerB", "answerC")
+    return [Item(task, str(i), f"Q: {row['context']} {row['question']}\nA:", [" " + row[k] for k in keys], label - 1,
+                 question=f"{row['context']} {row['question']}", options=[row[k] for k in keys])
             for i, (row, label) in enumerate(zip(rows, row_labels(path, rows), strict=True))]  # fmt: skip
 
 

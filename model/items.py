@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 
@@ -28,6 +28,10 @@ class Item:
     # What the prompt opens with before any shots (MMLU's "The following are multiple choice questions
     # (with answers) about SUBJECT.\n\n"); items with the same description share their shots' pool.
     description: str = ""
+    # The question and its answer options, where the format has them: another formulation (OLMES's
+    # lettered multiple choice, or cloze) is built from these (`model.formulations`).
+    question: str | None = None
+    options: list[str] | None = None
 
     def context_of(self, choice: int) -> str:
         return self.description + (self.contexts[choice] if self.contexts else self.context)
@@ -56,7 +60,8 @@ def load_hellaswag(path: str | Path, task: str = "hellaswag") -> list[Item]:
         ctx = f"{row['ctx_a']} {row['ctx_b'].capitalize()}" if "ctx_a" in row else row["ctx"]
         context = _hellaswag_clean(f"{row.get('activity_label', '')}: {ctx}")
         choices = [" " + _hellaswag_clean(e) for e in row["endings"]]
-        items.append(Item(task, str(row.get("ind", i)), context, choices, int(row["label"])))
+        items.append(Item(task, str(row.get("ind", i)), context, choices, int(row["label"]), question=context,
+                          options=[c[1:] for c in choices]))  # fmt: skip
     return items
 
 
@@ -71,7 +76,7 @@ def load_arc(path: str | Path, task: str = "arc") -> list[Item]:
         # Some ARC items label choices 1-4 instead of A-D.
         key = str(row["answerKey"])
         items.append(Item(task, str(row.get("id", i)), f"Question: {stem}\nAnswer:", [" " + t for t in texts],
-                          [str(label) for label in labels].index(key)))  # fmt: skip
+                          [str(label) for label in labels].index(key), question=stem, options=texts))  # fmt: skip
     return items
 
 
@@ -92,7 +97,8 @@ def load_piqa(path: str | Path, task: str = "piqa") -> list[Item]:
     items = []
     for i, (row, label) in enumerate(zip(rows, row_labels(path, rows), strict=True)):
         items.append(Item(task, str(row.get("id", i)), f"Question: {row['goal']}\nAnswer:",
-                          [" " + row["sol1"], " " + row["sol2"]], label))  # fmt: skip
+                          [" " + row["sol1"], " " + row["sol2"]], label, question=row["goal"],
+                          options=[row["sol1"], row["sol2"]]))  # fmt: skip
     return items
 
 
@@ -121,8 +127,7 @@ def with_few_shot(items: list[Item], shots: int, seed: int, pool: list[Item] | N
         examples = candidates[:shots] if first_n else rng.sample(candidates, min(shots, len(candidates)))
         prefix = "".join(x.gold() + "\n\n" for x in examples)
         contexts = [prefix + c for c in item.contexts] if item.contexts else None
-        out.append(Item(item.task, item.item_id, prefix + item.context, item.choices, item.label, contexts, item.kind,
-                        item.description))  # fmt: skip
+        out.append(replace(item, context=prefix + item.context, contexts=contexts))
     return out
 
 
@@ -132,4 +137,5 @@ def items_as_rows(items: list[Item]) -> list[dict]:
 
 def items_from_rows(rows: list[dict]) -> list[Item]:
     return [Item(r["task"], r["item_id"], r["context"], r["choices"], r["label"], r.get("contexts"),
-                 r.get("kind", "mc"), r.get("description", "")) for r in rows]  # fmt: skip
+                 r.get("kind", "mc"), r.get("description", ""), r.get("question"), r.get("options"))
+            for r in rows]  # fmt: skip

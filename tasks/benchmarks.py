@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from model.formulations import WITH_OPTIONS
 from model.item_formats import ALIASES, FORMATS, check, mmlu_dev_split
 from storage.section import ExistingPath, Section
 
@@ -27,13 +28,30 @@ class BenchmarkConfig(Section):
         "subject's, as the harness takes them), else a seeded draw of the file's other items",
     )  # fmt: skip
     limit: int | None = Field(None, ge=1, description="score only the first N items")
+    sample: int | None = Field(None, ge=1, description="score N items drawn with evaluate.seed (OLMES scores "
+                               "1,000 of a large task); after `limit`")  # fmt: skip
+    formulation: Literal["harness", "cloze", "mc", "both"] = Field(
+        "harness", description="how each item is asked: as lm-evaluation-harness's task does; cloze (each "
+        "answer's text scored); mc (options lettered in the prompt, the letter scored); both (two tasks, "
+        "NAME:cloze and NAME:mc, and the better stated, as OLMES reports). cloze and mc need a format with "
+        "options: arc, mmlu, mmlu_jsonl, piqa, siqa, hellaswag",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _format_matches(self) -> BenchmarkConfig:
         fmt = check(self.path, self.format)
         if self.fewshot_path is not None:
             check(self.fewshot_path, fmt)
+        if self.formulation != "harness" and fmt not in WITH_OPTIONS:
+            raise ValueError(f"benchmark {self.name}: formulation {self.formulation} needs a format with options "
+                             f"({', '.join(WITH_OPTIONS)}); {self.path} is {fmt}")  # fmt: skip
         return self
+
+    def formulations(self) -> list[tuple[str, str]]:
+        """(task name, formulation) for each way this benchmark is asked."""
+        if self.formulation == "both":
+            return [(f"{self.name}:cloze", "cloze"), (f"{self.name}:mc", "mc")]
+        return [(self.name, self.formulation)]
 
     def shot_source(self) -> tuple[str | None, bool]:
         """(the file the shots come from, or None for the benchmark's own other items; first N in order?)"""

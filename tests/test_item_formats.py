@@ -218,3 +218,34 @@ def test_a_suite_with_missing_files_skips_them_when_asked(tmp_path):
     with pytest.warns(UserWarning, match="left out"):
         cfg = EvaluateConfig(suite="core", suite_dir=str(tmp_path), skip_missing=True)
     assert [b.name for b in cfg.benchmarks] == ["copa"]
+
+
+def test_olmes_formulations_and_a_seeded_sample(tmp_path):
+    from tasks.benchmarks import BenchmarkConfig
+    from tasks.evaluate.config import EvaluateConfig
+    from tasks.evaluate.scoring import load_benchmarks
+
+    rows = [{"id": f"q{i}", "question": f"Which is number {i}?",
+             "choices": {"text": [f"one {i}", f"two {i}", f"three {i}"], "label": list("ABC")}, "answerKey": "B"}
+            for i in range(50)]  # fmt: skip
+    arc = _jsonl(tmp_path / "arc.jsonl", rows)
+    bench = BenchmarkConfig(name="arc", path=str(arc), formulation="both", sample=20)
+    cloze, mc = load_benchmarks(EvaluateConfig(benchmarks=[bench], seed=3))
+    assert [i.task for i in cloze[:1] + mc[:1]] == ["arc:cloze", "arc:mc"] and len(cloze) == len(mc) == 20
+    assert [i.item_id for i in cloze] == [i.item_id for i in mc] != [f"q{i}" for i in range(20)]  # drawn, in order
+    assert cloze[0].choices[1].startswith(" two ") and cloze[0].context.startswith("Question: Which is number")
+    assert mc[0].context.endswith(
+        " A. one "
+        + mc[0].item_id[1:]
+        + "\n B. two "
+        + mc[0].item_id[1:]
+        + "\n C. three "
+        + mc[0].item_id[1:]
+        + "\nAnswer:"
+    )
+    assert mc[0].choices == [" A", " B", " C"] and mc[0].label == 1
+    again = load_benchmarks(EvaluateConfig(benchmarks=[bench], seed=3))[0]
+    assert [i.item_id for i in again] == [i.item_id for i in cloze]  # the same seed, the same items
+    wino = _jsonl(tmp_path / "wg.jsonl", [{"sentence": "A _ b.", "option1": "x", "option2": "y", "answer": "1"}])
+    with pytest.raises(ValueError, match="needs a format with options"):
+        BenchmarkConfig(name="wg", path=str(wino), formulation="mc")

@@ -232,10 +232,26 @@ def test_any_checkpoint_is_scored_with_the_same_report(recipes):
     rows += [{"context": f"Is {w} a colour?", "choices": [" yes", " no"], "label": 0} for w in ("red", "blue", "tea")]
     bench = recipes / "new-benchmark.jsonl"
     bench.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    spec = json.dumps([{"name": "fresh", "path": str(bench)}])
+    arc = recipes / "arc.jsonl"
+    arc.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"q{i}",
+                    "question": f"What does the {w} module do?",
+                    "choices": {"text": ["reads files", "bakes bread"], "label": ["A", "B"]},
+                    "answerKey": "A",
+                }
+            )
+            + "\n"
+            for i, w in enumerate(("os", "io", "json", "csv"))
+        )
+    )
+    spec = json.dumps([{"name": "fresh", "path": str(bench)}, {"name": "arc", "path": str(arc), "formulation": "both"}])
     again = invoke("evaluate", str(Path(train_dir) / "model.pt"), "--workdir", str(recipes), *sets, "--set",
                    f"evaluate.benchmarks={spec}")  # fmt: skip
     assert "| fresh | 15 |" in again and "in training data" in again
+    assert "| arc:cloze | 4 |" in again and "| arc:mc | 4 |" in again and "the better formulation" in again
     second = Path(again.split("report: ")[1].split()[0])
     assert second.parent != first.parent and first.read_bytes() == before
     fresh = json.loads((second.parent / "checkpoint.json").read_text())["metrics"]["tasks"]["fresh"]

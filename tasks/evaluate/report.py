@@ -267,7 +267,7 @@ def task_table_lines(tasks: dict[str, dict[str, Any]]) -> list[str]:
     flags, the share of items cut to the window and of items found in the training documents."""
     rows = [[t, v["n"], _acc_cell(v, "acc"), _acc_cell(v, "acc_norm"), _baseline_cell(v), v.get("p_correct"),
              v.get("word_perplexity"), _share(v.get("truncated")), _share((v.get("contamination") or {}).get("share")),
-             "; ".join(v[k] for k in ("acc_constant", "acc_norm_constant") if k in v)]
+             "; ".join(v[k] for k in ("acc_constant", "acc_norm_constant", "flag_better_formulation") if k in v)]
             for t, v in tasks.items() if t != "core_centered"]  # fmt: skip
     lines = ["95% intervals over items; *not above baseline* when the interval reaches the better of chance and "
              "the majority answer. Built-in tasks are made from the yardstick's documents.", "",

@@ -9,6 +9,8 @@ import gzip
 import hashlib
 import json
 import math
+import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from model.evaluation import (
     unigram_nll,
     validation_nll,
 )
+from model.formulations import formulate
 from model.gpt import GPT
 from model.intervals import Units, interval
 from model.item_formats import load as load_items
@@ -101,9 +104,14 @@ def load_benchmarks(cfg: EvaluateConfig) -> list[list[Item]]:
     out = []
     for b in cfg.benchmarks:
         items = load_items(b.path, b.format, task=b.name)[: b.limit]
+        if b.sample is not None and b.sample < len(items):
+            items = [items[i] for i in sorted(random.Random(cfg.seed).sample(range(len(items)), b.sample))]
         source, first_n = b.shot_source()
         pool = load_items(source, b.format, task=b.name) if source and b.shots else None
-        out.append(with_few_shot(items, b.shots, cfg.seed, pool, first_n))
+        for name, formulation in b.formulations():
+            asked = [replace(i, task=name) for i in formulate(items, formulation)]
+            shots = [replace(i, task=name) for i in formulate(pool, formulation)] if pool else None
+            out.append(with_few_shot(asked, b.shots, cfg.seed, shots, first_n))
     return out
 
 
@@ -208,6 +216,14 @@ def centered_accuracy(tasks: dict[str, dict[str, Any]], per_item: dict[str, list
             **{f"centered.{t}": c for t, c in centered.items()}}  # fmt: skip
 
 
+def mark_better_formulation(tasks: dict[str, dict[str, Any]]) -> None:
+    """Of a benchmark asked both ways (NAME:cloze, NAME:mc), the one with the higher accuracy, as OLMES reports it."""
+    for name, summary in tasks.items():
+        if name.endswith(":mc") and (cloze := tasks.get(f"{name[:-3]}:cloze")) and "acc" in summary:
+            better = summary if summary["acc"] > cloze["acc"] else cloze
+            better["flag_better_formulation"] = "the better formulation (OLMES reports it)"
+
+
 def contamination(tok: StageInput, mix: StageInput, benchmarks: list[list[Item]], n: int) -> dict[str, dict]:
     """Per benchmark: how many of its items share an n-gram with a document the model trained on (the
     tokenize stage's train split), reported whatever the run decontaminated against."""
@@ -258,7 +274,11 @@ def task_scores(model: GPT, sp: spm.SentencePieceProcessor, tok: StageInput, mix
             summary = summarize(results)
         tasks[items[0].task] = with_intervals(summary, results, cfg.seed)
         per_item += results
-    by_task = {b[0].task: [r for r in per_item if r["task"] == b[0].task] for b in benchmarks if b}
+    mark_better_formulation(tasks)
+    # CORE counts a benchmark asked both ways once, by its better formulation.
+    counted = [b[0].task for b in benchmarks if b and (not b[0].task.endswith((":mc", ":cloze"))
+                                                       or "flag_better_formulation" in tasks[b[0].task])]  # fmt: skip
+    by_task = {t: [r for r in per_item if r["task"] == t] for t in counted}
     if core := centered_accuracy({t: tasks[t] for t in by_task}, by_task, cfg.seed):
         tasks["core_centered"] = core
     for task, found in contamination(tok, mix, [b for b in benchmarks if b], cfg.contamination_ngram).items():
