@@ -315,6 +315,7 @@ def evaluate_cmd(
 @app.command("curve")
 def curve_cmd(config: ConfigOpt = None, overrides: SetOpt = None, workdir: WorkdirOpt = Path("work")) -> None:
     """Score every training milestone of this config's run: yardstick and tasks against tokens seen."""
+    from model.intervals import fmt_ci
     from tasks.checkpoints import checkpoint_curve
 
     cfg = load_config(config, overrides or [])
@@ -323,6 +324,10 @@ def curve_cmd(config: ConfigOpt = None, overrides: SetOpt = None, workdir: Workd
         ci = p["yardstick_ci"] or ["", ""]
         console.print(f"{p['checkpoint']}: {p['tokens']:,} tokens, yardstick {p['yardstick_bits_per_byte']:.4f} "
                       f"[{ci[0]:.4f}, {ci[1]:.4f}]")  # fmt: skip
+        for task, v in p["tasks"].items():
+            keys = [k for k in ("acc", "p_correct", "logprob_norm") if k in v]
+            shown = [f"{k} {fmt_ci(v[k], v.get(f'{k}_ci'), 3)}" for k in keys]
+            console.print(f"  {task}: {', '.join(shown)}", markup=False, highlight=False)
     console.print(f"curve: {summary['png']}")
 
 

@@ -93,7 +93,9 @@ def score_requests(model: GPT, requests: list[Request], batch_size: int = 32) ->
 
 
 def item_results(model: GPT, encode: Encode, items: list[Item], batch_size: int = 32) -> list[dict[str, float]]:
-    """Per item: correct by summed log-probability (`acc`) and by log-probability per byte (`acc_norm`)."""
+    """Per item: correct by summed log-probability (`acc`) and by log-probability per character
+    (`acc_norm`); and the continuous signals (DataDecide's): the gold answer's probability among the
+    choices (`p_correct`) and its log-probability per character (`logprob_norm`)."""
     requests = [[make_request(encode, item.context_of(i), c, model.cfg.seq_len) for i, c in enumerate(item.choices)]
                 for item in items]  # fmt: skip
     flat = iter(score_requests(model, [r for rs in requests for r in rs], batch_size))
@@ -106,7 +108,8 @@ def item_results(model: GPT, encode: Encode, items: list[Item], batch_size: int 
         out.append({"task": item.task, "item_id": item.item_id, "choices": len(item.choices),
                     "truncated": float(any(r.truncated for r in next(cut))), "gold": item.label,
                     "pred": picked, "pred_norm": picked_norm, "acc": float(picked == item.label),
-                    "acc_norm": float(picked_norm == item.label), **continuous(scores, item.label)})  # fmt: skip
+                    "acc_norm": float(picked_norm == item.label), "logprob_norm": norm[item.label],
+                    **continuous(scores, item.label)})  # fmt: skip
     return out
 
 
@@ -130,7 +133,7 @@ def summarize(results: list[dict[str, float]]) -> dict[str, float]:
         return {"n": 0}
     n = len(results)
     out = {"n": n, "chance": sum(1 / r["choices"] for r in results) / n}
-    for key in ("acc", "acc_norm", "p_correct", "margin"):
+    for key in ("acc", "acc_norm", "p_correct", "margin", "logprob_norm"):
         out[key] = sum(r[key] for r in results) / n
     out["truncated"] = sum(r.get("truncated", 0.0) for r in results) / n  # share of items whose context was cut
     return out | baselines(results)

@@ -135,8 +135,7 @@ def checkpoint_curve(cfg: PipelineConfig, root: Path) -> dict[str, Any]:
         tokens = step * trained.info.get("tokens_per_step", 0)
         metrics = evaluate_checkpoint(cfg, root, Path(path), finished)["metrics"]
         yardstick = metrics.get("yardstick", {}).get("bits_per_byte") or {}
-        tasks = {t: {k: v.get(k) for k in ("acc", "acc_norm", "p_correct") if k in v}
-                 for t, v in metrics.get("tasks", {}).items()}  # fmt: skip
+        tasks = {t: {k: v[k] for k in CURVE_KEYS if k in v} for t, v in metrics.get("tasks", {}).items()}
         points.append({"checkpoint": Path(path).name, "tokens": tokens,
                        "yardstick_bits_per_byte": yardstick.get("value"), "yardstick_ci": yardstick.get("ci"),
                        "tasks": tasks})  # fmt: skip
@@ -146,6 +145,10 @@ def checkpoint_curve(cfg: PipelineConfig, root: Path) -> dict[str, Any]:
     summary = {"train": trained.fingerprint, "points": points, "png": str(out / "curve.png")}
     atomic_write_json(out / "curve.json", summary)
     return summary
+
+
+# Accuracy beside the continuous metrics that rank small models earlier (DataDecide), each with its interval.
+CURVE_KEYS = tuple(f"{k}{ci}" for k in ("acc", "acc_norm", "p_correct", "logprob_norm") for ci in ("", "_ci"))
 
 
 def curve_png(points: list[dict[str, Any]], path: Path) -> None:
@@ -160,8 +163,13 @@ def curve_png(points: list[dict[str, Any]], path: Path) -> None:
     left.fill_between(tokens, low, high, alpha=0.2)
     left.set(xlabel="tokens seen", ylabel="yardstick bits per byte", title="yardstick (95% interval)")
     for task in points[-1]["tasks"]:
-        right.plot(tokens, [p["tasks"].get(task, {}).get("p_correct") for p in points], marker="o", label=task)
-    right.set(xlabel="tokens seen", ylabel="p(correct)", title="tasks")
+        values = [p["tasks"].get(task, {}) for p in points]
+        if not all("p_correct" in v for v in values):
+            continue
+        right.plot(tokens, [v["p_correct"] for v in values], marker="o", label=task)
+        bands = [v.get("p_correct_ci") or [v["p_correct"]] * 2 for v in values]
+        right.fill_between(tokens, [b[0] for b in bands], [b[1] for b in bands], alpha=0.15)
+    right.set(xlabel="tokens seen", ylabel="p(correct)", title="tasks (95% interval)")
     if points[-1]["tasks"]:
         right.legend(fontsize=7)
     fig.tight_layout()

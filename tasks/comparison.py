@@ -5,6 +5,7 @@ use this one code path; several runs per side are seeds of one variant.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,10 @@ class Scores:
     def metrics(self) -> list[str]:
         names = [HEADLINE] + [f"yardstick.{d}.bits_per_byte" for d in sorted({d for d, _, _ in self.docs.values()})]
         for task in sorted({t for t, _ in self.items}):
-            has_norm = any(v.get("acc_norm") is not None for k, v in self.items.items() if k[0] == task)
-            names += [f"task.{task}.acc"] + ([f"task.{task}.acc_norm"] if has_norm else [])
+            names.append(f"task.{task}.acc")
+            for key in ("acc_norm", "p_correct", "logprob_norm"):  # the continuous ones rank early (DataDecide)
+                if all(v.get(key) is not None for k, v in self.items.items() if k[0] == task):
+                    names.append(f"task.{task}.{key}")
         return names
 
 
@@ -138,10 +141,24 @@ def recipes_result(scores: dict[str, list[Scores]], runs: dict[str, list[dict[st
         for row in compare(scores[baseline], scores[name]):
             keys = {k: row[k] for k in ("metric", "delta", "ci", "verdict")}
             result["comparisons"].append({"recipe": name, "baseline": baseline, **keys})
+    if result["seeds"] > 1 and len(names) > 1:
+        result["rank_stability"] = {m: rank_stability([result["recipes"][n][m]["seeds"] for n in names])
+                                    for m in metrics}  # fmt: skip
     tokens = {n: result["recipes"][n]["tokens_seen"]["value"] for n in names}
     if len(set(tokens.values())) > 1:
         result["warnings"].append(f"unequal compute: tokens seen differ between recipes: {tokens}")
     return result
+
+
+def rank_stability(per_recipe_seeds: list[list[float]]) -> float:
+    """How often two seeds order two recipes the same way, over every pair of recipes and of seeds: 1 when
+    every seed ranks the recipes alike, about 0.5 when the metric's order is a coin flip at this scale."""
+    values = np.array(per_recipe_seeds)  # recipes x seeds
+    agree = []
+    for i, j in itertools.combinations(range(len(values)), 2):
+        signs = np.sign(values[i] - values[j])
+        agree += [float(a == b) for a, b in itertools.combinations(signs, 2)]
+    return float(np.mean(agree)) if agree else float("nan")
 
 
 def recipes_report(exp_id: str, r: dict[str, Any]) -> str:
@@ -161,5 +178,15 @@ def recipes_report(exp_id: str, r: dict[str, Any]) -> str:
     parts.append(markdown_table(["recipe", "metric", "delta [95%]", "verdict"],
                                 [[c["recipe"], c["metric"], fmt_ci(c["delta"], c["ci"]), c["verdict"]]
                                  for c in r["comparisons"]]))  # fmt: skip
+    if stability := r.get("rank_stability"):
+        parts += ["", "### Which metrics tell the recipes apart at this scale", "",
+                  "Rank stability: the share of (pair of recipes, pair of seeds) in which both seeds order the two "
+                  "recipes alike; 1 = every seed agrees, 0.5 = a coin flip.", ""]  # fmt: skip
+        parts.append(
+            markdown_table(
+                ["metric", "rank stability"],
+                [[m, f"{v:.2f}"] for m, v in sorted(stability.items(), key=lambda kv: -kv[1])],
+            )
+        )
     parts += ["", "![recipes](recipes.png)", ""]
     return "\n".join(parts) + "\n"

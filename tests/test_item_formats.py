@@ -199,7 +199,7 @@ def test_baselines_name_the_majority_answer_and_a_constant_predictor():
 
     # BoolQ-like: 62 of 100 answers are "yes" (position 1); the model always says yes.
     results = [{"choices": 2, "gold": int(i < 62), "pred": 1, "pred_norm": i % 2, "acc": float(i < 62),
-                "acc_norm": float((i % 2) == int(i < 62)), "p_correct": 0.5, "margin": 0.0}
+                "acc_norm": float((i % 2) == int(i < 62)), "p_correct": 0.5, "margin": 0.0, "logprob_norm": -1.0}
                for i in range(100)]  # fmt: skip
     summary = with_intervals(summarize(results), results, seed=0)
     assert summary["majority"] == 0.62 and summary["baseline"] == 0.62 and summary["chance"] == 0.5
@@ -249,3 +249,13 @@ def test_olmes_formulations_and_a_seeded_sample(tmp_path):
     wino = _jsonl(tmp_path / "wg.jsonl", [{"sentence": "A _ b.", "option1": "x", "option2": "y", "answer": "1"}])
     with pytest.raises(ValueError, match="needs a format with options"):
         BenchmarkConfig(name="wg", path=str(wino), formulation="mc")
+
+
+def test_rank_stability_is_one_when_seeds_agree_and_near_half_for_noise():
+    import numpy as np
+
+    from tasks.comparison import rank_stability
+
+    assert rank_stability([[1.0, 1.1, 0.9], [2.0, 2.2, 1.9], [3.0, 2.9, 3.1]]) == 1.0
+    noise = np.random.default_rng(0).normal(size=(4, 12)).tolist()
+    assert 0.35 < rank_stability(noise) < 0.65

@@ -115,7 +115,12 @@ def test_recipes_compare_on_one_yardstick_at_equal_compute(recipes):
     verdicts = {c["metric"]: c for c in result["comparisons"]}
     assert verdicts["yardstick_bits_per_byte"]["verdict"] in ("better", "worse", "not distinguishable")
     assert all(c["recipe"] == "full" and c["baseline"] == "raw" for c in result["comparisons"])
-    assert "task.cloze.acc" in verdicts
+    assert "task.cloze.acc" in verdicts and "task.cloze.p_correct" in verdicts and "task.cloze.logprob_norm" in verdicts
+    stability = result["rank_stability"]  # two recipes, two seeds: each metric's seeds agree (1) or not (0)
+    assert set(stability) >= {"yardstick_bits_per_byte", "task.cloze.p_correct"}
+    assert all(v in (0.0, 1.0) for v in stability.values())
+    report = (recipes / "experiments").glob("*/report.md")
+    assert any("rank stability" in p.read_text() for p in report)
     catalog = Catalog(recipes)
     # One yardstick: the pinned text's stage output is shared by every variant (one fingerprint).
     _, rows = catalog.query("select count(distinct fingerprint), count(distinct run_id) from stage_runs "
@@ -299,4 +304,7 @@ def test_curve_scores_every_milestone_against_tokens_seen(recipes):
     assert bpb[0] > bpb[-1] and bpb[2] == pytest.approx(bpb[3])  # better with more tokens; same weights at the end
     assert all(p["yardstick_ci"][0] < p["yardstick_bits_per_byte"] < p["yardstick_ci"][1] for p in points)
     assert "cloze" in points[0]["tasks"] and (path.parent / "curve.png").stat().st_size > 1000
-    assert "step-0000040.pt: " in out and "curve: " in out
+    cloze = points[-1]["tasks"]["cloze"]  # accuracy beside the continuous metrics, each with its interval
+    for key in ("acc", "p_correct", "logprob_norm"):
+        assert cloze[f"{key}_ci"][0] <= cloze[key] <= cloze[f"{key}_ci"][1], key
+    assert "step-0000040.pt: " in out and "curve: " in out and "  cloze: acc " in out and "p_correct" in out

@@ -189,9 +189,11 @@ def with_intervals(summary: dict[str, Any], results: list[dict[str, Any]], seed:
     the better of chance and the majority answer (a model at BoolQ's "always yes" is not above chance)."""
     out = dict(summary)
     out["baseline"] = max(summary.get("chance", 0.0), summary.get("majority", 0.0))
-    for key in ("acc", "acc_norm"):
+    for key in ("acc", "acc_norm", "p_correct", "logprob_norm"):
         if key in summary and len(results) > 1:
             out[f"{key}_ci"] = interval(Units.of([r[key] for r in results]), seed=seed)["ci"]
+    for key in ("acc", "acc_norm"):
+        if f"{key}_ci" in out:
             out[f"{key}_at_chance"] = out[f"{key}_ci"][0] <= out["baseline"]
     return out
 
