@@ -191,6 +191,13 @@ def test_centered_accuracy_is_zero_at_chance_and_one_when_perfect():
     assert core["acc"] == pytest.approx((0.0 + 1.0 + 0.4) / 3) and core["n"] == 3
     lo, hi = core["acc_ci"]
     assert lo < core["acc"] < hi and hi - lo > 0.05  # the items' sampling error carries into the aggregate
+    # DCLM's v1 table centers BoolQ on 0.62 (its majority answer), not 1/2; "measured" takes the task's own.
+    boolq = {"boolq": {"acc": 0.62, "acc_norm": 0.6, "chance": 0.5, "baseline": 0.55}}
+    items62 = {"boolq": [{"acc": float(i < 62)} for i in range(100)]}
+    assert centered_accuracy(boolq, items62, 0, "v1")["acc"] == pytest.approx(0.0)
+    assert centered_accuracy(boolq, items62, 0, "chance")["acc"] == pytest.approx(0.24)
+    measured = centered_accuracy(boolq, items62, 0, "measured")
+    assert measured["acc"] == pytest.approx(0.07 / 0.45) and "majority" in measured["baselines"]
 
 
 def test_baselines_name_the_majority_answer_and_a_constant_predictor():

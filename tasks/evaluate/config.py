@@ -19,6 +19,11 @@ class EvaluateConfig(Section):
     suite_dir: str | None = Field(None, description="where the suite's files are (searched recursively)")
     skip_missing: bool = Field(False, description="a suite's files not found under suite_dir are left out with a "
                                "warning (else: one error naming them all)")  # fmt: skip
+    core_baselines: Literal["v1", "measured", "chance"] = Field(
+        "v1", description="what CORE's centered accuracy subtracts per task: v1, DCLM's published table "
+        "(tasks outside it: chance); measured, each task's own better of chance and the majority answer; "
+        "chance, 1/choices (0 for language modelling). The version is stated beside the number",
+    )  # fmt: skip
     contamination_ngram: int = Field(13, ge=5, le=50, description="words an n-gram has when each benchmark's overlap "
                                      "with the training documents is measured (reported, never a refusal)")  # fmt: skip
     prompts: list[str] = Field(

@@ -274,8 +274,9 @@ def task_table_lines(tasks: dict[str, dict[str, Any]]) -> list[str]:
              markdown_table(["task", "items", "acc", "acc_norm", "chance / majority", "p(correct)", "word perplexity",
                              "context cut", "in training data", "flags"], rows)]  # fmt: skip
     if core := tasks.get("core_centered"):
-        lines += ["", "CORE-style centered accuracy over the configured benchmarks (0 at chance, 1 perfect): "
-                  f"{fmt_ci(core['acc'], core.get('acc_ci'))}."]  # fmt: skip
+        value = fmt_ci(core["acc"], core.get("acc_ci"))
+        lines += ["", "CORE-style centered accuracy over the configured benchmarks (0 at the baseline, 1 perfect; "
+                  f"baselines: {core.get('baselines', '1/choices')}): {value}."]  # fmt: skip
     return lines
 
 

@@ -41,6 +41,7 @@ from storage.fingerprint import file_sha256
 from storage.shards import iter_rows
 from tasks.evaluate.config import EvaluateConfig
 from tasks.stage import StageInput
+from tasks.suites import CORE_V1_BASELINES
 from tasks.tokenize.decontaminate import ContaminationIndex
 
 
@@ -198,12 +199,26 @@ def with_intervals(summary: dict[str, Any], results: list[dict[str, Any]], seed:
     return out
 
 
+CORE_RULES = {"v1": "DCLM's published baselines, v1 (eval_meta_data_v1.csv)",
+              "measured": "each task's better of chance and its majority answer",
+              "chance": "1/choices"}  # fmt: skip
+
+
+def core_baseline(task: str, summary: dict[str, Any], rule: str) -> float:
+    """The baseline CORE centers a task on (`evaluate.core_baselines`); language modelling: 0."""
+    if "acc_norm" not in summary:
+        return 0.0
+    if rule == "v1" and task in CORE_V1_BASELINES:
+        return CORE_V1_BASELINES[task]
+    return summary["baseline"] if rule == "measured" else summary["chance"]
+
+
 def centered_accuracy(tasks: dict[str, dict[str, Any]], per_item: dict[str, list[dict[str, Any]]],
-                      seed: int) -> dict[str, Any]:  # fmt: skip
-    """DCLM's CORE-style aggregate over the configured benchmarks: per task (acc - chance) / (1 - chance),
-    0 at chance and 1 perfect (language-modelling tasks have chance 0, as DCLM's LAMBADA), then the mean;
+                      seed: int, rule: str = "chance") -> dict[str, Any]:  # fmt: skip
+    """DCLM's CORE-style aggregate over the configured benchmarks: per task (acc - baseline) / (1 - baseline),
+    0 at the baseline and 1 perfect (language-modelling tasks have 0, as DCLM's LAMBADA), then the mean;
     its 95% interval by resampling each task's items (the percentile bootstrap)."""
-    chance = {t: v["chance"] if "acc_norm" in v else 0.0 for t, v in tasks.items()}
+    chance = {t: core_baseline(t, v, rule) for t, v in tasks.items()}
     centered = {t: (v["acc"] - chance[t]) / (1 - chance[t]) for t, v in tasks.items() if "acc" in v}
     if not centered:
         return {}
@@ -213,7 +228,7 @@ def centered_accuracy(tasks: dict[str, dict[str, Any]], per_item: dict[str, list
         acc = np.array([r["acc"] for r in per_item[t]])
         means = acc[rng.integers(0, len(acc), (len(replicates), len(acc)))].mean(axis=1)
         replicates += (means - chance[t]) / (1 - chance[t]) / len(centered)
-    return {"n": len(centered), "acc": sum(centered.values()) / len(centered),
+    return {"n": len(centered), "acc": sum(centered.values()) / len(centered), "baselines": CORE_RULES[rule],
             "acc_ci": [float(np.percentile(replicates, 2.5)), float(np.percentile(replicates, 97.5))],
             **{f"centered.{t}": c for t, c in centered.items()}}  # fmt: skip
 
@@ -281,7 +296,7 @@ def task_scores(model: GPT, sp: spm.SentencePieceProcessor, tok: StageInput, mix
     counted = [b[0].task for b in benchmarks if b and (not b[0].task.endswith((":mc", ":cloze"))
                                                        or "flag_better_formulation" in tasks[b[0].task])]  # fmt: skip
     by_task = {t: [r for r in per_item if r["task"] == t] for t in counted}
-    if core := centered_accuracy({t: tasks[t] for t in by_task}, by_task, cfg.seed):
+    if core := centered_accuracy({t: tasks[t] for t in by_task}, by_task, cfg.seed, cfg.core_baselines):
         tasks["core_centered"] = core
     for task, found in contamination(tok, mix, [b for b in benchmarks if b], cfg.contamination_ngram).items():
         tasks[task]["contamination"] = found
