@@ -300,15 +300,14 @@ def evaluate_cmd(
 ) -> None:
     """Score any checkpoint, with any benchmarks this config names: the evaluate stage's report, on the
     data outputs the checkpoint was trained from; prints the task table."""
-    from tasks.checkpoints import evaluate_checkpoint, summary_headline
-    from tasks.evaluate.report import task_table_lines
+    from tasks.checkpoints import evaluate_checkpoint, summary_headline, task_table
 
     cfg = load_config(config, overrides or [])
     summary = evaluate_checkpoint(cfg, workdir.resolve(), checkpoint)
     if headline := summary_headline(summary["metrics"]):
         console.print(headline)
-    if tasks := summary["metrics"].get("tasks"):
-        console.print("\n".join(task_table_lines(tasks)), markup=False, highlight=False, soft_wrap=True)
+    if table := task_table(summary["metrics"]):
+        console.print(table, markup=False, highlight=False, soft_wrap=True)
     console.print(f"report: {summary['report']}")
 
 

@@ -180,3 +180,10 @@ def summary_headline(metrics: dict[str, Any]) -> str | None:
     """The yardstick's bits per byte with its interval, the line `crawl2model evaluate` prints."""
     yardstick = metrics.get("yardstick", {}).get("bits_per_byte") or {}
     return f"yardstick bits per byte: {yardstick['value']:.4f} {yardstick['ci']}" if yardstick else None
+
+
+def task_table(metrics: dict[str, Any]) -> str | None:
+    """The report's task table (intervals, baselines, flags, contamination), for the CLI to print."""
+    from tasks.evaluate.report import task_table_lines
+
+    return "\n".join(task_table_lines(metrics["tasks"])) if metrics.get("tasks") else None

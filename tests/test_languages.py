@@ -191,7 +191,7 @@ def test_the_report_flags_a_rule_that_removes_one_language_far_more_than_the_oth
 def test_a_chinese_benchmark_item_decontaminates_the_document_that_contains_it():
     """Benchmark n-grams in the benchmark's script: a Chinese item had no [a-z0-9] words at all, so it
     was "too short" and every document containing it trained."""
-    from tasks.tokenize.decontaminate import ContaminationIndex
+    from tasks.contamination import ContaminationIndex
 
     item = "这种语言具有非常简捷而清晰的语法特点，适合完成各种高层任务"
     index = ContaminationIndex(13)

@@ -39,10 +39,10 @@ from model.packing import EOS_ID, pack
 from model.trainer import load_model
 from storage.fingerprint import file_sha256
 from storage.shards import iter_rows
+from tasks.contamination import ContaminationIndex
 from tasks.evaluate.config import EvaluateConfig
 from tasks.stage import StageInput
 from tasks.suites import CORE_V1_BASELINES
-from tasks.tokenize.decontaminate import ContaminationIndex
 
 
 def _split_files(tok: StageInput, split: str) -> list[str]:

@@ -26,10 +26,10 @@ from storage.errors import UserError
 from storage.fingerprint import unit_interval
 from storage.progress import progress_bar
 from storage.shards import atomic_write_bytes, iter_rows, write_parquet
+from tasks.contamination import ContaminationIndex, build_index
 from tasks.documents import PLACEHOLDERS, removed_row, write_removed
 from tasks.stage import StageInput, StageOutcome
 from tasks.tokenize.config import TokenizeConfig
-from tasks.tokenize.decontaminate import ContaminationIndex, build_index
 
 STAGE = "tokenize"
 ROW_SCHEMA = pa.schema(

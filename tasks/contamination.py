@@ -1,4 +1,5 @@
-"""Decontamination: find documents that share an n-gram (13 words by default) with an evaluation item.
+"""Contamination: documents that share an n-gram (13 words by default) with an evaluation item (tokenize
+removes or flags them; evaluate reports each benchmark's overlap with the training documents).
 
 Items come from the benchmark files the evaluate stage will score (loaded with the same loaders);
 texts are compared as lower-cased word sequences, as in the GPT-3 and lm-evaluation-harness
