@@ -183,3 +183,20 @@ def test_token_estimates_before_the_tokenizer_count_a_chinese_character_as_three
     assert english == 300
     assert estimated_tokens({"lang": "zh", "n_chars": 400}) == english
     assert estimated_tokens({"lang": "ko", "n_chars": 600}) == english
+
+
+@pytest.mark.slow
+def test_language_budgets_bring_the_shares_toward_each_other(scored):
+    import json
+
+    workdir = scored[0]
+    invoke("run", "--config", "configs/sample-multilingual.yaml", "--workdir", str(workdir), "--until", "mix",
+           "--set", "acquire.planted_per_case=12", "--set", "acquire.sample_articles=40",
+           "--set", "dedup.quality_check_docs=0")  # fmt: skip
+    [manifest] = glob.glob(f"{workdir}/artifacts/mix/*/manifest.json")
+    languages = json.loads(open(manifest).read())["info"]["languages"]
+    assert set(LANGUAGES) <= set(languages)
+    before = [languages[lang]["share_before"] for lang in LANGUAGES]
+    after = [languages[lang]["share_after"] for lang in LANGUAGES]
+    assert max(after) / min(after) < max(before) / min(before)  # alpha 0.3 narrows the spread
+    assert all(languages[lang]["epochs"] <= 4.0 + 1e-9 for lang in LANGUAGES)

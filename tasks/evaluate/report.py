@@ -88,6 +88,8 @@ def render_report(r: dict[str, Any]) -> str:
         parts += _dedup_section(r["dedup_quality"])
     if r["mixture"]:
         parts += _mixture_section(r["mixture"])
+    if r.get("language_mixture"):
+        parts += _language_mixture_section(r["language_mixture"])
     parts += _yardstick_section(r["yardstick"])
     parts += _evaluation_section(r["evals"], r["domains"], r["tasks"])
     parts += _training_section(r["training"], r["tokens_seen"])
@@ -239,6 +241,18 @@ def _mixture_section(mixture: dict[str, Any]) -> list[str]:
     ))  # fmt: skip
     parts += ["", "![mixture](mixture.png)"]
     return parts
+
+
+def _language_mixture_section(languages: dict[str, Any]) -> list[str]:
+    intro = ("Tokens per language (mix.languages): the target share, what each got, and epochs over its own "
+             "tokens; *fresh equivalent* is what those tokens are worth as new data (Muennighoff et al. 2023: "
+             "repeats lose value, about 4 epochs are worth nearly as much as fresh tokens).")  # fmt: skip
+    rows = [[lang, m["docs_before"], m["tokens_before"], m["share_before"], m["target_share"], m["tokens_after"],
+             m["share_after"], f"{m['epochs']:.2f}", m["fresh_equivalent"]]
+            for lang, m in languages.items()]  # fmt: skip
+    return ["", "### Languages", "", intro, "",
+            markdown_table(["language", "docs", "tokens before", "share before", "target share", "tokens after",
+                            "share after", "epochs", "fresh equivalent"], rows)]  # fmt: skip
 
 
 def _evaluation_section(

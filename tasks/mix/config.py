@@ -18,6 +18,24 @@ class AnnealMixConfig(Section):
     repeats: int = Field(1, ge=1, le=16)
 
 
+class LanguageMixConfig(Section):
+    """How the mixture's tokens are shared between languages (each language's domains and quality
+    buckets then share its tokens as mix.weights say)."""
+
+    alpha: float = Field(0.3, gt=0.0, le=1.0, description="temperature sampling: each language's share "
+                         "proportional to its tokens^alpha (mT5/XLM-R's 0.3; 1 = natural shares)")  # fmt: skip
+    shares: dict[str, float] = Field(default_factory=dict, description="target shares by language code instead "
+                                     "(normalised; a language not listed gets none)")  # fmt: skip
+    max_epochs: float = Field(4.0, ge=1.0, le=64.0, description="cap on a language's up-sampling, in passes over "
+                              "its own tokens (about 4 are worth nearly as much as fresh data)")  # fmt: skip
+
+    @model_validator(mode="after")
+    def _non_negative(self) -> LanguageMixConfig:
+        if any(w < 0 for w in self.shares.values()) or (self.shares and not sum(self.shares.values())):
+            raise ValueError("mix.languages.shares must be non-negative and not all zero")
+        return self
+
+
 # Rehydration (FineWeb-2): dedup keeps one document of each duplicate cluster and records the
 # cluster's size; up-sampling the kept document by that size gives back part of what dedup took.
 # Content copied a few times is often worth more than unique content, while clusters of thousands
@@ -59,6 +77,11 @@ class MixConfig(Section):
         "FineWeb-2's rehydration: `default` (1: 1, 2: 2, 3-4: 3, 5-100: 5, 101-1000: 8, 1001+: 1) or your own "
         "{size range: weight}; each domain keeps its token share, max_repeats still caps a document",
     )  # fmt: skip
+    languages: LanguageMixConfig | None = Field(
+        None,
+        description="language budgets: temperature sampling over languages (alpha 0.3) or target shares, "
+        "capped at max_epochs; None: languages take what their domains give them",
+    )
     anneal: AnnealMixConfig | None = None
     seed: int = 0
 

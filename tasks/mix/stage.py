@@ -18,6 +18,7 @@ from storage.shards import iter_rows, write_parquet
 from tasks.documents import MIX_COLUMNS, estimated_tokens, removed_row, write_shard
 from tasks.mix.buckets import anneal_copies, document_rate, domain_norms
 from tasks.mix.config import MixConfig
+from tasks.mix.languages import language_budgets, language_of, language_table, language_targets
 from tasks.mix.topics import TopicModel, train_topic_model
 from tasks.stage import StageInput, StageOutcome
 
@@ -34,10 +35,10 @@ def label_domain(url: str, host: str, cfg: MixConfig) -> str:
     return cfg.default_domain
 
 
-def sampling_rates(tokens: dict[str, float], cfg: MixConfig) -> dict[str, float]:
-    """Copies per document for each domain, so the mixture matches the target."""
+def sampling_rates(tokens: dict[str, float], cfg: MixConfig, budget: float | None = None) -> dict[str, float]:
+    """Copies per document for each domain, so the mixture matches the target (of `budget` tokens)."""
     total = sum(tokens.values())
-    budget = cfg.token_budget or total
+    budget = budget if budget is not None else cfg.token_budget or total
     if cfg.mode == "natural":
         target = {d: t / total for d, t in tokens.items()}
     elif cfg.mode == "weights":
@@ -49,6 +50,45 @@ def sampling_rates(tokens: dict[str, float], cfg: MixConfig) -> dict[str, float]
         norm = sum(powered.values())
         target = {d: v / norm for d, v in powered.items()}
     return {d: min(target[d] * budget / tokens[d], float(cfg.max_repeats)) if tokens[d] else 0.0 for d in tokens}
+
+
+def group_of(doc: dict[str, Any], cfg: MixConfig) -> str | tuple[str, str]:
+    """What a document's rate is set for: its domain, or its (language, domain) with language budgets."""
+    return doc["domain"] if cfg.languages is None else (language_of(doc), doc["domain"])
+
+
+def group_rates(docs: list[dict[str, Any]], tokens: dict[str, float], cfg: MixConfig) -> dict[Any, float]:
+    """Copies per document for each domain; with language budgets, each language's domains share out
+    that language's budget as the domain weights say."""
+    if cfg.languages is None:
+        return sampling_rates(tokens, cfg)
+    by_group: dict[tuple[str, str], float] = {}
+    for doc in docs:
+        key = (language_of(doc), doc["domain"])
+        by_group[key] = by_group.get(key, 0.0) + estimated_tokens(doc)
+    per_language = {lang: sum(t for (x, _), t in by_group.items() if x == lang) for lang, _ in by_group}
+    budgets = language_budgets(per_language, cfg.token_budget or sum(per_language.values()), cfg.languages)
+    rates: dict[Any, float] = {}
+    for lang, budget in budgets.items():
+        domains = {d: t for (x, d), t in by_group.items() if x == lang}
+        rates |= {(lang, d): r for d, r in sampling_rates(domains, cfg, budget).items()}
+    return rates
+
+
+def languages_info(docs: list[dict[str, Any]], cfg: MixConfig, outcome: StageOutcome) -> dict[str, Any]:
+    """Tokens, shares and epochs per language (the report's table), also as metrics."""
+    before: dict[str, float] = {}
+    after: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for doc in docs:
+        lang, n = language_of(doc), estimated_tokens(doc)
+        before[lang], counts[lang] = before.get(lang, 0.0) + n, counts.get(lang, 0) + 1
+        after[lang] = after.get(lang, 0.0) + n * doc["repeats"]
+    table = language_table(before, after, counts, language_targets(before, cfg.languages))
+    for lang, row in table.items():
+        for key in ("share_after", "epochs", "tokens_after"):
+            outcome.metric(f"language.{lang}.{key}", row[key])
+    return table
 
 
 def copies(rate: float, seed: int, doc_id: str) -> int:
@@ -97,7 +137,7 @@ def run(inputs: dict[str, StageInput], cfg: MixConfig, out: Path) -> StageOutcom
     relabelled = label.relabelled
     if "yardstick" in inputs:
         label_yardstick(inputs, label, out)
-    rates = sampling_rates(tokens, cfg) if tokens else {}
+    rates = group_rates([doc for rows in tables for doc in rows], tokens, cfg) if tokens else {}
     norms = domain_norms([doc for rows in tables for doc in rows], cfg) if cfg.weighs_documents else {}
     outcome = StageOutcome(docs_in=sum(len(r) for r in tables), docs_out=0, docs_removed=0)
     tokens_after: dict[str, float] = {}
@@ -105,11 +145,12 @@ def run(inputs: dict[str, StageInput], cfg: MixConfig, out: Path) -> StageOutcom
     for i, rows in enumerate(tables):
         kept, removed = [], []
         for doc in rows:
-            rate = document_rate(doc, rates[doc["domain"]], norms, cfg)
+            group_rate = rates[group_of(doc, cfg)]
+            rate = document_rate(doc, group_rate, norms, cfg)
             doc["sample_weight"] = rate
             doc["repeats"] = n = copies(rate, cfg.seed, doc["doc_id"])
             if n == 0:
-                reason = "quality_bucket" if rate == 0 and rates[doc["domain"]] > 0 else "downsampled"
+                reason = "quality_bucket" if rate == 0 and group_rate > 0 else "downsampled"
                 removed.append(removed_row(doc, STAGE, reason, rate, doc["domain"]))
                 continue
             doc["anneal_repeats"] = anneal_copies(doc, cfg.anneal)
@@ -128,11 +169,14 @@ def run(inputs: dict[str, StageInput], cfg: MixConfig, out: Path) -> StageOutcom
             "docs_after": docs_after.get(d, 0),
             "tokens_after": round(tokens_after.get(d, 0.0)),
             "share_after": tokens_after.get(d, 0.0) / (sum(tokens_after.values()) or 1.0),
-            "rate": rates[d],
+            # Planned copies per document; with language budgets a domain has one per language: the realised.
+            "rate": rates[d] if cfg.languages is None else tokens_after.get(d, 0.0) / (tokens[d] or 1.0),
         }
         for key, value in mixture[d].items():
             outcome.metric(f"domain.{d}.{key}", value)
     outcome.info = {"mixture": mixture, "mode": cfg.mode, "topic_examples": label.info}
+    if cfg.languages is not None:
+        outcome.info["languages"] = languages_info([doc for rows in tables for doc in rows], cfg, outcome)
     if warnings := mixture_warnings(docs_before, cfg):
         outcome.info["warnings"] = warnings
     if label.topic is not None:

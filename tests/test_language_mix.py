@@ -1,0 +1,57 @@
+"""Language budgets in mix: temperature sampling over languages lifts a small language, a cap on epochs
+bounds its repeats, target shares are met, and domains keep their weights inside each language."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks.mix.config import LanguageMixConfig, MixConfig
+from tasks.mix.languages import language_budgets
+from tasks.mix.stage import copies, group_rates
+
+
+def _docs(lang: str, n: int, domain: str = "web", chars: int = 4000) -> list[dict]:
+    return [{"doc_id": f"{lang}-{domain}-{i}", "lang": lang, "domain": domain, "n_chars": chars} for i in range(n)]
+
+
+def _tokens_after(docs: list[dict], cfg: MixConfig) -> dict[str, float]:
+    from tasks.documents import estimated_tokens
+
+    tokens = {}
+    for d in docs:
+        tokens[d["domain"]] = tokens.get(d["domain"], 0.0) + estimated_tokens(d)
+    rates = group_rates(docs, tokens, cfg)
+    out: dict[str, float] = {}
+    for d in docs:
+        n = copies(rates[(d["lang"], d["domain"])], cfg.seed, d["doc_id"])
+        out[d["lang"]] = out.get(d["lang"], 0.0) + n * estimated_tokens(d)
+    return out
+
+
+def test_temperature_lifts_a_small_language_and_epochs_cap_it():
+    natural = {"en": 9000.0, "th": 100.0}
+    budgets = language_budgets(natural, 9100.0, LanguageMixConfig(alpha=0.3, max_epochs=64))
+    share_th = budgets["th"] / sum(budgets.values())
+    assert share_th == pytest.approx(100**0.3 / (100**0.3 + 9000**0.3))  # p ~ n^0.3: about 21%, not 1%
+    capped = language_budgets(natural, 9100.0, LanguageMixConfig(alpha=0.3, max_epochs=4))
+    assert capped["th"] == 400.0 and capped["en"] == budgets["en"]  # 4 passes over Thai's own tokens at most
+    assert language_budgets(natural, 9100.0, LanguageMixConfig(alpha=1.0))["th"] == pytest.approx(100.0)
+
+
+def test_shares_are_met_and_domains_keep_their_weights_inside_each_language():
+    docs = _docs("en", 300, "docs") + _docs("en", 300, "web") + _docs("ja", 60, "docs") + _docs("ja", 60, "web")
+    cfg = MixConfig(mode="weights", weights={"docs": 0.75, "web": 0.25}, max_repeats=16,
+                    languages=LanguageMixConfig(shares={"en": 0.5, "ja": 0.5}, max_epochs=16))  # fmt: skip
+    after = _tokens_after(docs, cfg)
+    assert after["ja"] / sum(after.values()) == pytest.approx(0.5, abs=0.05)
+    rates = group_rates(docs, {"docs": 1.0, "web": 1.0}, cfg)
+    for lang in ("en", "ja"):  # three parts docs to one part web, in each language
+        assert rates[(lang, "docs")] / rates[(lang, "web")] == pytest.approx(3.0)
+
+
+def test_a_language_left_out_of_the_shares_gets_nothing_and_bad_shares_are_refused():
+    docs = _docs("en", 50) + _docs("fr", 50)
+    cfg = MixConfig(mode="natural", languages=LanguageMixConfig(shares={"en": 1.0}))
+    assert _tokens_after(docs, cfg).get("fr", 0.0) == 0.0
+    with pytest.raises(ValueError, match="shares"):
+        LanguageMixConfig(shares={"en": 0.0})
