@@ -55,3 +55,18 @@ def test_a_language_left_out_of_the_shares_gets_nothing_and_bad_shares_are_refus
     assert _tokens_after(docs, cfg).get("fr", 0.0) == 0.0
     with pytest.raises(ValueError, match="shares"):
         LanguageMixConfig(shares={"en": 0.0})
+
+
+def test_the_tokenizer_sample_gives_a_small_language_its_share():
+    from tasks.tokenize.fertility import balanced_sample
+
+    english = [{"doc_id": f"en{i}", "lang": "en"} for i in range(5000)]
+    docs = english + [{"doc_id": f"th{i}", "lang": "th"} for i in range(1000)]
+    natural = balanced_sample(docs, 1000, None, seed=0)
+    balanced = balanced_sample(docs, 1000, 0.3, seed=0)
+    share = lambda picked: sum(d["lang"] == "th" for d in picked) / len(picked)  # noqa: E731
+    assert share(natural) < 0.2 and len(balanced) == 1000
+    assert share(balanced) == pytest.approx(1000**0.3 / (1000**0.3 + 5000**0.3), abs=0.01)  # about 38%
+    assert balanced_sample(docs, 1000, 0.3, seed=0) == balanced  # seeded: the same sample every time
+    few = balanced_sample(english + docs[-50:], 1000, 0.3, seed=0)  # a language smaller than its share: all of it
+    assert sum(d["lang"] == "th" for d in few) == 50 and len(few) == 1000

@@ -200,3 +200,33 @@ def test_language_budgets_bring_the_shares_toward_each_other(scored):
     after = [languages[lang]["share_after"] for lang in LANGUAGES]
     assert max(after) / min(after) < max(before) / min(before)  # alpha 0.3 narrows the spread
     assert all(languages[lang]["epochs"] <= 4.0 + 1e-9 for lang in LANGUAGES)
+
+
+@pytest.mark.slow
+def test_tokenizer_fertility_per_language_and_hf_export_ids_for_cjk_thai_arabic(scored, tmp_path):
+    """tokenize learns from a language-balanced sample and reports each language's fertility; the
+    Hugging Face tokenizer export encodes every Chinese, Japanese, Thai and Arabic page to the same ids."""
+    import json
+
+    import sentencepiece as spm
+
+    from tasks.export.hf import hf_tokenizer
+
+    workdir = scored[0]
+    invoke("run", "--config", "configs/sample-multilingual.yaml", "--workdir", str(workdir), "--until", "tokenize",
+           "--set", "acquire.planted_per_case=12", "--set", "acquire.sample_articles=40",
+           "--set", "dedup.quality_check_docs=0", "--set", "tokenize.vocab_size=2000")  # fmt: skip
+    [manifest] = glob.glob(f"{workdir}/artifacts/tokenize/*/manifest.json")
+    fertility = json.loads(open(manifest).read())["info"]["fertility"]
+    assert set(LANGUAGES) <= set(fertility) and fertility["en"]["vs_english"] == 1.0
+    assert all(row["tokens_per_word"] > 0 and row["bytes_per_token"] > 0 for row in fertility.values())
+    model = glob.glob(f"{workdir}/artifacts/tokenize/*/tokenizer.model")[0]
+    sp, hf = spm.SentencePieceProcessor(model_file=model), hf_tokenizer(model)
+    import pyarrow.parquet as pq
+
+    pages = [r for p in glob.glob(f"{workdir}/artifacts/extract/*/docs/*.parquet")
+             for r in pq.read_table(p, columns=["text", "lang"]).to_pylist()]  # fmt: skip
+    for lang in ("zh", "ja", "th", "ar"):
+        texts = [r["text"] for r in pages if r["lang"] == lang]
+        assert len(texts) >= 20, lang
+        assert all(hf(t, add_special_tokens=False)["input_ids"] == sp.encode(t) for t in texts), lang

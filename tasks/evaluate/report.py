@@ -90,6 +90,8 @@ def render_report(r: dict[str, Any]) -> str:
         parts += _mixture_section(r["mixture"])
     if r.get("language_mixture"):
         parts += _language_mixture_section(r["language_mixture"])
+    if len(r.get("fertility") or {}) > 1:
+        parts += _fertility_section(r["fertility"])
     parts += _yardstick_section(r["yardstick"])
     parts += _evaluation_section(r["evals"], r["domains"], r["tasks"])
     parts += _training_section(r["training"], r["tokens_seen"])
@@ -253,6 +255,21 @@ def _language_mixture_section(languages: dict[str, Any]) -> list[str]:
     return ["", "### Languages", "", intro, "",
             markdown_table(["language", "docs", "tokens before", "share before", "target share", "tokens after",
                             "share after", "epochs", "fresh equivalent"], rows)]  # fmt: skip
+
+
+def _fertility_section(fertility: dict[str, Any]) -> list[str]:
+    intro = ("What the tokenizer costs each language (up to 200 documents each): tokens per word, words as the "
+             "language's segmenter counts them, against English's; and UTF-8 bytes per token.")  # fmt: skip
+    rows = [[lang, f["docs"], f"{f['tokens_per_word']:.2f}", f"{f['vs_english']:.2f}x" if "vs_english" in f else "",
+             f"{f['bytes_per_token']:.2f}"] for lang, f in fertility.items()]  # fmt: skip
+    return [
+        "",
+        "### Tokenizer fertility",
+        "",
+        intro,
+        "",
+        markdown_table(["language", "docs", "tokens per word", "vs English", "bytes per token"], rows),
+    ]
 
 
 def _evaluation_section(

@@ -126,6 +126,7 @@ def _data_scores(inputs: dict[str, StageInput], evals: dict[str, float]) -> dict
     return {"planted": planted, "pii": pii, "funnel": funnel, "reasons": reasons, "training": training,
             "dedup_quality": dedup_quality, "mixture": inputs["mix"].info.get("mixture", {}),
             "language_mixture": inputs["mix"].info.get("languages", {}),
+            "fertility": inputs["tokenize"].info.get("fertility", {}),
             "tokens_seen": tokens_seen(inputs), "curves": trained.manifest["metrics"],
             "removed_examples": removal_examples(inputs, stages, reasons),
             "kept_examples": kept_examples(inputs["mix"]),

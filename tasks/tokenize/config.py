@@ -18,6 +18,16 @@ class TokenizeConfig(Section):
     )  # fmt: skip
     seq_len: int = Field(128, ge=8, le=65_536)
     sample_docs: int = Field(5000, ge=10, description="documents the tokenizer is trained on")
+    sample_alpha: float | None = Field(
+        None, gt=0.0, le=1.0, description="a language-balanced tokenizer sample: each language's share of "
+        "sample_docs proportional to its documents^alpha (0.3 lifts a small language, as mix.languages does); "
+        "None: hash order, whatever the languages",
+    )  # fmt: skip
+    character_coverage: float = Field(
+        0.9995, ge=0.98, le=1.0, description="the share of the sample's characters SentencePiece gives pieces of "
+        "their own (the rest are spelled in bytes): 0.9995 keeps the thousands of characters of Chinese and "
+        "Japanese, as SentencePiece advises; 1.0 for alphabets",
+    )  # fmt: skip
     special_tokens: list[str] = Field(default_factory=list, description="extra user-defined symbols")
     model_path: ExistingFile | None = Field(
         None, description="an existing SentencePiece model to use instead of training"

@@ -30,6 +30,7 @@ from tasks.contamination import ContaminationIndex, build_index
 from tasks.documents import PLACEHOLDERS, removed_row, write_removed
 from tasks.stage import StageInput, StageOutcome
 from tasks.tokenize.config import TokenizeConfig
+from tasks.tokenize.fertility import balanced_sample, fertility
 
 STAGE = "tokenize"
 ROW_SCHEMA = pa.schema(
@@ -47,7 +48,7 @@ TOO_FEW_PIECES = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it
 def train_tokenizer(docs: list[dict[str, Any]], cfg: TokenizeConfig, out: Path) -> Path:
     """Train the SentencePiece model into `out` and return its path. A corpus too small for
     `vocab_size` gets the largest vocabulary it can give (`vocab_fallback: shrink`) or a clear error."""
-    ranked = sorted(docs, key=lambda d: unit_interval(cfg.seed, "tok-sample", d["doc_id"]))[: cfg.sample_docs]
+    ranked = balanced_sample(docs, cfg.sample_docs, cfg.sample_alpha, cfg.seed)
     lines = [line for doc in ranked for line in doc["text"].splitlines() if line.strip()]
     try:
         model_bytes = _train_sentencepiece(lines, cfg, cfg.vocab_size)
@@ -71,7 +72,8 @@ def _train_sentencepiece(lines: list[str], cfg: TokenizeConfig, vocab_size: int)
     model_bytes = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(lines), model_writer=model_bytes, model_type="bpe", vocab_size=vocab_size,
-        byte_fallback=True, character_coverage=0.9995, unk_id=UNK_ID, eos_id=EOS_ID, bos_id=BOS_ID, pad_id=-1,
+        byte_fallback=True, character_coverage=cfg.character_coverage, unk_id=UNK_ID, eos_id=EOS_ID, bos_id=BOS_ID,
+        pad_id=-1,
         user_defined_symbols=[*PLACEHOLDERS.values(), *cfg.special_tokens], max_sentence_length=1 << 15,
         # Identity normalization keeps whitespace and newlines: decoding gives back the exact text.
         normalization_rule_name="identity", remove_extra_whitespaces=False,
@@ -132,7 +134,9 @@ def in_val_split(doc_id: str, cfg: TokenizeConfig) -> bool:
 
 def run(inputs: dict[str, StageInput], cfg: TokenizeConfig, out: Path) -> StageOutcome:
     docs = list(
-        iter_rows(inputs["mix"].files("docs"), ["doc_id", "url", "text", "repeats", "anneal_repeats", "domain"])
+        iter_rows(
+            inputs["mix"].files("docs"), ["doc_id", "url", "text", "repeats", "anneal_repeats", "domain", "lang"]
+        )  # fmt: skip
     )
     outcome = StageOutcome(docs_in=len(docs))
     docs, held_out = exclude_yardstick(docs, inputs.get("yardstick"), outcome)
@@ -162,7 +166,10 @@ def run(inputs: dict[str, StageInput], cfg: TokenizeConfig, out: Path) -> StageO
     write_splits(splits, encoded, cfg, out, outcome)
     write_token_counts(docs, split_of, encoded, out, outcome)
     outcome.metric("vocab_size", sp.get_piece_size())
-    outcome.info = {"seq_len": cfg.seq_len, "vocab_size": sp.get_piece_size(), "eos_id": EOS_ID}
+    outcome.info = {"seq_len": cfg.seq_len, "vocab_size": sp.get_piece_size(), "eos_id": EOS_ID,
+                    "fertility": fertility(docs, encoded, cfg.seed)}  # fmt: skip
+    for lang, row in outcome.info["fertility"].items():
+        outcome.metric(f"fertility.{lang}.tokens_per_word", row["tokens_per_word"])
     if warnings:
         outcome.info["warnings"] = warnings
     return outcome
