@@ -23,7 +23,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from model.items import Item, load_arc, load_generic, load_hellaswag, load_piqa, row_labels
+from model.items import Item, load_arc, load_generic, load_hellaswag, load_piqa, mmlu_item, row_labels
+from model.multilingual_formats import (
+    load_belebele,
+    load_translated_mmlu,
+    load_xcopa,
+    load_xstorycloze,
+    translated_mmlu_header,
+)
 from storage.errors import UserError
 
 Loader = Callable[..., list[Item]]
@@ -69,15 +76,6 @@ def mmlu_subject(file: Path) -> str:
     """`high_school_biology_test.csv` -> `high_school_biology` (the release's file names)."""
     stem = file.stem
     return next((stem.removesuffix(s) for s in MMLU_SPLITS if stem.endswith(s)), stem)
-
-
-def mmlu_item(task: str, item_id: str, subject: str, question: str, options: list[str], label: int) -> Item:
-    """The harness's MMLU prompt: the subject's header, the question, lettered choices, `Answer:`; the
-    choices are the letters."""
-    lettered = "".join(f"\n{letter}. {text}" for letter, text in zip("ABCD", options, strict=True))
-    header = f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n\n"
-    return Item(task, item_id, f"{question.strip()}{lettered}\nAnswer:", [" A", " B", " C", " D"], label,
-                description=header, question=question.strip(), options=list(options))  # fmt: skip
 
 
 def load_mmlu(path: str | Path, task: str = "mmlu") -> list[Item]:
@@ -171,6 +169,10 @@ FORMATS: dict[str, tuple[Loader, tuple[str, ...]]] = {
     "piqa": (load_piqa, ("goal", "sol1", "sol2")),
     "arc": (load_arc, ("question", "answerKey")),  # also OpenBookQA and CommonsenseQA
     "mmlu_jsonl": (load_mmlu_jsonl, ("question", "subject", "choices", "answer")),
+    "xstorycloze": (load_xstorycloze, ("input_sentence_1", "sentence_quiz1", "answer_right_ending")),
+    "belebele": (load_belebele, ("flores_passage", "question", "mc_answer1", "correct_answer_num")),
+    "xcopa": (load_xcopa, ()),  # COPA's fields: named (with the benchmark's language), never detected
+    "translated_mmlu": (load_translated_mmlu, ()),  # CSV with MMMLU's or Global-MMLU's header
     "generic": (load_generic, ("context", "choices", "label")),
     "icl_lm": (load_icl_lm, ("context", "continuation")),
     "lambada": (load_lambada, ("text",)),
@@ -200,7 +202,7 @@ def first_row(path: str | Path) -> tuple[str, dict[str, Any] | None]:
 def detect(path: str | Path) -> str:
     kind, row = first_row(path)
     if kind == "csv":
-        return "mmlu"
+        return "translated_mmlu" if Path(path).is_file() and translated_mmlu_header(path) else "mmlu"
     if kind == "text":
         return "lambada"
     for name, (_, fields) in FORMATS.items():
@@ -220,6 +222,16 @@ def check(path: str | Path, fmt: str) -> str:
     if kind == "jsonl" and fields and not all(f in row for f in fields):
         raise FormatError(f"{path} is not {fmt}: its first row has the fields {sorted(row)}, {fmt} needs "
                           f"{list(fields)}")  # fmt: skip
+    if fmt == "xcopa":
+        fields = FORMATS["copa"][1]
+        if kind != "jsonl" or not all(f in row for f in fields):
+            raise FormatError(f"{path} is not xcopa: xcopa is JSONL with COPA's fields {list(fields)}")
+        return fmt
+    if fmt == "translated_mmlu":
+        if kind != "csv" or not Path(path).is_file() or translated_mmlu_header(path) is None:
+            raise FormatError(f"{path} is not translated_mmlu: a CSV file with MMMLU's header (Question,A,B,C,D,"
+                              "Answer) or Global-MMLU's (question,option_a..option_d,answer)")  # fmt: skip
+        return fmt
     if kind == "csv" and fmt != "mmlu":
         raise FormatError(f"{path} is CSV (read as mmlu); {fmt} files are JSONL")
     if kind != "csv" and fmt == "mmlu":
@@ -231,5 +243,8 @@ def check(path: str | Path, fmt: str) -> str:
     return fmt
 
 
-def load(path: str | Path, fmt: str, task: str) -> list[Item]:
-    return FORMATS[check(path, fmt)][0](path, task=task)
+def load(path: str | Path, fmt: str, task: str, language: str | None = None) -> list[Item]:
+    fmt = check(path, fmt)
+    if fmt == "xcopa":
+        return load_xcopa(path, task=task, language=language)
+    return FORMATS[fmt][0](path, task=task)

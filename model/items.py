@@ -102,6 +102,15 @@ def load_piqa(path: str | Path, task: str = "piqa") -> list[Item]:
     return items
 
 
+def mmlu_item(task: str, item_id: str, subject: str, question: str, options: list[str], label: int) -> Item:
+    """The harness's MMLU prompt: the subject's header, the question, lettered choices, `Answer:`; the
+    choices are the letters."""
+    lettered = "".join(f"\n{letter}. {text}" for letter, text in zip("ABCD", options, strict=True))
+    header = f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n\n"
+    return Item(task, item_id, f"{question.strip()}{lettered}\nAnswer:", [" A", " B", " C", " D"], label,
+                description=header, question=question.strip(), options=list(options))  # fmt: skip
+
+
 def load_generic(path: str | Path, task: str = "generic") -> list[Item]:
     items = []
     for i, row in enumerate(_jsonl(path)):

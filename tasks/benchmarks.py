@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from model.formulations import WITH_OPTIONS
 from model.item_formats import ALIASES, FORMATS, check, mmlu_dev_split
+from model.multilingual_formats import XCOPA_CONNECTORS
 from storage.section import ExistingPath, Section
 
 FormatName = Literal[tuple(["auto", *FORMATS, *ALIASES])]  # type: ignore[valid-type]
@@ -22,6 +23,8 @@ class BenchmarkConfig(Section):
     format: FormatName = "auto"
     path: ExistingPath
     shots: int = Field(0, ge=0, le=25, description="solved examples before each item")
+    language: str | None = Field(None, description="the benchmark's language code: results are grouped by it, and "
+                                 "XCOPA's prompt takes its connector words from it")  # fmt: skip
     fewshot_path: ExistingPath | None = Field(
         None, description="where the shots come from: the benchmark's dev or train split, in the same format; "
         "default: MMLU's dev CSVs beside its test ones (data/dev/ beside data/test/, the first N of the "
@@ -42,6 +45,10 @@ class BenchmarkConfig(Section):
         fmt = check(self.path, self.format)
         if self.fewshot_path is not None:
             check(self.fewshot_path, fmt)
+        if fmt == "xcopa" and self.language not in XCOPA_CONNECTORS:
+            raise ValueError(
+                f"benchmark {self.name}: xcopa needs `language`, one of {', '.join(sorted(XCOPA_CONNECTORS))}"
+            )
         if self.formulation != "harness" and fmt not in WITH_OPTIONS:
             raise ValueError(f"benchmark {self.name}: formulation {self.formulation} needs a format with options "
                              f"({', '.join(WITH_OPTIONS)}); {self.path} is {fmt}")  # fmt: skip

@@ -25,7 +25,7 @@ class Scores:
     """One evaluated run: per-document yardstick costs, per-item results, and their fingerprints."""
 
     yardstick: str
-    docs: dict[str, tuple[str, float, float]]  # doc_id -> (domain, nll bits, bytes)
+    docs: dict[str, tuple[str, float, float, str | None]]  # doc_id -> (domain, nll bits, bytes, language)
     items: dict[tuple[str, str], dict[str, float]]  # (task, item_id) -> {"acc", "acc_norm"}
     items_fingerprint: dict[str, str]
     chance: dict[str, float]
@@ -34,7 +34,7 @@ class Scores:
     def load(cls, evaluate_dir: str | Path) -> Scores:
         out = Path(evaluate_dir)
         ev = read_json(out / "eval.json")
-        docs = {r["doc_id"]: (r["domain"], r["nll_bits"], r["n_bytes"])
+        docs = {r["doc_id"]: (r["domain"], r["nll_bits"], r["n_bytes"], r.get("lang"))
                 for r in pq.read_table(out / "yardstick_scores.parquet").to_pylist()}  # fmt: skip
         items = {(r["task"], r["item_id"]): r for r in pq.read_table(out / "item_scores.parquet").to_pylist()}
         tasks = ev.get("tasks", {})
@@ -43,7 +43,10 @@ class Scores:
                    {t: v["chance"] for t, v in tasks.items() if "chance" in v})  # fmt: skip
 
     def metrics(self) -> list[str]:
-        names = [HEADLINE] + [f"yardstick.{d}.bits_per_byte" for d in sorted({d for d, _, _ in self.docs.values()})]
+        names = [HEADLINE] + [f"yardstick.{d}.bits_per_byte" for d in sorted({v[0] for v in self.docs.values()})]
+        languages = sorted({v[3] for v in self.docs.values() if v[3] and not v[0].startswith("reference:")})
+        if len(languages) > 1:  # a verdict per language beside the overall one
+            names += [f"{LANGUAGE_PREFIX}{lang}.bits_per_byte" for lang in languages]
         for task in sorted({t for t, _ in self.items}):
             names.append(f"task.{task}.acc")
             for key in ("acc_norm", "p_correct", "logprob_norm"):  # the continuous ones rank early (DataDecide)
@@ -51,6 +54,8 @@ class Scores:
                     names.append(f"task.{task}.{key}")
         return names
 
+
+LANGUAGE_PREFIX = "yardstick.language."
 
 # Fewer shared documents or items than this (a small domain of the yardstick, a short task) get no verdict.
 MIN_UNITS = 10
@@ -66,6 +71,11 @@ def units(runs: list[Scores], metric: str) -> Units:
         _, task, key = metric.split(".")
         keys = sorted(set.intersection(*[{k for k in r.items if k[0] == task} for r in runs]))
         return Units.of([[r.items[k][key] for k in keys] for r in runs])
+    if metric.startswith(LANGUAGE_PREFIX):
+        lang = metric.removeprefix(LANGUAGE_PREFIX).removesuffix(".bits_per_byte")
+        ids = sorted(set.intersection(*[{d for d, v in r.docs.items() if v[3] == lang and _in(v[0], None)}
+                                        for r in runs]))  # fmt: skip
+        return Units.of([[r.docs[d][1] for d in ids] for r in runs], [[r.docs[d][2] for d in ids] for r in runs])
     domain = None if metric == HEADLINE else metric.removeprefix("yardstick.").removesuffix(".bits_per_byte")
     ids = sorted(set.intersection(*[{d for d, v in r.docs.items() if _in(v[0], domain)} for r in runs]))
     return Units.of([[r.docs[d][1] for d in ids] for r in runs], [[r.docs[d][2] for d in ids] for r in runs])

@@ -61,6 +61,6 @@ class ContaminationIndex:
 def build_index(benchmarks: list[BenchmarkConfig], n: int) -> ContaminationIndex:
     index = ContaminationIndex(n)
     for b in benchmarks:
-        for item in load_items(b.path, b.format, task=b.name):
+        for item in load_items(b.path, b.format, task=b.name, language=b.language):
             index.add(f"{item.task}:{item.item_id}", item.gold())
     return index

@@ -71,7 +71,7 @@ BUILTIN_STAGES: tuple[StageSpec, ...] = (
               derived=("url_rules",), streaming=Streaming("acquire", lambda acquire_cfg: acquire_cfg.stream),
               explain_columns=("warc_path", "warc_offset", "lang", "lang_score", "lang_script", "n_words")),
     # Evaluation text pinned at the extract boundary: the same for every curation downstream.
-    StageSpec("yardstick", ("extract",), YardstickConfig, "3", yardstick.run, derive=languages_from_extract),
+    StageSpec("yardstick", ("extract",), YardstickConfig, "4", yardstick.run, derive=languages_from_extract),
     StageSpec("filter", ("extract",), FilterConfig, "7", filter_.run, preflight=filter_.preflight,
               explain_columns=("quality_score", "n_words")),
     StageSpec("dedup", ("filter",), DedupConfig, "7", dedup.run, explain_columns=("dup_cluster", "dup_cluster_size")),

@@ -1,5 +1,6 @@
 """Shipped benchmark suites: task names, shot counts and the file names to find under `suite_dir`.
 
+`multilingual`: XCOPA, XStoryCloze, XWinograd, Belebele and OpenAI's MMMLU per language (below).
 `core`: the tasks of DCLM's CORE score (Li et al. 2024, p. 43) that are scored by log-likelihood, as
 lm-evaluation-harness users run them (the marin project's list), with the file names of llm-foundry's
 `scripts/eval/local_data/` gauntlet, which DCLM computes CORE from. Nothing is downloaded: the files
@@ -30,6 +31,31 @@ SUITES: dict[str, tuple[tuple[str, int, str], ...]] = {
     ),
 }
 
+
+# `multilingual`: the harness's multilingual log-likelihood tasks, per language, under the file names
+# their Hugging Face datasets' splits are usually saved as (`format: auto` reads them; XCOPA is named).
+# task -> the language code its results are grouped under.
+XCOPA = ("et", "ht", "id", "it", "qu", "sw", "ta", "th", "tr", "vi", "zh")
+XSTORYCLOZE = ("ar", "es", "eu", "hi", "id", "my", "ru", "sw", "te", "zh")
+XWINOGRAD = {"en": "en", "fr": "fr", "jp": "ja", "pt": "pt", "ru": "ru", "zh": "zh"}
+BELEBELE = {"arb_Arab": "ar", "zho_Hans": "zh", "jpn_Jpan": "ja", "tha_Thai": "th", "hin_Deva": "hi",
+            "rus_Cyrl": "ru", "spa_Latn": "es", "kor_Hang": "ko", "swh_Latn": "sw", "tel_Telu": "te"}  # fmt: skip
+MMMLU = {"AR_XY": "ar", "BN_BD": "bn", "DE_DE": "de", "ES_LA": "es", "FR_FR": "fr", "HI_IN": "hi",
+         "ID_ID": "id", "IT_IT": "it", "JA_JP": "ja", "KO_KR": "ko", "PT_BR": "pt", "SW_KE": "sw", "YO_NG": "yo",
+         "ZH_CN": "zh"}  # fmt: skip
+MULTILINGUAL_LANGUAGES: dict[str, str] = {
+    **{f"xcopa_{lang}": lang for lang in XCOPA}, **{f"xstorycloze_{lang}": lang for lang in XSTORYCLOZE},
+    **{f"xwinograd_{code}": lang for code, lang in XWINOGRAD.items()},
+    **{f"belebele_{code}": lang for code, lang in BELEBELE.items()},
+    **{f"mmmlu_{code.lower()}": lang for code, lang in MMMLU.items()},
+}  # fmt: skip
+SUITES["multilingual"] = (
+    *((f"xcopa_{lang}", 0, f"xcopa_{lang}.jsonl") for lang in XCOPA),
+    *((f"xstorycloze_{lang}", 0, f"xstorycloze_{lang}.jsonl") for lang in XSTORYCLOZE),
+    *((f"xwinograd_{code}", 0, f"xwinograd_{code}.jsonl") for code in XWINOGRAD),
+    *((f"belebele_{code}", 0, f"belebele_{code}.jsonl") for code in BELEBELE),
+    *((f"mmmlu_{code.lower()}", 0, f"mmlu_{code}.csv") for code in MMMLU),
+)
 
 # CORE's random baselines as DCLM published them (mlfoundations/dclm eval/eval_meta_data_v1.csv, "Random
 # baseline", in %), under this suite's task names. BoolQ's 62 is its majority answer, not 1/2: the table

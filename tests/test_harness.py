@@ -71,6 +71,48 @@ def _slices(tmp_path, n: int = 16):
                   "question": rng.choice(["cause", "effect"]), "idx": i, "label": rng.randrange(2)}
                  for i in range(n)],
     }  # fmt: skip
+    thai = "เขา เปิด ประตู บ้าน แล้ว เห็น เพื่อน เก่า ของ".split()
+    rows["xcopa_th"] = [
+        {
+            "premise": "".join(rng.choice(thai) for _ in range(6)) + ".",
+            "choice1": _phrase(rng, 3),
+            "choice2": _phrase(rng, 4),
+            "question": rng.choice(["cause", "effect"]),
+            "idx": i,
+            "label": rng.randrange(2),
+        }
+        for i in range(n)
+    ]
+    rows["xstorycloze_ar"] = [
+        {
+            "story_id": f"s{i}",
+            **{f"input_sentence_{k}": _phrase(rng, 5) for k in range(1, 5)},
+            "sentence_quiz1": _phrase(rng, 4),
+            "sentence_quiz2": _phrase(rng, 3),
+            "answer_right_ending": rng.choice([1, 2]),
+        }
+        for i in range(n)
+    ]
+    rows["xwinograd_zh"] = [
+        {
+            "sentence": f"{_phrase(rng, 4)} _ {_phrase(rng, 3)}",
+            "option1": _phrase(rng, 1),
+            "option2": _phrase(rng, 1),
+            "answer": rng.choice("12"),
+        }
+        for _ in range(n)
+    ]
+    rows["belebele_tha_Thai"] = [
+        {
+            "flores_passage": _phrase(rng, 20),
+            "question": _phrase(rng, 6) + "?",
+            **{f"mc_answer{k}": _phrase(rng, 2) for k in range(1, 5)},
+            "correct_answer_num": str(rng.randint(1, 4)),
+            "link": "x",
+            "question_number": i,
+        }
+        for i in range(n)
+    ]
     dev = _write(tmp_path / "mmlu_dev.jsonl", [_mmlu_row(rng) for _ in range(5)])
     return {task: _write(tmp_path / f"{task}.jsonl", r) for task, r in rows.items()}, {"mmlu_astronomy": dev}
 
@@ -99,7 +141,9 @@ def wide_scorer(scorer):
 
 
 def _benchmark(task: str, path, shots: int = 0, dev=None) -> BenchmarkConfig:
-    return BenchmarkConfig(name=task, path=str(path), shots=shots, fewshot_path=dev and str(dev))
+    xcopa = task.startswith("xcopa_")
+    return BenchmarkConfig(name=task, path=str(path), shots=shots, fewshot_path=dev and str(dev),
+                           format="xcopa" if xcopa else "auto", language=task[-2:] if xcopa else None)  # fmt: skip
 
 
 def _harness_pairs(sample: dict) -> list[tuple[str, str]]:
@@ -113,8 +157,9 @@ def _ours_pairs(item) -> list[tuple[str, str]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("shots", [0, 5])
 def test_harness_task_logic_gives_our_prompts_and_accuracies(tmp_path, wide_scorer, shots):
-    """Nine tasks: the harness's own task logic over the same files sends exactly our (context,
-    continuation) pairs and scores exactly our acc and acc_norm (5-shot: MMLU, shots from its dev split)."""
+    """Nine tasks and four multilingual ones (XCOPA in Thai, XStoryCloze, XWinograd, Belebele): the
+    harness's own task logic over the same files sends exactly our (context, continuation) pairs and
+    scores exactly our acc and acc_norm (5-shot: MMLU, shots from its dev split)."""
     from tasks.evaluate.config import EvaluateConfig
     from tasks.evaluate.scoring import load_benchmarks
 

@@ -266,3 +266,32 @@ def test_rank_stability_is_one_when_seeds_agree_and_near_half_for_noise():
     assert rank_stability([[1.0, 1.1, 0.9], [2.0, 2.2, 1.9], [3.0, 2.9, 3.1]]) == 1.0
     noise = np.random.default_rng(0).normal(size=(4, 12)).tolist()
     assert 0.35 < rank_stability(noise) < 0.65
+
+
+def test_multilingual_formats_and_the_multilingual_suite(tmp_path):
+    from tasks.benchmarks import BenchmarkConfig
+    from tasks.evaluate.config import EvaluateConfig
+
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    xcopa = _jsonl(suite / "xcopa_th.jsonl", [{"premise": "ฝนตกหนัก.", "choice1": "ถนนเปียก", "choice2": "แดดออก",
+                                              "question": "effect", "label": 0, "idx": 1}])  # fmt: skip
+    (suite / "mmlu_ZH_CN.csv").write_text(
+        ",Question,A,B,C,D,Answer,Subject\n0,水的沸点是多少?,90,100,110,120,B,physics\n"
+    )
+    answers = {f"mc_answer{k}": letter for k, letter in enumerate("กขคง", start=1)}
+    row = {"flores_passage": "ข้อความ", "question": "อะไร", **answers, "correct_answer_num": "3", "link": "l",
+           "question_number": 1}  # fmt: skip
+    _jsonl(suite / "belebele_tha_Thai.jsonl", [row])
+    with pytest.raises(ValueError, match="xcopa needs `language`"):
+        BenchmarkConfig(name="x", path=str(xcopa), format="xcopa")
+    [item] = load(xcopa, "xcopa", "xcopa_th", language="th")
+    assert item.context == "ฝนตกหนัก ดังนั้น" and item.choices == [" ถนนเปียก", " แดดออก"]  # the harness's Thai "therefore"
+    [q] = load(suite / "mmlu_ZH_CN.csv", "auto", "mmmlu_zh_cn")
+    assert detect(suite / "mmlu_ZH_CN.csv") == "translated_mmlu" and q.label == 1 and "A. 90\nB. 100" in q.context
+    with pytest.warns(UserWarning, match="left out"):
+        cfg = EvaluateConfig(suite="multilingual", suite_dir=str(suite), skip_missing=True)
+    found = {b.name: b for b in cfg.benchmarks}
+    assert set(found) == {"xcopa_th", "belebele_tha_Thai", "mmmlu_zh_cn"}
+    assert found["xcopa_th"].format == "xcopa" and found["belebele_tha_Thai"].language == "th"
+    assert found["mmmlu_zh_cn"].language == "zh"

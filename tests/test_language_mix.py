@@ -70,3 +70,31 @@ def test_the_tokenizer_sample_gives_a_small_language_its_share():
     assert balanced_sample(docs, 1000, 0.3, seed=0) == balanced  # seeded: the same sample every time
     few = balanced_sample(english + docs[-50:], 1000, 0.3, seed=0)  # a language smaller than its share: all of it
     assert sum(d["lang"] == "th" for d in few) == 50 and len(few) == 1000
+
+
+def test_the_yardstick_pins_at_least_n_documents_of_each_language():
+    from tasks.yardstick.stage import at_least_per_language
+
+    ranked = [{"doc_id": f"d{i}", "lang": lang} for i, lang in enumerate("eeeeteeeteeh")]
+    assert [d["lang"] for d in at_least_per_language(ranked, 3, 0)] == ["e", "e", "e"]
+    chosen = at_least_per_language(ranked, 3, 2)  # the draw gave English 3; Thai and Hindi get theirs
+    assert sorted(d["doc_id"] for d in chosen) == ["d0", "d1", "d11", "d2", "d4", "d8"]
+
+
+def test_compare_gives_a_verdict_per_language_beside_the_overall_one():
+    import random
+
+    from tasks.comparison import Scores, compare
+
+    rng = random.Random(0)
+    docs = [(f"d{i}", "ja" if i % 2 else "th") for i in range(200)]
+
+    def scores(thai_cost: float) -> Scores:
+        costs = {d: ("web", (thai_cost if lang == "th" else 1.0) * rng.uniform(900, 1100), 1000.0, lang)
+                 for d, lang in docs}  # fmt: skip
+        return Scores("y", costs, {}, {}, {})
+
+    rows = {r["metric"]: r for r in compare([scores(1.0)], [scores(1.2)])}  # B is worse on Thai only
+    assert rows["yardstick.language.th.bits_per_byte"]["verdict"] == "worse"
+    assert rows["yardstick.language.ja.bits_per_byte"]["verdict"] == "not distinguishable"
+    assert rows["yardstick.language.th.bits_per_byte"]["units"] == 100

@@ -8,14 +8,17 @@ from pydantic import Field, model_validator
 
 from storage.section import ExistingFile, Section
 from tasks.benchmarks import BenchmarkConfig
-from tasks.suites import suite_files
+from tasks.suites import MULTILINGUAL_LANGUAGES, suite_files
 
 
 class EvaluateConfig(Section):
     max_val_rows: int = Field(2048, ge=1)
     per_domain_rows: int = Field(256, ge=1, description="held-out rows per domain for per-domain bits per byte")
     benchmarks: list[BenchmarkConfig] = Field(default_factory=list)
-    suite: Literal["core"] | None = Field(None, description="a shipped task list added to `benchmarks`")
+    suite: Literal["core", "multilingual"] | None = Field(
+        None, description="a shipped task list added to `benchmarks`: DCLM's CORE, or the harness's multilingual "
+        "tasks per language (XCOPA, XStoryCloze, XWinograd, Belebele, MMMLU; set skip_missing for the files you lack)",
+    )  # fmt: skip
     suite_dir: str | None = Field(None, description="where the suite's files are (searched recursively)")
     skip_missing: bool = Field(False, description="a suite's files not found under suite_dir are left out with a "
                                "warning (else: one error naming them all)")  # fmt: skip
@@ -46,8 +49,9 @@ class EvaluateConfig(Section):
         if self.suite is not None:
             present = {b.name for b in self.benchmarks}
             files = suite_files(self.suite, self.suite_dir or ".", self.skip_missing)
-            added = [BenchmarkConfig(name=task, path=path, shots=shots) for task, shots, path in files
-                     if task not in present]  # fmt: skip
+            added = [BenchmarkConfig(name=task, path=path, shots=shots, language=MULTILINGUAL_LANGUAGES.get(task),
+                                     format="xcopa" if task.startswith("xcopa_") else "auto")
+                     for task, shots, path in files if task not in present]  # fmt: skip
             if added:
                 object.__setattr__(self, "benchmarks", [*self.benchmarks, *added])
         return self

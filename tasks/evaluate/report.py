@@ -154,6 +154,15 @@ def _yardstick_section(y: dict[str, Any]) -> list[str]:
             [[d, v["docs"], fmt_ci(v["value"], v["ci"])] for d, v in y["domains"].items()],
         )
     )
+    if languages := y.get("languages"):
+        parts += ["", "Per language (bits per byte is comparable across tokenizers; across languages it also "
+                  "measures how much information a language packs per byte):", ""]  # fmt: skip
+        parts.append(
+            markdown_table(
+                ["language", "docs", "bits per byte [95% interval]"],
+                [[lang, v["docs"], fmt_ci(v["value"], v["ci"])] for lang, v in languages.items()],
+            )
+        )
     return parts
 
 
@@ -296,7 +305,8 @@ def _evaluation_section(
 def task_table_lines(tasks: dict[str, dict[str, Any]]) -> list[str]:
     """The task table (the report's and `crawl2model evaluate`'s): accuracies with intervals, baselines,
     flags, the share of items cut to the window and of items found in the training documents."""
-    rows = [[t, v["n"], _acc_cell(v, "acc"), _acc_cell(v, "acc_norm"), _baseline_cell(v), v.get("p_correct"),
+    named = lambda t, v: f"{t} ({v['language']})" if v.get("language") else t  # noqa: E731
+    rows = [[named(t, v), v["n"], _acc_cell(v, "acc"), _acc_cell(v, "acc_norm"), _baseline_cell(v), v.get("p_correct"),
              v.get("word_perplexity"), _share(v.get("truncated")), _share((v.get("contamination") or {}).get("share")),
              "; ".join(v[k] for k in ("acc_constant", "acc_norm_constant", "flag_better_formulation") if k in v)]
             for t, v in tasks.items() if t != "core_centered"]  # fmt: skip
@@ -304,11 +314,21 @@ def task_table_lines(tasks: dict[str, dict[str, Any]]) -> list[str]:
              "the majority answer. Built-in tasks are made from the yardstick's documents.", "",
              markdown_table(["task", "items", "acc", "acc_norm", "chance / majority", "p(correct)", "word perplexity",
                              "context cut", "in training data", "flags"], rows)]  # fmt: skip
+    split = {t: v["languages"] for t, v in tasks.items() if v.get("languages")}
+    if split:
+        langs = sorted({lang for by in split.values() for lang in by})
+        rows = [[lang, *[_split_cell(by.get(lang)) for by in split.values()]] for lang in langs]
+        lines += ["", "Built-in tasks per language of the pinned document each item comes from (acc [95%], items):",
+                  "", markdown_table(["language", *split], rows)]  # fmt: skip
     if core := tasks.get("core_centered"):
         value = fmt_ci(core["acc"], core.get("acc_ci"))
         lines += ["", "CORE-style centered accuracy over the configured benchmarks (0 at the baseline, 1 perfect; "
                   f"baselines: {core.get('baselines', '1/choices')}): {value}."]  # fmt: skip
     return lines
+
+
+def _split_cell(v: dict[str, Any] | None) -> str:
+    return f"{fmt_ci(v['acc'], v['acc_ci'], 3)} ({v['n']})" if v else ""
 
 
 def _baseline_cell(v: dict[str, Any]) -> str:

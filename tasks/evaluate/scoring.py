@@ -104,11 +104,11 @@ def load_benchmarks(cfg: EvaluateConfig) -> list[list[Item]]:
     """Every configured benchmark's items, few-shot prompts applied (also used for decontamination)."""
     out = []
     for b in cfg.benchmarks:
-        items = load_items(b.path, b.format, task=b.name)[: b.limit]
+        items = load_items(b.path, b.format, task=b.name, language=b.language)[: b.limit]
         if b.sample is not None and b.sample < len(items):
             items = [items[i] for i in sorted(random.Random(cfg.seed).sample(range(len(items)), b.sample))]
         source, first_n = b.shot_source()
-        pool = load_items(source, b.format, task=b.name) if source and b.shots else None
+        pool = load_items(source, b.format, task=b.name, language=b.language) if source and b.shots else None
         for name, formulation in b.formulations():
             asked = [replace(i, task=name) for i in formulate(items, formulation)]
             shots = [replace(i, task=name) for i in formulate(pool, formulation)] if pool else None
@@ -134,7 +134,8 @@ def document_rows(scorer: Scorer, docs: list[dict[str, Any]]) -> list[dict[str, 
     encoded = scorer.sp.encode([d["text"] for d in docs])
     nll = document_nll(scorer.model, encoded, EOS_ID)
     return [{"doc_id": d["doc_id"], "domain": d.get("domain", ""), "tokens": len(ids), "nll_bits": n / math.log(2),
-             "n_bytes": len(d["text"].encode())} for d, ids, n in zip(docs, encoded, nll, strict=True)]  # fmt: skip
+             "n_bytes": len(d["text"].encode()), "lang": d.get("lang")}
+            for d, ids, n in zip(docs, encoded, nll, strict=True)]  # fmt: skip
 
 
 def bpb_interval(rows: list[dict[str, Any]], seed: int) -> dict[str, Any]:
@@ -149,7 +150,7 @@ def yardstick_scores(scorer: Scorer, inputs: dict[str, StageInput], cfg: Evaluat
         return {}, []
     domain_of = {r["doc_id"]: r["domain"] for r in iter_rows(inputs["mix"].files("yardstick_domains"))}
     docs = [{**d, "domain": domain_of.get(d["doc_id"], "")}
-            for d in iter_rows(inputs["yardstick"].files("pinned"), ["doc_id", "text"])]  # fmt: skip
+            for d in iter_rows(inputs["yardstick"].files("pinned"), ["doc_id", "text", "lang"])]  # fmt: skip
     docs += [{**d, "domain": f"reference:{Path(p).name}"} for p in cfg.reference_paths for d in reference_docs(p)]
     rows = document_rows(scorer, docs) if docs else []
     pinned = [r for r in rows if not r["domain"].startswith("reference:")]
@@ -157,6 +158,9 @@ def yardstick_scores(scorer: Scorer, inputs: dict[str, StageInput], cfg: Evaluat
     result["bits_per_byte"] = bpb_interval(pinned, cfg.seed) if pinned else {}
     result["domains"] = {d: bpb_interval([r for r in rows if r["domain"] == d], cfg.seed)
                          for d in sorted({r["domain"] for r in rows})}  # fmt: skip
+    if len(languages := sorted({r["lang"] for r in pinned if r["lang"]})) > 1:
+        result["languages"] = {lang: bpb_interval([r for r in pinned if r["lang"] == lang], cfg.seed)
+                               for lang in languages}  # fmt: skip
     return result, rows
 
 
@@ -269,13 +273,29 @@ def items_fingerprint(items: list[Item]) -> str:
     return h.hexdigest()
 
 
-def task_scores(model: GPT, sp: spm.SentencePieceProcessor, tok: StageInput, mix: StageInput, cfg: EvaluateConfig
+def by_language(results: list[dict[str, Any]], lang_of: dict[str, str], seed: int) -> dict[str, dict[str, Any]]:
+    """A built-in task's accuracy per language of the pinned document each item was made from (with
+    more than one language)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        if lang := lang_of.get(r["item_id"].rsplit(":", 1)[0]):
+            groups.setdefault(lang, []).append(r)
+    if len(groups) < 2:
+        return {}
+    return {lang: {"n": len(rs), "acc": sum(r["acc"] for r in rs) / len(rs),
+                   "acc_ci": interval(Units.of([r["acc"] for r in rs]), seed=seed)["ci"]}
+            for lang, rs in sorted(groups.items())}  # fmt: skip
+
+
+def task_scores(model: GPT, sp: spm.SentencePieceProcessor, tok: StageInput, mix: StageInput, cfg: EvaluateConfig,
+                lang_of: dict[str, str] | None = None
                 ) -> tuple[dict[str, dict[str, Any]], list[Item], list[dict[str, Any]]]:  # fmt: skip
     """Built-in tasks (made by tokenize from the yardstick's documents) and the configured benchmarks:
     summaries with intervals, the items, and each item's result."""
     rows = [json.loads(line) for line in Path(tok.file("builtin_items")).read_text().splitlines() if line]
     made = items_from_rows(rows)
     builtin = [[i for i in made if i.task == "cloze"], [i for i in made if i.task == "last_word"]]
+    lang_of = lang_of or {}
     benchmarks = load_benchmarks(cfg)
     tasks: dict[str, dict[str, Any]] = {}
     per_item: list[dict[str, Any]] = []
@@ -290,8 +310,14 @@ def task_scores(model: GPT, sp: spm.SentencePieceProcessor, tok: StageInput, mix
             results = item_results(model, sp.encode, items)
             summary = summarize(results)
         tasks[items[0].task] = with_intervals(summary, results, cfg.seed)
+        if items in builtin and (split := by_language(results, lang_of, cfg.seed)):
+            tasks[items[0].task]["languages"] = split
         per_item += results
     mark_better_formulation(tasks)
+    for b in cfg.benchmarks:  # results named by task and language
+        for name, _ in b.formulations():
+            if b.language and name in tasks:
+                tasks[name]["language"] = b.language
     # CORE counts a benchmark asked both ways once, by its better formulation.
     counted = [b[0].task for b in benchmarks if b and (not b[0].task.endswith((":mc", ":cloze"))
                                                        or "flag_better_formulation" in tasks[b[0].task])]  # fmt: skip
@@ -316,7 +342,8 @@ def score_model(inputs: dict[str, StageInput], cfg: EvaluateConfig) -> dict[str,
     evals = intrinsic_scores(scorer, tok, cfg)
     domains = per_domain(scorer, held_out_docs(tok, inputs["mix"]), tok.info["seq_len"], cfg.per_domain_rows)
     yardstick, yardstick_rows = yardstick_scores(scorer, inputs, cfg)
-    tasks, items, item_rows = task_scores(model, sp, tok, inputs["mix"], cfg)
+    lang_of = {r["doc_id"]: r["lang"] for r in yardstick_rows if r.get("lang")}
+    tasks, items, item_rows = task_scores(model, sp, tok, inputs["mix"], cfg, lang_of)
     generations = generate_samples(model, sp, cfg.prompts, cfg.max_new_tokens, cfg.temperature, cfg.top_k,
                                    cfg.seed, tok.info["eos_id"])  # fmt: skip
     return {"evals": evals, "domains": domains, "tasks": tasks, "items": items, "generations": generations,

@@ -79,7 +79,7 @@ def run(inputs: dict[str, StageInput], cfg: EvaluateConfig, out: Path) -> StageO
 
 
 YARDSTICK_ROWS = pa.schema([("doc_id", pa.string()), ("domain", pa.string()), ("tokens", pa.int64()),
-                            ("nll_bits", pa.float64()), ("n_bytes", pa.int64())])  # fmt: skip
+                            ("nll_bits", pa.float64()), ("n_bytes", pa.int64()), ("lang", pa.string())])  # fmt: skip
 ITEM_ROWS = pa.schema([("task", pa.string()), ("item_id", pa.string()), ("acc", pa.float64()),
                        ("acc_norm", pa.float64()), ("p_correct", pa.float64()),
                        ("logprob_norm", pa.float64())])  # fmt: skip
@@ -162,6 +162,8 @@ def _outcome(results: dict[str, Any]) -> StageOutcome:
         outcome.metric("yardstick_bits_per_byte", yardstick["bits_per_byte"]["value"])
     for domain, values in yardstick.get("domains", {}).items():
         outcome.metric(f"yardstick.{domain}.bits_per_byte", values["value"])
+    for lang, values in yardstick.get("languages", {}).items():
+        outcome.metric(f"yardstick.language.{lang}.bits_per_byte", values["value"])
     for domain, values in results["domains"].items():
         outcome.metric(f"domain.{domain}.bits_per_byte", values["bits_per_byte"])
     for task, values in results["tasks"].items():

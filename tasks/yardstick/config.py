@@ -15,6 +15,11 @@ class YardstickConfig(Section):
 
     fraction: float = Field(0.06, gt=0.0, le=0.5, description="share of extracted documents drawn (by doc_id hash)")
     max_docs: int = Field(2000, ge=1, description="cap on pinned documents (the lowest hashes win)")
+    min_per_language: int = Field(
+        0, ge=0, le=10_000, description="documents of each language pinned at least, when the crawl has them: a "
+        "language the fraction's draw leaves short gets its lowest-hash documents that pass the same rules, so a "
+        "small language is measured (beyond max_docs); 0: the draw alone",
+    )  # fmt: skip
     min_words: int = Field(50, ge=1)
     max_words: int = Field(20_000, ge=1)
     min_alpha_words: float = Field(0.8, ge=0.0, le=1.0, description="share of words with a letter")

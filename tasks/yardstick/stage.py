@@ -25,7 +25,7 @@ from tasks.stage import StageInput, StageOutcome
 from tasks.yardstick.config import YardstickConfig
 from tasks.yardstick.copies import CopyIndex
 
-PINNED_SCHEMA = pa.schema([("doc_id", pa.string()), ("url", pa.string()), ("host", pa.string()),
+PINNED_SCHEMA = pa.schema([("doc_id", pa.string()), ("url", pa.string()), ("host", pa.string()), ("lang", pa.string()),
                            ("text", pa.string()), ("n_bytes", pa.int64())])  # fmt: skip
 EXCLUDED_SCHEMA = pa.schema([("doc_id", pa.string()), ("url", pa.string()), ("reason", pa.string()),
                              ("pinned_doc_id", pa.string()), ("similarity", pa.float64())])  # fmt: skip
@@ -47,20 +47,35 @@ def fixed_rule_failure(doc: dict[str, Any], cfg: YardstickConfig) -> str | None:
 
 
 def pin(docs: list[str], cfg: YardstickConfig, outcome: StageOutcome) -> list[dict[str, Any]]:
-    """The drawn documents that pass the fixed rules, lowest hash first, at most `max_docs`."""
-    drawn, not_pinned = [], Counter()
+    """The drawn documents that pass the fixed rules, lowest hash first, at most `max_docs`; then, per
+    language short of `min_per_language`, its next lowest-hash documents that pass them."""
+    drawn, reserve, not_pinned = [], [], Counter()
     for doc in iter_rows(docs, COLUMNS):
-        if (rank := unit_interval(cfg.seed, "yardstick", doc["doc_id"])) >= cfg.fraction:
+        rank = unit_interval(cfg.seed, "yardstick", doc["doc_id"])
+        if rank >= cfg.fraction and not cfg.min_per_language:
             continue
         if failed := fixed_rule_failure(doc, cfg):
-            not_pinned[failed] += 1
+            not_pinned[failed] += rank < cfg.fraction
             continue
-        drawn.append((rank, doc))
+        (drawn if rank < cfg.fraction else reserve).append((rank, doc))
     for rule, n in sorted(not_pinned.items()):
         outcome.metric(f"not_pinned.{rule}", n)
     drawn.sort(key=lambda pair: pair[0])
     pinned = [d for _, d in drawn[: cfg.max_docs]]
-    return sorted(pinned, key=lambda d: d["doc_id"])
+    pinned += [d for _, d in drawn[cfg.max_docs :] + sorted(reserve, key=lambda pair: pair[0])]
+    return sorted(at_least_per_language(pinned, len(drawn[: cfg.max_docs]), cfg.min_per_language),
+                  key=lambda d: d["doc_id"])  # fmt: skip
+
+
+def at_least_per_language(ranked: list[dict[str, Any]], drawn: int, minimum: int) -> list[dict[str, Any]]:
+    """The first `drawn` documents, and from the rest (in rank order) those of a language that still has
+    fewer than `minimum`."""
+    chosen, per_language = ranked[:drawn], Counter(d["lang"] for d in ranked[:drawn])
+    for doc in ranked[drawn:]:
+        if per_language[doc["lang"]] < minimum:
+            chosen.append(doc)
+            per_language[doc["lang"]] += 1
+    return chosen
 
 
 def find_copies(docs: list[str], pinned: list[dict[str, Any]], cfg: YardstickConfig, total: int) -> list[dict]:
@@ -99,8 +114,9 @@ def run(inputs: dict[str, StageInput], cfg: YardstickConfig, out: Path) -> Stage
     write_parquet(pa.Table.from_pylist(excluded, schema=EXCLUDED_SCHEMA), out / "excluded" / "part-00000.parquet")
     fingerprint = yardstick_fingerprint(pinned)
     by_reason = {r: sum(1 for e in excluded if e["reason"] == r) for r in ("pinned", "exact_copy", "near_copy")}
+    languages = dict(sorted(Counter(d["lang"] for d in pinned).items()))
     outcome.info = {"yardstick": fingerprint, "docs": len(pinned), "bytes": sum(d["n_bytes"] for d in pinned),
-                    "excluded": by_reason}  # fmt: skip
+                    "excluded": by_reason, "languages": languages}  # fmt: skip
     outcome.metric("pinned_docs", len(pinned))
     outcome.metric("pinned_bytes", outcome.info["bytes"])
     for reason, n in by_reason.items():
