@@ -68,14 +68,15 @@ def feature_matrix(texts: list[str]):
     return sparse.hstack([words, lengths]).tocsr()
 
 
-class LinearModel:
-    def __init__(self, weights: np.ndarray, bias: float):
-        self.weights, self.bias = weights, bias
+class JudgeModel:
+    """A judge route's own model: P(good) of a text, answered as a fastText model answers (`predict`,
+    `get_labels`), its arrays saved as one .npz."""
 
     def probability(self, text: str) -> float:
-        words = self.weights[np.asarray(slots(text), dtype=np.int64)].sum()
-        z = words + self.weights[N_FEATURES:] @ length_features(text) + self.bias
-        return float(1.0 / (1.0 + np.exp(-z)))
+        raise NotImplementedError
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
 
     def predict(self, text: str, k: int = -1) -> tuple[tuple[str, ...], np.ndarray]:
         p = self.probability(text)
@@ -86,8 +87,21 @@ class LinearModel:
 
     def save(self, path: Path) -> None:
         tmp = path.with_name(f".{path.name}.tmp.npz")
-        np.savez(tmp, weights=self.weights, bias=np.array([self.bias]))
+        np.savez(tmp, **self.arrays())
         os.replace(tmp, path)
+
+
+class LinearModel(JudgeModel):
+    def __init__(self, weights: np.ndarray, bias: float):
+        self.weights, self.bias = weights, bias
+
+    def probability(self, text: str) -> float:
+        words = self.weights[np.asarray(slots(text), dtype=np.int64)].sum()
+        z = words + self.weights[N_FEATURES:] @ length_features(text) + self.bias
+        return float(1.0 / (1.0 + np.exp(-z)))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"weights": self.weights, "bias": np.array([self.bias])}
 
     @classmethod
     def from_arrays(cls, data) -> LinearModel:

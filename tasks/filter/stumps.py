@@ -14,12 +14,9 @@ F1 0.83 on the pages nobody annotated, against 0.67 logistic regression and 0.48
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 
-from tasks.filter.linear import N_FEATURES, NEGATIVE, POSITIVE, LinearModel, sklearn_or_hint, slots
+from tasks.filter.linear import N_FEATURES, JudgeModel, LinearModel, sklearn_or_hint, slots
 
 LENGTH = N_FEATURES  # the feature index of the page's length in words
 MIN_PAGES = 3
@@ -46,7 +43,7 @@ def frequent_slots(texts: list[str]) -> np.ndarray:
     return np.append(np.flatnonzero(counts >= MIN_PAGES), LENGTH)
 
 
-class StumpModel:
+class StumpModel(JudgeModel):
     """base + the sum over stumps of (left if feature <= threshold else right)."""
 
     reads_whole_text = True
@@ -65,18 +62,9 @@ class StumpModel:
     def probability(self, text: str) -> float:
         return float(1.0 / (1.0 + np.exp(-STEEPNESS * (self.score(text) - self.cut))))
 
-    def predict(self, text: str, k: int = -1) -> tuple[tuple[str, ...], np.ndarray]:
-        p = self.probability(text)
-        return (POSITIVE, NEGATIVE), np.array([p, 1.0 - p])
-
-    def get_labels(self) -> list[str]:
-        return [POSITIVE, NEGATIVE]
-
-    def save(self, path: Path) -> None:
-        tmp = path.with_name(f".{path.name}.tmp.npz")
-        np.savez(tmp, stump_features=self.features, thresholds=self.thresholds, left=self.left, right=self.right,
-                 base_cut=np.array([self.base, self.cut]))  # fmt: skip
-        os.replace(tmp, path)
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"stump_features": self.features, "thresholds": self.thresholds, "left": self.left,
+                "right": self.right, "base_cut": np.array([self.base, self.cut])}  # fmt: skip
 
     @classmethod
     def from_arrays(cls, data) -> StumpModel:
