@@ -299,7 +299,7 @@ def task_scores(model: GPT, sp: spm.SentencePieceProcessor, tok: StageInput, mix
     benchmarks = load_benchmarks(cfg)
     tasks: dict[str, dict[str, Any]] = {}
     per_item: list[dict[str, Any]] = []
-    for items in [builtin[0], builtin[1], *benchmarks]:
+    for k, items in enumerate([builtin[0], builtin[1], *benchmarks]):
         if not items:
             continue
         if items[0].kind == "lm":  # last word / language modelling: greedy match and perplexity
@@ -310,7 +310,7 @@ def task_scores(model: GPT, sp: spm.SentencePieceProcessor, tok: StageInput, mix
             results = item_results(model, sp.encode, items)
             summary = summarize(results)
         tasks[items[0].task] = with_intervals(summary, results, cfg.seed)
-        if items in builtin and (split := by_language(results, lang_of, cfg.seed)):
+        if k < len(builtin) and (split := by_language(results, lang_of, cfg.seed)):
             tasks[items[0].task]["languages"] = split
         per_item += results
     mark_better_formulation(tasks)

@@ -60,10 +60,8 @@ def pin(docs: list[str], cfg: YardstickConfig, outcome: StageOutcome) -> list[di
         (drawn if rank < cfg.fraction else reserve).append((rank, doc))
     for rule, n in sorted(not_pinned.items()):
         outcome.metric(f"not_pinned.{rule}", n)
-    drawn.sort(key=lambda pair: pair[0])
-    pinned = [d for _, d in drawn[: cfg.max_docs]]
-    pinned += [d for _, d in drawn[cfg.max_docs :] + sorted(reserve, key=lambda pair: pair[0])]
-    return sorted(at_least_per_language(pinned, len(drawn[: cfg.max_docs]), cfg.min_per_language),
+    ranked = [d for _, d in sorted(drawn + reserve, key=lambda pair: pair[0])]  # the draw's documents come first
+    return sorted(at_least_per_language(ranked, min(len(drawn), cfg.max_docs), cfg.min_per_language),
                   key=lambda d: d["doc_id"])  # fmt: skip
 
 
