@@ -90,8 +90,7 @@ def trained_from(checkpoint: Path, stages: tuple[str, ...]) -> dict[str, StageIn
     with catalog.connect(read_only=True) as con:
         while todo:
             stage, fingerprint = todo.pop()
-            manifest = load_manifest(train_dir.parents[1] / stage / fingerprint)
-            if stage in found or manifest is None:
+            if stage in found or (manifest := load_manifest(train_dir.parents[1] / stage / fingerprint)) is None:
                 continue
             found[stage] = StageInput.from_manifest(manifest)
             todo += con.execute("select parent_stage, parent_fingerprint from lineage where child_stage = ? and "

@@ -63,10 +63,11 @@ def group_rates(docs: list[dict[str, Any]], tokens: dict[str, float], cfg: MixCo
     if cfg.languages is None:
         return sampling_rates(tokens, cfg)
     by_group: dict[tuple[str, str], float] = {}
+    per_language: dict[str, float] = {}
     for doc in docs:
-        key = (language_of(doc), doc["domain"])
-        by_group[key] = by_group.get(key, 0.0) + estimated_tokens(doc)
-    per_language = {lang: sum(t for (x, _), t in by_group.items() if x == lang) for lang, _ in by_group}
+        lang, n = language_of(doc), estimated_tokens(doc)
+        by_group[(lang, doc["domain"])] = by_group.get((lang, doc["domain"]), 0.0) + n
+        per_language[lang] = per_language.get(lang, 0.0) + n
     budgets = language_budgets(per_language, cfg.token_budget or sum(per_language.values()), cfg.languages)
     rates: dict[Any, float] = {}
     for lang, budget in budgets.items():
@@ -137,8 +138,9 @@ def run(inputs: dict[str, StageInput], cfg: MixConfig, out: Path) -> StageOutcom
     relabelled = label.relabelled
     if "yardstick" in inputs:
         label_yardstick(inputs, label, out)
-    rates = group_rates([doc for rows in tables for doc in rows], tokens, cfg) if tokens else {}
-    norms = domain_norms([doc for rows in tables for doc in rows], cfg) if cfg.weighs_documents else {}
+    docs = [doc for rows in tables for doc in rows]
+    rates = group_rates(docs, tokens, cfg) if tokens else {}
+    norms = domain_norms(docs, cfg) if cfg.weighs_documents else {}
     outcome = StageOutcome(docs_in=sum(len(r) for r in tables), docs_out=0, docs_removed=0)
     tokens_after: dict[str, float] = {}
     docs_after: dict[str, int] = {}
@@ -176,7 +178,7 @@ def run(inputs: dict[str, StageInput], cfg: MixConfig, out: Path) -> StageOutcom
             outcome.metric(f"domain.{d}.{key}", value)
     outcome.info = {"mixture": mixture, "mode": cfg.mode, "topic_examples": label.info}
     if cfg.languages is not None:
-        outcome.info["languages"] = languages_info([doc for rows in tables for doc in rows], cfg, outcome)
+        outcome.info["languages"] = languages_info(docs, cfg, outcome)
     if warnings := mixture_warnings(docs_before, cfg):
         outcome.info["warnings"] = warnings
     if label.topic is not None:
