@@ -92,24 +92,38 @@ def score_requests(model: GPT, requests: list[Request], batch_size: int = 32) ->
     return out
 
 
-def item_results(model: GPT, encode: Encode, items: list[Item], batch_size: int = 32) -> list[dict[str, float]]:
-    """Per item: correct by summed log-probability (`acc`) and by log-probability per character
-    (`acc_norm`); and the continuous signals (DataDecide's): the gold answer's probability among the
+# OLMES's prompt for each choice's unconditional log-probability: PMI normalisation scores a choice by
+# how much the question raises its probability over this, so an answer likely anywhere gains nothing.
+UNCONDITIONED = "Answer:"
+
+
+def item_results(model: GPT, encode: Encode, items: list[Item], batch_size: int = 32,
+                 pmi: bool = False) -> list[dict[str, float]]:  # fmt: skip
+    """Per item: correct by summed log-probability (`acc`), per character of the choice (`acc_norm`),
+    per token (`acc_token`) and, with `pmi`, less the choice's log-probability after `Answer:` alone
+    (`acc_pmi`); and the continuous signals (DataDecide's): the gold answer's probability among the
     choices (`p_correct`) and its log-probability per character (`logprob_norm`)."""
-    requests = [[make_request(encode, item.context_of(i), c, model.cfg.seq_len) for i, c in enumerate(item.choices)]
+    seq_len = model.cfg.seq_len
+    requests = [[make_request(encode, item.context_of(i), c, seq_len) for i, c in enumerate(item.choices)]
                 for item in items]  # fmt: skip
-    flat = iter(score_requests(model, [r for rs in requests for r in rs], batch_size))
-    cut = iter(requests)
+    alone = [[make_request(encode, UNCONDITIONED, c, seq_len) for c in item.choices] for item in items] if pmi else []
+    scored = iter(score_requests(model, [r for rs in requests + alone for r in rs], batch_size))
+    conditional = [[next(scored)[0] for _ in rs] for rs in requests]
+    unconditional = [[next(scored)[0] for _ in rs] for rs in alone]
     out = []
-    for item in items:
-        scores = [next(flat)[0] for _ in item.choices]
+    for k, item in enumerate(items):
+        scores = conditional[k]
         norm = [s / max(len(choice_text(c)), 1) for s, c in zip(scores, item.choices, strict=True)]
-        picked, picked_norm = (max(range(len(xs)), key=xs.__getitem__) for xs in (scores, norm))
+        ranked = {"acc": scores, "acc_norm": norm,
+                  "acc_token": [s / r.n_cont for s, r in zip(scores, requests[k], strict=True)]}  # fmt: skip
+        if pmi:
+            ranked["acc_pmi"] = [s - u for s, u in zip(scores, unconditional[k], strict=True)]
+        picked = {key: max(range(len(xs)), key=xs.__getitem__) for key, xs in ranked.items()}
         out.append({"task": item.task, "item_id": item.item_id, "choices": len(item.choices),
-                    "truncated": float(any(r.truncated for r in next(cut))), "gold": item.label,
-                    "pred": picked, "pred_norm": picked_norm, "acc": float(picked == item.label),
-                    "acc_norm": float(picked_norm == item.label), "logprob_norm": norm[item.label],
-                    **continuous(scores, item.label)})  # fmt: skip
+                    "truncated": float(any(r.truncated for r in requests[k])), "gold": item.label,
+                    "pred": picked["acc"], "pred_norm": picked["acc_norm"],
+                    **{key: float(p == item.label) for key, p in picked.items()},
+                    "logprob_norm": norm[item.label], **continuous(scores, item.label)})  # fmt: skip
     return out
 
 
@@ -133,8 +147,9 @@ def summarize(results: list[dict[str, float]]) -> dict[str, float]:
         return {"n": 0}
     n = len(results)
     out = {"n": n, "chance": sum(1 / r["choices"] for r in results) / n}
-    for key in ("acc", "acc_norm", "p_correct", "margin", "logprob_norm"):
-        out[key] = sum(r[key] for r in results) / n
+    for key in ("acc", "acc_norm", "acc_token", "acc_pmi", "p_correct", "margin", "logprob_norm"):
+        if key in results[0]:
+            out[key] = sum(r[key] for r in results) / n
     out["truncated"] = sum(r.get("truncated", 0.0) for r in results) / n  # share of items whose context was cut
     return out | baselines(results)
 

@@ -39,3 +39,21 @@ def formulate(items: list[Item], formulation: str) -> list[Item]:
         raise ValueError(f"formulation {formulation!r} needs each item's question and options: formats "
                          f"{', '.join(WITH_OPTIONS)} have them")  # fmt: skip
     return [(cloze if formulation == "cloze" else lettered)(item) for item in items]
+
+
+# How a cloze answer's log-likelihood is normalised before the best is picked (OLMES section 3.4):
+# none, per character, per token, or PMI (less its log-probability after `Answer:` alone). The key
+# each one's accuracy has in a task's results:
+NORMALIZATION_KEYS = {"none": "acc", "char": "acc_norm", "token": "acc_token", "pmi": "acc_pmi"}
+# OLMES's choice per task for the cloze formulation, found by the benchmark's name (its start); the
+# lettered formulation is never normalised (each answer is one letter).
+OLMES_NORMALIZATION = {"arc_challenge": "pmi", "arc_easy": "char", "boolq": "none", "csqa": "pmi",
+                       "commonsense_qa": "pmi", "hellaswag": "char", "mmlu": "char", "openbookqa": "pmi",
+                       "obqa": "pmi", "piqa": "char", "siqa": "char", "social_iqa": "char",
+                       "winogrande": "none"}  # fmt: skip
+
+
+def olmes_normalization(name: str) -> str | None:
+    """OLMES's normalisation for a benchmark by its name (`ARC-Challenge`, `arc_challenge_25`...)."""
+    key = name.lower().replace("-", "_")
+    return next((norm for task, norm in OLMES_NORMALIZATION.items() if key.startswith(task)), None)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from model.formulations import WITH_OPTIONS
+from model.formulations import NORMALIZATION_KEYS, OLMES_NORMALIZATION, WITH_OPTIONS, olmes_normalization
 from model.item_formats import ALIASES, FORMATS, check, mmlu_dev_split
 from model.multilingual_formats import XCOPA_CONNECTORS
 from storage.section import ExistingPath, Section
@@ -39,6 +39,14 @@ class BenchmarkConfig(Section):
         "NAME:cloze and NAME:mc, and the better stated, as OLMES reports). cloze and mc need a format with "
         "options: arc, mmlu, mmlu_jsonl, piqa, siqa, hellaswag",
     )  # fmt: skip
+    normalization: Literal["harness", "none", "char", "token", "pmi", "olmes"] = Field(
+        "harness", description="which accuracy is this task's stated number: harness, acc and acc_norm as "
+        "lm-evaluation-harness reports them (none stated); none (summed log-likelihood), char (per character), "
+        "token (per token), pmi (less each answer's log-likelihood after `Answer:` alone: one more scoring "
+        "pass), or olmes (OLMES's choice for the task, found by its name: "
+        + ", ".join(f"{t} {n}" for t, n in OLMES_NORMALIZATION.items())
+        + "). A lettered (mc) formulation is never normalised",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _format_matches(self) -> BenchmarkConfig:
@@ -52,7 +60,19 @@ class BenchmarkConfig(Section):
         if self.formulation != "harness" and fmt not in WITH_OPTIONS:
             raise ValueError(f"benchmark {self.name}: formulation {self.formulation} needs a format with options "
                              f"({', '.join(WITH_OPTIONS)}); {self.path} is {fmt}")  # fmt: skip
+        if self.normalization == "olmes" and olmes_normalization(self.name) is None:
+            known = ", ".join(OLMES_NORMALIZATION)
+            raise ValueError(f"benchmark {self.name}: OLMES names a normalisation for tasks named {known}; "
+                             "name it so, or set normalization yourself")  # fmt: skip
         return self
+
+    def stated_metric(self, formulation: str) -> tuple[str, str] | None:
+        """(the accuracy key stated for this formulation, the normalisation's name), or None (harness)."""
+        if self.normalization == "harness":
+            return None
+        norm = "none" if formulation == "mc" else self.normalization
+        norm = olmes_normalization(self.name) if norm == "olmes" else norm
+        return NORMALIZATION_KEYS[norm], norm
 
     def formulations(self) -> list[tuple[str, str]]:
         """(task name, formulation) for each way this benchmark is asked."""

@@ -81,7 +81,7 @@ BUILTIN_STAGES: tuple[StageSpec, ...] = (
     StageSpec("train", ("tokenize",), TrainConfig, "3", train.run),
     # evaluate reads every earlier output: the funnel and the planted-case scores span them all.
     StageSpec("evaluate", ("acquire", "extract", "yardstick", "filter", "dedup", "mix", "tokenize", "train"),
-              EvaluateConfig, "9", evaluate.run, derive=changes_for_the_report, derived=("config_changes",),
+              EvaluateConfig, "10", evaluate.run, derive=changes_for_the_report, derived=("config_changes",),
               report="report.md", table=evaluate.evaluation_table, scores=True),
 )  # fmt: skip
 

@@ -9,6 +9,8 @@ are the user's, found anywhere under `evaluate.suite_dir`; `format: auto` reads 
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import warnings
 from pathlib import Path
 
@@ -59,14 +61,35 @@ SUITES["multilingual"] = (
 
 # CORE's random baselines as DCLM published them (mlfoundations/dclm eval/eval_meta_data_v1.csv, "Random
 # baseline", in %), under this suite's task names. BoolQ's 62 is its majority answer, not 1/2: the table
-# mixes the two rules, which is what DCLM's 2025 correction ("CORE v2") is about; its corrected table
-# is not shipped here, so `evaluate.core_baselines: measured` takes each task's own (the better of
-# chance and the majority answer of the items scored) instead.
+# mixes the two rules, which is what DCLM's 2025 correction ("CORE v2") is about. Its corrected table
+# is not among the reference data shipped here: `evaluate.core_baselines_file` reads it (or any later
+# one) from the user's copy of DCLM's eval_meta_data.csv, and `core_baselines: measured` takes each
+# task's own (the better of chance and the majority answer of the items scored).
 CORE_V1_BASELINES: dict[str, float] = {
     "agi_eval_lsat_ar": 0.20, "arc_easy": 0.25, "arc_challenge": 0.25, "boolq": 0.62, "commonsense_qa": 0.20,
     "copa": 0.50, "hellaswag_0shot": 0.25, "hellaswag_10shot": 0.25, "lambada_openai": 0.0, "openbook_qa": 0.25,
     "piqa": 0.50, "winograd_wsc": 0.50, "winogrande": 0.50,
 }  # fmt: skip
+
+# DCLM's task names where this suite's differ (its `hellaswag` is the 10-shot one).
+DCLM_TASK_NAMES = {"hellaswag_zeroshot": "hellaswag_0shot", "hellaswag": "hellaswag_10shot", "winograd": "winograd_wsc"}
+
+
+def read_core_baselines(path: str | Path) -> tuple[dict[str, float], str]:
+    """(task -> baseline as a fraction, a label naming the file and its digest) from a table in the
+    layout of DCLM's eval_meta_data.csv: columns `Eval Task` and `Random baseline` (in %)."""
+    raw = Path(path).read_bytes()
+    rows = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
+    if not rows or not {"Eval Task", "Random baseline"} <= set(rows[0]):
+        raise ValueError(f"{path}: CORE baselines need the columns `Eval Task` and `Random baseline` (in %), "
+                         "as DCLM's eval/eval_meta_data.csv has them")  # fmt: skip
+    table = {}
+    for row in rows:
+        try:
+            table[DCLM_TASK_NAMES.get(row["Eval Task"], row["Eval Task"])] = float(row["Random baseline"]) / 100
+        except ValueError:
+            raise ValueError(f"{path}: task {row['Eval Task']!r} has no number as its random baseline") from None
+    return table, f"{Path(path).name} (sha256 {hashlib.sha256(raw).hexdigest()[:12]})"
 
 
 def suite_files(suite: str, root: str | Path, skip_missing: bool = False) -> list[tuple[str, int, str]]:

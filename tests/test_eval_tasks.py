@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.benchmarks import continuation_logprob, score_items
+from model.benchmarks import UNCONDITIONED, continuation_logprob, item_results, score_items
 from model.builtin_tasks import cloze_items, last_word_items
 from model.config import TrainConfig
 from model.gpt import GPT, GPTConfig
@@ -71,6 +71,38 @@ def test_log_likelihood_matches_a_hand_computation():
     assert score == pytest.approx(expected, abs=1e-5)
     argmax = [int(logprobs[i - 1].argmax()) for i in range(len(context), len(tokens))]
     assert greedy == (argmax == tokens[len(context) :])
+
+
+def test_per_token_and_pmi_accuracy_match_a_hand_computation():
+    torch.manual_seed(1)
+    model = GPT(GPTConfig(vocab_size=128, seq_len=64, n_layer=1, n_head=2, n_embd=32)).eval()
+    items = [Item("t", str(i), f"Question: q{i}?\nAnswer:", [" yes", " no way", " e", " maybe so"], i % 4)
+             for i in range(8)]  # fmt: skip
+    results = item_results(model, char_encode, items, pmi=True)
+    differ = 0
+    for item, r in zip(items, results, strict=True):
+        cond = [continuation_logprob(model, char_encode, item.context, c)[0] for c in item.choices]
+        alone = [continuation_logprob(model, char_encode, UNCONDITIONED, c)[0] for c in item.choices]
+        per_token = [s / len(char_encode(c)) for s, c in zip(cond, item.choices, strict=True)]
+        pmi = [s - u for s, u in zip(cond, alone, strict=True)]
+        assert r["acc_token"] == float(max(range(4), key=per_token.__getitem__) == item.label)
+        assert r["acc_pmi"] == float(max(range(4), key=pmi.__getitem__) == item.label)
+        differ += max(range(4), key=pmi.__getitem__) != max(range(4), key=cond.__getitem__)
+    assert differ  # PMI ranks differently from the raw sum somewhere: the check above is not vacuous
+    assert "acc_pmi" not in item_results(model, char_encode, items)[0]  # one more pass only when asked
+
+
+def test_olmes_names_each_task_its_normalisation(tmp_path):
+    from tasks.benchmarks import BenchmarkConfig
+
+    path = _write_jsonl(tmp_path / "g.jsonl", [{"context": "2+2=", "choices": ["4", " 5"], "label": 0}])
+    arc = BenchmarkConfig(name="ARC-Challenge", path=str(path), normalization="olmes")
+    assert arc.stated_metric("cloze") == ("acc_pmi", "pmi") and arc.stated_metric("mc") == ("acc", "none")
+    stated = lambda name, norm: BenchmarkConfig(name=name, path=str(path), normalization=norm).stated_metric("harness")  # noqa: E731
+    assert stated("hellaswag", "olmes") == ("acc_norm", "char") and stated("mine", "token") == ("acc_token", "token")
+    assert BenchmarkConfig(name="mine", path=str(path)).stated_metric("harness") is None
+    with pytest.raises(ValueError, match="OLMES names a normalisation"):
+        BenchmarkConfig(name="mine", path=str(path), normalization="olmes")
 
 
 def test_few_shot_prefixes_solved_examples_from_other_items():

@@ -200,6 +200,29 @@ def test_centered_accuracy_is_zero_at_chance_and_one_when_perfect():
     assert measured["acc"] == pytest.approx(0.07 / 0.45) and "majority" in measured["baselines"]
 
 
+def test_core_reads_a_baselines_table_in_dclms_layout(tmp_path):
+    from tasks.evaluate.config import EvaluateConfig
+    from tasks.evaluate.scoring import centered_accuracy
+
+    # A corrected table (BoolQ at 1/2, as the 2025 correction has it) under DCLM's names and columns.
+    table = tmp_path / "eval_meta_data.csv"
+    table.write_text("Eval Task,Task Category,Random baseline\nboolq,reading,50\nhellaswag,language,25\n")
+    boolq = {"boolq": {"acc": 0.62, "acc_norm": 0.6, "chance": 0.5, "baseline": 0.62},
+             "hellaswag_10shot": {"acc": 0.25, "acc_norm": 0.3, "chance": 0.2, "baseline": 0.3}}  # fmt: skip
+    items = {"boolq": [{"acc": float(i < 62)} for i in range(100)], "hellaswag_10shot": [{"acc": 0.25}] * 4}
+    core = centered_accuracy(boolq, items, 0, "v1", str(table))
+    assert core["centered.boolq"] == pytest.approx(0.24) and core["centered.hellaswag_10shot"] == 0.0
+    assert core["baselines"].startswith("eval_meta_data.csv (sha256 ")  # the file named with its digest
+    # A stated normalisation is what CORE centres (here acc_norm, per character).
+    normed = centered_accuracy({"boolq": {**boolq["boolq"], "stated": "acc_norm"}},
+                               {"boolq": [{"acc_norm": 0.6}] * 5}, 0, "chance")  # fmt: skip
+    assert normed["acc"] == pytest.approx(0.2)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("task,baseline\nboolq,50\n")
+    with pytest.raises(ValueError, match="Eval Task"):
+        EvaluateConfig(core_baselines_file=str(bad))
+
+
 def test_baselines_name_the_majority_answer_and_a_constant_predictor():
     from model.benchmarks import summarize
     from tasks.evaluate.scoring import with_intervals

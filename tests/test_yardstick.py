@@ -252,16 +252,20 @@ def test_any_checkpoint_is_scored_with_the_same_report(recipes):
             for i, w in enumerate(("os", "io", "json", "csv"))
         )
     )
-    spec = json.dumps([{"name": "fresh", "path": str(bench)}, {"name": "arc", "path": str(arc), "formulation": "both"}])
+    olmes_arc = {"name": "arc_challenge", "path": str(arc), "formulation": "both", "normalization": "olmes"}
+    spec = json.dumps([{"name": "fresh", "path": str(bench)}, olmes_arc])
     again = invoke("evaluate", str(Path(train_dir) / "model.pt"), "--workdir", str(recipes), *sets, "--set",
                    f"evaluate.benchmarks={spec}")  # fmt: skip
     assert "| fresh | 15 |" in again and "in training data" in again
-    assert "| arc:cloze | 4 |" in again and "| arc:mc | 4 |" in again and "the better formulation" in again
+    assert "| arc_challenge:cloze | 4 |" in again and "| arc_challenge:mc | 4 |" in again
+    assert "the better formulation" in again and "(pmi) |" in again and "(none) |" in again  # OLMES's, per formulation
     second = Path(again.split("report: ")[1].split()[0])
     assert second.parent != first.parent and first.read_bytes() == before
     fresh = json.loads((second.parent / "checkpoint.json").read_text())["metrics"]["tasks"]["fresh"]
     assert fresh["majority"] == 1.0 and fresh["baseline"] == 1.0 and fresh["acc_at_chance"]
     assert fresh["contamination"]["contaminated"] >= 6, fresh["contamination"]
+    arc_scores = json.loads((second.parent / "checkpoint.json").read_text())["metrics"]["tasks"]["arc_challenge:cloze"]
+    assert arc_scores["stated"] == "acc_pmi" and 0 <= arc_scores["acc_pmi"] <= 1
     result = CliRunner().invoke(app, ["evaluate", "/nonexistent.pt", "--workdir", str(recipes), *sets])
     assert result.exit_code == 1 and "no checkpoint" in result.output
 

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from storage.section import ExistingFile, Section
 from tasks.benchmarks import BenchmarkConfig
-from tasks.suites import MULTILINGUAL_LANGUAGES, suite_files
+from tasks.suites import MULTILINGUAL_LANGUAGES, read_core_baselines, suite_files
 
 
 class EvaluateConfig(Section):
@@ -27,6 +27,11 @@ class EvaluateConfig(Section):
         "(tasks outside it: chance); measured, each task's own better of chance and the majority answer; "
         "chance, 1/choices (0 for language modelling). The version is stated beside the number",
     )  # fmt: skip
+    core_baselines_file: ExistingFile | None = Field(
+        None, description="a baselines table in the layout of DCLM's eval/eval_meta_data.csv (`Eval Task`, "
+        "`Random baseline` in %): the corrected 2025 one (CORE v2) or any later one, from your copy; used instead of "
+        "core_baselines, its name and digest stated beside the number (tasks outside it: chance)",
+    )  # fmt: skip
     contamination_ngram: int = Field(13, ge=5, le=50, description="words an n-gram has when each benchmark's overlap "
                                      "with the training documents is measured (reported, never a refusal)")  # fmt: skip
     prompts: list[str] = Field(
@@ -42,6 +47,12 @@ class EvaluateConfig(Section):
     seed: int = Field(0, description="generations, few-shot draws and the bootstrap")
     # Filled by the pipeline config: how this run's config differs from the defaults, for the report.
     config_changes: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _baselines_readable(self) -> EvaluateConfig:
+        if self.core_baselines_file is not None:
+            read_core_baselines(self.core_baselines_file)
+        return self
 
     @model_validator(mode="after")
     def _expand_suite(self) -> EvaluateConfig:

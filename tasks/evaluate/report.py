@@ -306,13 +306,15 @@ def task_table_lines(tasks: dict[str, dict[str, Any]]) -> list[str]:
     """The task table (the report's and `crawl2model evaluate`'s): accuracies with intervals, baselines,
     flags, the share of items cut to the window and of items found in the training documents."""
     named = lambda t, v: f"{t} ({v['language']})" if v.get("language") else t  # noqa: E731
-    rows = [[named(t, v), v["n"], _acc_cell(v, "acc"), _acc_cell(v, "acc_norm"), _baseline_cell(v), v.get("p_correct"),
-             v.get("word_perplexity"), _share(v.get("truncated")), _share((v.get("contamination") or {}).get("share")),
+    rows = [[named(t, v), v["n"], _acc_cell(v, "acc"), _acc_cell(v, "acc_norm"), _stated_cell(v), _baseline_cell(v),
+             v.get("p_correct"), v.get("word_perplexity"), _share(v.get("truncated")),
+             _share((v.get("contamination") or {}).get("share")),
              "; ".join(v[k] for k in ("acc_constant", "acc_norm_constant", "flag_better_formulation") if k in v)]
             for t, v in tasks.items() if t != "core_centered"]  # fmt: skip
     lines = ["95% intervals over items; *not above baseline* when the interval reaches the better of chance and "
              "the majority answer. Built-in tasks are made from the yardstick's documents.", "",
-             markdown_table(["task", "items", "acc", "acc_norm", "chance / majority", "p(correct)", "word perplexity",
+             markdown_table(["task", "items", "acc", "acc_norm", "stated (normalisation)", "chance / majority",
+                             "p(correct)", "word perplexity",
                              "context cut", "in training data", "flags"], rows)]  # fmt: skip
     split = {t: v["languages"] for t, v in tasks.items() if v.get("languages")}
     if split:
@@ -340,6 +342,11 @@ def _baseline_cell(v: dict[str, Any]) -> str:
 
 def _share(value: float | None) -> str:
     return "" if value is None else f"{value:.1%}"
+
+
+def _stated_cell(v: dict[str, Any]) -> str:
+    """The accuracy a benchmark's `normalization` states, and which normalisation it is."""
+    return f"{_acc_cell(v, v['stated'])} ({v['normalization']})" if v.get("stated") else ""
 
 
 def _acc_cell(v: dict[str, Any], key: str) -> str:

@@ -42,7 +42,7 @@ from storage.shards import iter_rows
 from tasks.contamination import ContaminationIndex
 from tasks.evaluate.config import EvaluateConfig
 from tasks.stage import StageInput
-from tasks.suites import CORE_V1_BASELINES
+from tasks.suites import CORE_V1_BASELINES, read_core_baselines
 
 
 def _split_files(tok: StageInput, split: str) -> list[str]:
@@ -189,15 +189,18 @@ def _read_text(path: str) -> str:
     return Path(path).read_text(encoding="utf-8", errors="replace")
 
 
+ACCURACIES = ("acc", "acc_norm", "acc_token", "acc_pmi")
+
+
 def with_intervals(summary: dict[str, Any], results: list[dict[str, Any]], seed: int) -> dict[str, Any]:
     """A task's accuracies with 95% intervals over items, and whether each interval holds its baseline:
     the better of chance and the majority answer (a model at BoolQ's "always yes" is not above chance)."""
     out = dict(summary)
     out["baseline"] = max(summary.get("chance", 0.0), summary.get("majority", 0.0))
-    for key in ("acc", "acc_norm", "p_correct", "logprob_norm"):
+    for key in (*ACCURACIES, "p_correct", "logprob_norm"):
         if key in summary and len(results) > 1:
             out[f"{key}_ci"] = interval(Units.of([r[key] for r in results]), seed=seed)["ci"]
-    for key in ("acc", "acc_norm"):
+    for key in ACCURACIES:
         if f"{key}_ci" in out:
             out[f"{key}_at_chance"] = out[f"{key}_ci"][0] <= out["baseline"]
     return out
@@ -208,40 +211,51 @@ CORE_RULES = {"v1": "DCLM's published baselines, v1 (eval_meta_data_v1.csv)",
               "chance": "1/choices"}  # fmt: skip
 
 
-def core_baseline(task: str, summary: dict[str, Any], rule: str) -> float:
-    """The baseline CORE centers a task on (`evaluate.core_baselines`); language modelling: 0."""
+def core_baseline(task: str, summary: dict[str, Any], rule: str, table: dict[str, float] | None = None) -> float:
+    """The baseline CORE centers a task on: from `table` (a baselines file, or v1's) when it names the
+    task, else the rule's (`evaluate.core_baselines`); language modelling: 0."""
     if "acc_norm" not in summary:
         return 0.0
-    if rule == "v1" and task in CORE_V1_BASELINES:
-        return CORE_V1_BASELINES[task]
+    if table is not None and task in table:
+        return table[task]
     return summary["baseline"] if rule == "measured" else summary["chance"]
 
 
 def centered_accuracy(tasks: dict[str, dict[str, Any]], per_item: dict[str, list[dict[str, Any]]],
-                      seed: int, rule: str = "chance") -> dict[str, Any]:  # fmt: skip
+                      seed: int, rule: str = "chance", baselines_file: str | None = None
+                      ) -> dict[str, Any]:  # fmt: skip
     """DCLM's CORE-style aggregate over the configured benchmarks: per task (acc - baseline) / (1 - baseline),
     0 at the baseline and 1 perfect (language-modelling tasks have 0, as DCLM's LAMBADA), then the mean;
     its 95% interval by resampling each task's items (the percentile bootstrap)."""
-    chance = {t: core_baseline(t, v, rule) for t, v in tasks.items()}
-    centered = {t: (v["acc"] - chance[t]) / (1 - chance[t]) for t, v in tasks.items() if "acc" in v}
+    table, stated = (CORE_V1_BASELINES, CORE_RULES["v1"]) if rule == "v1" else (None, CORE_RULES[rule])
+    if baselines_file is not None:
+        table, stated = read_core_baselines(baselines_file)
+    chance = {t: core_baseline(t, v, rule, table) for t, v in tasks.items()}
+    key = {t: v.get("stated", "acc") for t, v in tasks.items()}  # a benchmark's stated normalisation, if any
+    centered = {t: (v[key[t]] - chance[t]) / (1 - chance[t]) for t, v in tasks.items() if "acc" in v}
     if not centered:
         return {}
     rng = np.random.default_rng(seed)
     replicates = np.zeros(1000)
     for t in centered:
-        acc = np.array([r["acc"] for r in per_item[t]])
+        acc = np.array([r[key[t]] for r in per_item[t]])
         means = acc[rng.integers(0, len(acc), (len(replicates), len(acc)))].mean(axis=1)
         replicates += (means - chance[t]) / (1 - chance[t]) / len(centered)
-    return {"n": len(centered), "acc": sum(centered.values()) / len(centered), "baselines": CORE_RULES[rule],
+    return {"n": len(centered), "acc": sum(centered.values()) / len(centered), "baselines": stated,
             "acc_ci": [float(np.percentile(replicates, 2.5)), float(np.percentile(replicates, 97.5))],
             **{f"centered.{t}": c for t, c in centered.items()}}  # fmt: skip
+
+
+def stated_accuracy(summary: dict[str, Any]) -> float:
+    """The accuracy a task states: under its benchmark's `normalization`, else the unnormalised one."""
+    return summary[summary.get("stated", "acc")]
 
 
 def mark_better_formulation(tasks: dict[str, dict[str, Any]]) -> None:
     """Of a benchmark asked both ways (NAME:cloze, NAME:mc), the one with the higher accuracy, as OLMES reports it."""
     for name, summary in tasks.items():
         if name.endswith(":mc") and (cloze := tasks.get(f"{name[:-3]}:cloze")) and "acc" in summary:
-            better = summary if summary["acc"] > cloze["acc"] else cloze
+            better = summary if stated_accuracy(summary) > stated_accuracy(cloze) else cloze
             better["flag_better_formulation"] = "the better formulation (OLMES reports it)"
 
 
@@ -297,6 +311,7 @@ def task_scores(model: GPT, sp: spm.SentencePieceProcessor, tok: StageInput, mix
     builtin = [[i for i in made if i.task == "cloze"], [i for i in made if i.task == "last_word"]]
     lang_of = lang_of or {}
     benchmarks = load_benchmarks(cfg)
+    stated = {name: m for b in cfg.benchmarks for name, f in b.formulations() if (m := b.stated_metric(f))}
     tasks: dict[str, dict[str, Any]] = {}
     per_item: list[dict[str, Any]] = []
     for k, items in enumerate([builtin[0], builtin[1], *benchmarks]):
@@ -307,8 +322,9 @@ def task_scores(model: GPT, sp: spm.SentencePieceProcessor, tok: StageInput, mix
             # Chance for an exact-match task: a uniform guess over the vocabulary picks the word's first token.
             summary = summarize_last_word(results) | {"chance": 1 / sp.get_piece_size(), "chance_rule": "1/vocabulary"}
         else:
-            results = item_results(model, sp.encode, items)
-            summary = summarize(results)
+            key, norm = stated.get(items[0].task, ("", ""))
+            results = item_results(model, sp.encode, items, pmi=key == "acc_pmi")
+            summary = summarize(results) | ({"stated": key, "normalization": norm} if key else {})
         tasks[items[0].task] = with_intervals(summary, results, cfg.seed)
         if k < len(builtin) and (split := by_language(results, lang_of, cfg.seed)):
             tasks[items[0].task]["languages"] = split
@@ -322,7 +338,8 @@ def task_scores(model: GPT, sp: spm.SentencePieceProcessor, tok: StageInput, mix
     counted = [b[0].task for b in benchmarks if b and (not b[0].task.endswith((":mc", ":cloze"))
                                                        or "flag_better_formulation" in tasks[b[0].task])]  # fmt: skip
     by_task = {t: [r for r in per_item if r["task"] == t] for t in counted}
-    if core := centered_accuracy({t: tasks[t] for t in by_task}, by_task, cfg.seed, cfg.core_baselines):
+    if core := centered_accuracy({t: tasks[t] for t in by_task}, by_task, cfg.seed, cfg.core_baselines,
+                                 cfg.core_baselines_file):  # fmt: skip
         tasks["core_centered"] = core
     for task, found in contamination(tok, mix, [b for b in benchmarks if b], cfg.contamination_ngram).items():
         tasks[task]["contamination"] = found

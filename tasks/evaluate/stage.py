@@ -80,14 +80,13 @@ def run(inputs: dict[str, StageInput], cfg: EvaluateConfig, out: Path) -> StageO
 
 YARDSTICK_ROWS = pa.schema([("doc_id", pa.string()), ("domain", pa.string()), ("tokens", pa.int64()),
                             ("nll_bits", pa.float64()), ("n_bytes", pa.int64()), ("lang", pa.string())])  # fmt: skip
-ITEM_ROWS = pa.schema([("task", pa.string()), ("item_id", pa.string()), ("acc", pa.float64()),
-                       ("acc_norm", pa.float64()), ("p_correct", pa.float64()),
-                       ("logprob_norm", pa.float64())])  # fmt: skip
+ITEM_METRICS = ("acc", "acc_norm", "acc_token", "acc_pmi", "p_correct", "logprob_norm")  # null where not scored
+ITEM_ROWS = pa.schema([("task", pa.string()), ("item_id", pa.string()),
+                       *[(k, pa.float64()) for k in ITEM_METRICS]])  # fmt: skip
 
 
 def _item_row(r: dict[str, Any]) -> dict[str, Any]:
-    return {"task": r["task"], "item_id": r["item_id"], "acc": r["acc"], "acc_norm": r.get("acc_norm"),
-            "p_correct": r.get("p_correct"), "logprob_norm": r.get("logprob_norm")}  # fmt: skip
+    return {"task": r["task"], "item_id": r["item_id"], **{k: r.get(k) for k in ITEM_METRICS}}
 
 
 def doc_stages(inputs: dict[str, StageInput]) -> list[str]:
