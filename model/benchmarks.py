@@ -22,15 +22,17 @@ import torch.nn.functional as F
 
 from model.gpt import GPT
 from model.items import Item
+from model.packing import EOS_ID
 
 Encode = Callable[[str], list[int]]
 
 
 @torch.no_grad()
 def continuation_logprob(model: GPT, encode: Encode, context: str, continuation: str) -> tuple[float, bool]:
-    """(summed log-probability of the continuation's tokens, whether each was the greedy choice)."""
-    whole = encode(context + continuation)
-    n_ctx = len(encode(context))
+    """(summed log-probability of the continuation's tokens, whether each was the greedy choice); an
+    empty context is the document start (`EOS_ID`)."""
+    whole = ([] if context else [EOS_ID]) + encode(context + continuation)
+    n_ctx = len(encode(context)) if context else 1
     n_cont = max(len(whole) - n_ctx, 1)
     tokens = whole[-(model.cfg.seq_len + 1) :]  # keep the end: the continuation and as much context as fits
     n_cont = min(n_cont, len(tokens) - 1)
@@ -53,10 +55,13 @@ class Request:
     truncated: bool = False  # the context's start was cut to fit the model's window
 
 
-def make_request(encode: Encode, context: str, continuation: str, seq_len: int) -> Request:
-    """Longer than the window: the context is cut from the left, as the harness does."""
-    whole = encode(context + continuation)
-    n_cont = max(len(whole) - len(encode(context)), 1)
+def make_request(encode: Encode, context: str, continuation: str, seq_len: int, start_id: int = EOS_ID) -> Request:
+    """Longer than the window: the context is cut from the left, as the harness does. An empty context
+    (XNLI, PAWS-X) is the document start the model trained with, so every continuation token is scored
+    (the harness's HFLM puts its end-of-text token there)."""
+    prefix = [] if context else [start_id]
+    whole = prefix + encode(context + continuation)
+    n_cont = max(len(whole) - len(prefix) - len(encode(context)), 1)
     tokens = whole[-(seq_len + 1) :]
     return Request(tuple(tokens), min(n_cont, len(tokens) - 1), len(whole) > len(tokens))
 

@@ -9,35 +9,44 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 
 from model.items import Item
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# (text, language) -> its sentences, or its words: the tokenize stage passes the language registry's.
+Splitter = Callable[[str, str | None], list[str]]
 
 
-def _sentences(text: str) -> list[str]:
+def plain_sentences(text: str, lang: str | None = None) -> list[str]:
     return [s.strip() for s in SENTENCE_END.split(" ".join(text.split())) if s.strip()]
 
 
-def _good(sentence: str) -> bool:
-    return 5 <= len(sentence.split()) <= 40
+def plain_words(text: str, lang: str | None = None) -> list[str]:
+    return text.split()
 
 
-def cloze_items(docs: list[tuple[str, str]], n_items: int, seed: int) -> list[Item]:
-    """docs: (doc_id, text) of held-out documents."""
+def cloze_items(docs: list[tuple[str, str, str | None]], n_items: int, seed: int,
+                sentences_of: Splitter = plain_sentences, words_of: Splitter = plain_words) -> list[Item]:  # fmt: skip
+    """docs: (doc_id, text, language) of held-out documents; sentences and words as each language
+    has them (Chinese ends a sentence with 。 and no space, Thai with a space and no mark)."""
     rng = random.Random(seed)
-    sentences = {doc_id: _sentences(text) for doc_id, text in docs}
-    distractors = {d: [s for s in sents if _good(s)] for d, sents in sentences.items()}
+    sentences = {doc_id: sentences_of(text, lang) for doc_id, text, lang in docs}
+    lang_of = {doc_id: lang for doc_id, _, lang in docs}
+    _good = lambda s, d: 5 <= len(words_of(s, lang_of[d])) <= 40  # noqa: E731  (a sentence-like length)
+    distractors = {d: [s for s in sents if _good(s, d)] for d, sents in sentences.items()}
     ids = sorted(d for d, s in distractors.items() if s)
+    # Wrong answers come from other documents in the same language (another script would give it away).
+    peers = {d: [e for e in ids if e != d and lang_of[e] == lang_of[d]] for d in ids}
     # A sentence and the one right after it, both of a sentence-like length.
-    candidates = [(d, i) for d in ids for i in range(1, len(sentences[d]) - 1)
-                  if _good(sentences[d][i]) and _good(sentences[d][i + 1])]  # fmt: skip
-    if len(ids) < 4 or not candidates:
+    candidates = [(d, i) for d in ids if len(peers[d]) >= 3 for i in range(1, len(sentences[d]) - 1)
+                  if _good(sentences[d][i], d) and _good(sentences[d][i + 1], d)]  # fmt: skip
+    if not candidates:
         return []
     items = []
     for doc_id, i in rng.sample(candidates, min(n_items, len(candidates))):
         sents = sentences[doc_id]
-        others = rng.sample([d for d in ids if d != doc_id], 3)
+        others = rng.sample(peers[doc_id], 3)
         choices = [" " + sents[i + 1]] + [" " + rng.choice(distractors[d]) for d in others]
         order = list(range(4))
         rng.shuffle(order)
@@ -46,10 +55,12 @@ def cloze_items(docs: list[tuple[str, str]], n_items: int, seed: int) -> list[It
     return items
 
 
-def last_word_items(docs: list[tuple[str, str]], n_items: int, seed: int, context_words: int = 80) -> list[Item]:
+def last_word_items(docs: list[tuple[str, str, str | None]], n_items: int, seed: int,
+                    context_words: int = 80) -> list[Item]:  # fmt: skip
+    """A paragraph's last word after whitespace: scripts written with spaces between words."""
     rng = random.Random(seed)
     candidates = []
-    for doc_id, text in docs:
+    for doc_id, text, _ in docs:
         for j, para in enumerate(p for p in re.split(r"\n\s*\n", text) if len(p.split()) >= 30):
             words = para.split()
             last = words[-1].rstrip(".,;:!?\"')")

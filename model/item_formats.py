@@ -25,9 +25,12 @@ from typing import Any
 
 from model.items import Item, load_arc, load_generic, load_hellaswag, load_piqa, mmlu_item, row_labels
 from model.multilingual_formats import (
+    LANGUAGE_WORDS,
     load_belebele,
+    load_pawsx,
     load_translated_mmlu,
     load_xcopa,
+    load_xnli,
     load_xstorycloze,
     translated_mmlu_header,
 )
@@ -171,6 +174,8 @@ FORMATS: dict[str, tuple[Loader, tuple[str, ...]]] = {
     "mmlu_jsonl": (load_mmlu_jsonl, ("question", "subject", "choices", "answer")),
     "xstorycloze": (load_xstorycloze, ("input_sentence_1", "sentence_quiz1", "answer_right_ending")),
     "belebele": (load_belebele, ("flores_passage", "question", "mc_answer1", "correct_answer_num")),
+    "xnli": (load_xnli, ("premise", "hypothesis", "label")),  # with the benchmark's language
+    "pawsx": (load_pawsx, ("sentence1", "sentence2", "label")),  # with the benchmark's language
     "xcopa": (load_xcopa, ()),  # COPA's fields: named (with the benchmark's language), never detected
     "translated_mmlu": (load_translated_mmlu, ()),  # CSV with MMMLU's or Global-MMLU's header
     "generic": (load_generic, ("context", "choices", "label")),
@@ -245,6 +250,6 @@ def check(path: str | Path, fmt: str) -> str:
 
 def load(path: str | Path, fmt: str, task: str, language: str | None = None) -> list[Item]:
     fmt = check(path, fmt)
-    if fmt == "xcopa":
-        return load_xcopa(path, task=task, language=language)
+    if fmt in LANGUAGE_WORDS:  # prompts with words of the file's language
+        return FORMATS[fmt][0](path, task=task, language=language)
     return FORMATS[fmt][0](path, task=task)

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from model.formulations import NORMALIZATION_KEYS, OLMES_NORMALIZATION, WITH_OPTIONS, olmes_normalization
 from model.item_formats import ALIASES, FORMATS, check, mmlu_dev_split
-from model.multilingual_formats import XCOPA_CONNECTORS
+from model.multilingual_formats import LANGUAGE_WORDS
 from storage.section import ExistingPath, Section
 
 FormatName = Literal[tuple(["auto", *FORMATS, *ALIASES])]  # type: ignore[valid-type]
@@ -24,7 +24,7 @@ class BenchmarkConfig(Section):
     path: ExistingPath
     shots: int = Field(0, ge=0, le=25, description="solved examples before each item")
     language: str | None = Field(None, description="the benchmark's language code: results are grouped by it, and "
-                                 "XCOPA's prompt takes its connector words from it")  # fmt: skip
+                                 "XCOPA's, XNLI's and PAWS-X's prompts take their words from it")  # fmt: skip
     fewshot_path: ExistingPath | None = Field(
         None, description="where the shots come from: the benchmark's dev or train split, in the same format; "
         "default: MMLU's dev CSVs beside its test ones (data/dev/ beside data/test/, the first N of the "
@@ -53,10 +53,9 @@ class BenchmarkConfig(Section):
         fmt = check(self.path, self.format)
         if self.fewshot_path is not None:
             check(self.fewshot_path, fmt)
-        if fmt == "xcopa" and self.language not in XCOPA_CONNECTORS:
-            raise ValueError(
-                f"benchmark {self.name}: xcopa needs `language`, one of {', '.join(sorted(XCOPA_CONNECTORS))}"
-            )
+        if fmt in LANGUAGE_WORDS and self.language not in LANGUAGE_WORDS[fmt]:
+            known = ", ".join(sorted(LANGUAGE_WORDS[fmt]))
+            raise ValueError(f"benchmark {self.name}: {fmt} needs `language`, one of {known}")
         if self.formulation != "harness" and fmt not in WITH_OPTIONS:
             raise ValueError(f"benchmark {self.name}: formulation {self.formulation} needs a format with options "
                              f"({', '.join(WITH_OPTIONS)}); {self.path} is {fmt}")  # fmt: skip

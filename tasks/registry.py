@@ -76,7 +76,7 @@ BUILTIN_STAGES: tuple[StageSpec, ...] = (
               explain_columns=("quality_score", "n_words")),
     StageSpec("dedup", ("filter",), DedupConfig, "7", dedup.run, explain_columns=("dup_cluster", "dup_cluster_size")),
     StageSpec("mix", ("dedup", "yardstick"), MixConfig, "4", mix.run, explain_columns=("domain", "repeats")),
-    StageSpec("tokenize", ("mix", "yardstick"), TokenizeConfig, "9", tokenize.run, derive=benchmarks_from_evaluate,
+    StageSpec("tokenize", ("mix", "yardstick"), TokenizeConfig, "10", tokenize.run, derive=benchmarks_from_evaluate,
               derived=("eval_benchmarks",)),
     StageSpec("train", ("tokenize",), TrainConfig, "3", train.run),
     # evaluate reads every earlier output: the funnel and the planted-case scores span them all.

@@ -1,6 +1,6 @@
 """Shipped benchmark suites: task names, shot counts and the file names to find under `suite_dir`.
 
-`multilingual`: XCOPA, XStoryCloze, XWinograd, Belebele and OpenAI's MMMLU per language (below).
+`multilingual`: XCOPA, XStoryCloze, XWinograd, XNLI, PAWS-X, Belebele and OpenAI's MMMLU per language (below).
 `core`: the tasks of DCLM's CORE score (Li et al. 2024, p. 43) that are scored by log-likelihood, as
 lm-evaluation-harness users run them (the marin project's list), with the file names of llm-foundry's
 `scripts/eval/local_data/` gauntlet, which DCLM computes CORE from. Nothing is downloaded: the files
@@ -40,6 +40,8 @@ SUITES: dict[str, tuple[tuple[str, int, str], ...]] = {
 XCOPA = ("et", "ht", "id", "it", "qu", "sw", "ta", "th", "tr", "vi", "zh")
 XSTORYCLOZE = ("ar", "es", "eu", "hi", "id", "my", "ru", "sw", "te", "zh")
 XWINOGRAD = {"en": "en", "fr": "fr", "jp": "ja", "pt": "pt", "ru": "ru", "zh": "zh"}
+XNLI = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")
+PAWSX = ("de", "en", "es", "fr", "ja", "ko", "zh")
 BELEBELE = {"arb_Arab": "ar", "zho_Hans": "zh", "jpn_Jpan": "ja", "tha_Thai": "th", "hin_Deva": "hi",
             "rus_Cyrl": "ru", "spa_Latn": "es", "kor_Hang": "ko", "swh_Latn": "sw", "tel_Telu": "te"}  # fmt: skip
 MMMLU = {"AR_XY": "ar", "BN_BD": "bn", "DE_DE": "de", "ES_LA": "es", "FR_FR": "fr", "HI_IN": "hi",
@@ -48,6 +50,7 @@ MMMLU = {"AR_XY": "ar", "BN_BD": "bn", "DE_DE": "de", "ES_LA": "es", "FR_FR": "f
 MULTILINGUAL_LANGUAGES: dict[str, str] = {
     **{f"xcopa_{lang}": lang for lang in XCOPA}, **{f"xstorycloze_{lang}": lang for lang in XSTORYCLOZE},
     **{f"xwinograd_{code}": lang for code, lang in XWINOGRAD.items()},
+    **{f"xnli_{lang}": lang for lang in XNLI}, **{f"paws_{lang}": lang for lang in PAWSX},
     **{f"belebele_{code}": lang for code, lang in BELEBELE.items()},
     **{f"mmmlu_{code.lower()}": lang for code, lang in MMMLU.items()},
 }  # fmt: skip
@@ -55,6 +58,8 @@ SUITES["multilingual"] = (
     *((f"xcopa_{lang}", 0, f"xcopa_{lang}.jsonl") for lang in XCOPA),
     *((f"xstorycloze_{lang}", 0, f"xstorycloze_{lang}.jsonl") for lang in XSTORYCLOZE),
     *((f"xwinograd_{code}", 0, f"xwinograd_{code}.jsonl") for code in XWINOGRAD),
+    *((f"xnli_{lang}", 0, f"xnli_{lang}.jsonl") for lang in XNLI),
+    *((f"paws_{lang}", 0, f"paws_{lang}.jsonl") for lang in PAWSX),
     *((f"belebele_{code}", 0, f"belebele_{code}.jsonl") for code in BELEBELE),
     *((f"mmmlu_{code.lower()}", 0, f"mmlu_{code}.csv") for code in MMMLU),
 )

@@ -140,12 +140,39 @@ def test_a_model_trained_on_the_answers_beats_chance(tmp_path):
 
 
 def test_builtin_tasks_come_from_held_out_text():
-    docs = [(f"d{i}", prose(4, offset=4 * i)) for i in range(8)]
+    docs = [(f"d{i}", prose(4, offset=4 * i), "en") for i in range(8)]
     cloze = cloze_items(docs, 20, seed=0)
     assert cloze and all(len(item.choices) == 4 for item in cloze)
     for item in cloze:
-        doc_text = " ".join(dict(docs)[item.item_id.split(":")[0]].split())
+        doc_text = " ".join({d: t for d, t, _ in docs}[item.item_id.split(":")[0]].split())
         assert (item.context + item.choices[item.label]) in doc_text  # the true next sentence follows
     words = last_word_items(docs, 10, seed=0)
     for item in words:
         assert item.choices[0].strip().isalpha() and item.label == 0
+
+
+def test_builtin_cloze_has_items_in_scripts_without_spaces_or_full_stops():
+    from tasks.languages.registry import sentences, words
+
+    rng = random.Random(0)
+    vocab = {"zh": ("我们 今天 学习 中文 老师 说 这个 问题 很 重要 大家 都 同意 他 的 看法".split(), "", "。"),
+             "ja": ("私 は 毎日 学校 で 日本語 を 勉強 し て い ます 先生 も 親切 です".split(), "", "。"),
+             "th": ("เขา เปิด ประตู บ้าน แล้ว เห็น เพื่อน เก่า ของ ตน ที่ มา เยี่ยม".split(), "", ""),
+             "hi": ("हम आज स्कूल में हिंदी पढ़ते हैं और शिक्षक बहुत अच्छे हैं".split(), " ", " ।"),
+             "en": ("we read the book in the garden and the weather was very good".split(), " ", ".")}  # fmt: skip
+
+    def text(lang: str) -> str:
+        pool, joiner, stop = vocab[lang]
+        sents = [joiner.join(rng.choice(pool) for _ in range(rng.randint(8, 14))) + stop for _ in range(12)]
+        return ("" if stop == "。" else " ").join(sents)
+
+    docs = [(f"{lang}{i}", text(lang), lang) for lang in vocab for i in range(5)]
+    assert len(sentences(docs[0][1], "zh")) == 12 and len(sentences(docs[10][1], "th")) == 12
+    cloze = cloze_items(docs, 200, seed=0, sentences_of=sentences, words_of=words)
+    made = {lang: [i for i in cloze if i.item_id.startswith(lang)] for lang in vocab}
+    assert all(len(items) >= 10 for items in made.values()), {k: len(v) for k, v in made.items()}
+    # Every wrong answer is a sentence of another document in the item's own language.
+    of_lang = {lang: {s for d, t, lg in docs if lg == lang for s in sentences(t, lg)} for lang in vocab}
+    for lang, items in made.items():
+        assert all(c.strip() in of_lang[lang] for item in items for c in item.choices), lang
+    assert cloze_items([(d, t, None) for d, t, _ in docs if d.startswith("zh")], 50, seed=0) == []  # "。" unsplit

@@ -1,6 +1,7 @@
 """Parity with lm-evaluation-harness: its own task logic for HellaSwag, ARC-Easy, ARC-Challenge, PIQA,
-Winogrande, MMLU (0 and 5 shots from the dev split), LAMBADA, BoolQ and COPA, run through our LM wrapper
-on local JSONL slices, sends our prompts and gives the same per-item acc and acc_norm as our evaluator."""
+Winogrande, MMLU (0 and 5 shots from the dev split), LAMBADA, BoolQ and COPA, and the multilingual
+XCOPA, XNLI, PAWS-X, XStoryCloze, XWinograd and Belebele, run through our LM wrapper on local JSONL
+slices, sends our prompts and gives the same per-item acc and acc_norm as our evaluator."""
 
 import json
 import random
@@ -113,6 +114,14 @@ def _slices(tmp_path, n: int = 16):
         }
         for i in range(n)
     ]
+    rows["xnli_th"] = [{"premise": "".join(rng.choice(thai) for _ in range(5)), "hypothesis": _phrase(rng, 4),
+                        "label": rng.randrange(3)} for _ in range(n)]  # fmt: skip
+    rows["paws_en"] = [{"id": i, "sentence1": _phrase(rng, 5) + (" ." if i % 2 else " ( x ) ;"),
+                        "sentence2": _phrase(rng, 6).capitalize() + " n't .", "label": rng.randrange(2)}
+                       for i in range(n)]  # fmt: skip
+    rows["paws_zh"] = [{"id": i, "sentence1": "他 说 : " + _phrase(rng, 5) + (" ." if i % 2 else " ( x ) ;"),
+                        "sentence2": _phrase(rng, 6).capitalize() + " n't .", "label": rng.randrange(2)}
+                       for i in range(n)]  # fmt: skip
     dev = _write(tmp_path / "mmlu_dev.jsonl", [_mmlu_row(rng) for _ in range(5)])
     return {task: _write(tmp_path / f"{task}.jsonl", r) for task, r in rows.items()}, {"mmlu_astronomy": dev}
 
@@ -142,8 +151,9 @@ def wide_scorer(scorer):
 
 def _benchmark(task: str, path, shots: int = 0, dev=None) -> BenchmarkConfig:
     xcopa = task.startswith("xcopa_")
+    worded = task.startswith(("xcopa_", "xnli_", "paws_"))  # prompts in the file's language's words
     return BenchmarkConfig(name=task, path=str(path), shots=shots, fewshot_path=dev and str(dev),
-                           format="xcopa" if xcopa else "auto", language=task[-2:] if xcopa else None)  # fmt: skip
+                           format="xcopa" if xcopa else "auto", language=task[-2:] if worded else None)  # fmt: skip
 
 
 def _harness_pairs(sample: dict) -> list[tuple[str, str]]:
@@ -157,9 +167,10 @@ def _ours_pairs(item) -> list[tuple[str, str]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("shots", [0, 5])
 def test_harness_task_logic_gives_our_prompts_and_accuracies(tmp_path, wide_scorer, shots):
-    """Nine tasks and four multilingual ones (XCOPA in Thai, XStoryCloze, XWinograd, Belebele): the
-    harness's own task logic over the same files sends exactly our (context, continuation) pairs and
-    scores exactly our acc and acc_norm (5-shot: MMLU, shots from its dev split)."""
+    """Nine tasks and seven multilingual ones (XCOPA and XNLI in Thai, PAWS-X in Chinese and English,
+    XStoryCloze, XWinograd, Belebele): the harness's own task logic over the same files sends exactly
+    our (context, continuation) pairs and scores exactly our acc and acc_norm (5-shot: MMLU, shots from
+    its dev split)."""
     from tasks.evaluate.config import EvaluateConfig
     from tasks.evaluate.scoring import load_benchmarks
 

@@ -306,6 +306,18 @@ def test_multilingual_formats_and_the_multilingual_suite(tmp_path):
     row = {"flores_passage": "ข้อความ", "question": "อะไร", **answers, "correct_answer_num": "3", "link": "l",
            "question_number": 1}  # fmt: skip
     _jsonl(suite / "belebele_tha_Thai.jsonl", [row])
+    xnli = _jsonl(suite / "xnli_th.jsonl", [{"premise": "ฝนตก", "hypothesis": "ถนนเปียก", "label": 0}])
+    pairs = [{"id": 3, "sentence1": "他来了 .", "sentence2": "He came ( today ) .", "label": 1},
+             {"id": 4, "sentence1": "", "sentence2": "x", "label": 0}]  # fmt: skip
+    paws = _jsonl(suite / "paws_zh.jsonl", pairs)
+    [nli] = load(xnli, "auto", "xnli_th", language="th")
+    assert detect(xnli) == "xnli" and nli.context == "" and nli.label == 0
+    assert nli.choices == [" ฝนตก, ถูกต้อง? ใช่, ถนนเปียก", " ฝนตก, ถูกต้อง? ดังนั้น, ถนนเปียก", " ฝนตก, ถูกต้อง? ไม่, ถนนเปียก"]
+    [pair] = load(paws, "auto", "paws_en", language="en")  # English is cleaned; an empty pair left out
+    assert pair.choices == ["他来了, right? No, he came (today).", "他来了, right? Yes, he came (today)."]
+    assert load(paws, "auto", "paws_zh", language="zh")[0].choices[1] == "他来了 ., 对吧? 是, He came ( today ) ."
+    with pytest.raises(ValueError, match="pawsx needs `language`, one of de, en"):
+        BenchmarkConfig(name="p", path=str(paws), language="th")
     with pytest.raises(ValueError, match="xcopa needs `language`"):
         BenchmarkConfig(name="x", path=str(xcopa), format="xcopa")
     [item] = load(xcopa, "xcopa", "xcopa_th", language="th")
@@ -315,6 +327,6 @@ def test_multilingual_formats_and_the_multilingual_suite(tmp_path):
     with pytest.warns(UserWarning, match="left out"):
         cfg = EvaluateConfig(suite="multilingual", suite_dir=str(suite), skip_missing=True)
     found = {b.name: b for b in cfg.benchmarks}
-    assert set(found) == {"xcopa_th", "belebele_tha_Thai", "mmmlu_zh_cn"}
+    assert set(found) == {"xcopa_th", "belebele_tha_Thai", "mmmlu_zh_cn", "xnli_th", "paws_zh"}
     assert found["xcopa_th"].format == "xcopa" and found["belebele_tha_Thai"].language == "th"
-    assert found["mmmlu_zh_cn"].language == "zh"
+    assert found["mmmlu_zh_cn"].language == "zh" and found["paws_zh"].language == "zh"

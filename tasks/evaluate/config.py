@@ -17,7 +17,8 @@ class EvaluateConfig(Section):
     benchmarks: list[BenchmarkConfig] = Field(default_factory=list)
     suite: Literal["core", "multilingual"] | None = Field(
         None, description="a shipped task list added to `benchmarks`: DCLM's CORE, or the harness's multilingual "
-        "tasks per language (XCOPA, XStoryCloze, XWinograd, Belebele, MMMLU; set skip_missing for the files you lack)",
+        "tasks per language (XCOPA, XStoryCloze, XWinograd, XNLI, PAWS-X, Belebele, MMMLU; set skip_missing for "
+        "the files you lack)",
     )  # fmt: skip
     suite_dir: str | None = Field(None, description="where the suite's files are (searched recursively)")
     skip_missing: bool = Field(False, description="a suite's files not found under suite_dir are left out with a "

@@ -20,6 +20,7 @@ import torch
 
 from model.benchmarks import Request, make_request, score_requests
 from model.gpt import GPT
+from model.packing import EOS_ID
 
 
 def split_pair(context: str, continuation: str) -> tuple[str, str]:
@@ -34,7 +35,7 @@ class CheckpointScorer:
     def __init__(self, model: GPT, sp: spm.SentencePieceProcessor, batch_size: int = 32):
         self.model, self.sp, self.batch_size = model, sp, batch_size
         self.seq_len = model.cfg.seq_len
-        self.start_id = sp.bos_id() if sp.bos_id() >= 0 else sp.eos_id()
+        self.start_id = EOS_ID  # the document separator the model trained with (tokenize never emits BOS)
 
     def encode(self, text: str) -> list[int]:
         return self.sp.encode(text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,11 @@ SEGMENTERS = {
 }  # fmt: skip
 # Scripts written without spaces between words: shingles and n-grams are taken over letters.
 UNSPACED = frozenset({"zh", "wuu", "yue", "ja", "th", "lo", "km", "my", "bo"})
+# Where a sentence ends: after . ! ? and a space, or after a full stop that takes no space (Chinese and
+# Japanese 。！？, Devanagari ।, Arabic ؟ and ۔, Myanmar ။, Khmer ។); Thai and Lao mark none and end a
+# sentence with a space.
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？।॥؟۔။។])\s*")
+SPACE_ENDS_SENTENCE = frozenset({"th", "lo"})
 # How many characters of English text one character of the script carries, for length minimums
 # (extract.min_text_chars): a Chinese or Japanese character about three (a 200-character page there
 # says what 600 English characters do), a Hangul syllable block about two.
@@ -81,6 +87,13 @@ def language(code: str | None) -> Language:
 def words(text: str, lang: str | None) -> list[str]:
     """The words of `text` as its language counts them."""
     return language(lang).words(text)
+
+
+def sentences(text: str, lang: str | None) -> list[str]:
+    """The sentences of `text` as its language ends them (whitespace inside collapsed to one space)."""
+    flat = " ".join(text.split())
+    parts = flat.split(" ") if lang in SPACE_ENDS_SENTENCE else SENTENCE_END.split(flat)
+    return [s.strip() for s in parts if s.strip()]
 
 
 def known_languages() -> list[str]:

@@ -28,6 +28,7 @@ from storage.progress import progress_bar
 from storage.shards import atomic_write_bytes, iter_rows, write_parquet
 from tasks.contamination import ContaminationIndex, build_index
 from tasks.documents import PLACEHOLDERS, removed_row, write_removed
+from tasks.languages.registry import sentences, words
 from tasks.stage import StageInput, StageOutcome
 from tasks.tokenize.config import TokenizeConfig
 from tasks.tokenize.fertility import balanced_sample, fertility
@@ -121,9 +122,9 @@ def remove_contaminated(
 
 
 def builtin_eval_items(val_docs: list[dict[str, Any]], cfg: TokenizeConfig) -> list[Item]:
-    pairs = [(d["doc_id"], d["text"]) for d in val_docs]
-    return cloze_items(pairs, cfg.builtin_eval_items, cfg.seed) + last_word_items(
-        pairs, cfg.builtin_eval_items, cfg.seed
+    docs = [(d["doc_id"], d["text"], d.get("lang")) for d in val_docs]
+    return cloze_items(docs, cfg.builtin_eval_items, cfg.seed, sentences, words) + last_word_items(
+        docs, cfg.builtin_eval_items, cfg.seed
     )
 
 
@@ -142,7 +143,9 @@ def run(inputs: dict[str, StageInput], cfg: TokenizeConfig, out: Path) -> StageO
     docs, held_out = exclude_yardstick(docs, inputs.get("yardstick"), outcome)
     split_of = {d["doc_id"]: "val" if in_val_split(d["doc_id"], cfg) else "train" for d in docs}
     # Without a yardstick upstream (a stage called on its own), the items come from the held-out split.
-    pinned = list(iter_rows(inputs["yardstick"].files("pinned"), ["doc_id", "text"])) if "yardstick" in inputs else None
+    pinned = None
+    if "yardstick" in inputs:
+        pinned = list(iter_rows(inputs["yardstick"].files("pinned"), ["doc_id", "text", "lang"]))
     docs = decontaminate(docs, split_of, pinned, cfg, out, outcome, held_out)
     outcome.docs_out, outcome.docs_removed = len(docs), outcome.docs_in - len(docs)
     model_path = out / "tokenizer.model"
