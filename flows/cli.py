@@ -96,6 +96,11 @@ class Format(StrEnum):
     json = "json"
 
 
+class MixtureOver(StrEnum):
+    domains = "domains"
+    languages = "languages"
+
+
 def _print_rows(columns: list[str], rows: list[tuple], fmt: Format = Format.table, title: str | None = None) -> None:
     if fmt is Format.json:
         console.print_json(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str))
@@ -648,8 +653,17 @@ def experiment_mixture(
     proxies: Annotated[int, typer.Option(min=3, help="proxy models, one per sampled mixture")] = 8,
     target_domain: Annotated[str, typer.Option(help="domain whose held-out documents define the target")] = "docs",
     metric: Annotated[
-        str, typer.Option(help="target_bits_per_byte, or any evaluate metric (e.g. task.cloze.acc)")
-    ] = "target_bits_per_byte",
+        str | None,
+        typer.Option(
+            help="target_bits_per_byte (the default over domains), any evaluate metric (e.g. "
+            "task.cloze.acc, yardstick.language.th.bits_per_byte), or yardstick.languages_mean.bits_per_byte "
+            "(the default over languages)"
+        ),
+    ] = None,  # fmt: skip
+    over: Annotated[
+        MixtureOver,
+        typer.Option(help="what the mixtures weigh: mix's domains, or its languages (mix.languages.shares)"),
+    ] = MixtureOver.domains,
     concentration: Annotated[float, typer.Option(min=0.01, help="Dirichlet spread: small = far from natural")] = 1.0,
     parallel: Annotated[int, typer.Option(min=1, help="proxies trained at once (task runner threads)")] = 2,
     seed: int = 0,
@@ -660,13 +674,14 @@ def experiment_mixture(
     from prefect.task_runners import ThreadPoolTaskRunner
 
     from flows.experiments import mixture_experiment
-    from tasks.proxies import share_cores
+    from tasks.proxies import check_search, share_cores
 
+    check_search(cfg, over.value)
     cfg = share_cores(cfg, parallel)
     flow = mixture_experiment.with_options(task_runner=ThreadPoolTaskRunner(max_workers=parallel))
     _run_experiment(workdir, lambda: flow(config=cfg.model_dump(mode="json"), workdir=str(workdir), proxies=proxies,
                                           target_domain=target_domain, metric=metric, concentration=concentration,
-                                          seed=seed))  # fmt: skip
+                                          seed=seed, over=over.value))  # fmt: skip
 
 
 @experiment_app.command("ablate")

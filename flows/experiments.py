@@ -23,7 +23,7 @@ from storage.catalog import Catalog
 from storage.errors import NotFound, UserError
 from storage.lock import workdir_lock
 from storage.shards import atomic_write_bytes, atomic_write_json
-from tasks.comparison import HEADLINE, lower_is_better, recipes_report, recipes_result
+from tasks.comparison import HEADLINE, LANGUAGE_PREFIX, lower_is_better, recipes_report, recipes_result
 from tasks.config import PipelineConfig
 from tasks.experiments import (
     best_mixture,
@@ -33,12 +33,15 @@ from tasks.experiments import (
     fit_ridge,
     leave_one_out,
     power_law,
+    predicted_change,
     sample_mixtures,
     spearman,
 )
 from tasks.figures import markdown_table, pyplot, save_figure
 from tasks.proxies import (
+    LANGUAGES_MEAN,
     TARGET_METRIC,
+    check_search,
     mixture_setting,
     natural_mixture,
     natural_shares,
@@ -108,15 +111,20 @@ def _experiment(kind: str, workdir: str, params: dict[str, Any], body) -> dict[s
 @flow(name="crawl2model-experiment-mixture", log_prints=True)
 def mixture_experiment(
     config: dict[str, Any], workdir: str, proxies: int = 8, target_domain: str = "docs",
-    metric: str = TARGET_METRIC, concentration: float = 1.0, seed: int = 0, experiment_id: str | None = None,
+    metric: str | None = None, concentration: float = 1.0, seed: int = 0, experiment_id: str | None = None,
+    over: str = "domains",
 ) -> dict[str, Any]:  # fmt: skip
-    """Sample `proxies` mixtures around the natural one, train a proxy on each, regress the metric
-    on the weights, and predict the best mixture."""
+    """Sample `proxies` mixtures around the natural one (of domains, or of languages), train a proxy on
+    each, regress the metric on the weights, and predict the best mixture. The metric by default: bits
+    per byte on the target domain's held-out documents, or (over languages) the languages' mean on
+    the yardstick."""
+    metric = metric or (TARGET_METRIC if over == "domains" else LANGUAGES_MEAN)
     params = {"proxies": proxies, "target_domain": target_domain, "metric": metric, "concentration": concentration,
-              "seed": seed, "experiment_id": experiment_id}  # fmt: skip
+              "seed": seed, "experiment_id": experiment_id, "over": over}  # fmt: skip
     if proxies < 3:
         raise UserError("a mixture search needs at least 3 proxies")
     cfg = PipelineConfig.model_validate(config)
+    check_search(cfg, over)
 
     def body(exp_id: str, out: Path, catalog: Catalog) -> tuple[dict, str]:
         root = Path(workdir).resolve()
@@ -124,30 +132,41 @@ def mixture_experiment(
         pipeline_slice(config=natural_cfg.model_dump(mode="json"), workdir=workdir, stages=up_to_the_tokenizer(),
                        label=f"{exp_id}-natural", run_id=new_run_id())  # fmt: skip
         tokenizer = shared_tokenizer(cfg, natural_cfg, root)
-        natural = natural_shares(natural_cfg, root)
-        if target_domain not in natural:
-            raise UserError(f"target domain {target_domain!r} has no documents; domains: {sorted(natural)}")
-        target_path = out / "target_docs.parquet"
-        n_target = target_documents(natural_cfg, root, target_domain, target_path)
-        if n_target == 0:
-            raise UserError(f"no held-out {target_domain!r} documents to measure on")
+        natural = natural_shares(natural_cfg, root, over)
+        target_path, n_target = out / "target_docs.parquet", None
+        if metric == TARGET_METRIC:
+            n_target = target_documents(natural_cfg, root, target_domain, target_path)
         mixtures = sample_mixtures(natural, proxies, concentration, seed)
-        configs = proxy_configs(cfg, tokenizer, mixtures)
+        configs = proxy_configs(cfg, tokenizer, mixtures, over)
         stages = proxy_stages(evaluated=metric != TARGET_METRIC)
         labels = [f"{exp_id}-proxy-{i}" for i in range(proxies)]
         futures = run_variant.map(configs, unmapped(workdir), unmapped(stages), labels,
-                                  unmapped(str(target_path) if metric == TARGET_METRIC else None))  # fmt: skip
+                                  unmapped(str(target_path) if n_target else None))  # fmt: skip
         variants = [f.result() for f in futures]
         if missing := [v["label"] for v in variants if metric not in v["metrics"]]:
             raise UserError(f"metric {metric!r} not measured for {missing[0]}; known: {sorted(variants[0]['metrics'])}")
         result, y, loo = fit_mixture(mixtures, variants, natural, metric, concentration, seed)
-        result.update(target_domain=target_domain, target_docs=n_target)
-        domains = sorted(natural)
-        _record(catalog, exp_id, variants, [mixture_setting(m) for m in mixtures])
+        best = result["predicted_best_mixture"]
+        result.update(over=over, target_domain=target_domain if n_target else None, target_docs=n_target,
+                      languages=language_changes(mixtures, variants, natural, best))  # fmt: skip
+        _record(catalog, exp_id, variants, [mixture_setting(m, over) for m in mixtures])
         _scatter(y, loo, metric, out / "predicted_vs_measured.png")
-        return result, mixture_report(exp_id, result, domains)
+        return result, mixture_report(exp_id, result, sorted(natural))
 
     return _experiment("mixture", workdir, params, body)
+
+
+def language_changes(mixtures: list[dict[str, float]], variants: list[dict[str, Any]], natural: dict[str, float],
+                     best: dict[str, float]) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Each language's yardstick bits per byte (when evaluate measured them) regressed on the same
+    mixtures: predicted at the natural and the chosen mixture, so a search for one language shows what
+    it costs the others."""
+    names = sorted(k for k in variants[0]["metrics"] if k.startswith(LANGUAGE_PREFIX))
+    keys = sorted(natural)
+    x, at = design(mixtures, keys), {k: design([m], keys)[0] for k, m in (("natural", natural), ("best", best))}
+    return {name.removeprefix(LANGUAGE_PREFIX).removesuffix(".bits_per_byte"):
+            predicted_change(x, np.array([v["metrics"][name] for v in variants]), at["natural"], at["best"])
+            for name in names if all(name in v["metrics"] for v in variants)}  # fmt: skip
 
 
 def fit_mixture(
@@ -188,25 +207,34 @@ def _scatter(measured: np.ndarray, predicted: np.ndarray, metric: str, path: Pat
     save_figure(fig, path)
 
 
-def mixture_report(exp_id: str, r: dict[str, Any], domains: list[str]) -> str:
+def mixture_report(exp_id: str, r: dict[str, Any], keys: list[str]) -> str:
     metric = r["metric"]
+    target = (f"on {r['target_docs']} held-out `{r['target_domain']}` documents" if r.get("target_docs")
+              else "on the yardstick")  # fmt: skip
     parts = [
-        f"# Mixture search {exp_id}",
+        f"# Mixture search {exp_id} (over {r.get('over', 'domains')})",
         "",
-        f"Target: {metric} ({'higher' if r['maximize'] else 'lower'} is better) on {r['target_docs']} held-out "
-        f"`{r['target_domain']}` documents. Regression fit: leave-one-out Spearman {r['loo_spearman']:.3f}.",
+        f"Target: {metric} ({'higher' if r['maximize'] else 'lower'} is better) {target}. Regression fit: "
+        f"leave-one-out Spearman {r['loo_spearman']:.3f}.",
         "",
     ]
     parts.append(
         markdown_table(
-            ["mixture", *domains, metric],
+            ["mixture", *keys, metric],
             [
-                ["natural", *[r["natural_mixture"][d] for d in domains], ""],
-                ["**predicted best**", *[r["predicted_best_mixture"][d] for d in domains], r["predicted_metric"]],
+                ["natural", *[r["natural_mixture"][k] for k in keys], ""],
+                ["**predicted best**", *[r["predicted_best_mixture"][k] for k in keys], r["predicted_metric"]],
             ]
-            + [[p["label"], *[p["mixture"][d] for d in domains], p[metric]] for p in r["proxies"]],
+            + [[p["label"], *[p["mixture"][k] for k in keys], p[metric]] for p in r["proxies"]],
         )
     )
+    if r.get("languages"):
+        parts += ["", "Each language's yardstick bits per byte, regressed on the same mixtures: predicted at the "
+                  "natural and at the predicted best mixture (*not distinguishable* within 1.96 x sqrt(2) x the "
+                  "regression's leave-one-out error).", "",
+                  markdown_table(["language", "natural", "predicted best", "change", "leave-one-out error", "verdict"],
+                                 [[lang, v["natural"], v["best"], v["change"], v["loo_rmse"], v["verdict"]]
+                                  for lang, v in r["languages"].items()])]  # fmt: skip
     parts += ["", "![predicted vs measured](predicted_vs_measured.png)", ""]
     return "\n".join(parts) + "\n"  # fmt: skip
 

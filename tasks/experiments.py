@@ -105,6 +105,21 @@ def best_mixture(
     return mixture, float(predict(coef, mean[None, :])[0])
 
 
+def predicted_change(x: np.ndarray, y: np.ndarray, natural: np.ndarray, best: np.ndarray) -> dict[str, Any]:
+    """Another metric (one language's bits per byte) regressed on the same mixtures: its prediction at
+    the natural and at the chosen mixture, the change, and the regression's leave-one-out error; the
+    change is `not distinguishable` within 1.96 x sqrt(2) x that error (two predictions, each off by
+    about that much)."""
+    alpha = choose_alpha(x, y)
+    coef = fit_ridge(x, y, alpha)
+    at_natural, at_best = (float(predict(coef, m[None, :])[0]) for m in (natural, best))
+    rmse = float(np.sqrt(((leave_one_out(x, y, alpha) - y) ** 2).mean()))
+    change = at_best - at_natural
+    verdict = "lower" if change < 0 else "higher"
+    verdict = "not distinguishable" if abs(change) <= 1.96 * math.sqrt(2) * rmse else verdict
+    return {"natural": at_natural, "best": at_best, "change": change, "loo_rmse": rmse, "verdict": verdict}
+
+
 def fit_power_law(compute: list[float], loss: list[float]) -> dict[str, float]:
     """loss = a * C^-b + e, with the irreducible term e searched on a grid below the smallest loss
     (log-log least squares for a and b at each e); e = 0 when there are fewer than 4 points."""

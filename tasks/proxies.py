@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from storage.errors import NotFound, UserError
 from storage.shards import iter_rows, write_parquet
-from tasks.comparison import Scores
+from tasks.comparison import LANGUAGE_PREFIX, Scores
 from tasks.config import PipelineConfig
 from tasks.experiments import recipe_overrides
 from tasks.plan import plan
@@ -27,6 +27,8 @@ from tasks.registry import SCORING_STAGE, STAGES
 from tasks.stage import StageInput, load_manifest
 
 TARGET_METRIC = "target_bits_per_byte"
+# The mean of the languages' yardstick bits per byte: a search over languages that serves them all.
+LANGUAGES_MEAN = "yardstick.languages_mean.bits_per_byte"
 FROM_MIX = ["mix", "tokenize", "train"]
 
 
@@ -60,6 +62,8 @@ def run_metrics(cfg: PipelineConfig, root: Path, target_docs: str | None, max_ro
     evaluated = load_manifest(output_dir(cfg, root, SCORING_STAGE))
     if evaluated is not None:
         metrics.update({m["name"]: m["value"] for m in evaluated["metrics"] if m.get("step") is None})
+        if per_language := [v for k, v in metrics.items() if k.startswith(LANGUAGE_PREFIX)]:
+            metrics[LANGUAGES_MEAN] = sum(per_language) / len(per_language)
     if target_docs:
         from tasks.evaluate.scoring import documents_bits_per_byte
 
@@ -87,9 +91,10 @@ def shared_tokenizer(cfg: PipelineConfig, natural: PipelineConfig, root: Path) -
     return cfg.tokenize.model_path or str(output_dir(natural, root, "tokenize") / "tokenizer.model")
 
 
-def natural_shares(natural: PipelineConfig, root: Path) -> dict[str, float]:
-    """Each domain's token share before mixing, as mix measured it."""
-    return {d: v["share_before"] for d, v in stage_output(natural, root, "mix").info["mixture"].items()}
+def natural_shares(natural: PipelineConfig, root: Path, over: str = "domains") -> dict[str, float]:
+    """Each domain's (or language's) token share before mixing, as mix measured it."""
+    info = stage_output(natural, root, "mix").info
+    return {k: v["share_before"] for k, v in info["mixture" if over == "domains" else "languages"].items()}
 
 
 def target_documents(cfg: PipelineConfig, root: Path, domain: str, path: Path) -> int:
@@ -98,19 +103,25 @@ def target_documents(cfg: PipelineConfig, root: Path, domain: str, path: Path) -
     from tasks.tokenize.stage import in_val_split
 
     mixed = stage_output(cfg, root, "mix")
+    if domain not in (domains := mixed.info["mixture"]):
+        raise UserError(f"target domain {domain!r} has no documents; domains: {sorted(domains)}")
     rows = [{"doc_id": d["doc_id"], "text": d["text"]}
             for d in iter_rows(mixed.files("docs"), ["doc_id", "text", "domain"])
             if d["domain"] == domain and in_val_split(d["doc_id"], cfg.tokenize)]  # fmt: skip
+    if not rows:
+        raise UserError(f"no held-out {domain!r} documents to measure on")
     write_parquet(pa.Table.from_pylist(rows, schema=pa.schema([("doc_id", pa.string()), ("text", pa.string())])), path)
     return len(rows)
 
 
-def proxy_configs(cfg: PipelineConfig, tokenizer: str, mixtures: list[dict[str, float]]) -> list[dict[str, Any]]:
-    """One config per sampled mixture: mix's weights set, the shared tokenizer fixed."""
+def proxy_configs(cfg: PipelineConfig, tokenizer: str, mixtures: list[dict[str, float]],
+                  over: str = "domains") -> list[dict[str, Any]]:  # fmt: skip
+    """One config per sampled mixture: mix's weights (or its languages' shares) set, the shared tokenizer fixed."""
     tok_cfg = cfg.tokenize.model_copy(update={"model_path": tokenizer})
-    return [cfg.model_copy(update={"tokenize": tok_cfg,
-                                   "mix": cfg.mix.model_copy(update={"mode": "weights", "weights": m})})
-            .model_dump(mode="json") for m in mixtures]  # fmt: skip
+    mixes = [cfg.mix.model_copy(update={"mode": "weights", "weights": m}) if over == "domains" else
+             cfg.mix.model_copy(update={"languages": cfg.mix.languages.model_copy(update={"shares": m})})
+             for m in mixtures]  # fmt: skip
+    return [cfg.model_copy(update={"tokenize": tok_cfg, "mix": mix}).model_dump(mode="json") for mix in mixes]
 
 
 def proxy_stages(evaluated: bool) -> list[str]:
@@ -118,8 +129,15 @@ def proxy_stages(evaluated: bool) -> list[str]:
     return FROM_MIX + ([SCORING_STAGE] if evaluated else [])
 
 
-def mixture_setting(mixture: dict[str, float]) -> dict[str, Any]:
-    return {"mix.weights": mixture}
+def mixture_setting(mixture: dict[str, float], over: str = "domains") -> dict[str, Any]:
+    return {"mix.weights" if over == "domains" else "mix.languages.shares": mixture}
+
+
+def check_search(cfg: PipelineConfig, over: str) -> None:
+    """What a search over languages needs from the config, before any work."""
+    if over == "languages" and cfg.mix.languages is None:
+        raise UserError("a mixture search over languages needs mix.languages set (each language's budget: "
+                        "configs/sample-multilingual.yaml has one)")  # fmt: skip
 
 
 # --- curation recipes -------------------------------------------------------------------------

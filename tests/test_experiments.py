@@ -54,6 +54,22 @@ def test_regression_recovers_a_planted_linear_effect_and_its_best_mixture():
     assert max(best, key=best.get) == "docs" and predicted < y.min() + 0.05
 
 
+def test_a_languages_predicted_change_is_a_verdict_against_the_regressions_error():
+    from tasks.experiments import predicted_change
+
+    natural = {"en": 0.6, "th": 0.2, "zh": 0.2}
+    mixtures = sample_mixtures(natural, 12, 1.0, seed=2)
+    x = np.array([[m[k] for k in sorted(natural)] for m in mixtures])
+    rng = np.random.default_rng(0)
+    thai_share = x[:, 1]
+    planted = 2.0 - 1.0 * thai_share + rng.normal(0, 0.01, len(x))  # more Thai, lower Thai bits per byte
+    noise = 2.0 + rng.normal(0, 0.05, len(x))
+    at_natural, more_thai = np.array([0.6, 0.2, 0.2]), np.array([0.3, 0.6, 0.1])
+    lifted = predicted_change(x, planted, at_natural, more_thai)
+    assert lifted["verdict"] == "lower" and lifted["change"] == pytest.approx(-0.4, abs=0.05)
+    assert predicted_change(x, noise, at_natural, more_thai)["verdict"] == "not distinguishable"
+
+
 def test_spearman_handles_ties_and_direction():
     assert spearman(np.array([1, 2, 3, 4]), np.array([10, 20, 30, 40])) == pytest.approx(1.0)
     assert spearman(np.array([1, 2, 3, 4]), np.array([4, 3, 2, 1])) == pytest.approx(-1.0)
@@ -123,6 +139,40 @@ def test_mixture_search_weights_the_target_domain_highest(tmp_path):
 
 
 @pytest.mark.slow
+def test_mixture_search_over_languages_varies_the_languages_shares(tmp_path):
+    """Target: Thai's yardstick bits per byte. Proxies differ only in the languages' shares of the tokens
+    (mix honours each, Thai's up-sampling capped at 4 epochs), every language is measured on the
+    yardstick, and the report gives each language's predicted change. (At this size the direction is
+    noise: a Thai-heavy proxy repeats the sample's 40 Thai articles until its training loss is 3.0 and
+    its held-out loss 7.1, so no assertion on which mixture wins.)"""
+    work = tmp_path / "work"
+    langs = "[en,th,zh]"
+    sized = [f"acquire.sample_languages={langs}", f"extract.languages={langs}", "acquire.sample_articles=40",
+             "yardstick.min_per_language=20", "tokenize.vocab_size=2000"]  # fmt: skip
+    sets = [*SETS, *(a for s in sized for a in ("--set", s))]
+    invoke("experiment", "mixture", "--config", "configs/sample-multilingual.yaml", "--workdir", str(work), *sets,
+           "--over", "languages", "--metric", "yardstick.language.th.bits_per_byte", "--proxies", "4",
+           "--concentration", "0.5", "--parallel", "2")  # fmt: skip
+    result = _result(work, "mixture")
+    assert set(result["natural_mixture"]) == set(result["predicted_best_mixture"]) == {"en", "th", "zh"}
+    assert {"en", "th", "zh"} <= set(result["languages"])
+    assert all(v["verdict"] in ("lower", "higher", "not distinguishable") for v in result["languages"].values())
+    catalog = Catalog(work)
+    _, rows = catalog.query("select distinct run_id, setting_json from experiment_runs")
+    shares = {r[0]: json.loads(r[1])["mix.languages.shares"] for r in rows}
+    assert len(shares) == 4
+    for proxy in result["proxies"]:  # mix gave each proxy its sampled shares (or Thai's 4-epoch cap)
+        _, [(mix_dir,)] = catalog.query("select any_value(output_dir) from stage_runs where stage = 'mix' and "
+                                        "run_id = ?", [proxy["run_id"]])  # fmt: skip
+        table = json.loads((Path(mix_dir) / "manifest.json").read_text())["info"]["languages"]
+        for lang, row in table.items():
+            assert row["target_share"] == pytest.approx(shares[proxy["run_id"]][lang], abs=1e-4)
+            assert row["epochs"] <= 4.0 + 1e-9
+    report = next((work / "experiments").glob("mixture-*/report.md")).read_text()
+    assert "(over languages)" in report and "| th |" in report and "leave-one-out error" in report
+
+
+@pytest.mark.slow
 def test_ablation_reruns_only_stages_downstream_of_the_varied_setting(tmp_path):
     work = tmp_path / "work"
     invoke("experiment", "ablate", "--workdir", str(work), *SETS, "--vary", "filter.gopher_quality.min_words=50,80")
@@ -166,6 +216,7 @@ def test_experiment_arguments_are_checked_before_any_work(tmp_path):
         (["experiment", "scaling", "--sizes", "tiny"], "at least two sizes"),
         (["experiment", "scaling", "--sizes", "tiny,huge"], "unknown size"),
         (["experiment", "mixture", "--set", "mix.max_repeats=0"], "max_repeats"),
+        (["experiment", "mixture", "--over", "languages"], "needs mix.languages set"),
     ]
     for args, message in cases:
         result = CliRunner().invoke(app, [*args, "--workdir", str(work)])

@@ -14,10 +14,10 @@ from tests.conftest import prose
 BENCH_ITEM = "Which statement about the evaluation order of Python expressions is correct according to the manual"
 
 
-def _mix_input(tmp_path, contaminated: bool = True) -> StageInput:
+def _mix_input(tmp_path, contaminated: bool = True, extra: str = "") -> StageInput:
     docs = []
     for i in range(60):
-        text = prose(3, offset=3 * i) + f"\n\nline with  double  spaces and a tab\there {i}"
+        text = prose(3, offset=3 * i) + f"\n\nline with  double  spaces and a tab\there {i}" + extra[i::60]
         docs.append({"doc_id": f"{i:04d}", "url": f"https://x.example/{i}", "host": "x.example", "crawl": "c",
                      "warc_path": "w", "fetch_time": "t", "lang": "en", "lang_score": 1.0, "text": text,
                      "n_chars": len(text), "n_words": len(text.split()), "quality_score": 0.5,
@@ -122,6 +122,17 @@ def test_train_documents_are_decontaminated_against_the_builtin_items(tmp_path):
     assert detail.split(":")[0] in ("cloze", "last_word") and detail.split(":")[1] == val_id
     items = [json.loads(line) for line in (out / "builtin_items.jsonl").read_text().splitlines()]
     assert items and all(i["item_id"].split(":")[0] in split and split[i["item_id"].split(":")[0]] for i in items)
+
+
+def test_more_characters_than_the_vocabulary_is_one_clear_error(tmp_path):
+    """Chinese text brings thousands of characters: a vocabulary smaller than them is a config error
+    naming both numbers and the two ways out, not SentencePiece's traceback."""
+    from storage.errors import UserError
+
+    hanzi = "".join(chr(0x4E00 + k) for k in range(0, 3000, 3)) * 2  # 1,000 characters, each twice
+    with pytest.raises(UserError, match=r"tokenize.vocab_size=400 is smaller than the \d+ characters") as e:
+        run({"mix": _mix_input(tmp_path, extra=hanzi)}, _cfg(tmp_path, character_coverage=1.0), tmp_path / "out")
+    assert e.value.exit_code == 2 and "character_coverage" in e.value.hint
 
 
 def test_a_corpus_too_small_for_the_vocabulary_shrinks_it_with_a_warning_or_stops_with_an_error(tmp_path):

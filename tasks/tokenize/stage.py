@@ -43,6 +43,7 @@ ROW_SCHEMA = pa.schema(
 )
 
 
+TOO_MANY_CHARS = re.compile(r"Vocabulary size is smaller than required_chars\. (\d+) vs (\d+)")
 TOO_FEW_PIECES = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)")
 
 
@@ -54,6 +55,11 @@ def train_tokenizer(docs: list[dict[str, Any]], cfg: TokenizeConfig, out: Path) 
     try:
         model_bytes = _train_sentencepiece(lines, cfg, cfg.vocab_size)
     except RuntimeError as e:
+        if chars := TOO_MANY_CHARS.search(str(e)):  # a script with thousands of characters (Chinese, Japanese)
+            raise UserError(f"tokenize.vocab_size={cfg.vocab_size} is smaller than the {chars.group(2)} characters "
+                            f"this corpus needs at tokenize.character_coverage={cfg.character_coverage}",
+                            hint="raise tokenize.vocab_size, or lower tokenize.character_coverage (rarer "
+                            "characters then fall back to bytes)") from None  # fmt: skip
         if (too_many := TOO_FEW_PIECES.search(str(e))) is None:
             raise
         vocab_size = int(too_many.group(2))
