@@ -37,16 +37,18 @@ def cloze_items(docs: list[tuple[str, str, str | None]], n_items: int, seed: int
     distractors = {d: [s for s in sents if _good(s, d)] for d, sents in sentences.items()}
     ids = sorted(d for d, s in distractors.items() if s)
     # Wrong answers come from other documents in the same language (another script would give it away).
-    peers = {d: [e for e in ids if e != d and lang_of[e] == lang_of[d]] for d in ids}
+    same_language: dict[str | None, list[str]] = {}
+    for d in ids:
+        same_language.setdefault(lang_of[d], []).append(d)
     # A sentence and the one right after it, both of a sentence-like length.
-    candidates = [(d, i) for d in ids if len(peers[d]) >= 3 for i in range(1, len(sentences[d]) - 1)
+    candidates = [(d, i) for d in ids if len(same_language[lang_of[d]]) >= 4 for i in range(1, len(sentences[d]) - 1)
                   if _good(sentences[d][i], d) and _good(sentences[d][i + 1], d)]  # fmt: skip
     if not candidates:
         return []
     items = []
     for doc_id, i in rng.sample(candidates, min(n_items, len(candidates))):
         sents = sentences[doc_id]
-        others = rng.sample(peers[doc_id], 3)
+        others = rng.sample([d for d in same_language[lang_of[doc_id]] if d != doc_id], 3)
         choices = [" " + sents[i + 1]] + [" " + rng.choice(distractors[d]) for d in others]
         order = list(range(4))
         rng.shuffle(order)
