@@ -1,12 +1,14 @@
-"""Reading and extraction throughput: warcio against fastwarc, one process and a process pool.
+"""Reading and extraction throughput: warcio against fastwarc, trafilatura against resiliparse, one
+process and a process pool.
 
     python benchmarks/extract_throughput.py [--pages 2400] [--repeats 3] [--workers 2]
 
 Input: the embedded sample generator's WARC files (same generator as the pipeline's sample).
 Reading = iterating every record and its block; extraction = the extract stage's per-shard function
-(HTTP parse, decoding, trafilatura, language id), median of repeats. Extraction word precision and
-recall against the sample's known main text are reported alongside, so speed is never bought with
-quality unseen. Results: benchmarks/results/<date>-<host>-extract.json/.md.
+(HTTP parse, decoding, main-text extraction by extract.extractor, language id), median of repeats.
+Extraction word precision and recall against the sample's known main text are reported alongside, so
+speed is never bought with quality unseen (the sample's pages are clean: both extractors near 1.0
+here). Results: benchmarks/results/<date>-<host>-extract.json/.md.
 """
 
 from __future__ import annotations
@@ -33,15 +35,16 @@ def read_all(paths: list[str], reader: str) -> tuple[int, int]:
     return records, size
 
 
-def extract_all(paths: list[str], reader: str, out: Path, workers: int) -> int:
+def extract_all(paths: list[str], reader: str, out: Path, workers: int, extractor: str = "trafilatura") -> int:
     from tasks.extract.config import ExtractConfig
     from tasks.extract.stage import ExtractShard, process_shard
     from tasks.stage import map_shards, sum_stats
 
     shutil.rmtree(out, ignore_errors=True)
     stats = map_shards(
-        process_shard, paths, out, ExtractShard(ExtractConfig(reader=reader), ""), workers=workers, label="bench"
-    )
+        process_shard, paths, out, ExtractShard(ExtractConfig(reader=reader, extractor=extractor), ""),
+        workers=workers, label="bench",
+    )  # fmt: skip
     return sum_stats(stats)["docs_in"]
 
 
@@ -69,11 +72,14 @@ def main() -> None:
             seconds, (records, size) = timed(lambda r=reader: read_all(paths, r), args.repeats)
             results[f"read {reader}"] = {"records": records, "seconds": seconds, "records_per_s": records / seconds,
                                          "mb_per_s": size / seconds / 1e6}  # fmt: skip
-            for workers in sorted({1, args.workers}):
-                out = Path(tmp) / f"out-{reader}-{workers}"
-                seconds, records = timed(lambda r=reader, o=out, w=workers: extract_all(paths, r, o, w), args.repeats)
+            runs = [(w, e) for w in sorted({1, args.workers}) for e in ("trafilatura", "resiliparse")]
+            for workers, extractor in runs:
+                out = Path(tmp) / f"out-{reader}-{workers}-{extractor}"
+                seconds, records = timed(lambda r=reader, o=out, w=workers, e=extractor: extract_all(paths, r, o, w, e),
+                                         args.repeats)  # fmt: skip
                 quality = extraction_quality(truth, sorted(map(str, out.glob("docs/*.parquet"))))
-                results[f"extract {reader} x{workers}"] = {
+                name = f"extract {reader} x{workers}" + ("" if extractor == "trafilatura" else f" {extractor}")
+                results[name] = {
                     "records": records,
                     "seconds": seconds,
                     "records_per_s": records / seconds,

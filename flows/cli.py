@@ -707,7 +707,8 @@ def experiment_recipes(
     recipes: Annotated[
         str,
         typer.Option(
-            help="comma-separated, the first is the baseline: raw, heuristic, classifier, dedup, full, wsd, anneal"
+            help="comma-separated, the first is the baseline: raw, heuristic, classifier, dedup, full, "
+            "full-resiliparse, wsd, anneal"
         ),
     ] = "raw,heuristic,full",
     seeds: Annotated[int, typer.Option(min=1, max=20, help="trainings per recipe (initialisation, data order)")] = 1,

@@ -176,6 +176,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "classifier": {"dedup.enabled": False, "mix.mode": "natural"},
     "dedup": {"mix.mode": "natural"},
     "full": {},  # the configured pipeline, mixture included
+    "full-resiliparse": {"extract.extractor": "resiliparse"},  # the same with DCLM's faster extractor
     # Annealing at equal compute: `wsd` is the baseline schedule; `anneal` spends its decay (the last
     # 20% of steps) on the top half of the quality buckets.
     "wsd": {"train.schedule": "wsd"},

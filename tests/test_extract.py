@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 
 from tasks.extract.config import ExtractConfig
 from tasks.extract.http_payload import decode_html
-from tasks.extract.stage import ExtractShard, process_shard
+from tasks.extract.stage import ExtractShard, extract_text, process_shard
 from tests.conftest import html_page, prose, write_warc
 
 
@@ -311,3 +311,27 @@ def test_url_rules_run_before_trafilatura_and_filter_records_their_removals(tmp_
     assert outcome.docs_in == 4 and outcome.docs_out == 1
     extract_removed = pq.read_table(tmp_path / "extract-True" / "removed").to_pylist()
     assert {r["url"]: r["rule"] for r in extract_removed} == {"https://free-pills.example/gone": "non_200"}
+
+
+def test_resiliparse_is_an_extractor_choice_with_its_own_fingerprint(tmp_path, small_sample):
+    """extract.extractor=resiliparse (DCLM's main-content mode) keeps the sample's main text as well as
+    trafilatura does, boilerplate out; the choice is part of extract's fingerprint (its own output)."""
+    from tasks.config import load_config
+    from tasks.plan import plan
+    from tasks.sample.ground_truth import extraction_quality, load_ground_truth
+
+    truth = load_ground_truth(small_sample / "ground_truth.jsonl")
+    for i, warc in enumerate(sorted(small_sample.glob("*.warc.gz"))):
+        process_shard(str(warc), tmp_path / "r", ExtractShard(ExtractConfig(extractor="resiliparse"), "C"), i)
+    quality = extraction_quality(truth, sorted(map(str, (tmp_path / "r").glob("docs/*.parquet"))))
+    assert quality["extract_pages_scored"] > 300
+    assert quality["extract_word_precision"] > 0.95 and quality["extract_word_recall"] > 0.95, quality
+    page = ("<html><body><nav><a href='/'>Home</a> | <a href='/login'>Login</a></nav><article><h1>Baking bread</h1>"
+            f"<p>{prose(2)}</p><p>{prose(2, offset=3)}</p></article><footer>Copyright 2024 Example Ltd. All rights "
+            "reserved.</footer></body></html>")  # fmt: skip
+    text = extract_text(page, "https://x.example/bread", ExtractConfig(extractor="resiliparse"))
+    assert prose(2, offset=3)[:60] in text and "Login" not in text and "Copyright" not in text
+    extractors = ("trafilatura", "resiliparse")
+    planned = [plan(load_config(None, [f"extract.extractor={e}"]), tmp_path / "work") for e in extractors]
+    dirs = [next(p.output_dir for p in stages if p.stage == "extract") for stages in planned]
+    assert dirs[0] != dirs[1]

@@ -1,6 +1,6 @@
-"""extract: WARC responses -> HTML -> main text (trafilatura) -> language id, one shard per WARC.
+"""extract: WARC responses -> HTML -> main text (trafilatura, or resiliparse) -> language id, one shard per WARC.
 
-WET files (Common Crawl's extracted text, `conversion` records) skip trafilatura. Every record is a
+WET files (Common Crawl's extracted text, `conversion` records) skip extraction. Every record is a
 document in; each is either kept or lands in `removed` with a rule: non_200, non_html, too_large,
 decode_error, extract_timeout, extract_error, extract_empty, too_short, lang, lang_score,
 truncated_record (shorter than its Content-Length), corrupt_record (the file is unreadable from there).
@@ -72,19 +72,34 @@ def time_limit(seconds: float) -> Iterator[None]:
 
 
 def extract_text(html: str, url: str, cfg: ExtractConfig) -> str | None:
+    with time_limit(cfg.timeout_s):
+        return EXTRACTORS[cfg.extractor](html, url, cfg)
+
+
+def trafilatura_text(html: str, url: str, cfg: ExtractConfig) -> str | None:
     import trafilatura
 
-    with time_limit(cfg.timeout_s):
-        return trafilatura.extract(
-            html,
-            url=url,
-            include_comments=False,
-            include_tables=False,
-            deduplicate=False,
-            favor_precision=cfg.mode == "precision",
-            favor_recall=cfg.mode == "recall",
-            with_metadata=False,
-        )
+    return trafilatura.extract(
+        html,
+        url=url,
+        include_comments=False,
+        include_tables=False,
+        deduplicate=False,
+        favor_precision=cfg.mode == "precision",
+        favor_recall=cfg.mode == "recall",
+        with_metadata=False,
+    )
+
+
+def resiliparse_text(html: str, url: str, cfg: ExtractConfig) -> str | None:  # noqa: ARG001
+    """Resiliparse's main-content heuristics (DCLM's extractor): no alt texts, no link targets, paragraphs
+    kept as lines."""
+    from resiliparse.extract.html2text import extract_plain_text
+
+    return extract_plain_text(html, main_content=True, alt_texts=False, links=False, preserve_formatting=True)
+
+
+EXTRACTORS = {"trafilatura": trafilatura_text, "resiliparse": resiliparse_text}
 
 
 class UrlBlocked(PayloadError):
