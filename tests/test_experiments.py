@@ -223,3 +223,12 @@ def test_experiment_arguments_are_checked_before_any_work(tmp_path):
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output, (args, result.output)
     assert not work.exists()
+
+
+def test_every_recipe_is_a_valid_config_and_full_resiliparse_differs_only_in_its_extractor():
+    from tasks.experiments import RECIPES, parse_recipes, recipe_overrides
+
+    configs = {name: load_config(None, recipe_overrides(name, 0)) for name in parse_recipes(",".join(RECIPES))}
+    full, fast = configs["full"].model_dump(), configs["full-resiliparse"].model_dump()
+    assert fast["extract"].pop("extractor") == "resiliparse" and full["extract"].pop("extractor") == "trafilatura"
+    assert full == fast
