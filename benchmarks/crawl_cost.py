@@ -1,6 +1,6 @@
 """Cost at crawl scale: core-seconds per GB of WARC for each CPU stage, projected to one Common Crawl crawl.
 
-    python benchmarks/crawl_cost.py [--size-mb 200] [--out benchmarks/results]
+    python benchmarks/crawl_cost.py [--size-mb 200] [--extractor trafilatura|resiliparse] [--out benchmarks/results]
 
 Input: one gzipped WARC of `--size-mb` written like `long_crawl.py`'s (about 25 kB a record, as
 Common Crawl's: pages from the sample generator with an inline image, so bytes do not compress away).
@@ -15,7 +15,7 @@ it would read in that crawl: all pages for extract, then this run's extract and 
 (which depend on the page mix); dedup's removals are not applied to tokenize's count, because the
 generator repeats its ~2,000 source pages, so dedup removes far more here than on a crawl (an upper
 bound for tokenize). Results:
-benchmarks/results/<date>-<host>-crawl-cost.json/.md.
+benchmarks/results/<date>-<host>-crawl-cost[-resiliparse].json/.md.
 """
 
 from __future__ import annotations
@@ -39,13 +39,13 @@ ONE_PROCESS = ["extract.workers=1", "filter.workers=1", "dedup.workers=1", "toke
                "dedup.quality_check_docs=0"]  # fmt: skip
 
 
-def run_pipeline(warc: Path, work: Path) -> dict[str, dict]:
+def run_pipeline(warc: Path, work: Path, extractor: str = "trafilatura") -> dict[str, dict]:
     from typer.testing import CliRunner
 
     from flows.cli import app
     from storage.catalog import Catalog
 
-    sets = [f"acquire.paths={json.dumps([str(warc)])}", *ONE_PROCESS]
+    sets = [f"acquire.paths={json.dumps([str(warc)])}", f"extract.extractor={extractor}", *ONE_PROCESS]
     result = CliRunner().invoke(app, ["run", "--workdir", str(work), "--until", "tokenize",
                                       *[a for s in sets for a in ("--set", s)]])  # fmt: skip
     if result.exit_code != 0:
@@ -63,13 +63,14 @@ def crawl_documents_in(stage: str, stages: dict[str, dict], pages: float) -> flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--extractor", choices=["trafilatura", "resiliparse"], default="trafilatura")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         warc = Path(tmp) / "crawl.warc.gz"
         records = write_crawl(warc, args.size_mb * 10**6)
         gb = warc.stat().st_size / 1e9
-        stages = run_pipeline(warc, Path(tmp) / "work")
+        stages = run_pipeline(warc, Path(tmp) / "work", args.extractor)
     pages_per_gb = records / gb
     crawl_gb = CRAWL["pages"] / pages_per_gb
     rows, table = [], {}
@@ -89,10 +90,11 @@ def main() -> None:
                  round(sum(t["core_seconds_per_gb"] for t in table.values()), 1), "", "", f"{total:,.0f}"])  # fmt: skip
     report = {"warc_gb": round(gb, 3), "records": records, "pages_per_gb": round(pages_per_gb),
               "crawl": CRAWL | {"implied_compressed_tb": round(crawl_gb / 1000, 1)}, "stages": table,
-              "crawl_core_hours": total}  # fmt: skip
-    title = (f"Core-seconds per GB of WARC ({gb:.2f} GB, {records:,} records, one process per stage), "
-             f"projected to {CRAWL['name']} ({CRAWL['pages'] / 1e9:.2f}B pages)")  # fmt: skip
-    print(write_results(args.out, "crawl-cost", report, title,
+              "crawl_core_hours": total, "extractor": args.extractor}  # fmt: skip
+    title = (f"Core-seconds per GB of WARC ({gb:.2f} GB, {records:,} records, one process per stage, "
+             f"{args.extractor}), projected to {CRAWL['name']} ({CRAWL['pages'] / 1e9:.2f}B pages)")  # fmt: skip
+    kind = "crawl-cost" + ("" if args.extractor == "trafilatura" else f"-{args.extractor}")
+    print(write_results(args.out, kind, report, title,
                         ["stage", "core-seconds", "core-s per GB", "core-s per 1,000 docs in",
                          f"docs in, {CRAWL['name']}", "core-hours"], rows))  # fmt: skip
 

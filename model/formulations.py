@@ -15,7 +15,8 @@ from model.items import Item
 
 LETTERS = "ABCDEFGHIJ"
 FORMULATIONS = ("harness", "cloze", "mc")
-WITH_OPTIONS = ("arc", "mmlu", "mmlu_jsonl", "piqa", "siqa", "hellaswag")  # formats whose loaders keep them
+# The formats whose loaders keep each item's question and options.
+WITH_OPTIONS = ("arc", "okapi_arc", "mmlu", "mmlu_jsonl", "piqa", "siqa", "hellaswag")
 
 
 def cloze(item: Item) -> Item:

@@ -27,6 +27,7 @@ from model.items import Item, load_arc, load_generic, load_hellaswag, load_piqa,
 from model.multilingual_formats import (
     LANGUAGE_WORDS,
     load_belebele,
+    load_okapi_arc,
     load_pawsx,
     load_translated_mmlu,
     load_xcopa,
@@ -171,6 +172,7 @@ FORMATS: dict[str, tuple[Loader, tuple[str, ...]]] = {
     "hellaswag": (load_hellaswag, ("endings", "label")),
     "piqa": (load_piqa, ("goal", "sol1", "sol2")),
     "arc": (load_arc, ("question", "answerKey")),  # also OpenBookQA and CommonsenseQA
+    "okapi_arc": (load_okapi_arc, ("instruction", "option_a", "answer")),  # translated ARC (arc_multilingual)
     "mmlu_jsonl": (load_mmlu_jsonl, ("question", "subject", "choices", "answer")),
     "xstorycloze": (load_xstorycloze, ("input_sentence_1", "sentence_quiz1", "answer_right_ending")),
     "belebele": (load_belebele, ("flores_passage", "question", "mc_answer1", "correct_answer_num")),

@@ -46,7 +46,7 @@ def _jsonl(path: str | Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def _hellaswag_clean(text: str) -> str:
+def hellaswag_clean(text: str) -> str:
     # The harness's preprocessing: WikiHow artifacts out, double spaces collapsed.
     text = text.strip().replace(" [title]", ". ")
     text = re.sub(r"\[.*?\]", "", text)
@@ -58,8 +58,8 @@ def load_hellaswag(path: str | Path, task: str = "hellaswag") -> list[Item]:
     for i, row in enumerate(_jsonl(path)):
         # The harness's context: ctx_a and ctx_b capitalized (the published `ctx` leaves ctx_b lower-case).
         ctx = f"{row['ctx_a']} {row['ctx_b'].capitalize()}" if "ctx_a" in row else row["ctx"]
-        context = _hellaswag_clean(f"{row.get('activity_label', '')}: {ctx}")
-        choices = [" " + _hellaswag_clean(e) for e in row["endings"]]
+        context = hellaswag_clean(f"{row.get('activity_label', '')}: {ctx}")
+        choices = [" " + hellaswag_clean(e) for e in row["endings"]]
         items.append(Item(task, str(row.get("ind", i)), context, choices, int(row["label"]), question=context,
                           options=[c[1:] for c in choices]))  # fmt: skip
     return items

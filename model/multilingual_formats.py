@@ -1,10 +1,11 @@
 """Multilingual benchmark files in the shapes lm-evaluation-harness reads, with its prompts:
 XCOPA (COPA in 11 languages: the premise, a connector word of the item's language, each choice),
 XStoryCloze (four sentences, two endings), Belebele (a FLORES passage, a question, four lettered
-answers), XNLI and PAWS-X (no context: each choice is the whole sentence pair joined by the language's
-"right? Yes/Also/No" words), and MMLU translated to other languages as CSV (OpenAI's MMMLU:
-Question,A,B,C,D,Answer; Global-MMLU: question,option_a..option_d,answer). XWinograd is Winogrande's
-shape and loader.
+answers), Okapi's translated ARC (`instruction`, `option_a`..`option_e`, `answer`: the harness's
+arc_multilingual; its translated HellaSwag has HellaSwag's fields and loader), XNLI and PAWS-X (no
+context: each choice is the whole sentence pair joined by the language's "right? Yes/Also/No"
+words), and MMLU translated to other languages as CSV (OpenAI's MMMLU: Question,A,B,C,D,Answer;
+Global-MMLU: question,option_a..option_d,answer). XWinograd is Winogrande's shape and loader.
 
 The words of XCOPA (for "because" and "therefore"), XNLI and PAWS-X per language are the harness's
 (lm-evaluation-harness, MIT licence: tasks/xcopa/utils.py, tasks/xnli/utils.py,
@@ -18,7 +19,7 @@ import json
 import re
 from pathlib import Path
 
-from model.items import Item, mmlu_item
+from model.items import Item, hellaswag_clean, mmlu_item
 
 XCOPA_CONNECTORS = {
     "et": ("sest", "seetõttu"), "ht": ("poukisa", "donk sa"), "it": ("perché", "quindi"), "id": ("karena", "maka"),
@@ -106,6 +107,18 @@ def load_pawsx(path: str | Path, task: str = "pawsx", language: str | None = Non
             second = second[:1].lower() + second[1:]
         choices = [f"{first}, {question}? {word}, {second}" for word in (no, yes)]
         items.append(Item(task, str(row.get("id", i)), "", choices, int(row["label"])))
+    return items
+
+
+def load_okapi_arc(path: str | Path, task: str = "arc_multilingual") -> list[Item]:
+    """Okapi's translated ARC (`alexandrainst/m_arc`): the harness's ARC prompt with HellaSwag's clean-up
+    on the question and each option, up to five options (empty ones left out)."""
+    items = []
+    for i, row in enumerate(_rows(path)):
+        options = [hellaswag_clean(o) for o in (row.get(f"option_{k}") for k in "abcde") if o]
+        question = hellaswag_clean(row["instruction"])
+        items.append(Item(task, str(row.get("id", i)), f"Question: {question}\nAnswer:", [" " + o for o in options],
+                          "ABCDE".index(row["answer"].strip()), question=question, options=options))  # fmt: skip
     return items
 
 

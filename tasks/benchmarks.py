@@ -37,7 +37,7 @@ class BenchmarkConfig(Section):
         "harness", description="how each item is asked: as lm-evaluation-harness's task does; cloze (each "
         "answer's text scored); mc (options lettered in the prompt, the letter scored); both (two tasks, "
         "NAME:cloze and NAME:mc, and the better stated, as OLMES reports). cloze and mc need a format with "
-        "options: arc, mmlu, mmlu_jsonl, piqa, siqa, hellaswag",
+        "options: " + ", ".join(WITH_OPTIONS),
     )  # fmt: skip
     normalization: Literal["harness", "none", "char", "token", "pmi", "olmes"] = Field(
         "harness", description="which accuracy is this task's stated number: harness, acc and acc_norm as "

@@ -1,7 +1,8 @@
 """Parity with lm-evaluation-harness: its own task logic for HellaSwag, ARC-Easy, ARC-Challenge, PIQA,
 Winogrande, MMLU (0 and 5 shots from the dev split), LAMBADA, BoolQ and COPA, and the multilingual
-XCOPA, XNLI, PAWS-X, XStoryCloze, XWinograd and Belebele, run through our LM wrapper on local JSONL
-slices, sends our prompts and gives the same per-item acc and acc_norm as our evaluator."""
+XCOPA, XNLI, PAWS-X, XStoryCloze, XWinograd, Belebele and Okapi's translated ARC and HellaSwag, run
+through our LM wrapper on local JSONL slices, sends our prompts and gives the same per-item acc and
+acc_norm as our evaluator."""
 
 import json
 import random
@@ -122,6 +123,11 @@ def _slices(tmp_path, n: int = 16):
     rows["paws_zh"] = [{"id": i, "sentence1": "他 说 : " + _phrase(rng, 5) + (" ." if i % 2 else " ( x ) ;"),
                         "sentence2": _phrase(rng, 6).capitalize() + " n't .", "label": rng.randrange(2)}
                        for i in range(n)]  # fmt: skip
+    rows["arc_vi"] = [{"id": f"v{i}", "instruction": _phrase(rng, 6) + " [title] x?",
+                       **{f"option_{k}": _phrase(rng, rng.randint(1, 3)) for k in "abcd"},
+                       "option_e": _phrase(rng, 2) if i % 3 == 0 else "", "answer": rng.choice("ABCD")}
+                      for i in range(n)]  # fmt: skip
+    rows["hellaswag_vi"] = [{**_hellaswag_row(rng, i), "label": " " + str(rng.randrange(4))} for i in range(n)]
     dev = _write(tmp_path / "mmlu_dev.jsonl", [_mmlu_row(rng) for _ in range(5)])
     return {task: _write(tmp_path / f"{task}.jsonl", r) for task, r in rows.items()}, {"mmlu_astronomy": dev}
 
@@ -167,8 +173,9 @@ def _ours_pairs(item) -> list[tuple[str, str]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("shots", [0, 5])
 def test_harness_task_logic_gives_our_prompts_and_accuracies(tmp_path, wide_scorer, shots):
-    """Nine tasks and seven multilingual ones (XCOPA and XNLI in Thai, PAWS-X in Chinese and English,
-    XStoryCloze, XWinograd, Belebele): the harness's own task logic over the same files sends exactly
+    """Nine tasks and nine multilingual ones (XCOPA and XNLI in Thai, PAWS-X in Chinese and English,
+    XStoryCloze, XWinograd, Belebele, Okapi's translated ARC and HellaSwag): the harness's own task
+    logic over the same files sends exactly
     our (context, continuation) pairs and scores exactly our acc and acc_norm (5-shot: MMLU, shots from
     its dev split)."""
     from tasks.evaluate.config import EvaluateConfig

@@ -310,6 +310,11 @@ def test_multilingual_formats_and_the_multilingual_suite(tmp_path):
     pairs = [{"id": 3, "sentence1": "他来了 .", "sentence2": "He came ( today ) .", "label": 1},
              {"id": 4, "sentence1": "", "sentence2": "x", "label": 0}]  # fmt: skip
     paws = _jsonl(suite / "paws_zh.jsonl", pairs)
+    m_arc = _jsonl(suite / "arc_vi.jsonl", [{"id": "a1", "instruction": "Cái gì [title] nóng?", "option_a": "lửa",
+                                              "option_b": "đá", "option_c": "", "answer": "A"}])  # fmt: skip
+    [arc] = load(m_arc, "auto", "arc_vi")
+    assert detect(m_arc) == "okapi_arc" and arc.context == "Question: Cái gì. nóng?\nAnswer:"
+    assert arc.choices == [" lửa", " đá"] and arc.label == 0  # an empty option is left out
     [nli] = load(xnli, "auto", "xnli_th", language="th")
     assert detect(xnli) == "xnli" and nli.context == "" and nli.label == 0
     assert nli.choices == [" ฝนตก, ถูกต้อง? ใช่, ถนนเปียก", " ฝนตก, ถูกต้อง? ดังนั้น, ถนนเปียก", " ฝนตก, ถูกต้อง? ไม่, ถนนเปียก"]
