@@ -32,7 +32,8 @@ class BenchmarkConfig(Section):
     )  # fmt: skip
     limit: int | None = Field(None, ge=1, description="score only the first N items")
     sample: int | None = Field(None, ge=1, description="score N items drawn with evaluate.seed (OLMES scores "
-                               "1,000 of a large task); after `limit`")  # fmt: skip
+                               "1,000 of a large task; evaluate.seed 1234 draws OLMES's own 1,000, as its "
+                               "Random(1234).sample does); after `limit`")  # fmt: skip
     formulation: Literal["harness", "cloze", "mc", "both"] = Field(
         "harness", description="how each item is asked: as lm-evaluation-harness's task does; cloze (each "
         "answer's text scored); mc (options lettered in the prompt, the letter scored); both (two tasks, "

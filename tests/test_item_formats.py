@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from pathlib import Path
 
 import pytest
@@ -276,6 +277,8 @@ def test_olmes_formulations_and_a_seeded_sample(tmp_path):
     assert mc[0].choices == [" A", " B", " C"] and mc[0].label == 1
     again = load_benchmarks(EvaluateConfig(benchmarks=[bench], seed=3))[0]
     assert [i.item_id for i in again] == [i.item_id for i in cloze]  # the same seed, the same items
+    olmes = load_benchmarks(EvaluateConfig(benchmarks=[bench], seed=1234))[0]
+    assert {i.item_id for i in olmes} == {r["id"] for r in random.Random(1234).sample(rows, 20)}  # OLMES's draw
     wino = _jsonl(tmp_path / "wg.jsonl", [{"sentence": "A _ b.", "option1": "x", "option2": "y", "answer": "1"}])
     with pytest.raises(ValueError, match="needs a format with options"):
         BenchmarkConfig(name="wg", path=str(wino), formulation="mc")
