@@ -200,6 +200,16 @@ def test_a_chinese_benchmark_item_decontaminates_the_document_that_contains_it()
     page = native_text("zh", 600) + "\n\n" + item + "。"
     assert index.match(page)[1] == "cmmlu:7"
     assert index.match(native_text("zh", 600, offset=50)) is None
+    # Thai: 13 letters are two or three words, which unrelated Thai pages share; 13 words' worth are not.
+    thai = native_text("th", 3000)
+    sentence = max(thai.split(" "), key=len)
+    thai_item = ContaminationIndex(13)
+    thai_item.add("xnli_th:3", sentence)
+    assert thai_item.items == 1, sentence
+    unrelated = native_text("th", 600, offset=80)
+    assert thai_item.match(unrelated + " " + sentence)[1] == "xnli_th:3"
+    phrase = sentence[:14]  # the item's first 14 letters, inside an unrelated page
+    assert thai_item.match(unrelated + " " + phrase + " " + native_text("th", 300, offset=200)) is None
     english = ContaminationIndex(13)
     english.add("q:1", "which statement about the evaluation order of python expressions is correct here in practice")
     assert english.match(
