@@ -76,12 +76,12 @@ BUILTIN_STAGES: tuple[StageSpec, ...] = (
               explain_columns=("quality_score", "n_words")),
     StageSpec("dedup", ("filter",), DedupConfig, "7", dedup.run, explain_columns=("dup_cluster", "dup_cluster_size")),
     StageSpec("mix", ("dedup", "yardstick"), MixConfig, "4", mix.run, explain_columns=("domain", "repeats")),
-    StageSpec("tokenize", ("mix", "yardstick"), TokenizeConfig, "10", tokenize.run, derive=benchmarks_from_evaluate,
+    StageSpec("tokenize", ("mix", "yardstick"), TokenizeConfig, "11", tokenize.run, derive=benchmarks_from_evaluate,
               derived=("eval_benchmarks",)),
     StageSpec("train", ("tokenize",), TrainConfig, "3", train.run),
     # evaluate reads every earlier output: the funnel and the planted-case scores span them all.
     StageSpec("evaluate", ("acquire", "extract", "yardstick", "filter", "dedup", "mix", "tokenize", "train"),
-              EvaluateConfig, "10", evaluate.run, derive=changes_for_the_report, derived=("config_changes",),
+              EvaluateConfig, "11", evaluate.run, derive=changes_for_the_report, derived=("config_changes",),
               report="report.md", table=evaluate.evaluation_table, scores=True),
 )  # fmt: skip
 
