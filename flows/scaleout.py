@@ -1,10 +1,11 @@
-"""Scale-out: per-shard work as Prefect tasks on prefect-dask's DaskTaskRunner.
+"""Scale-out: per-shard work as Prefect tasks on prefect-dask's DaskTaskRunner or prefect-ray's RayTaskRunner.
 
 With `runner.kind: dask` the flow opens a DaskTaskRunner (a local process cluster, or the scheduler
-at `runner.address`) and points `tasks.stage.SHARD_EXECUTOR` at it, so every `map_shards` call
+at `runner.address`), with `ray` a RayTaskRunner (a local Ray instance, or the cluster at
+`runner.address`), and points `tasks.stage.SHARD_EXECUTOR` at it, so every `map_shards` call
 submits one Prefect task per shard: each shard shows in the UI under its stage with its own state,
 logs and error, and the shard's completion marker (written by the task, on the shared workdir) lets a
-rerun skip finished shards. Ray works the same way with prefect-ray's RayTaskRunner (README).
+rerun skip finished shards.
 """
 
 from __future__ import annotations
@@ -32,6 +33,18 @@ def dask_task_runner(cfg: RunnerConfig) -> TaskRunner:
     # One thread per worker process: shard functions are CPU-bound Python (the GIL), as with the local pool.
     return DaskTaskRunner(cluster_kwargs={"n_workers": cfg.workers, "threads_per_worker": 1, "processes": True,
                                           "dashboard_address": ":0", "silence_logs": logging.WARNING})  # fmt: skip
+
+
+def ray_task_runner(cfg: RunnerConfig) -> TaskRunner:
+    from prefect_ray import RayTaskRunner
+
+    if cfg.address:
+        return RayTaskRunner(address=cfg.address)
+    # A local instance of `workers` CPUs: one shard task per CPU, as the local pool; no dashboard.
+    return RayTaskRunner(init_kwargs={"num_cpus": cfg.workers, "include_dashboard": False, "log_to_driver": False})
+
+
+TASK_RUNNERS = {"dask": dask_task_runner, "ray": ray_task_runner}
 
 
 def run_on(runner: TaskRunner, retries: int = 0):
@@ -66,11 +79,11 @@ def run_on(runner: TaskRunner, retries: int = 0):
 
 @contextlib.contextmanager
 def shard_runner(cfg: RunnerConfig) -> Iterator[None]:
-    """Run the enclosed stages' shards on Dask when configured; the cluster closes on exit."""
+    """Run the enclosed stages' shards on Dask or Ray when configured; the cluster closes on exit."""
     if cfg.kind == "local":
         yield
         return
-    with dask_task_runner(cfg) as runner:
+    with TASK_RUNNERS[cfg.kind](cfg) as runner:
         token = SHARD_EXECUTOR.set(run_on(runner, cfg.shard_retries))
         try:
             yield

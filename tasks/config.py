@@ -23,15 +23,18 @@ class RunnerConfig(Section):
 
     Per-shard work: `local` runs each stage's own process pool (`<stage>.workers`); `dask` makes every
     shard a Prefect task on prefect-dask's DaskTaskRunner: a local process cluster of `workers`
-    processes, or the scheduler at `address` (then the cluster's workers). Network stages (acquire)
+    processes, or the scheduler at `address` (then the cluster's workers); `ray` the same on
+    prefect-ray's RayTaskRunner: a local Ray instance of `workers` CPUs, or the cluster at `address`
+    (`ray://head:10001`, or `auto` on a node of a running cluster). Network stages (acquire)
     are retried by Prefect `network_retries` times, `network_retry_delay_s` doubling each time
     (with jitter), on top of the downloader's own per-request retries; a retry resumes from the files
     already verified."""
 
-    kind: Literal["local", "dask"] = "local"
-    workers: int = Field(2, ge=1, le=1024, description="dask: processes of the local cluster")
-    address: str | None = Field(None, description="dask: a running scheduler, e.g. tcp://scheduler:8786")
-    shard_retries: int = Field(0, ge=0, le=10, description="dask: Prefect retries of a failed shard task")
+    kind: Literal["local", "dask", "ray"] = "local"
+    workers: int = Field(2, ge=1, le=1024, description="dask: processes of the local cluster; ray: its CPUs")
+    address: str | None = Field(None, description="a running cluster: dask's scheduler (tcp://scheduler:8786) or "
+                                "ray's head (ray://head:10001, or auto)")  # fmt: skip
+    shard_retries: int = Field(0, ge=0, le=10, description="dask, ray: Prefect retries of a failed shard task")
     network_retries: int = Field(2, ge=0, le=20, description="Prefect retries of the acquire task")
     network_retry_delay_s: float = Field(30.0, gt=0.0, le=3600.0, description="first retry delay; doubles")
 

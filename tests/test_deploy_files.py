@@ -43,7 +43,8 @@ def test_published_ports_bind_to_loopback_only():
 
 def test_compose_file_validates_with_a_real_compose_implementation(tmp_path):
     """`docker-compose config` (Debian's docker-compose, no engine needed) accepts the file with the Dask
-    profile; the auth string comes from the env file into the server, the worker and the Dask workers."""
+    profile and with the Ray one; the auth string comes from the env file into the server, the worker and
+    the Dask or Ray workers."""
     import shutil
     import subprocess
 
@@ -59,12 +60,22 @@ def test_compose_file_validates_with_a_real_compose_implementation(tmp_path):
     out = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     services = yaml.safe_load(out.stdout)["services"]
-    assert set(services) == {"postgres", "server", "worker", "dask-scheduler", "dask-worker"}
+    # `config` lists every service with its profiles (this docker-compose does not filter by them).
+    assert {"postgres", "server", "worker", "dask-scheduler", "dask-worker"} <= set(services)
     assert services["server"]["environment"]["PREFECT_SERVER_API_AUTH_STRING"] == "ci:s3cret"
     for name in ("worker", "dask-worker"):
         assert services[name]["environment"]["PREFECT_API_AUTH_STRING"] == "ci:s3cret"
         assert "work:/work:rw" in services[name]["volumes"]  # the shared workdir
     assert "tcp://dask-scheduler:8786" in services["dask-worker"]["command"]
+    ray = subprocess.run([compose, "--profile", "ray", "config"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60)  # fmt: skip
+    assert ray.returncode == 0, ray.stderr
+    services = yaml.safe_load(ray.stdout)["services"]
+    assert services["ray-head"]["profiles"] == services["ray-worker"]["profiles"] == ["ray"]
+    for name in ("ray-head", "ray-worker"):  # Ray's workers run the shard tasks: the auth string, the workdir
+        assert services[name]["environment"]["PREFECT_API_AUTH_STRING"] == "ci:s3cret"
+        assert "work:/work:rw" in services[name]["volumes"]
+    assert "--address ray-head:6379" in services["ray-worker"]["command"]
 
 
 def test_the_stage_deployment_applies_its_changes_over_the_latest_run(tmp_path):
@@ -106,3 +117,19 @@ def test_changes_validated_by_prefect_into_a_config_still_go_over_the_base_alone
     assert (cfg.acquire.sample_pages, cfg.train.n_layer, cfg.filter.gopher_quality.min_words) == (300, 1, 80)
     from_yaml = pipeline.resolve_config(as_prefect_gives_it, str(ROOT / "configs" / "commoncrawl.yaml"))
     assert from_yaml.acquire.source == "commoncrawl" and from_yaml.filter.gopher_quality.min_words == 80
+
+
+def test_the_slurm_recipe_is_valid_bash_and_its_config_loads():
+    """configs/slurm: a Ray cluster over the allocation's nodes, the flow on the head joining it."""
+    import subprocess
+
+    from tasks.config import load_config
+
+    script = ROOT / "configs" / "slurm" / "ray.sbatch"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    text = script.read_text()
+    assert "#SBATCH --nodes=" in text and "ray start --head" not in text  # started through $RAY
+    assert '"$RAY" start --head' in text and '--address="$HEAD:$PORT"' in text
+    default_config = text.split("CONFIG=${CONFIG:-")[1].split("}")[0]
+    cfg = load_config(ROOT / default_config)
+    assert cfg.runner.kind == "ray" and cfg.runner.address == "auto" and cfg.acquire.source == "commoncrawl"

@@ -76,3 +76,17 @@ def test_dask_shard_tasks_match_the_local_run_and_a_failed_shard_resumes_alone(t
     assert {n for n in second if n.startswith("filter")} == {"filter shard 00001"}  # only the failed shard reran
     assert not any(n.startswith("extract") for n in second)  # extract was a cache hit
     assert stage_files(work) == reference  # same bytes as the in-process run, stage by stage
+
+
+def test_ray_shard_tasks_give_the_local_runs_bytes(tmp_path):
+    """runner.kind=ray: the same shard tasks on a local Ray instance of 2 CPUs (prefect-ray's task
+    runner), stage by stage the same files as the in-process run."""
+    local_cfg = load_config(None, SETS).model_dump(mode="json")
+    pipeline(config=local_cfg, workdir=str(tmp_path / "local"), until="dedup")
+    ray_cfg = load_config(None, [*SETS, "runner.kind=ray", "runner.workers=2"]).model_dump(mode="json")
+    done = pipeline(config=ray_cfg, workdir=str(tmp_path / "ray"), until="dedup", return_state=True)
+    assert done.is_completed()
+    n_extract = len([p for p, *_ in stage_files(tmp_path / "local")["extract"] if p.startswith("docs/")])
+    runs = shard_runs(done.state_details.flow_run_id, {f"extract shard {i:05d}" for i in range(n_extract)})
+    assert all(runs[f"extract shard {i:05d}"][0] == "COMPLETED" for i in range(n_extract))  # Prefect tasks, on Ray
+    assert stage_files(tmp_path / "ray") == stage_files(tmp_path / "local")
