@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import typing
 from pathlib import Path
@@ -13,6 +14,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 class Section(BaseModel):
     # Unknown keys are errors: a typo in a threshold must not silently run with the default.
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def needs_package(module: str, setting: str, extra: str) -> None:
+    """A setting that needs an optional package: one clear error, at validation, naming the extra."""
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(f"{setting} needs the {module} package: pip install 'crawl2model[{extra}]'")
 
 
 class InputFile:

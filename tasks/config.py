@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
 
 from storage.errors import UserError, did_you_mean
-from storage.section import Section, flatten, section_type
+from storage.section import Section, flatten, needs_package, section_type
 from tasks.registry import SPEC_BY_NAME, STAGE_SPECS
 
 
@@ -37,6 +37,12 @@ class RunnerConfig(Section):
     shard_retries: int = Field(0, ge=0, le=10, description="dask, ray: Prefect retries of a failed shard task")
     network_retries: int = Field(2, ge=0, le=20, description="Prefect retries of the acquire task")
     network_retry_delay_s: float = Field(30.0, gt=0.0, le=3600.0, description="first retry delay; doubles")
+
+    @model_validator(mode="after")
+    def _runner_installed(self) -> RunnerConfig:
+        if self.kind == "ray":
+            needs_package("prefect_ray", "runner.kind=ray", "ray")
+        return self
 
 
 # Settings the pipeline fills from other sections (declared by each stage in the registry): not the user's.

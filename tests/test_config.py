@@ -154,3 +154,15 @@ def test_derived_settings_are_read_through_the_registry_not_written_into_section
     assert cfg.extract.url_rules is None
     assert cfg.stage("extract").url_rules.blocklist_domains == ["spam.example"]
     assert "object.__setattr__" not in (ROOT / "tasks" / "config.py").read_text()
+
+
+def test_a_setting_whose_optional_package_is_missing_names_the_extra(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n in ("resiliparse", "prefect_ray") else real(n, *a)
+    )
+    for setting, extra in (("extract.extractor=resiliparse", "resiliparse"), ("runner.kind=ray", "ray")):
+        with pytest.raises(ConfigError, match=rf"pip install 'crawl2model\[{extra}\]'"):
+            load_config(None, [setting])

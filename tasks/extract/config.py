@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from storage.section import ExistingFile, Section
+from storage.section import ExistingFile, Section, needs_package
 from tasks.download import DownloadConfig
 from tasks.url_rules import UrlRules
 
@@ -73,3 +73,9 @@ class ExtractConfig(Section):
     # Derived by the pipeline config from filter's URL settings when skip_url_blocked, so they are
     # part of extract's fingerprint: a blocklist change re-extracts.
     url_rules: UrlRules | None = Field(None, description="set from filter's URL rules; not set by hand")
+
+    @model_validator(mode="after")
+    def _extractor_installed(self) -> ExtractConfig:
+        if self.extractor == "resiliparse":
+            needs_package("resiliparse", "extract.extractor=resiliparse", "resiliparse")
+        return self
