@@ -57,7 +57,8 @@ class ExtractConfig(Section):
     max_text_chars: int = Field(200_000, ge=100, description="extracted text is cut at this length")
     extractor: Literal["trafilatura", "resiliparse"] = Field(
         "trafilatura", description="main-text extraction: trafilatura (FineWeb's), or resiliparse's main-content "
-        "mode (DCLM's): many times faster, less exact; results/extract compares the two on the sample",
+        "mode (DCLM's; `pip install 'crawl2model[resiliparse]'`): the extract stage 4.3x faster per record on the "
+        "sample (results/extract)",
     )  # fmt: skip
     timeout_s: float = Field(10.0, gt=0.0, description="extraction time cap per document")
     mode: Literal["precision", "balanced", "recall"] = Field(
