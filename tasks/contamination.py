@@ -5,7 +5,7 @@ Items come from the benchmark files the evaluate stage will score (loaded with t
 texts are compared as lower-cased word sequences, as in the GPT-3 and lm-evaluation-harness
 decontamination: runs of letters and digits in any script. A script written without spaces between
 words (Chinese, Japanese, Thai ...) has no words to count without a segmenter, so each of its letters
-is a unit worth a fraction of a word (`LETTERS_PER_WORD`) and an n-gram is the shortest run of units
+is a unit worth a fraction of a word (`LETTER_WEIGHT`) and an n-gram is the shortest run of units
 worth n words: 13 words are about 20 Chinese characters or 52 Thai letters, not 13 letters, which
 a Thai page shares with an unrelated one by chance (13 letters are two or three words: on the
 multilingual sample they removed half its Thai training pages as contaminated). Items shorter than n
@@ -43,9 +43,8 @@ def _units(text: str) -> list[tuple[str, int]]:
     return units
 
 
-def _grams(text: str, n: int) -> Iterator[bytes]:
+def _grams(units: list[tuple[str, int]], n: int) -> Iterator[bytes]:
     """The hash of every shortest run of units worth n words, one per starting unit."""
-    units = _units(text)
     end, total = 0, 0
     for start in range(len(units)):
         while end < len(units) and total < n * WORD:
@@ -61,11 +60,6 @@ def _gram_hash(words: list[str]) -> bytes:
     return hashlib.blake2b(" ".join(words).encode(), digest_size=8).digest()
 
 
-def _worth(text: str) -> float:
-    """How many words the text is worth."""
-    return sum(w for _, w in _units(text)) / WORD
-
-
 @dataclass
 class ContaminationIndex:
     n: int
@@ -74,21 +68,22 @@ class ContaminationIndex:
     too_short: int = 0
 
     def add(self, key: str, text: str) -> None:
-        if _worth(text) < self.n:
+        units = _units(text)
+        if sum(w for _, w in units) < self.n * WORD:
             self.too_short += 1
             return
         self.items += 1
-        for h in _grams(text, self.n):
+        for h in _grams(units, self.n):
             self.grams.setdefault(h, key)
 
     def match(self, text: str) -> tuple[int, str] | None:
         """(number of shared n-grams, first matching item) or None."""
-        hits = [self.grams[h] for h in _grams(text, self.n) if h in self.grams]
+        hits = [self.grams[h] for h in _grams(_units(text), self.n) if h in self.grams]
         return (len(hits), hits[0]) if hits else None
 
     def items_hit(self, text: str) -> set[str]:
         """Every item that shares an n-gram with `text` (the first item of each n-gram)."""
-        return {self.grams[h] for h in _grams(text, self.n) if h in self.grams}
+        return {self.grams[h] for h in _grams(_units(text), self.n) if h in self.grams}
 
 
 def build_index(benchmarks: list[BenchmarkConfig], n: int) -> ContaminationIndex:
