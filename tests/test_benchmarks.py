@@ -79,8 +79,8 @@ def test_extract_throughput_benchmark_runs(tmp_path):
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
     [result] = tmp_path.glob("*-extract.json")
     results = json.loads(result.read_text())["results"]
-    assert set(results) == {f"{kind} {reader}{suffix}" for reader in ("warcio", "fastwarc")
-                            for kind, suffix in [("read", ""), ("extract", " x1"), ("extract", " x2")]}  # fmt: skip
+    runs = [("read", ""), *(("extract", f" x{w}{e}") for w in (1, 2) for e in ("", " resiliparse"))]
+    assert set(results) == {f"{kind} {reader}{suffix}" for reader in ("warcio", "fastwarc") for kind, suffix in runs}
     # Both readers read every record, and extraction quality does not depend on the reader.
     assert len({r["records"] for r in results.values()}) == 1
     assert (
@@ -88,6 +88,7 @@ def test_extract_throughput_benchmark_runs(tmp_path):
         == results["extract fastwarc x2"]["extract_word_recall"]
         > 0.9
     )
+    assert results["extract warcio x1 resiliparse"]["extract_word_recall"] > 0.9  # the other extractor, measured too
 
 
 def test_dedup_throughput_benchmark_runs(tmp_path):
