@@ -33,8 +33,9 @@ def cloze_items(docs: list[tuple[str, str, str | None]], n_items: int, seed: int
     rng = random.Random(seed)
     sentences = {doc_id: sentences_of(text, lang) for doc_id, text, lang in docs}
     lang_of = {doc_id: lang for doc_id, _, lang in docs}
-    _good = lambda s, d: 5 <= len(words_of(s, lang_of[d])) <= 40  # noqa: E731  (a sentence-like length)
-    distractors = {d: [s for s in sents if _good(s, d)] for d, sents in sentences.items()}
+    # Each sentence segmented once: of a sentence-like length or not.
+    good = {d: [5 <= len(words_of(s, lang_of[d])) <= 40 for s in sents] for d, sents in sentences.items()}
+    distractors = {d: [s for s, ok in zip(sents, good[d], strict=True) if ok] for d, sents in sentences.items()}
     ids = sorted(d for d, s in distractors.items() if s)
     # Wrong answers come from other documents in the same language (another script would give it away).
     same_language: dict[str | None, list[str]] = {}
@@ -42,7 +43,7 @@ def cloze_items(docs: list[tuple[str, str, str | None]], n_items: int, seed: int
         same_language.setdefault(lang_of[d], []).append(d)
     # A sentence and the one right after it, both of a sentence-like length.
     candidates = [(d, i) for d in ids if len(same_language[lang_of[d]]) >= 4 for i in range(1, len(sentences[d]) - 1)
-                  if _good(sentences[d][i], d) and _good(sentences[d][i + 1], d)]  # fmt: skip
+                  if good[d][i] and good[d][i + 1]]  # fmt: skip
     if not candidates:
         return []
     items = []

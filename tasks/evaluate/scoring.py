@@ -231,7 +231,7 @@ def centered_accuracy(tasks: dict[str, dict[str, Any]], per_item: dict[str, list
     if baselines_file is not None:
         table, stated = read_core_baselines(baselines_file)
     chance = {t: core_baseline(t, v, rule, table) for t, v in tasks.items()}
-    key = {t: v.get("stated", "acc") for t, v in tasks.items()}  # a benchmark's stated normalisation, if any
+    key = {t: stated_key(v) for t, v in tasks.items()}
     centered = {t: (v[key[t]] - chance[t]) / (1 - chance[t]) for t, v in tasks.items() if "acc" in v}
     if not centered:
         return {}
@@ -246,9 +246,13 @@ def centered_accuracy(tasks: dict[str, dict[str, Any]], per_item: dict[str, list
             **{f"centered.{t}": c for t, c in centered.items()}}  # fmt: skip
 
 
-def stated_accuracy(summary: dict[str, Any]) -> float:
+def stated_key(summary: dict[str, Any]) -> str:
     """The accuracy a task states: under its benchmark's `normalization`, else the unnormalised one."""
-    return summary[summary.get("stated", "acc")]
+    return summary.get("stated", "acc")
+
+
+def stated_accuracy(summary: dict[str, Any]) -> float:
+    return summary[stated_key(summary)]
 
 
 def mark_better_formulation(tasks: dict[str, dict[str, Any]]) -> None:
