@@ -31,6 +31,7 @@ from tasks.download import DownloadError
 from tasks.plan import PlannedStage, check_upstream, plan, select
 from tasks.registry import SPEC_BY_NAME, STAGES
 from tasks.stage import STREAM_FAILED, Manifest, StageInput, execute_stage, load_manifest
+from tasks.stored import local_copy
 
 
 def _cache_key(context: Any, parameters: dict[str, Any]) -> str:
@@ -68,7 +69,7 @@ def run_stage(
         key=f"{stage}-summary", markdown=_summary_markdown(manifest), description=f"{stage}: counts and metrics"
     )
     if spec.report:
-        report = Path(output_dir) / spec.report
+        report = local_copy(Path(output_dir) / spec.report)  # a cache hit's may be in the store only
         create_markdown_artifact(key="report", markdown=report.read_text(), description="crawl2model run report")
     if spec.table:
         create_table_artifact(spec.table(manifest), key="evaluation", description=f"{stage}: metrics")

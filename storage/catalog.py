@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +16,8 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+
+from storage.objects import store_of
 
 SCHEMA = """
 create table if not exists runs (
@@ -251,11 +253,20 @@ def lineage_depths(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 def create_artifact_views(con: duckdb.DuckDBPyConnection, workdir: Path) -> None:
     """Temp views so every intermediate artifact is one SQL query away (no catalog writes)."""
     files = latest_files_by_kind(con, workdir)
+    store = store_of(workdir)
+    if store is not None:
+        con.register_filesystem(store.fs)  # the views read what the local mirror lacks from the store
+
+    def readable(paths: list[str]) -> list[str]:
+        """Each file where it can be read: the local copy, else (with a store) its URL there."""
+        return [p if Path(p).exists() else store.url_of(store.rel(p)) for p in paths
+                if Path(p).exists() or (store is not None and store.owns(p))]  # fmt: skip
+
     for key, paths in files.items():
         stage, _, kind = key.partition(":")
         if not kind:
             continue
-        existing = [p for p in paths if Path(p).exists()]
+        existing = readable(paths)
         if existing:
             con.execute(
                 f"create or replace temp view {stage}_{kind} as "
@@ -263,9 +274,9 @@ def create_artifact_views(con: duckdb.DuckDBPyConnection, workdir: Path) -> None
             )
     for view, kind in ARTIFACT_VIEWS.items():
         if kind == "docs":
-            _documents_view(con, files)
+            _documents_view(con, files, readable)
             continue
-        paths = [p for p in files.get(kind, []) if Path(p).exists()]
+        paths = readable(files.get(kind, []))
         if not paths:
             continue
         if kind == "tokens":
@@ -281,7 +292,9 @@ def create_artifact_views(con: duckdb.DuckDBPyConnection, workdir: Path) -> None
             )
 
 
-def _documents_view(con: duckdb.DuckDBPyConnection, files: dict[str, list[str]]) -> None:
+def _documents_view(
+    con: duckdb.DuckDBPyConnection, files: dict[str, list[str]], readable: Callable[[list[str]], list[str]]
+) -> None:
     """`documents` = what reached the end of the data side: the docs of the stage furthest down the
     lineage, less those a later stage that writes no docs of its own removed (tokenize's removals).
     The catalog knows the DAG from what was recorded, not by stage names."""
@@ -293,7 +306,7 @@ def _documents_view(con: duckdb.DuckDBPyConnection, files: dict[str, list[str]])
     later_stages = [
         k for k in files if k.endswith(":removed") and depth.get(k.partition(":")[0], 0) > depth.get(newest, 0)
     ]
-    later = [p for k in later_stages for p in files[k] if Path(p).exists()]
+    later = readable([p for k in later_stages for p in files[k]])
     where = f" where doc_id not in (select doc_id from read_parquet({later!r}))" if later else ""
     con.execute(f"create or replace temp view documents as select * from {newest}_docs{where}")
 

@@ -45,6 +45,30 @@ class RunnerConfig(Section):
         return self
 
 
+class StorageConfig(Section):
+    """Where the workdir's stage outputs live (none of it is in any stage fingerprint). By default in
+    the workdir itself; with `artifacts`, in object storage: every shard, state file and manifest is
+    uploaded there (a shard once complete, a manifest last), shard tasks run shared-nothing (each
+    pulls what it reads and uploads what it writes), and a fresh machine resumes from it. The workdir
+    keeps the DuckDB catalog, the lock and a local mirror of what this machine read or wrote; the
+    catalog's views read the store's Parquet for files the mirror lacks. A workdir stays bound to
+    the URL it was first run with (`storage.json` in it). Credentials come from the environment only."""
+
+    artifacts: str | None = Field(None, description="an fsspec URL for the stage outputs: s3://bucket/prefix "
+                                  "(the s3 extra), gs://, az://, file:///path; unset: in the workdir")  # fmt: skip
+
+    @model_validator(mode="after")
+    def _store_usable(self) -> StorageConfig:
+        if self.artifacts is None:
+            return self
+        if "://" not in self.artifacts:
+            raise ValueError(f"storage.artifacts={self.artifacts!r}: expected a URL (s3://bucket/prefix, "
+                             "file:///path); a local path is the workdir's own job (--workdir)")  # fmt: skip
+        if self.artifacts.split("://", 1)[0] in ("s3", "s3a"):
+            needs_package("s3fs", "storage.artifacts=s3://...", "s3")
+        return self
+
+
 # Settings the pipeline fills from other sections (declared by each stage in the registry): not the user's.
 DERIVED = {spec.name: spec.derived for spec in STAGE_SPECS if spec.derived}
 
@@ -58,6 +82,7 @@ def without_derived(config_json: dict[str, Any]) -> dict[str, Any]:
 class PipelineBase(Section):
     name: str = Field("sample", description="the run's name in the catalog (unset: acquire.source)")
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
 
     def run_name(self) -> str:
         """The name given, else the source: a run on local WARC files is not called "sample" in `status`."""

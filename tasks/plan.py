@@ -12,6 +12,7 @@ from pathlib import Path
 
 from storage.errors import NotFound, UserError, did_you_mean
 from storage.fingerprint import stage_fingerprint
+from storage.objects import bind
 from storage.section import config_json
 from tasks.config import PipelineConfig
 from tasks.registry import STAGE_SPECS, STAGES
@@ -35,7 +36,9 @@ class PlannedStage:
 
 
 def plan(cfg: PipelineConfig, workdir: Path) -> list[PlannedStage]:
-    """Fingerprint every stage: a change to one stage's config changes it and everything after."""
+    """Fingerprint every stage: a change to one stage's config changes it and everything after.
+    A config with `storage.artifacts` binds the workdir to that store (checked: usable, not another)."""
+    bind(workdir, cfg.storage.artifacts)
     fingerprints: dict[str, str] = {}
     planned = []
     for spec in STAGE_SPECS:

@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from storage.fingerprint import file_identity
 from storage.section import Section, input_files
 from storage.shards import MANIFEST, atomic_write_json, describe_file, read_json
+from tasks.stored import StoredShard, fetch_manifest, prepare_inputs, publish, pull_output, shard_job, shard_marker
 
 log = logging.getLogger("crawl2model")
 
@@ -200,8 +201,9 @@ def write_manifest(stage: str, fingerprint: str, out: Path, outcome: StageOutcom
 
 
 def load_manifest(out: Path) -> Manifest | None:
+    """The output's manifest: None while the stage is incomplete (here and in the workdir's store)."""
     path = out / MANIFEST
-    return read_json(path) if path.exists() else None
+    return read_json(path) if path.exists() else fetch_manifest(out)
 
 
 _RUN = threading.local()
@@ -220,13 +222,15 @@ def execute_stage(
     if (manifest := load_manifest(out)) is not None:
         return manifest
     out.mkdir(parents=True, exist_ok=True)
+    prepare_inputs(inputs, out)  # with a store: inputs and an interrupted run's shards pulled here
     started = time.perf_counter()
     _RUN.id = run_id
     try:
         outcome = run(inputs, cfg, out)
     finally:
         _RUN.id = None
-    return write_manifest(stage, fingerprint, out, outcome, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return publish(out, lambda: write_manifest(stage, fingerprint, out, outcome, seconds))
 
 
 # --- per-shard work --------------------------------------------------------------------------
@@ -237,10 +241,12 @@ ShardFn = Callable[[str, Path, P, int], dict[str, Any]]
 
 
 def shard_done_path(out: Path, index: int) -> Path:
-    return out / "_state" / f"shard-{index:05d}.json"
+    return out / shard_marker(index)
 
 
 def run_one_shard(fn: ShardFn[P], in_path: str, out: Path, cfg: P, index: int) -> dict[str, Any]:
+    if isinstance(fn, StoredShard):  # the workdir has a store: shared-nothing, marked done in the store
+        return fn.run(in_path, out, cfg, index)
     stats = fn(in_path, out, cfg, index)
     # The stats file is written after the shard's data files: its presence marks the shard done.
     atomic_write_json(shard_done_path(out, index), stats)
@@ -273,22 +279,33 @@ def map_shards(
     from storage.progress import progress_bar
 
     executor = SHARD_EXECUTOR.get()
+    sent: Any = (fn, todo, out, cfg)
+    if todo and (stored := shard_job(fn, todo, out, cfg)) is not None:
+        sent = stored  # keys in the workdir's store instead of local paths
     with progress_bar(label, total=len(in_paths), completed=len(results)) as advance:
-        if executor is not None and todo:
-            for i, stats in executor(fn, todo, out, cfg, label):
-                results[i] = stats
-                advance()
-        elif workers <= 1 or len(todo) <= 1:
-            for i, p in todo:
-                results[i] = run_one_shard(fn, p, out, cfg, i)
-                advance()
-        else:
-            with process_pool(min(workers, len(todo))) as pool:
-                futures = {pool.submit(run_one_shard, fn, p, out, cfg, i): i for i, p in todo}
-                for fut in as_completed(futures):
-                    results[futures[fut]] = fut.result()
-                    advance()
+        for i, stats in _shard_results(executor, *sent, workers, label):
+            results[i] = stats
+            advance()
+    if todo and sent[0] is not fn:
+        pull_output(out)  # the shards' files, for the stage's own later steps and its manifest
     return [results[i] for i in range(len(in_paths))]
+
+
+def _shard_results(
+    executor: ShardExecutor | None, fn: ShardFn, todo: list[tuple[int, Any]], out: Any, cfg: Any, workers: int,
+    label: str,
+) -> Iterator[tuple[int, dict[str, Any]]]:  # fmt: skip
+    """(index, stats) of each shard to do, as they finish: on the cluster, in this process, or a pool."""
+    if executor is not None and todo:
+        yield from executor(fn, todo, out, cfg, label)
+    elif workers <= 1 or len(todo) <= 1:
+        for i, p in todo:
+            yield i, run_one_shard(fn, p, out, cfg, i)
+    else:
+        with process_pool(min(workers, len(todo))) as pool:
+            futures = {pool.submit(run_one_shard, fn, p, out, cfg, i): i for i, p in todo}
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()
 
 
 def process_pool(workers: int) -> ProcessPoolExecutor:
