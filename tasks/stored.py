@@ -37,6 +37,7 @@ class Ref:
 
     rel: str
     as_path: bool  # given as a Path (else a str)
+    is_dir: bool = False
 
 
 def convert_tree(value: Any, convert: Callable[[Any], Any]) -> Any:
@@ -69,7 +70,7 @@ def to_refs(value: Any, store: ArtifactStore) -> Any:
             store.push_tree(path)
         elif not store.exists(store.rel(path)):
             store.put(path)
-        return Ref(store.rel(path), isinstance(leaf, Path))
+        return Ref(store.rel(path), isinstance(leaf, Path), path.is_dir())
 
     return convert_tree(value, convert)
 
@@ -81,9 +82,9 @@ def from_refs(value: Any, store: ArtifactStore, mirror: Path) -> Any:
         if not isinstance(leaf, Ref):
             return leaf
         path = mirror / leaf.rel
-        listing = store.listing(leaf.rel)
-        if set(listing) - {leaf.rel}:  # a directory
-            for rel in listing:
+        if leaf.is_dir:
+            path.mkdir(parents=True, exist_ok=True)  # an empty folder is not in the store
+            for rel in store.listing(leaf.rel):
                 store.get(rel, mirror / rel)
         elif not path.exists():
             store.get(leaf.rel, path)
@@ -117,7 +118,7 @@ def shard_job(fn: Any, todo: list[tuple[int, str]], out: Path, params: Any) -> t
     store = store_for(out)
     if store is None:
         return None
-    refs = [(i, Ref(store.rel(p), False)) for i, p in todo]  # inputs are finished outputs: in the store
+    refs = [(i, to_refs(p, store)) for i, p in todo]  # a path, or a tuple of them
     params = to_refs(params, store)
     return StoredShard(fn, dataclasses.replace(store, local="")), refs, store.rel(out), params  # no local path
 

@@ -74,9 +74,11 @@ def test_exact_and_near_duplicates_removed_with_rule_similarity_and_cluster(tmp_
     assert clusters == {"a": ("a", 2), "b": ("b", 2), "e": ("e", 1)}
     assert outcome.info["exact_duplicates"] == 1 and outcome.info["near_duplicates"] == 1
     assert outcome.docs_in == 5 and outcome.docs_out == 3 and outcome.docs_removed == 2
-    # The LSH buckets are (band, bucket, doc_id) Parquet rows: 14 bands per document.
-    buckets = pq.read_table(tmp_path / "out" / "_state" / "minhash" / "buckets")
-    assert buckets.column_names == ["band", "bucket", "doc_id"] and buckets.num_rows == 5 * 14
+    # The LSH buckets are (bucket, doc_id) Parquet rows in a folder per band: 14 bands per document.
+    bands = sorted((tmp_path / "out" / "_state" / "minhash" / "buckets").iterdir())
+    assert [b.name for b in bands] == [f"band-{b:05d}" for b in range(14)]
+    buckets = [pq.read_table(b) for b in bands]
+    assert all(t.column_names == ["bucket", "doc_id"] and t.num_rows == 5 for t in buckets)
 
 
 def test_result_is_independent_of_sharding(tmp_path):

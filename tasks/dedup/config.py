@@ -27,7 +27,19 @@ class DedupConfig(Section):
     max_pair_bucket: int = Field(
         32, ge=2, le=4096, description="buckets up to this size yield all pairs; bigger ones link to their first doc"
     )
-    memory_limit_mb: int = Field(1024, ge=32, description="DuckDB memory for the bucket/cluster step; spills past it")
+    memory_limit_mb: int = Field(
+        1024,
+        ge=32,
+        description="DuckDB memory of each step of the global phase (each "
+        "task's own: a pool or cluster runs several); spills to disk past it",
+    )
+    partitions: int = Field(
+        4,
+        ge=1,
+        le=65536,
+        description="candidate pairs are verified in this many tasks "
+        "(by pair hash); more for a bigger crawl or cluster, each within memory_limit_mb",
+    )
     workers: int = Field(2, ge=1, le=256, description="processes computing signatures, one shard each")
     quality_check_docs: int = Field(
         20000, ge=0, description="synthetic near-duplicate documents added to measure P/R vs exact Jaccard; 0 = off"

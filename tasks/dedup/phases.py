@@ -1,7 +1,7 @@
 """dedup phases 1 and 2, shared by the stage and its quality check: signatures, buckets, clusters.
 
 Phase 1 (per shard, process pool): datasketch signatures, the exact-text key, and LSH band buckets
-as `(band, bucket, doc_id)` Parquet. Phase 2 (global, DuckDB): `clusters.find_clusters`.
+as `(bucket, doc_id)` Parquet, a folder per band. Phase 2 (global, partitioned): `clusters.find_clusters`.
 """
 
 from __future__ import annotations
@@ -44,18 +44,10 @@ def signature_shard(in_path: str, work: Path, cfg: DedupConfig, index: int) -> d
         work / "sigs" / f"part-{index:05d}.parquet",
     )
     buckets = band_buckets(sigs, cfg.bands, cfg.rows)
-    write_parquet(
-        pa.table(
-            {
-                "band": pa.array(np.tile(np.arange(cfg.bands, dtype=np.int16), n)),
-                "bucket": pa.array(buckets.ravel()),
-                "doc_id": pa.array(
-                    np.repeat(np.array(table.column("doc_id").to_pylist(), dtype=object), cfg.bands), pa.string()
-                ),
-            }
-        ),
-        work / "buckets" / f"part-{index:05d}.parquet",
-    )
+    doc_ids = table.column("doc_id").cast(pa.string())
+    for band in range(cfg.bands):  # one folder per band: the global phase takes a band per task
+        write_parquet(pa.table({"bucket": pa.array(buckets[:, band]), "doc_id": doc_ids}),
+                      work / "buckets" / f"band-{band:05d}" / f"part-{index:05d}.parquet")  # fmt: skip
     return {"signature_docs": n}
 
 
