@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -311,10 +312,18 @@ def _shard_results(
 def process_pool(workers: int) -> ProcessPoolExecutor:
     """A pool of forkserver workers (forking a process that runs Prefect's threads is unsafe) that
     ignore SIGINT: Ctrl-C reaches the whole process group, and the CLI ends the workers itself, with
-    one line, rather than each worker printing a KeyboardInterrupt traceback."""
+    one line, rather than each worker printing a KeyboardInterrupt traceback. Each worker takes this
+    process's environment as it is now (the forkserver keeps the one it started with): credentials
+    set since then reach the shard that uploads to a store."""
     ctx = multiprocessing.get_context("forkserver")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=signal.signal,
-                               initargs=(signal.SIGINT, signal.SIG_IGN))  # fmt: skip
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_pool_worker,
+                               initargs=(dict(os.environ),))  # fmt: skip
+
+
+def _pool_worker(environment: dict[str, str]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.clear()
+    os.environ.update(environment)
 
 
 def sum_stats(stats: list[dict[str, Any]]) -> dict[str, int]:

@@ -114,6 +114,46 @@ def test_verification_rejects_candidates_below_threshold(tmp_path):
         assert len(removed) == removed_n, verify
 
 
+@pytest.mark.parametrize("verify", ["jaccard", "signature", "none"])
+def test_clusters_do_not_depend_on_partitions_or_workers(tmp_path, verify):
+    """The global phase's partitioned steps (pairs by band, verification by pair partition, values
+    routed from each shard) give the same clusters with 1 partition in one process as with 5 in two."""
+    from tasks.dedup.phases import cluster_documents
+    from tasks.dedup.quality_check import write_synthetic_shards
+
+    shards = write_synthetic_shards(3000, 5, tmp_path / "in")
+    results = []
+    for name, partitions, workers in (("one", 1, 1), ("five", 5, 2)):
+        cfg = DedupConfig(verify=verify, partitions=partitions, workers=workers, quality_check_docs=0)
+        stats = cluster_documents(shards, cfg, tmp_path / name)
+        results.append((pq.read_table(tmp_path / name / "clusters.parquet").to_pylist(),
+                        {k: v for k, v in stats.items() if not k.endswith("seconds")}))  # fmt: skip
+    assert results[0] == results[1]
+    clusters, stats = results[0]
+    assert stats["near_duplicates"] > 100 and stats["exact_duplicates"] > 10
+    assert stats["exact_duplicates"] + stats["near_duplicates"] == sum(r["rule"] is not None for r in clusters)
+
+
+def test_components_of_a_long_shuffled_chain_take_a_few_passes():
+    """A 1,000-link chain given in random order (min-label propagation alone would need ~1,000
+    passes) and two small components: each labelled with its smallest member, in a few passes."""
+    import duckdb
+
+    from tasks.dedup.components import label_components
+
+    rng = np.random.default_rng(0)
+    nodes = rng.permutation(np.arange(10, 1011))
+    links = [(int(a), int(b)) for a, b in zip(nodes[:-1], nodes[1:], strict=True)] + [(3, 1), (1, 2), (5, 7)]
+    rng.shuffle(links)
+    con = duckdb.connect()
+    con.execute("create table links (a bigint, b bigint)")
+    con.executemany("insert into links values (?, ?)", links)
+    passes = label_components(con)
+    labels = dict(con.execute("select x, l from label").fetchall())
+    assert labels == {**{int(n): 10 for n in nodes}, 1: 1, 2: 1, 3: 1, 5: 5, 7: 5}
+    assert passes <= 25
+
+
 WEB_TEXTS = [
     "",
     "one",
