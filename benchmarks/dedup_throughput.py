@@ -1,12 +1,15 @@
-"""MinHash dedup throughput and memory on generated near-duplicate documents.
+"""MinHash dedup at growing sizes: seconds, peak RSS and disk per phase, and how time per document grows.
 
-    python benchmarks/dedup_throughput.py [--docs 100000] [--repeats 1] [--workers 2]
+    python benchmarks/dedup_throughput.py [--docs 100000 1000000 10000000] [--workers 2]
+                                          [--memory-limit-mb 512] [--partitions 8]
 
-Input: `tasks.dedup.quality_check.synthetic_documents` (60% originals, 40% edited copies), written as
-5,000-document shards. Measured per phase, with the pipeline's default dedup config:
-signatures (datasketch, one process, then a process pool), and the bucket/cluster step (DuckDB +
-union-find + verification). Each measurement runs in a fresh subprocess, so its peak RSS is its own.
-Results: benchmarks/results/<date>-<host>-dedup.json/.md.
+Input: `tasks.dedup.quality_check.synthetic_documents` (60% originals, 40% edited copies), made in
+blocks of 500,000 documents (copies within a block; 5,000-document shards), so 10M documents never
+sit in memory. Per size, each phase in a fresh subprocess (its peak RSS is its own): signatures with
+`workers` processes, then the global phase (the document table, the partitioned pair and
+verification tasks in a pool of `workers`, connected components) with the pipeline's default dedup
+settings otherwise. Peak RSS is reported for the flow process and for its largest task process.
+Results: benchmarks/results/<date>-<host>-dedup.json/.md and a figure of the curve.
 """
 
 from __future__ import annotations
@@ -14,16 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 from output import RESULTS, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
+BLOCK = 500_000
 PHASE = """
 import json, resource, sys, time
 from pathlib import Path
@@ -32,83 +37,117 @@ from tasks.dedup.phases import signature_shard
 from tasks.dedup.clusters import find_clusters
 from tasks.stage import map_shards
 if __name__ == "__main__":
-    phase, shards, work, workers = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
-    cfg = DedupConfig(workers=workers, quality_check_docs=0)
+    phase, shards, work = sys.argv[1], json.loads(Path(sys.argv[2]).read_text()), Path(sys.argv[3])
+    cfg = DedupConfig.model_validate({**json.loads(sys.argv[4]), "quality_check_docs": 0})
     started = time.perf_counter()
     if phase == "signatures":
-        map_shards(signature_shard, shards, work, cfg, workers=workers, label="bench")
+        map_shards(signature_shard, shards, work, cfg, workers=cfg.workers, label="bench")
         stats = {}
     else:
         stats = find_clusters(work, shards, cfg)
     seconds = time.perf_counter() - started
-    usage = [resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    peak = max(usage)
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak / 1024, **stats}))
+    rss = {k: resource.getrusage(who).ru_maxrss / 1024
+           for k, who in (("flow", resource.RUSAGE_SELF), ("task", resource.RUSAGE_CHILDREN))}
+    print(json.dumps({"seconds": seconds, "peak_rss_flow_mb": rss["flow"], "peak_rss_task_mb": rss["task"], **stats}))
 """
+GENERATE = """
+import json, sys
+from pathlib import Path
+from tasks.dedup.quality_check import synthetic_documents, write_synthetic_shards
+n, block, folder = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+paths = []
+for k, start in enumerate(range(0, n, block)):
+    docs = synthetic_documents(min(block, n - start), seed=k)
+    for d in docs:
+        d["doc_id"] = f"b{k:04d}-{d['doc_id']}"
+    paths += write_synthetic_shards(len(docs), k, folder / f"block-{k:04d}", docs)
+    print(f"generated {start + len(docs):,} of {n:,}", file=sys.stderr, flush=True)
+(folder / "shards.json").write_text(json.dumps(paths))
+"""
+# Folders (and files) of the work directory, by the phase that writes them.
+DISK = {"signatures": ["sigs", "buckets"], "global": ["docs.parquet", "pairs", "candidates", "values", "measured",
+                                                      "clusters.parquet"]}  # fmt: skip
 
 
-def run_phase(script: Path, phase: str, shards: list[str], work: Path, workers: int) -> dict:
-    cmd = [sys.executable, str(script), phase, json.dumps(shards), str(work), str(workers)]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    if out.returncode != 0:
-        raise SystemExit(out.stderr[-4000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def write_shards(n: int, folder: Path) -> list[str]:
-    """In a subprocess: a child's peak RSS includes what it inherited at fork, so this process stays small."""
-    code = (
-        "import json, sys; from pathlib import Path; from tasks.dedup.quality_check import write_synthetic_shards; "
-        "print(json.dumps(write_synthetic_shards(int(sys.argv[1]), 0, Path(sys.argv[2]))))"
-    )
-    out = subprocess.run([sys.executable, "-c", code, str(n), str(folder)], cwd=ROOT, capture_output=True, text=True,
+def run(script: str, *args: str) -> str:
+    out = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     if out.returncode != 0:
         raise SystemExit(out.stderr[-4000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return out.stdout
+
+
+def disk_mb(paths: list[Path]) -> float:
+    files = [f for p in paths if p.exists() for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file()]
+    return round(sum(f.stat().st_size for f in files) / 2**20, 1)
+
+
+def measure(n: int, root: Path, settings: dict) -> dict:
+    """One size: generate, signatures, global phase; seconds, peak RSS and disk of each."""
+    started = time.perf_counter()
+    run(GENERATE, str(n), str(BLOCK), str(root / "input"))
+    generate_s = time.perf_counter() - started
+    shards_file, work = root / "input" / "shards.json", root / "work"
+    phases = {}
+    for phase in ("signatures", "global"):
+        result = json.loads(run(PHASE, phase, str(shards_file), str(work), json.dumps(settings)).splitlines()[-1])
+        result["disk_mb"] = disk_mb([work / p for p in DISK[phase]])
+        result["us_per_doc"] = round(result["seconds"] / n * 1e6, 2)
+        phases[phase] = result
+    return {"docs": n, "generate_s": round(generate_s, 1), "input_mb": disk_mb([root / "input"]), **phases}
+
+
+def plot(sizes: list[dict], path: Path) -> None:
+    from tasks.figures import pyplot, save_figure
+
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    docs = [s["docs"] for s in sizes]
+    for phase in ("signatures", "global"):
+        left.plot(docs, [s[phase]["us_per_doc"] for s in sizes], marker="o", label=phase)
+        right.plot(docs, [s[phase]["peak_rss_task_mb"] for s in sizes], marker="o", label=f"{phase}: largest task")
+    right.plot(docs, [s["global"]["peak_rss_flow_mb"] for s in sizes], marker="o", label="global: flow process")
+    for ax, label in ((left, "microseconds per document"), (right, "peak RSS, MB")):
+        ax.set_xscale("log")
+        ax.set_xlabel("documents")
+        ax.set_ylabel(label)
+        ax.set_ylim(bottom=0)
+        ax.legend()
+    left.set_title("time per document (flat = linear)")
+    right.set_title("memory")
+    save_figure(fig, path)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--docs", type=int, default=100_000)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--docs", type=int, nargs="+", default=[100_000])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--memory-limit-mb", type=int, default=512, help="dedup.memory_limit_mb (per DuckDB)")
+    parser.add_argument("--partitions", type=int, default=8, help="dedup.partitions")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        started = time.perf_counter()
-        shards = write_shards(args.docs, root / "input")
-        generate_s = time.perf_counter() - started
-        script = root / "phase.py"
-        script.write_text(PHASE)
-        runs: dict[str, list[dict]] = {"signatures x1": [], f"signatures x{args.workers}": [], "buckets+clusters": []}
-        for rep in range(args.repeats):
-            for workers in (1, args.workers):
-                work = root / f"work-{rep}-{workers}"
-                runs[f"signatures x{workers}"].append(run_phase(script, "signatures", shards, work, workers))
-            runs["buckets+clusters"].append(run_phase(script, "clusters", shards, work, 1))
-
-    results = {}
-    for name, reps in runs.items():
-        seconds = statistics.median(r["seconds"] for r in reps)
-        cores = int(name.split("x")[-1]) if " x" in name else 1
-        results[name] = {
-            "seconds": round(seconds, 2),
-            "docs_per_s": round(args.docs / seconds),
-            "docs_per_s_per_core": round(args.docs / seconds / cores),
-            "peak_rss_mb": round(max(r["peak_rss_mb"] for r in reps), 1),
-            **{k: v for k, v in reps[-1].items() if k not in ("seconds", "peak_rss_mb", "cluster_seconds")},
-        }
-    report = {"docs": args.docs, "repeats": args.repeats, "workers": args.workers, "generate_s": round(generate_s, 1),
+    settings = {"workers": args.workers, "memory_limit_mb": args.memory_limit_mb, "partitions": args.partitions}
+    sizes = []
+    for n in args.docs:
+        with tempfile.TemporaryDirectory() as tmp:
+            sizes.append(measure(n, Path(tmp), settings))
+            print(json.dumps(sizes[-1]), file=sys.stderr, flush=True)
+    for before, after in zip(sizes, sizes[1:], strict=False):
+        for phase in ("signatures", "global"):
+            after[phase]["time_per_doc_growth"] = round(after[phase]["us_per_doc"] / before[phase]["us_per_doc"], 3)
+    report = {"workers": args.workers, "settings": settings, "block_docs": BLOCK,
               "config": "14 bands x 8 rows, 112 permutations, 5-word shingles, exact-Jaccard verification",
-              "results": results}  # fmt: skip
-    rows = [
-        [name, r["seconds"], r["docs_per_s"], r["docs_per_s_per_core"], r["peak_rss_mb"]] for name, r in results.items()
-    ]
-    print(write_results(args.out, "dedup", report, f"Dedup on {args.docs:,} generated documents",
-                        ["phase", "seconds", "docs/s", "docs/s per core", "peak RSS MB"], rows))  # fmt: skip
+              "sizes": sizes}  # fmt: skip
+    rows = [[f"{s['docs']:,}", phase, round(s[phase]["seconds"], 1), s[phase]["us_per_doc"],
+             s[phase].get("time_per_doc_growth", ""), round(s[phase]["peak_rss_flow_mb"]),
+             round(s[phase]["peak_rss_task_mb"]), s[phase]["disk_mb"]]
+            for s in sizes for phase in ("signatures", "global")]  # fmt: skip
+    counts = ", ".join(f"{s['docs']:,}" for s in sizes)
+    title = f"Dedup at {counts} generated documents"
+    headers = ["documents", "phase", "seconds", "us/doc", "growth", "peak RSS flow MB", "peak RSS task MB", "disk MB"]
+    print(write_results(args.out, "dedup", report, title, headers, rows))
+    if len(sizes) > 1:
+        plot(sizes, args.out / f"{date.today()}-{socket.gethostname()}-dedup.png")
 
 
 if __name__ == "__main__":

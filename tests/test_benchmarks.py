@@ -92,13 +92,18 @@ def test_extract_throughput_benchmark_runs(tmp_path):
 
 
 def test_dedup_throughput_benchmark_runs(tmp_path):
-    cmd = [sys.executable, "benchmarks/dedup_throughput.py", "--docs", "400", "--workers", "2", "--out", str(tmp_path)]
+    cmd = [sys.executable, "benchmarks/dedup_throughput.py", "--docs", "400", "800", "--workers", "2",
+           "--partitions", "3", "--out", str(tmp_path)]  # fmt: skip
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
     [result] = tmp_path.glob("*-dedup.json")
-    results = json.loads(result.read_text())["results"]
-    assert set(results) == {"signatures x1", "signatures x2", "buckets+clusters"}
-    assert all(r["docs_per_s"] > 0 and r["peak_rss_mb"] > 0 for r in results.values())
-    assert results["buckets+clusters"]["docs"] == 400 and results["buckets+clusters"]["near_duplicates"] > 0
+    sizes = json.loads(result.read_text())["sizes"]
+    assert [s["docs"] for s in sizes] == [400, 800]
+    for size in sizes:
+        assert size["global"]["docs"] == size["docs"] and size["global"]["near_duplicates"] > 0
+        for phase in ("signatures", "global"):
+            assert size[phase]["seconds"] > 0 and size[phase]["peak_rss_flow_mb"] > 0 and size[phase]["disk_mb"] > 0
+    assert sizes[1]["global"]["time_per_doc_growth"] > 0
+    assert list(tmp_path.glob("*-dedup.png"))  # the curve
 
 
 def test_url_prefilter_benchmark_runs(tmp_path):
