@@ -4,11 +4,12 @@
                                           [--memory-limit-mb 512] [--partitions 8]
 
 Input: `tasks.dedup.quality_check.synthetic_documents` (60% originals, 40% edited copies), made in
-blocks of 500,000 documents (copies within a block; 5,000-document shards), so 10M documents never
-sit in memory. Per size, each phase in a fresh subprocess (its peak RSS is its own): signatures with
+blocks of 500,000 documents (copies within a block; 5,000-document shards; a process per core), so
+10M documents never sit in memory. Per size, each phase in a fresh subprocess (its peak RSS is its own): signatures with
 `workers` processes, then the global phase (the document table, the partitioned pair and
 verification tasks in a pool of `workers`, connected components) with the pipeline's default dedup
-settings otherwise. Peak RSS is reported for the flow process and for its largest task process.
+settings otherwise. Peak RSS is reported for the flow process, for its largest task process and for
+all of them together (the last two sampled every 0.1 s).
 Results: benchmarks/results/<date>-<host>-dedup.json/.md and a figure of the curve.
 """
 
@@ -30,15 +31,35 @@ from output import RESULTS, write_results
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = 500_000
 PHASE = """
-import json, resource, sys, time
+import json, resource, sys, threading, time
 from pathlib import Path
+import psutil
 from tasks.dedup.config import DedupConfig
 from tasks.dedup.phases import signature_shard
 from tasks.dedup.clusters import find_clusters
 from tasks.stage import map_shards
+
+PEAK = {"task": 0, "all": 0}
+
+def sample(stop):
+    # Pool workers are the forkserver's children, not ours: RUSAGE_CHILDREN never sees them. Sampled.
+    me = psutil.Process()
+    while not stop.is_set():
+        sizes = []
+        for proc in me.children(recursive=True):
+            try:
+                sizes.append(proc.memory_info().rss)
+            except psutil.Error:
+                pass
+        PEAK["task"] = max(PEAK["task"], max(sizes, default=0))
+        PEAK["all"] = max(PEAK["all"], sum(sizes) + me.memory_info().rss)
+        time.sleep(0.1)
+
 if __name__ == "__main__":
     phase, shards, work = sys.argv[1], json.loads(Path(sys.argv[2]).read_text()), Path(sys.argv[3])
     cfg = DedupConfig.model_validate({**json.loads(sys.argv[4]), "quality_check_docs": 0})
+    stop = threading.Event()
+    threading.Thread(target=sample, args=(stop,), daemon=True).start()
     started = time.perf_counter()
     if phase == "signatures":
         map_shards(signature_shard, shards, work, cfg, workers=cfg.workers, label="bench")
@@ -46,23 +67,30 @@ if __name__ == "__main__":
     else:
         stats = find_clusters(work, shards, cfg)
     seconds = time.perf_counter() - started
-    rss = {k: resource.getrusage(who).ru_maxrss / 1024
-           for k, who in (("flow", resource.RUSAGE_SELF), ("task", resource.RUSAGE_CHILDREN))}
-    print(json.dumps({"seconds": seconds, "peak_rss_flow_mb": rss["flow"], "peak_rss_task_mb": rss["task"], **stats}))
+    stop.set()
+    flow = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak_rss_flow_mb": flow, "peak_rss_task_mb": PEAK["task"] / 2**20,
+                      "peak_rss_all_mb": PEAK["all"] / 2**20, **stats}))
 """
 GENERATE = """
-import json, sys
+import json, os, sys
+from multiprocessing import Pool
 from pathlib import Path
 from tasks.dedup.quality_check import synthetic_documents, write_synthetic_shards
-n, block, folder = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
-paths = []
-for k, start in enumerate(range(0, n, block)):
-    docs = synthetic_documents(min(block, n - start), seed=k)
+
+def block(args):
+    k, size, folder = args
+    docs = synthetic_documents(size, seed=k)
     for d in docs:
         d["doc_id"] = f"b{k:04d}-{d['doc_id']}"
-    paths += write_synthetic_shards(len(docs), k, folder / f"block-{k:04d}", docs)
-    print(f"generated {start + len(docs):,} of {n:,}", file=sys.stderr, flush=True)
-(folder / "shards.json").write_text(json.dumps(paths))
+    return write_synthetic_shards(len(docs), k, Path(folder) / f"block-{k:04d}", docs)
+
+if __name__ == "__main__":
+    n, size, folder = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+    blocks = [(k, min(size, n - start), str(folder)) for k, start in enumerate(range(0, n, size))]
+    with Pool(min(len(blocks), os.cpu_count() or 1)) as pool:
+        paths = [p for found in pool.map(block, blocks) for p in found]
+    (folder / "shards.json").write_text(json.dumps(paths))
 """
 # Folders (and files) of the work directory, by the phase that writes them.
 DISK = {"signatures": ["sigs", "buckets"], "global": ["docs.parquet", "pairs", "candidates", "values", "measured",
@@ -105,7 +133,8 @@ def plot(sizes: list[dict], path: Path) -> None:
     docs = [s["docs"] for s in sizes]
     for phase in ("signatures", "global"):
         left.plot(docs, [s[phase]["us_per_doc"] for s in sizes], marker="o", label=phase)
-        right.plot(docs, [s[phase]["peak_rss_task_mb"] for s in sizes], marker="o", label=f"{phase}: largest task")
+        right.plot(docs, [s[phase]["peak_rss_all_mb"] for s in sizes], marker="o", label=f"{phase}: all processes")
+    right.plot(docs, [s["global"]["peak_rss_task_mb"] for s in sizes], marker="o", label="global: largest task")
     right.plot(docs, [s["global"]["peak_rss_flow_mb"] for s in sizes], marker="o", label="global: flow process")
     for ax, label in ((left, "microseconds per document"), (right, "peak RSS, MB")):
         ax.set_xscale("log")
@@ -140,11 +169,21 @@ def main() -> None:
               "sizes": sizes}  # fmt: skip
     rows = [[f"{s['docs']:,}", phase, round(s[phase]["seconds"], 1), s[phase]["us_per_doc"],
              s[phase].get("time_per_doc_growth", ""), round(s[phase]["peak_rss_flow_mb"]),
-             round(s[phase]["peak_rss_task_mb"]), s[phase]["disk_mb"]]
+             round(s[phase]["peak_rss_task_mb"]), round(s[phase]["peak_rss_all_mb"]), s[phase]["disk_mb"]]
             for s in sizes for phase in ("signatures", "global")]  # fmt: skip
     counts = ", ".join(f"{s['docs']:,}" for s in sizes)
     title = f"Dedup at {counts} generated documents"
-    headers = ["documents", "phase", "seconds", "us/doc", "growth", "peak RSS flow MB", "peak RSS task MB", "disk MB"]
+    headers = [
+        "documents",
+        "phase",
+        "seconds",
+        "us/doc",
+        "growth",
+        "peak RSS flow MB",
+        "largest task MB",
+        "all processes MB",
+        "disk MB",
+    ]
     print(write_results(args.out, "dedup", report, title, headers, rows))
     if len(sizes) > 1:
         plot(sizes, args.out / f"{date.today()}-{socket.gethostname()}-dedup.png")

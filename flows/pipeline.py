@@ -31,7 +31,7 @@ from tasks.download import DownloadError
 from tasks.plan import PlannedStage, check_upstream, plan, select
 from tasks.registry import SPEC_BY_NAME, STAGES
 from tasks.stage import STREAM_FAILED, Manifest, StageInput, execute_stage, load_manifest
-from tasks.stored import local_copy
+from tasks.stored import discard_output, local_copy
 
 
 def _cache_key(context: Any, parameters: dict[str, Any]) -> str:
@@ -250,8 +250,10 @@ def _run_stages(
 def _prepare_output(p: PlannedStage, forced: set[str]) -> bool:
     """Whether the stage is a cache hit; a forced stage starts from an empty output directory."""
     cached = p.stage not in forced and load_manifest(p.output_dir) is not None
-    if not cached and p.output_dir.exists() and p.stage in forced:
-        shutil.rmtree(p.output_dir)
+    if not cached and p.stage in forced:
+        if p.output_dir.exists():
+            shutil.rmtree(p.output_dir)
+        discard_output(p.output_dir)
     return cached
 
 

@@ -167,6 +167,13 @@ def publish(out: Path, write_manifest: Callable[[], Any]) -> Any:
     return manifest
 
 
+def discard_output(out: Path) -> None:
+    """A stage output gone from the store too (a forced rerun must not find the old one there)."""
+    store = store_for(out)
+    if store is not None and store.listing(store.rel(out)):
+        store.fs.rm(store.key(store.rel(out)), recursive=True)
+
+
 def fetch_manifest(out: Path) -> dict[str, Any] | None:
     """A manifest only the store holds (another machine finished the stage): downloaded, its output
     directory this machine's mirror of it. None when the store has none (or there is no store)."""

@@ -1,6 +1,7 @@
 """Keep the benchmark scripts working on a tiny input (their timings are not asserted)."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -102,6 +103,8 @@ def test_dedup_throughput_benchmark_runs(tmp_path):
         assert size["global"]["docs"] == size["docs"] and size["global"]["near_duplicates"] > 0
         for phase in ("signatures", "global"):
             assert size[phase]["seconds"] > 0 and size[phase]["peak_rss_flow_mb"] > 0 and size[phase]["disk_mb"] > 0
+            rss = size[phase]  # sampled every 0.1 s: a task of a tiny run may end unseen
+            assert rss["peak_rss_all_mb"] > 0 and rss["peak_rss_all_mb"] > rss["peak_rss_task_mb"] >= 0
     assert sizes[1]["global"]["time_per_doc_growth"] > 0
     assert list(tmp_path.glob("*-dedup.png"))  # the curve
 
@@ -116,13 +119,28 @@ def test_url_prefilter_benchmark_runs(tmp_path):
 
 
 def test_crawl_cost_benchmark_runs(tmp_path):
-    cmd = [sys.executable, "benchmarks/crawl_cost.py", "--size-mb", "4", "--out", str(tmp_path)]
+    # A dedup curve whose time per document grows 1.1x per tenfold from 1M to 10M documents.
+    curve = {
+        "workers": 2,
+        "sizes": [
+            {"docs": 10**6, "signatures": {"seconds": 50}, "global": {"seconds": 50}},
+            {"docs": 10**7, "signatures": {"seconds": 500}, "global": {"seconds": 600}},
+        ],
+    }
+    (tmp_path / "curve.json").write_text(json.dumps(curve))
+    cmd = [sys.executable, "benchmarks/crawl_cost.py", "--size-mb", "4", "--out", str(tmp_path),
+           "--dedup-curve", str(tmp_path / "curve.json")]  # fmt: skip
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
     [result] = tmp_path.glob("*-crawl-cost.json")
     report = json.loads(result.read_text())
     assert set(report["stages"]) == {"extract", "filter", "dedup", "tokenize"}
     assert all(s["core_seconds_per_gb"] > 0 and s["crawl_core_hours"] > 0 for s in report["stages"].values())
     assert report["stages"]["extract"]["crawl_docs_in"] == report["crawl"]["pages"]
+    dedup = report["stages"]["dedup"]
+    assert dedup["from_curve"]["growth_per_tenfold"] == 1.1 and dedup["from_curve"]["core_us_per_doc"] == 220.0
+    docs = dedup["crawl_docs_in"]
+    expected = 220e-6 * 1.1 ** math.log10(docs / 10**7) * docs / 3600
+    assert dedup["crawl_core_hours"] == round(expected)
 
 
 @pytest.mark.slow

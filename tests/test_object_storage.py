@@ -106,6 +106,24 @@ def test_storage_settings_are_checked_before_any_work(tmp_path):
     assert not (tmp_path / "work" / "storage.json").exists()
 
 
+def test_a_forced_stage_is_discarded_from_the_store_too(tmp_path):
+    from flows.pipeline import _prepare_output
+    from tasks.plan import PlannedStage
+    from tasks.stage import load_manifest
+
+    store = bind(tmp_path / "work", f"file://{tmp_path / 'remote'}")
+    out = tmp_path / "work" / "artifacts" / "mix" / "f00"
+    (out / "docs").mkdir(parents=True)
+    (out / "docs" / "part-00000.parquet").write_bytes(b"rows")
+    (out / "manifest.json").write_text(json.dumps({"output_dir": str(out), "files": []}))
+    store.push_tree(out, last="manifest.json")
+    shutil.rmtree(out)
+    stage = PlannedStage("mix", "f00", out, ("dedup",))
+    assert load_manifest(out) is not None and _prepare_output(stage, set())  # found in the store: cached
+    assert not _prepare_output(stage, {"mix"})  # forced: gone here and there
+    assert load_manifest(out) is None and not store.listing(store.rel(out))
+
+
 # --- the pipeline on S3 ----------------------------------------------------------------------------
 
 

@@ -56,7 +56,7 @@ def output_shard(in_path: str, out: Path, params: OutputShard, index: int) -> di
 
 
 # Settings that change how documents are processed, not what dedup finds.
-NOT_IN_RESULTS = {"workers", "memory_limit_mb"}
+NOT_IN_RESULTS = {"workers", "memory_limit_mb", "partitions"}
 
 
 def cached_quality_check(cfg: DedupConfig, out: Path) -> dict[str, Any]:
