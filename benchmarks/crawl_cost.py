@@ -1,9 +1,10 @@
 """Cost at crawl scale: core-seconds per GB of WARC for each CPU stage, projected to one Common Crawl crawl.
 
-    python benchmarks/crawl_cost.py [--size-mb 200] [--extractor trafilatura|resiliparse] [--out benchmarks/results]
+    python benchmarks/crawl_cost.py [--size-mb 200 | --warc CC-MAIN-....warc.gz] [--extractor trafilatura|resiliparse]
 
-Input: one gzipped WARC of `--size-mb` written like `long_crawl.py`'s (about 25 kB a record, as
-Common Crawl's: pages from the sample generator with an inline image, so bytes do not compress away).
+Input: a user's WARC (`--warc`: a Common Crawl file is the real measurement), or one gzipped WARC
+of `--size-mb` written like `long_crawl.py`'s (about 25 kB a record, as Common Crawl's: pages from
+the sample generator with an inline image, so bytes do not compress away).
 The real CLI runs acquire through tokenize on it with every stage on one process (`*.workers=1`,
 tokenize on one thread), so each stage's wall seconds in the catalog are its core-seconds (an upper
 bound: I/O waits count). The dedup quality check is off: it is cached per dedup settings, not paid
@@ -59,6 +60,14 @@ def run_pipeline(warc: Path, work: Path, extractor: str = "trafilatura") -> dict
     return {stage: {"seconds": s, "docs_in": i, "docs_out": o} for stage, s, i, o in rows}
 
 
+def response_records(warc: Path) -> int:
+    """The pages in a WARC: its response records."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    with open(warc, "rb") as f:
+        return sum(record.rec_type == "response" for record in ArchiveIterator(f))
+
+
 def crawl_documents_in(stage: str, stages: dict[str, dict], pages: float) -> float:
     """Documents the stage reads at crawl scale: pages through the pass rates of extract and filter."""
     rate = {s: stages[s]["docs_out"] / stages[s]["docs_in"] for s in ("extract", "filter")}
@@ -95,14 +104,18 @@ def newest_curve(results: Path) -> Path | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--warc", type=Path, help="measure on this WARC (real pages) instead of a generated one")
     parser.add_argument("--extractor", choices=["trafilatura", "resiliparse"], default="trafilatura")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--dedup-curve", type=Path, default=newest_curve(RESULTS),
                         help="a dedup_throughput.py result with several sizes (default: the newest)")  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        warc = Path(tmp) / "crawl.warc.gz"
-        records = write_crawl(warc, args.size_mb * 10**6)
+        if args.warc is not None:
+            warc, records = args.warc.resolve(), response_records(args.warc)
+        else:
+            warc = Path(tmp) / "crawl.warc.gz"
+            records = write_crawl(warc, args.size_mb * 10**6)
         gb = warc.stat().st_size / 1e9
         stages = run_pipeline(warc, Path(tmp) / "work", args.extractor)
     pages_per_gb = records / gb
@@ -127,7 +140,8 @@ def main() -> None:
     total = sum(t["crawl_core_hours"] for t in table.values())
     rows.append(["all four", round(sum(t["core_seconds"] for t in table.values()), 1),
                  round(sum(t["core_seconds_per_gb"] for t in table.values()), 1), "", "", f"{total:,.0f}"])  # fmt: skip
-    report = {"warc_gb": round(gb, 3), "records": records, "pages_per_gb": round(pages_per_gb),
+    report = {"warc": str(args.warc) if args.warc else "generated", "warc_gb": round(gb, 3), "records": records,
+              "pages_per_gb": round(pages_per_gb),
               "crawl": CRAWL | {"implied_compressed_tb": round(crawl_gb / 1000, 1)}, "stages": table,
               "crawl_core_hours": total, "extractor": args.extractor}  # fmt: skip
     title = (f"Core-seconds per GB of WARC ({gb:.2f} GB, {records:,} records, one process per stage, "

@@ -154,6 +154,7 @@ def main() -> None:
     parser.add_argument("--memory-limit-mb", type=int, default=512, help="dedup.memory_limit_mb (per DuckDB)")
     parser.add_argument("--partitions", type=int, default=8, help="dedup.partitions")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--name", default="dedup", help="the results file's name (after date and host)")
     args = parser.parse_args()
     settings = {"workers": args.workers, "memory_limit_mb": args.memory_limit_mb, "partitions": args.partitions}
     sizes = []
@@ -184,9 +185,9 @@ def main() -> None:
         "all processes MB",
         "disk MB",
     ]
-    print(write_results(args.out, "dedup", report, title, headers, rows))
+    print(write_results(args.out, args.name, report, title, headers, rows))
     if len(sizes) > 1:
-        plot(sizes, args.out / f"{date.today()}-{socket.gethostname()}-dedup.png")
+        plot(sizes, args.out / f"{date.today()}-{socket.gethostname()}-{args.name}.png")
 
 
 if __name__ == "__main__":

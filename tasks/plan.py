@@ -17,6 +17,7 @@ from storage.section import config_json
 from tasks.config import PipelineConfig
 from tasks.registry import STAGE_SPECS, STAGES
 from tasks.stage import StageInput, load_manifest
+from tasks.stored import localize
 
 
 class SelectionError(UserError):
@@ -94,5 +95,6 @@ def finished_outputs(cfg: PipelineConfig, workdir: Path, stages: tuple[str, ...]
         if (manifest := load_manifest(outputs[stage])) is None:
             raise MissingOutputError(f"{stage} has no output for this config in {workdir}: run `crawl2model run` "
                                      "with the same --config/--set first")  # fmt: skip
+        localize(outputs[stage], manifest)  # with a store: its files, downloaded once into the mirror
         found[stage] = StageInput.from_manifest(manifest)
     return found

@@ -5,7 +5,9 @@ it with its version, inputs and config class. `execute_stage` wraps it: a comple
 (its manifest exists) is a cache hit; otherwise the stage runs, resuming from whatever shards an
 interrupted run left, and the manifest is written last. Per-shard work goes through `map_shards`,
 which skips shards that are already complete; its per-shard argument is a per-stage dataclass or
-config object (`ShardFn[P]`).
+config object (`ShardFn[P]`). When the workdir has a store (`storage.artifacts`), the same three
+points keep it whole (`tasks/stored.py`): inputs pulled before a stage runs and its output pushed
+after, manifest last; each shard run shared-nothing, uploading its files and then its marker.
 """
 
 from __future__ import annotations

@@ -144,6 +144,24 @@ def test_crawl_cost_benchmark_runs(tmp_path):
 
 
 @pytest.mark.slow
+def test_crawl_cost_measures_a_users_warc(tmp_path):
+    """--warc: the user's own pages (here 36, in three languages and a non-page record), not generated ones."""
+    from tests.conftest import html_page, native_text, write_warc
+
+    pages = [(f"https://site-{lang}.example/{i}", "200 OK", "text/html; charset=utf-8",
+              html_page(native_text(lang, 1500, offset=i)))
+             for lang in ("de", "fr", "ja") for i in range(12)]  # fmt: skip
+    pages.append(("https://site.example/logo.png", "200 OK", "image/png", b"\x89PNG not a page"))
+    warc = write_warc(tmp_path / "mine.warc.gz", pages)
+    cmd = [sys.executable, "benchmarks/crawl_cost.py", "--warc", str(warc), "--out", str(tmp_path / "out")]
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    [result] = (tmp_path / "out").glob("*-crawl-cost.json")
+    report = json.loads(result.read_text())
+    assert report["warc"] == str(warc) and report["records"] == 37
+    assert report["stages"]["extract"]["docs_in"] == 37 and report["stages"]["filter"]["docs_in"] < 37
+
+
+@pytest.mark.slow
 def test_side_by_side_benchmarks_run(tmp_path):
     """benchmarks/run.py --quick: every comparison (datatrove, plain PyTorch, tokenizers, scaling) on tiny inputs."""
     subprocess.run([sys.executable, "benchmarks/run.py", "--quick", "--out", str(tmp_path)], cwd=ROOT, check=True,
