@@ -15,6 +15,7 @@ files that the next step reads by partition. Nothing in them grows with the corp
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,14 @@ def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
     tmp.replace(path)
 
 
+def _write_split(con: duckdb.DuckDBPyConnection, table: str, key: str, keys: Iterable[int],
+                 path_of: Callable[[int], Path], columns: str = "*") -> int:  # fmt: skip
+    """One Parquet file per key value (the rows of `table` whose `key` equals it); returns the table's rows."""
+    for value in keys:
+        _copy(con, f"select {columns} from {table} where {key} = {value}", path_of(value))
+    return int(con.execute(f"select count(*) from {table}").fetchone()[0])
+
+
 def band_pairs(band_dir: str, out: Path, step: GlobalStep, band: int) -> dict[str, Any]:
     """Step 1 for one band: `out/part-<p>/band-<b>.parquet` (a, b) for every partition p."""
     cfg = step.cfg
@@ -78,13 +87,11 @@ def band_pairs(band_dir: str, out: Path, step: GlobalStep, band: int) -> dict[st
                 select min(idx) over (partition by bucket) as a, idx as b from multi where n > {cfg.max_pair_bucket}
             ) where a <> b"""
         )
-        for part in range(cfg.partitions):
-            _copy(con, f"select a, b from pairs where a % {cfg.partitions} = {part}",
-                  out / f"part-{part:05d}" / f"band-{band:05d}.parquet")  # fmt: skip
-        (pairs,) = con.execute("select count(*) from pairs").fetchone()
+        pairs = _write_split(con, "pairs", f"a % {cfg.partitions}", range(cfg.partitions),
+                             lambda part: out / f"part-{part:05d}" / f"band-{band:05d}.parquet", "a, b")  # fmt: skip
     finally:
         con.close()
-    return {"band_pairs": int(pairs)}
+    return {"band_pairs": pairs}
 
 
 def partition_requests(pair_dir: str, out: Path, step: GlobalStep, part: int) -> dict[str, Any]:
@@ -99,9 +106,9 @@ def partition_requests(pair_dir: str, out: Path, step: GlobalStep, part: int) ->
                 f"""create table wanted as select d.idx, d.doc_id, d.shard from read_parquet('{step.docs}') d
                 semi join (select a as idx from pairs union select b from pairs) w on w.idx = d.idx"""
             )
-            for (shard,) in con.execute("select distinct shard from wanted order by 1").fetchall():
-                _copy(con, f"select idx, doc_id, {part} as part from wanted where shard = {shard}",
-                      out / "requests" / f"shard={shard:05d}" / f"part-{part:05d}.parquet")  # fmt: skip
+            shards = [shard for (shard,) in con.execute("select distinct shard from wanted order by 1").fetchall()]
+            _write_split(con, "wanted", "shard", shards, lambda shard: out / "requests" / f"shard={shard:05d}" /
+                         f"part-{part:05d}.parquet", f"idx, doc_id, {part} as part")  # fmt: skip
         (pairs,) = con.execute("select count(*) from pairs").fetchone()
     finally:
         con.close()
@@ -120,13 +127,11 @@ def route_values(inputs: tuple[str, str], out: Path, step: GlobalStep, shard: in
             join read_parquet('{values_file}') v using (doc_id)"""
         )
         parts = [p for (p,) in con.execute("select distinct part from routed order by 1").fetchall()]
-        for part in parts:
-            _copy(con, f"select * exclude (part) from routed where part = {part}",
-                  out / f"part-{part:05d}" / f"shard-{shard:05d}.parquet")  # fmt: skip
-        (rows,) = con.execute("select count(*) from routed").fetchone()
+        path_of = lambda part: out / f"part-{part:05d}" / f"shard-{shard:05d}.parquet"  # noqa: E731
+        rows = _write_split(con, "routed", "part", parts, path_of, "* exclude (part)")
     finally:
         con.close()
-    return {"routed_values": int(rows)}
+    return {"routed_values": rows}
 
 
 def verify_partition(inputs: tuple[str, str], out: Path, step: GlobalStep, part: int) -> dict[str, Any]:
