@@ -152,7 +152,8 @@ def open_store(url: str, workdir: Path) -> ArtifactStore:
         store.fs.pipe_file(probe, b"")
         store.fs.rm_file(probe)
     except Exception as e:  # any backend's own error (no bucket, no credentials, no route)
-        hint = "credentials come from the environment (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, ...)"
+        hint = ("a folder this user can write" if protocol == "file" else
+                "credentials come from the environment (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, ...)")  # fmt: skip
         line = f"storage.artifacts={url}: cannot use it: {type(e).__name__}: {e}".splitlines()[0]
         raise StorageError(line, hint=hint) from None
     return store
