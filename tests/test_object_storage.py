@@ -152,9 +152,13 @@ def test_the_pipeline_on_s3_matches_a_local_run_and_a_fresh_machine_finds_it_cac
 
 
 @pytest.mark.slow
-def test_a_run_killed_mid_extract_resumes_on_another_machine_at_the_first_missing_shard(s3, local_run, tmp_path):
+def test_a_run_killed_mid_extract_resumes_on_another_machine_at_the_first_missing_shard(s3, tmp_path):
     url = "s3://crawl2model/killed"
-    sets = [*SETS, "extract.workers=1", f"storage.artifacts={url}"]
+    # Shards of 500 pages on one process: seconds each, so the kill after the first lands mid-stage.
+    local_sets = [*SETS, "acquire.sample_pages=2000", "extract.workers=1"]
+    pipeline(config=load_config(None, local_sets).model_dump(mode="json"), workdir=str(tmp_path / "local"),
+             until="dedup")  # fmt: skip
+    sets = [*local_sets, f"storage.artifacts={url}"]
     args = ["run", "--workdir", str(tmp_path / "first"), "--until", "dedup", *[a for s in sets for a in ("--set", s)]]
     proc = subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -173,7 +177,7 @@ def test_a_run_killed_mid_extract_resumes_on_another_machine_at_the_first_missin
     after = stored_keys(s3, url, modified=True)
     shard_files = [k for k in killed if "/docs/" in k or "/removed/" in k or "/_state/shard-" in k]
     assert shard_files and all(after[k] == killed[k] for k in shard_files)  # finished shards were not redone
-    second, reference = stage_files(tmp_path / "second"), stage_files(local_run)
+    second, reference = stage_files(tmp_path / "second"), stage_files(tmp_path / "local")
     sharded = ("extract", "filter", "dedup")
     assert {s: second[s] for s in sharded} == {s: reference[s] for s in sharded}
 
