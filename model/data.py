@@ -14,16 +14,39 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
+from model.chat import IGNORE
 
-def _row_group_array(pf: pq.ParquetFile, index: int) -> np.ndarray:
-    col = pf.read_row_group(index, columns=["tokens"]).column(0).combine_chunks()
+# The column of chat rows (sft): 1 where the token is trained (the assistant's), 0 elsewhere.
+LOSS_MASK = "loss_mask"
+
+
+def _list_column(column) -> np.ndarray:
+    col = column.combine_chunks()
     if not len(col):  # an empty split's shard
         return np.empty((0, 0), dtype=np.int64)
     return np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=np.int64).reshape(-1, len(col[0]))
 
 
+def _row_group_array(pf: pq.ParquetFile, index: int) -> np.ndarray:
+    """(rows, seq_len + 1) tokens; with a `loss_mask` column (chat rows) (rows, 2, seq_len + 1)."""
+    columns = [c for c in ("tokens", LOSS_MASK) if c in pf.schema_arrow.names]
+    table = pf.read_row_group(index, columns=columns)
+    arrays = [_list_column(table.column(c)) for c in columns]
+    return arrays[0] if len(arrays) == 1 else np.stack(arrays, axis=1)
+
+
+def inputs_and_targets(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of rows as the model's inputs and its shifted targets; a masked row's untrained
+    positions (the prompt, the padding) become targets the loss ignores."""
+    if batch.dim() == 2:
+        return batch[:, :-1], batch[:, 1:]
+    tokens, mask = batch[:, 0], batch[:, 1]
+    return tokens[:, :-1], tokens[:, 1:].masked_fill(mask[:, 1:] == 0, IGNORE)
+
+
 def load_rows(paths: list[str], max_rows: int | None = None) -> torch.Tensor:
-    """(rows, seq_len + 1) int64 tensor of the first `max_rows` rows (for bounded evaluation sets)."""
+    """(rows, seq_len + 1) int64 tensor (chat rows: (rows, 2, seq_len + 1)) of the first `max_rows` rows
+    (for bounded evaluation sets)."""
     parts, n = [], 0
     for p in paths:
         pf = pq.ParquetFile(p)

@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 from model.config import TrainConfig
 from model.distributed import setup, teardown
 from model.gpt import GPTConfig
@@ -30,8 +32,9 @@ def main(spec_path: str) -> None:
             f.write(json.dumps(entry) + "\n")
 
     try:
+        init = torch.load(spec["init"], map_location="cpu", weights_only=True) if spec.get("init") else None
         result = train(spec["files"], GPTConfig(**spec["model"]), cfg, out, on_log, ctx, spec.get("val_files"),
-                       spec.get("anneal_files"))  # fmt: skip
+                       spec.get("anneal_files"), init)  # fmt: skip
         if ctx.is_main:
             atomic_write_json(out / "_state" / "train_result.json", result)
     finally:

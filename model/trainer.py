@@ -21,8 +21,9 @@ from typing import Any
 import torch
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 
+from model.chat import IGNORE
 from model.config import TrainConfig
-from model.data import TokenLoader, load_rows
+from model.data import TokenLoader, inputs_and_targets, load_rows
 from model.distributed import DistContext, barrier, mean_across_ranks, setup, wrap
 from model.gpt import GPT, GPTConfig
 from model.loss import liger_usable
@@ -234,7 +235,7 @@ def forward_backward(model: torch.nn.Module, compiled: torch.nn.Module, loader: 
         last = micro == accum - 1 or not hasattr(model, "no_sync")
         with contextlib.nullcontext() if last else model.no_sync():
             with autocast:
-                _, loss = compiled(batch[:, :-1], batch[:, 1:], return_logits=False)
+                _, loss = compiled(*inputs_and_targets(batch), return_logits=False)
             (loss / accum).backward()
         loss_sum += loss.detach()
     return loss_sum / accum
@@ -268,11 +269,11 @@ def validate(model: torch.nn.Module, rows: torch.Tensor, batch_size: int, autoca
     model.eval()
     total, count = torch.zeros((), device=device, dtype=torch.float64), 0
     for start in range(0, len(rows), batch_size):
-        batch = rows[start : start + batch_size].to(device)
+        inputs, targets = inputs_and_targets(rows[start : start + batch_size].to(device))
         with autocast:
-            _, loss = model(batch[:, :-1], batch[:, 1:], reduction="sum", return_logits=False)
+            _, loss = model(inputs, targets, reduction="sum", return_logits=False)
         total += loss.double()
-        count += batch[:, 1:].numel()
+        count += int((targets != IGNORE).sum())
     model.train()
     return float(total) / count
 
@@ -301,8 +302,10 @@ def train(
     ctx: DistContext | None = None,
     val_files: list[str] | None = None,
     anneal_files: list[str] | None = None,
+    init_state: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) to `cfg.max_steps`; checkpoints, then the final model, under `out`.
+    `init_state`: start from these weights (fine-tuning) instead of a fresh initialisation.
 
     The whole run in one function, top-down, as nanoGPT's train.py reads: set-up, resume, then the
     step loop with its phases named. (The only function allowed past 60 lines: tests/test_layout.py.)
@@ -317,7 +320,10 @@ def train(
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    gpt = GPT(model_cfg).to(device)
+    gpt = GPT(model_cfg)
+    if init_state is not None:
+        gpt.load_state_dict(init_state)
+    gpt = gpt.to(device)
     cfg = fit_micro_batch(cfg, gpt, ctx, out)
     model = wrap(gpt, cfg.strategy, ctx)  # the one model handle from here on (DDP, FSDP or the GPT itself)
     optimizer = make_optimizer(model, cfg, device)

@@ -98,6 +98,14 @@ class PipelineBase(Section):
                              "(e.g. --set mix.anneal.min_bucket=10)")  # fmt: skip
         return self
 
+    @model_validator(mode="after")
+    def _dpo_has_sft(self) -> PipelineBase:
+        # DPO tunes the chat model sft trains.
+        sft, dpo = getattr(self, "sft", None), getattr(self, "dpo", None)
+        if dpo is not None and sft is not None and dpo.enabled and not sft.enabled:
+            raise ValueError("dpo.enabled=true needs sft.enabled=true (DPO starts from the chat model sft trains)")
+        return self
+
     def changes_from_defaults(self) -> dict[str, Any]:
         """{dotted key: value} for every stage setting that differs from its default (derived ones aside)."""
         changes: dict[str, Any] = {}

@@ -15,12 +15,15 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+from collections.abc import Callable
 from typing import Any
 
 from tasks.acquire import stage as acquire
 from tasks.acquire.config import AcquireConfig
 from tasks.dedup import stage as dedup
 from tasks.dedup.config import DedupConfig
+from tasks.dpo import stage as dpo
+from tasks.dpo.config import DpoConfig
 from tasks.evaluate import stage as evaluate
 from tasks.evaluate.config import EvaluateConfig
 from tasks.extract import stage as extract
@@ -29,6 +32,8 @@ from tasks.filter import stage as filter_
 from tasks.filter.config import FilterConfig
 from tasks.mix import stage as mix
 from tasks.mix.config import MixConfig
+from tasks.sft import stage as sft
+from tasks.sft.config import SftConfig
 from tasks.stage import StageSpec, Streaming
 from tasks.tokenize import stage as tokenize
 from tasks.tokenize.config import TokenizeConfig
@@ -52,12 +57,16 @@ def languages_from_extract(cfg: Any) -> dict[str, Any]:
     return {"languages": cfg.extract.languages}
 
 
-def benchmarks_from_evaluate(cfg: Any) -> dict[str, Any]:
-    """The token stream is decontaminated against the benchmarks evaluate will score, unless
-    tokenize.eval_benchmarks is set by hand."""
-    if "eval_benchmarks" in cfg.tokenize.model_fields_set or not cfg.evaluate.benchmarks:
-        return {}
-    return {"eval_benchmarks": list(cfg.evaluate.benchmarks)}
+def benchmarks_from_evaluate(section: str) -> Callable[[Any], dict[str, Any]]:
+    """The section's data (tokenize's token stream, sft's and dpo's examples) is decontaminated against
+    the benchmarks evaluate will score, unless its eval_benchmarks is set by hand."""
+
+    def derive(cfg: Any) -> dict[str, Any]:
+        if "eval_benchmarks" in getattr(cfg, section).model_fields_set or not cfg.evaluate.benchmarks:
+            return {}
+        return {"eval_benchmarks": list(cfg.evaluate.benchmarks)}
+
+    return derive
 
 
 def changes_for_the_report(cfg: Any) -> dict[str, Any]:
@@ -76,9 +85,14 @@ BUILTIN_STAGES: tuple[StageSpec, ...] = (
               explain_columns=("quality_score", "n_words")),
     StageSpec("dedup", ("filter",), DedupConfig, "8", dedup.run, explain_columns=("dup_cluster", "dup_cluster_size")),
     StageSpec("mix", ("dedup", "yardstick"), MixConfig, "4", mix.run, explain_columns=("domain", "repeats")),
-    StageSpec("tokenize", ("mix", "yardstick"), TokenizeConfig, "11", tokenize.run, derive=benchmarks_from_evaluate,
-              derived=("eval_benchmarks",)),
+    StageSpec("tokenize", ("mix", "yardstick"), TokenizeConfig, "11", tokenize.run,
+              derive=benchmarks_from_evaluate("tokenize"), derived=("eval_benchmarks",)),
     StageSpec("train", ("tokenize",), TrainConfig, "3", train.run),
+    # Post-training: a chat model from the base model (on in the sample, off in the crawl configs).
+    StageSpec("sft", ("tokenize", "train"), SftConfig, "1", sft.run, derive=benchmarks_from_evaluate("sft"),
+              derived=("eval_benchmarks",)),
+    StageSpec("dpo", ("tokenize", "sft"), DpoConfig, "1", dpo.run, derive=benchmarks_from_evaluate("dpo"),
+              derived=("eval_benchmarks",)),
     # evaluate reads every earlier output: the funnel and the planted-case scores span them all.
     StageSpec("evaluate", ("acquire", "extract", "yardstick", "filter", "dedup", "mix", "tokenize", "train"),
               EvaluateConfig, "11", evaluate.run, derive=changes_for_the_report, derived=("config_changes",),

@@ -10,7 +10,7 @@ from model.data import TokenLoader
 from model.gpt import GPT, GPTConfig
 from model.trainer import SpikeDetector, grad_accum_steps, lr_at, train
 from storage.shards import write_parquet
-from tasks.train.stage import run_torchrun
+from tasks.training_run import run_torchrun
 
 TINY = GPTConfig(vocab_size=64, seq_len=16, n_layer=2, n_head=2, n_embd=32)
 CFG = TrainConfig(max_steps=40, batch_size=8, lr=3e-3, warmup_steps=5, checkpoint_every=20, log_every=10,

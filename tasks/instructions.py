@@ -1,0 +1,149 @@
+"""Verifiable instructions (IFEval-style): a constraint a prompt states and a program checks.
+
+One interface: a `Constraint` has the sentence appended to a prompt (`instruction`), a way to make an
+answer follow it (`apply`, used to build the sample's instruction set) and a check (`followed`) that
+needs no judge. Words are counted by the language registry, so a length constraint means the same in
+every language. Adding a constraint is one class here plus a line in `CONSTRAINTS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tasks.languages.registry import words
+
+
+@dataclass(frozen=True)
+class Constraint:
+    name: str
+
+    def instruction(self) -> str:
+        raise NotImplementedError
+
+    def apply(self, answer: str, lang: str) -> str:
+        raise NotImplementedError
+
+    def followed(self, response: str, lang: str) -> bool:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Uppercase(Constraint):
+    def instruction(self) -> str:
+        return "Answer in capital letters only."
+
+    def apply(self, answer: str, lang: str) -> str:
+        return answer.upper()
+
+    def followed(self, response: str, lang: str) -> bool:
+        return any(c.isalpha() for c in response) and response == response.upper()
+
+
+@dataclass(frozen=True)
+class Lowercase(Constraint):
+    def instruction(self) -> str:
+        return "Answer in lowercase letters only."
+
+    def apply(self, answer: str, lang: str) -> str:
+        return answer.lower()
+
+    def followed(self, response: str, lang: str) -> bool:
+        return any(c.isalpha() for c in response) and response == response.lower()
+
+
+@dataclass(frozen=True)
+class MaxWords(Constraint):
+    limit: int = 6
+
+    def instruction(self) -> str:
+        return f"Answer in at most {self.limit} words."
+
+    def apply(self, answer: str, lang: str) -> str:
+        kept = words(answer, lang)[: self.limit]
+        # Cut the answer after its last kept word (the registry's words keep the text's spelling).
+        end = 0
+        for word in kept:
+            end = answer.index(word, end) + len(word)
+        return answer[:end].rstrip(" ,;:") + "."
+
+    def followed(self, response: str, lang: str) -> bool:
+        return 0 < len([w for w in words(response, lang) if any(c.isalnum() for c in w)]) <= self.limit
+
+
+@dataclass(frozen=True)
+class EndsWith(Constraint):
+    phrase: str = "Done."
+
+    def instruction(self) -> str:
+        return f'End your answer with "{self.phrase}"'
+
+    def apply(self, answer: str, lang: str) -> str:
+        return f"{answer} {self.phrase}"
+
+    def followed(self, response: str, lang: str) -> bool:
+        return response.strip().endswith(self.phrase)
+
+
+@dataclass(frozen=True)
+class StartsWith(Constraint):
+    phrase: str = "Answer:"
+
+    def instruction(self) -> str:
+        return f'Start your answer with "{self.phrase}"'
+
+    def apply(self, answer: str, lang: str) -> str:
+        return f"{self.phrase} {answer}"
+
+    def followed(self, response: str, lang: str) -> bool:
+        return response.strip().startswith(self.phrase)
+
+
+@dataclass(frozen=True)
+class Quoted(Constraint):
+    def instruction(self) -> str:
+        return "Wrap your whole answer in double quotation marks."
+
+    def apply(self, answer: str, lang: str) -> str:
+        return f'"{answer}"'
+
+    def followed(self, response: str, lang: str) -> bool:
+        text = response.strip()
+        return len(text) > 2 and text[0] == '"' and text[-1] == '"'
+
+
+CONSTRAINTS: tuple[Constraint, ...] = (
+    Uppercase("uppercase"), Lowercase("lowercase"), MaxWords("max_words"), EndsWith("ends_with"),
+    StartsWith("starts_with"), Quoted("quoted"),
+)  # fmt: skip
+BY_NAME = {c.name: c for c in CONSTRAINTS}
+
+
+@dataclass(frozen=True)
+class InstructionPrompt:
+    """A prompt whose response is checked: the question, then each constraint's sentence."""
+
+    key: str
+    question: str
+    constraints: tuple[str, ...]
+    lang: str = "en"
+
+    def text(self) -> str:
+        return " ".join([self.question, *(BY_NAME[c].instruction() for c in self.constraints)])
+
+    def check(self, response: str) -> dict[str, bool]:
+        """{constraint name: followed}."""
+        return {c: BY_NAME[c].followed(response, self.lang) for c in self.constraints}
+
+    def answer(self, plain: str) -> str:
+        """The plain answer made to follow every constraint (the sample's reference answers)."""
+        for c in self.constraints:
+            plain = BY_NAME[c].apply(plain, self.lang)
+        return plain
+
+
+def instruction_following(checks: list[dict[str, bool]]) -> dict[str, float]:
+    """IFEval's two strict accuracies: the share of prompts with every constraint followed, and the
+    share of constraints followed."""
+    constraints = [ok for check in checks for ok in check.values()]
+    return {"prompt_level": sum(all(c.values()) for c in checks) / len(checks) if checks else 0.0,
+            "constraint_level": sum(constraints) / len(constraints) if constraints else 0.0}  # fmt: skip
