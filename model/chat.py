@@ -111,3 +111,13 @@ def grow_embedding(state: dict[str, torch.Tensor], rows: int, vocab: ChatVocab) 
 
 def padded_vocab(size: int, multiple: int) -> int:
     return -(-size // multiple) * multiple
+
+
+@torch.no_grad()
+def reply_ids(model: torch.nn.Module, prompt: list[int], stop_id: int, max_new_tokens: int,
+              vocab_limit: int | None = None) -> list[int]:  # fmt: skip
+    """Greedy decoding after `prompt` until `stop_id` (not included) or max_new_tokens."""
+    out = model.generate(torch.tensor([prompt]), max_new_tokens, temperature=0, stop_token=stop_id,
+                         vocab_limit=vocab_limit)  # fmt: skip
+    new = out[0, len(prompt) :].tolist()
+    return new[:-1] if new and new[-1] == stop_id else new

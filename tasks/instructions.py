@@ -140,10 +140,3 @@ class InstructionPrompt:
             plain = BY_NAME[c].apply(plain, self.lang)
         return plain
 
-
-def instruction_following(checks: list[dict[str, bool]]) -> dict[str, float]:
-    """IFEval's two strict accuracies: the share of prompts with every constraint followed, and the
-    share of constraints followed."""
-    constraints = [ok for check in checks for ok in check.values()]
-    return {"prompt_level": sum(all(c.values()) for c in checks) / len(checks) if checks else 0.0,
-            "constraint_level": sum(constraints) / len(constraints) if constraints else 0.0}  # fmt: skip

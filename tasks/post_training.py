@@ -17,9 +17,19 @@ import sentencepiece as spm
 import torch
 from pydantic import Field
 
-from model.chat import JINJA_TEMPLATE, ChatVocab, chat_vocab, grow_embedding, padded_vocab
+from model.chat import (
+    JINJA_TEMPLATE,
+    ChatVocab,
+    Message,
+    chat_vocab,
+    encode_conversation,
+    grow_embedding,
+    padded_vocab,
+    reply_ids,
+)
 from model.config import TrainConfig
 from model.data import LOSS_MASK
+from model.gpt import GPT, GPTConfig
 from storage.section import InputPath, Section
 from storage.shards import atomic_write_json, write_parquet
 from tasks.benchmarks import BenchmarkConfig
@@ -87,6 +97,20 @@ class StartingModel:
 
     def encode(self, text: str) -> list[int]:
         return self.sp.encode(text)
+
+    def decode(self, ids: list[int]) -> str:
+        """Text of ids, the chat tokens (not the tokenizer's own pieces) left out."""
+        return self.sp.decode([i for i in ids if i < self.vocab.base_size])
+
+    def gpt(self) -> GPT:
+        model = GPT(GPTConfig(**self.config))
+        model.load_state_dict(self.state)
+        return model.eval()
+
+    def respond(self, model: GPT, messages: list[Message], max_new_tokens: int) -> str:
+        """The model's reply under the chat template (greedy)."""
+        prompt, _ = encode_conversation(messages, self.encode, self.vocab, generation_prompt=True)
+        return self.decode(reply_ids(model, prompt, self.vocab.end_id, max_new_tokens, self.vocab.size)).strip()
 
     def write_chat_file(self, out: Path) -> None:
         atomic_write_json(out / CHAT_FILE, {"ids": self.vocab.ids, "base_size": self.vocab.base_size,

@@ -94,8 +94,9 @@ BUILTIN_STAGES: tuple[StageSpec, ...] = (
     StageSpec("dpo", ("tokenize", "sft"), DpoConfig, "1", dpo.run, derive=benchmarks_from_evaluate("dpo"),
               derived=("eval_benchmarks",)),
     # evaluate reads every earlier output: the funnel and the planted-case scores span them all.
-    StageSpec("evaluate", ("acquire", "extract", "yardstick", "filter", "dedup", "mix", "tokenize", "train"),
-              EvaluateConfig, "11", evaluate.run, derive=changes_for_the_report, derived=("config_changes",),
+    StageSpec("evaluate", ("acquire", "extract", "yardstick", "filter", "dedup", "mix", "tokenize", "train", "sft",
+                           "dpo"),
+              EvaluateConfig, "12", evaluate.run, derive=changes_for_the_report, derived=("config_changes",),
               report="report.md", table=evaluate.evaluation_table, scores=True),
 )  # fmt: skip
 

@@ -86,8 +86,10 @@ def run(inputs: dict[str, StageInput], cfg: DpoConfig, out: Path) -> StageOutcom
 
 
 def _outcome(result: dict[str, Any], stats: ReadStats, split: dict[str, list[Any]]) -> StageOutcome:
-    outcome = StageOutcome(docs_in=stats.records, docs_out=len(split["train"]) + len(split["val"]))
-    outcome.docs_removed = outcome.docs_in - outcome.docs_out
+    # Examples, not documents: counted in metrics, outside the document funnel.
+    outcome = StageOutcome()
+    outcome.metric("examples_read", stats.records)
+    outcome.metric("examples_kept", len(split["train"]) + len(split["val"]))
     for entry in result["history"]:
         for key in ("loss", "lr", "grad_norm", "reward_margin", "pref_accuracy"):
             outcome.metric(f"dpo_{key}", entry[key], step=int(entry["step"]))
@@ -101,4 +103,3 @@ def _outcome(result: dict[str, Any], stats: ReadStats, split: dict[str, list[Any
                     "heldout_before": first, "heldout_after": last,
                     "final_loss": result["history"][-1]["loss"]}  # fmt: skip
     return outcome
-

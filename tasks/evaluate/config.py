@@ -41,6 +41,9 @@ class EvaluateConfig(Section):
     max_new_tokens: int = Field(40, ge=1, le=4096)
     temperature: float = Field(0.8, ge=0.0, description="0 = greedy decoding")
     top_k: int = Field(40, ge=1)
+    chat_prompts: int = Field(100, ge=1, le=10_000, description="held-out instruction prompts each chat model "
+                              "answers (when sft ran): instruction following and win rates")  # fmt: skip
+    chat_max_new_tokens: int = Field(48, ge=1, le=4096, description="reply length limit in the chat evaluation")
     reference_paths: list[ExistingFile] = Field(
         default_factory=list, description="your own evaluation text (txt, JSONL or Parquet with `text`), scored "
         "beside the yardstick; part of its fingerprint"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from model.intervals import fmt_ci
+from tasks.evaluate.chat_report import chat_section
 from tasks.figures import markdown_table, pyplot, save_figure
 
 
@@ -95,6 +96,8 @@ def render_report(r: dict[str, Any]) -> str:
     parts += _yardstick_section(r["yardstick"])
     parts += _evaluation_section(r["evals"], r["domains"], r["tasks"])
     parts += _training_section(r["training"], r["tokens_seen"])
+    if r.get("chat"):
+        parts += chat_section(r["chat"])
     parts += ["", "## Sample generations", ""]
     parts += [f"- **{g['prompt']}** {g['completion'].strip()}" for g in r["generations"]]
     return "\n".join(parts) + "\n"

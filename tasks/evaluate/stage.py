@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from model.items import items_as_rows
 from storage.shards import atomic_write_bytes, atomic_write_json, iter_rows, write_parquet
 from tasks.evaluate.about import kept_examples, planted_split, removal_examples, run_facts, tokens_seen
+from tasks.evaluate.chat import chat_scores
 from tasks.evaluate.config import EvaluateConfig
 from tasks.evaluate.languages import language_funnel
 from tasks.evaluate.report import mixture_png, render_html, render_report, training_curves_png
@@ -60,19 +61,20 @@ def run(inputs: dict[str, StageInput], cfg: EvaluateConfig, out: Path) -> StageO
                                   "yardstick": {}, "yardstick_rows": [], "item_rows": []}  # fmt: skip
     else:
         scored = scoring.score_model(inputs, cfg)
+    scored["chat"] = chat_scores(inputs, cfg) if not inputs["train"].info.get("skipped") else {}
     _write_jsonl(out / "eval_items.jsonl", items_as_rows(scored["items"]))
     yardstick_table = pa.Table.from_pylist(scored["yardstick_rows"], schema=YARDSTICK_ROWS)
     write_parquet(yardstick_table, out / "yardstick_scores.parquet")
     write_parquet(pa.Table.from_pylist([_item_row(r) for r in scored["item_rows"]], schema=ITEM_ROWS),
                   out / "item_scores.parquet")  # fmt: skip
-    results = {k: scored[k] for k in ("evals", "domains", "tasks", "yardstick", "generations")}
+    results = {k: scored[k] for k in ("evals", "domains", "tasks", "yardstick", "generations", "chat")}
     results |= _data_scores(inputs, scored["evals"]) | {"about": {**run_facts(), "config_changes": cfg.config_changes}}
     report = render_report(results)
     atomic_write_bytes(out / "report.md", report.encode())
     _write_figures(inputs, out)
     atomic_write_bytes(out / "report.html", render_html(report, "crawl2model run report", out).encode())
     keys = ("evals", "domains", "tasks", "yardstick", "planted", "pii", "funnel", "training", "dedup_quality",
-            "languages")  # fmt: skip
+            "languages", "chat")  # fmt: skip
     atomic_write_json(out / "eval.json", {k: results[k] for k in keys})
     atomic_write_json(out / "generations.json", scored["generations"])
     return _outcome(results)
@@ -171,6 +173,11 @@ def _outcome(results: dict[str, Any]) -> StageOutcome:
                 outcome.metric(f"task.{task}.{key}", value)
     for case, s in planted.items():
         outcome.metric(f"planted.{case}.rate", s["rate"])
+    for name, m in results["chat"].get("models", {}).items():
+        outcome.metric(f"chat.{name}.prompt_level", m["following"]["prompt_level"]["value"])
+        outcome.metric(f"chat.{name}.constraint_level", m["following"]["constraint_level"]["value"])
+        if m.get("heldout_loss"):
+            outcome.metric(f"chat.{name}.heldout_sft_loss", m["heldout_loss"]["value"])
     return outcome
 
 

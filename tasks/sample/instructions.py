@@ -2,8 +2,9 @@
 
 Each question asks what a standard-library function does; the answer is the first sentence of its
 docstring (human-written text on every Python install). Some prompts add verifiable constraints
-(`tasks.instructions`): the answer follows them. A preference pair's chosen answer is the right
-docstring, its rejected one another function's. Functions are split by a hash of their name: the
+(`tasks.instructions`): the answer follows them. A preference pair's chosen answer follows the
+prompt's constraints and its rejected one does not, or (a plain question) is the right docstring
+against another function's. Functions are split by a hash of their name: the
 held-out ones are never trained on and give the chat evaluation's prompts.
 """
 
@@ -84,15 +85,18 @@ def instruction_set() -> list[dict[str, Any]]:
 
 
 def preference_pairs() -> list[dict[str, Any]]:
-    """`prompt`/`chosen`/`rejected`: the right docstring against another function's (the next one in a
-    seeded shuffle), both made to follow the prompt's constraints."""
+    """`prompt`/`chosen`/`rejected`: a prompt with constraints prefers the answer that follows them to the
+    same answer that does not; a plain question prefers the right docstring to another function's (the
+    next one in a seeded shuffle)."""
     pairs = _split(held_out=False)
     order = sorted(range(len(pairs)), key=lambda i: _unit(f"wrong:{pairs[i][0].key}"))
     wrong = {order[i]: pairs[order[(i + 1) % len(order)]][1] for i in range(len(order))}
-    return [{"prompt": prompt.text(), "chosen": prompt.answer(sentence), "rejected": prompt.answer(wrong[i])}
+    return [{"prompt": prompt.text(), "chosen": prompt.answer(sentence),
+             "rejected": sentence if prompt.constraints else wrong[i]}
             for i, (prompt, sentence) in enumerate(pairs)]  # fmt: skip
 
 
 def evaluation_prompts() -> list[tuple[InstructionPrompt, str]]:
-    """The held-out prompts with their reference answers (functions never trained on)."""
-    return _split(held_out=True)
+    """The held-out prompts with their reference answers (functions never trained on), as many per
+    function as training draws."""
+    return _split(held_out=True, variants=TRAINING_VARIANTS)

@@ -93,8 +93,10 @@ def run(inputs: dict[str, StageInput], cfg: SftConfig, out: Path) -> StageOutcom
     )
     result = run_training(files, GPTConfig(**start.config), train_cfg, out, "sft", val_files,
                           init_state=start.state)  # fmt: skip
-    outcome = StageOutcome(docs_in=stats.records, docs_out=len(split["train"]) + len(split["val"]))
-    outcome.docs_removed = outcome.docs_in - outcome.docs_out
+    # Examples, not documents: counted in metrics, outside the document funnel.
+    outcome = StageOutcome()
+    outcome.metric("examples_read", stats.records)
+    outcome.metric("examples_kept", len(split["train"]) + len(split["val"]))
     record_training(outcome, result, "sft", "sft_val_loss")
     for reason, count in sorted(stats.skipped.items()):
         outcome.metric(f"skipped_{reason}", count)

@@ -1,0 +1,109 @@
+"""The chat evaluation: the base model against its post-trained checkpoints (sft, dpo).
+
+(a) Verifiable instruction following (IFEval-style, `tasks.instructions`) on held-out prompts about
+functions no example trained on: the share of prompts with every constraint followed and the share
+of constraints followed, each with a bootstrap interval over prompts, and paired against the base
+model. The base model is asked in plain text ("Question: ...\\nAnswer:", its first line); chat models
+under the chat template, greedy. (b) The held-out SFT loss (sft's validation conversations, loss on
+the assistant's tokens), per model. (c) With `evaluate.judge`, the pairwise win rate against the
+base model's answers (`tasks.evaluate.win_rate`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+
+from model.data import inputs_and_targets, load_rows
+from model.intervals import Units, interval, paired_delta
+from storage.progress import progress_bar
+from tasks.evaluate.config import EvaluateConfig
+from tasks.instructions import InstructionPrompt
+from tasks.post_training import StartingModel
+from tasks.sample.instructions import evaluation_prompts
+from tasks.stage import StageInput
+
+log = logging.getLogger("crawl2model")
+
+
+def chat_models(inputs: dict[str, StageInput]) -> dict[str, StageInput]:
+    """The post-trained outputs that hold a model, in pipeline order (empty when post-training is off)."""
+    return {name: inputs[name] for name in ("sft", "dpo")
+            if name in inputs and not inputs[name].info.get("skipped")}  # fmt: skip
+
+
+def plain_answer(start: StartingModel, model: torch.nn.Module, question: str, max_new_tokens: int) -> str:
+    """A base model's answer: its continuation of "Question: ...\\nAnswer:", up to the first line break."""
+    from model.gpt import GPT
+
+    assert isinstance(model, GPT)
+    prompt = start.encode(f"Question: {question}\nAnswer:")
+    out = model.generate(torch.tensor([prompt]), max_new_tokens, temperature=0, vocab_limit=start.vocab.base_size)
+    return start.decode(out[0, len(prompt) :].tolist()).strip().split("\n")[0].strip()
+
+
+def answers(name: str, start: StartingModel, prompts: list[InstructionPrompt], max_new_tokens: int) -> list[str]:
+    model = start.gpt()
+    found = []
+    with progress_bar(f"chat evaluation: {name}", len(prompts)) as advance:
+        for prompt in prompts:
+            if name == "base":
+                found.append(plain_answer(start, model, prompt.text(), max_new_tokens))
+            else:
+                found.append(start.respond(model, [{"role": "user", "content": prompt.text()}], max_new_tokens))
+            advance(1)
+    return found
+
+
+@torch.no_grad()
+def heldout_loss(start: StartingModel, files: list[str]) -> dict[str, Any]:
+    """Mean loss per trained token on sft's held-out conversations, with a bootstrap interval over them."""
+    model, rows = start.gpt(), load_rows(files)
+    sums, counts = [], []
+    for batch in rows.split(32):
+        inputs, targets = inputs_and_targets(batch)
+        logits, _ = model(inputs)
+        losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+        sums += losses.sum(1).tolist()
+        counts += (targets != -100).sum(1).tolist()
+    return interval(Units.of(sums, counts))
+
+
+def following(checks: list[dict[str, bool]]) -> dict[str, Any]:
+    """The two IFEval shares, each with its interval over prompts."""
+    per_prompt = np.array([float(all(c.values())) for c in checks])
+    followed = np.array([sum(c.values()) for c in checks], dtype=float)
+    stated = np.array([len(c) for c in checks], dtype=float)
+    return {"prompt_level": interval(Units.of(per_prompt)), "constraint_level": interval(Units.of(followed, stated)),
+            "per_prompt": per_prompt.tolist()}  # fmt: skip
+
+
+def chat_scores(inputs: dict[str, StageInput], cfg: EvaluateConfig) -> dict[str, Any]:
+    """{model: {following, heldout_loss, responses}} and paired deltas against the base model."""
+    models = chat_models(inputs)
+    if not models:
+        return {}
+    tokenizer, val_files = inputs["tokenize"].file("tokenizer"), inputs["sft"].files("examples")
+    val_files = [f for f in val_files if "/val-" in f]
+    # Every prompt states at least one constraint, as IFEval's do.
+    pairs = [(p, a) for p, a in evaluation_prompts() if p.constraints][: cfg.chat_prompts]
+    prompts = [p for p, _ in pairs]
+    starts = {"base": StartingModel(inputs["train"].file("model"), tokenizer)}
+    starts |= {name: StartingModel(out.file("model"), tokenizer) for name, out in models.items()}
+    scores: dict[str, Any] = {"prompts": len(prompts), "models": {}}
+    for name, start in starts.items():
+        responses = answers(name, start, prompts, cfg.chat_max_new_tokens)
+        checks = [p.check(r) for p, r in zip(prompts, responses, strict=True)]
+        scores["models"][name] = {"following": following(checks), "responses": responses,
+                                  "heldout_loss": heldout_loss(start, val_files) if val_files else None}  # fmt: skip
+    base = scores["models"]["base"]["following"]["per_prompt"]
+    for name in models:
+        mine = scores["models"][name]["following"]["per_prompt"]
+        scores["models"][name]["vs_base"] = paired_delta(Units.of(base), Units.of(mine), lower_is_better=False)
+    scores["examples"] = [{"prompt": p.text(), "reference": p.answer(a),
+                           **{n: scores["models"][n]["responses"][i] for n in starts}}
+                          for i, (p, a) in enumerate(pairs[:5])]  # fmt: skip
+    return scores
