@@ -100,9 +100,22 @@ def _resume(out: Path, model: GPT, optimizer: torch.optim.Optimizer) -> tuple[in
     return state["step"], state["history"], state["val_history"]
 
 
+def step_loss(model: GPT, pairs: torch.Tensor, reference: torch.Tensor, beta: float,
+              nll_weight: float) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """A batch's DPO loss, plus `nll_weight` x the chosen answers' loss per token (RPO, Pang et al. 2024:
+    keeps DPO from lowering the chosen answers' likelihood along with the rejected ones')."""
+    policy = pair_logps(model, pairs)
+    loss, margin = dpo_loss(policy, reference, beta)
+    if nll_weight:
+        chosen_tokens = pairs[:, 0, 1, 1:].sum(-1).clamp(min=1)
+        loss = loss - nll_weight * (policy[:, 0] / chosen_tokens).mean()
+    return loss, margin
+
+
 def train_dpo(train_pairs: torch.Tensor, val_pairs: torch.Tensor, model_cfg: GPTConfig, cfg: TrainConfig,
               beta: float, out: Path, init_state: dict[str, torch.Tensor],
-              on_log: Callable[[dict[str, float]], None] | None = None) -> dict[str, Any]:  # fmt: skip
+              on_log: Callable[[dict[str, float]], None] | None = None,
+              nll_weight: float = 0.0) -> dict[str, Any]:  # fmt: skip
     """DPO from `init_state` to cfg.max_steps (resuming from out's checkpoints); the final model in `out`."""
     device = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
     torch.manual_seed(cfg.seed)
@@ -127,8 +140,8 @@ def train_dpo(train_pairs: torch.Tensor, val_pairs: torch.Tensor, model_cfg: GPT
             group["lr"] = lr_at(step, cfg)
         idx = batch_indices(len(train_pairs), step, cfg.batch_size, cfg.seed)
         with autocast:
-            loss, margin = dpo_loss(pair_logps(model, train_pairs[idx].to(device)), reference["train"][idx].to(device),
-                                    beta)  # fmt: skip
+            loss, margin = step_loss(model, train_pairs[idx].to(device), reference["train"][idx].to(device), beta,
+                                     nll_weight)  # fmt: skip
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()

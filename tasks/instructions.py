@@ -139,4 +139,3 @@ class InstructionPrompt:
         for c in self.constraints:
             plain = BY_NAME[c].apply(plain, self.lang)
         return plain
-

@@ -99,7 +99,7 @@ def test_a_file_named_by_the_config_is_part_of_its_stage_fingerprint(tmp_path):
     after = {p.stage: p.fingerprint for p in plan(cfg, tmp_path)}
     # Extract runs the URL rules before trafilatura, so the blocklist is part of its fingerprint too.
     assert [s for s in before if before[s] != after[s]] == ["extract", "yardstick", "filter", "dedup", "mix",
-                                                            "tokenize", "train", "evaluate"]  # fmt: skip
+                                                            "tokenize", "train", "sft", "dpo", "evaluate"]  # fmt: skip
     os.utime(tokenizer, ns=(1, 1))  # same bytes, touched: rebuilt rather than trusted
     touched = {p.stage: p.fingerprint for p in plan(cfg, tmp_path)}
     assert [s for s in after if after[s] != touched[s]] == ["tokenize", "train", "evaluate"]

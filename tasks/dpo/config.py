@@ -18,6 +18,11 @@ class DpoConfig(PostTrainSettings):
         "auto", description="the preference files' shape; auto: decided per file from its first record"
     )
     beta: float = Field(0.1, gt=0.0, le=10.0, description="how far from the reference the policy may move (DPO's beta)")
+    nll_weight: float = Field(
+        1.0, ge=0.0, le=10.0, description="adds this x the chosen answer's loss per token to DPO's (RPO, Pang et al. "
+        "2024): keeps the chosen answers' likelihood from falling with the rejected ones' (on the sample, plain "
+        "DPO lowered instruction following from 0.94 to 0.76 and this kept it: docs/results); 0 = plain DPO",
+    )  # fmt: skip
     max_steps: int = Field(100, ge=1)
     lr: float = Field(2e-4, gt=0.0, description="peak learning rate (DPO wants a small one)")
     val_every: int = Field(25, ge=0, description="steps between held-out preference accuracies; 0 = only at the end")

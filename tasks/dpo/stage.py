@@ -80,7 +80,7 @@ def run(inputs: dict[str, StageInput], cfg: DpoConfig, out: Path) -> StageOutcom
     train_cfg = cfg.trainer_config(start.config, max_steps=cfg.max_steps, lr=cfg.lr, val_every=cfg.val_every)
     report = ProgressReporter(cfg.max_steps, "dpo")
     result = train_dpo(tensors["train"], tensors["val"], GPTConfig(**start.config), train_cfg, cfg.beta, out,
-                       start.state, report)  # fmt: skip
+                       start.state, report, cfg.nll_weight)  # fmt: skip
     report.publish_table()
     return _outcome(result, stats, split)
 
