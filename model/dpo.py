@@ -147,7 +147,7 @@ def train_dpo(train_pairs: torch.Tensor, val_pairs: torch.Tensor, model_cfg: GPT
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         accuracy = float((margin > 0).double().mean())
-        entry = {"step": step + 1, "loss": float(loss), "lr": lr_at(step, cfg), "grad_norm": float(grad_norm),
+        entry = {"step": step + 1, "loss": loss.item(), "lr": lr_at(step, cfg), "grad_norm": float(grad_norm),
                  "reward_margin": float(margin.mean()), "pref_accuracy": accuracy}  # fmt: skip
         history.append(entry)
         if on_log and ((step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps):

@@ -32,6 +32,10 @@ REDUCED = [
     "train.checkpoint_every=50",
     "train.log_every=25",
     "evaluate.max_new_tokens=12",
+    "sft.max_steps=40",
+    "sft.log_every=20",
+    "evaluate.chat_prompts=12",
+    "evaluate.chat_max_new_tokens=12",
 ]
 runner = CliRunner()
 # Set in the environment of the first run: none may reach the workdir, the catalog or Prefect's files.

@@ -1,0 +1,193 @@
+"""Post-training: instruction and preference formats, the chat template's loss masks, DPO, and the
+sft and dpo stages in a run (with evaluate's chat section)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from model.chat import END, IGNORE, chat_vocab, encode_conversation, fixed_length, grow_embedding
+from model.data import inputs_and_targets
+from storage.errors import UserError
+from tasks.conversations import ReadStats, read_instructions, read_preferences
+from tasks.instructions import InstructionPrompt
+
+
+def _write(path: Path, records: list, jsonl: bool = True) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records) if jsonl else json.dumps(records))
+    return str(path)
+
+
+def test_each_instruction_shape_reads_as_the_same_conversation(tmp_path):
+    alpaca = _write(tmp_path / "a.jsonl", [{"instruction": "Add.", "input": "1 and 2", "output": "3"}])
+    turns = [{"from": "human", "value": "Add.\n\n1 and 2"}, {"from": "gpt", "value": "3"}]
+    sharegpt = _write(tmp_path / "s.json", [{"conversations": turns}], jsonl=False)
+    messages = _write(tmp_path / "m.jsonl", [{"messages": [{"role": "user", "content": "Add.\n\n1 and 2"},
+                                                           {"role": "assistant", "content": "3"}]}])  # fmt: skip
+    expected = [{"role": "user", "content": "Add.\n\n1 and 2"}, {"role": "assistant", "content": "3"}]
+    for path, fmt in [(alpaca, "alpaca"), (sharegpt, "sharegpt"), (messages, "messages")]:
+        for chosen in (fmt, "auto"):
+            assert list(read_instructions([path], chosen, ReadStats())) == [expected], (path, chosen)
+
+
+def test_a_file_in_no_known_shape_is_one_error_naming_its_keys(tmp_path):
+    path = _write(tmp_path / "x.jsonl", [{"question": "q", "answer": "a"}])
+    with pytest.raises(UserError, match=r"x.jsonl: records in no known shape.*\['answer', 'question'\]"):
+        list(read_instructions([path], "auto", ReadStats()))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": []}\n{not json\n')
+    with pytest.raises(UserError, match=r"bad.jsonl:2: not valid JSON Lines"):
+        list(read_instructions([str(bad)], "auto", ReadStats()))
+
+
+def test_records_that_do_not_fit_are_counted_and_skipped(tmp_path):
+    good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    path = _write(tmp_path / "m.jsonl", [good, {"messages": "oops"}, {"messages": [{"role": "user", "content": "x"}]},
+                                         {"messages": [{"role": "wizard", "content": "x"}]}, good])  # fmt: skip
+    stats = ReadStats()
+    assert len(list(read_instructions([path], "auto", stats))) == 2
+    assert stats.records == 5
+    assert stats.skipped == {"not_messages": 1, "no_assistant_turn": 1, "unknown_role": 1}
+
+
+def test_each_preference_shape_reads_as_prompt_chosen_rejected(tmp_path):
+    pairs = _write(tmp_path / "p.jsonl", [{"prompt": "Say hi.", "chosen": "Hi!", "rejected": "No."}])
+    ultra = _write(tmp_path / "u.jsonl", [{"prompt": "Say hi.",
+                                           "chosen": [{"role": "user", "content": "Say hi."},
+                                                      {"role": "assistant", "content": "Hi!"}],
+                                           "rejected": [{"role": "user", "content": "Say hi."},
+                                                        {"role": "assistant", "content": "No."}]}])  # fmt: skip
+    hh = _write(tmp_path / "h.jsonl", [{"chosen": "\n\nHuman: Say hi.\n\nAssistant: Hi!",
+                                        "rejected": "\n\nHuman: Say hi.\n\nAssistant: No."}])  # fmt: skip
+    for path in (pairs, ultra, hh):
+        (pair,) = read_preferences([path], "auto", ReadStats())
+        assert (pair.prompt, pair.chosen, pair.rejected) == ([{"role": "user", "content": "Say hi."}], "Hi!", "No.")
+
+
+def _fake_vocab():
+    return chat_vocab(lambda piece: 0, base_size=100)  # a tokenizer without the chat tokens
+
+
+def test_the_loss_mask_covers_the_assistant_content_and_its_end_token_only():
+    vocab = _fake_vocab()
+    encode = {"sys": [10], "question": [11, 12, 13], "answer": [20, 21], "more": [14], "again": [22]}.__getitem__
+    conversation = [{"role": "system", "content": "sys"}, {"role": "user", "content": "question"},
+                    {"role": "assistant", "content": "answer"}, {"role": "user", "content": "more"},
+                    {"role": "assistant", "content": "again"}]  # fmt: skip
+    tokens, mask = encode_conversation(conversation, encode, vocab)
+    trained = [t for t, m in zip(tokens, mask, strict=True) if m]
+    assert trained == [20, 21, vocab.end_id, 22, vocab.end_id]
+    assert vocab.added == 4 and vocab.ids[END] == 103 and sorted(vocab.ids.values()) == [100, 101, 102, 103]
+    row = fixed_length(tokens, mask, 24)
+    assert row is not None and len(row[0]) == 24 and row[1][len(tokens) :] == [0] * (24 - len(tokens))
+    # Through the trainer's batch: targets are the trained tokens, everything else ignored.
+    batch = torch.tensor([[row[0], row[1]]])
+    _, targets = inputs_and_targets(batch)
+    assert [t for t in targets[0].tolist() if t != IGNORE] == trained
+    # A prompt longer than the row leaves nothing to train: no row.
+    assert fixed_length(tokens, mask, 6) is None
+
+
+def test_the_masked_loss_is_the_mean_over_assistant_tokens_only():
+    from model.gpt import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=128, seq_len=16, n_layer=1, n_head=2, n_embd=32))
+    tokens = torch.randint(3, 100, (1, 17))
+    mask = torch.zeros_like(tokens)
+    mask[0, 9:14] = 1
+    inputs, targets = inputs_and_targets(torch.stack([tokens, mask], 1))
+    _, loss = model(inputs, targets)
+    logits, _ = model(inputs)
+    by_hand = torch.nn.functional.cross_entropy(logits[0, 8:13], tokens[0, 9:14])
+    assert torch.allclose(loss, by_hand, atol=1e-6)
+
+
+def test_added_chat_tokens_start_at_the_mean_embedding_and_old_rows_stay():
+    vocab = _fake_vocab()
+    old = torch.randn(100, 8)
+    grown = grow_embedding({"embed.weight": old, "head.weight": old}, 128, vocab)
+    assert grown["embed.weight"].shape == (128, 8)
+    assert torch.equal(grown["embed.weight"][:100], old)
+    assert torch.allclose(grown["embed.weight"][100:104], old.mean(0).expand(4, 8))
+    assert torch.equal(grown["head.weight"], grown["embed.weight"])
+
+
+def test_a_tokenizer_trained_with_the_chat_tokens_keeps_its_own_ids(tmp_path):
+    import io
+
+    import sentencepiece as spm
+
+    from model.chat import CHAT_TOKENS
+
+    model = io.BytesIO()
+    text = [f"line {i} of some text about functions and modules" for i in range(200)]
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(text), model_writer=model, vocab_size=50,
+                                   user_defined_symbols=list(CHAT_TOKENS), unk_id=0, eos_id=1, bos_id=2,
+                                   pad_id=-1)  # fmt: skip
+    sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    vocab = chat_vocab(sp.piece_to_id, sp.get_piece_size())
+    assert vocab.added == 0 and vocab.size == sp.get_piece_size()
+    assert all(sp.id_to_piece(i) == t for t, i in vocab.ids.items())
+
+
+def test_instruction_constraints_are_checked_per_language():
+    prompt = InstructionPrompt("k", "What does it do?", ("uppercase", "quoted"))
+    assert prompt.check('"IT ADDS TWO NUMBERS."') == {"uppercase": True, "quoted": True}
+    assert prompt.check("It adds two numbers.") == {"uppercase": False, "quoted": False}
+    short = InstructionPrompt("k", "q", ("max_words",), lang="ja")
+    # Japanese has no spaces: words come from the language's segmenter, not from str.split.
+    assert short.check("関数は二つの数を足して結果を返します。") == {"max_words": False}
+    assert short.check("数を足す。") == {"max_words": True}
+
+
+def _planted_pairs(n: int, seed: int) -> torch.Tensor:
+    """(n, 2, 2, 17) pairs: a random prompt, then a chosen answer from ids 41-50 or a rejected one from 51-60."""
+    g = torch.Generator().manual_seed(seed)
+    pairs = torch.zeros(n, 2, 2, 17, dtype=torch.long)
+    for i in range(n):
+        prompt = torch.randint(10, 40, (10,), generator=g)
+        for side, low in ((0, 41), (1, 51)):
+            answer = torch.randint(low, low + 10, (4,), generator=g)
+            pairs[i, side, 0, :14] = torch.cat([torch.tensor([2]), prompt, answer[:3]])
+            pairs[i, side, 1, 11:14] = 1
+    return pairs
+
+
+def _dpo_run(out: Path, max_steps: int, init: dict, train: torch.Tensor, val: torch.Tensor) -> dict:
+    from model.config import TrainConfig
+    from model.dpo import train_dpo
+    from model.gpt import GPTConfig
+
+    cfg = TrainConfig(n_layer=1, n_head=2, n_embd=32, batch_size=16, max_steps=max_steps, lr=3e-3, warmup_steps=2,
+                      val_every=20, checkpoint_every=20, log_every=10, device="cpu", spike_factor=None)  # fmt: skip
+    model_cfg = GPTConfig(vocab_size=64, seq_len=16, n_layer=1, n_head=2, n_embd=32)
+    return train_dpo(train, val, model_cfg, cfg, 0.5, out, init)
+
+
+def test_dpo_learns_a_planted_preference_on_held_out_pairs_and_resumes_exactly(tmp_path, caplog):
+    from model.gpt import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    init = GPT(GPTConfig(vocab_size=64, seq_len=16, n_layer=1, n_head=2, n_embd=32)).state_dict()
+    train, val = _planted_pairs(256, seed=1), _planted_pairs(64, seed=2)
+    result = _dpo_run(tmp_path / "full", 60, init, train, val)
+    accuracy = [(e["step"], e["pref_accuracy"]) for e in result["val_history"]]
+    assert accuracy[0] == (0, 0.5)  # the starting model is the reference: every margin is 0
+    assert accuracy[-1][0] == 60 and accuracy[-1][1] > 0.9, accuracy
+    assert result["val_history"][-1]["reward_margin"] > 0
+    # A run whose last checkpoint is step 40 (the later ones lost) resumes there: the same weights.
+    shutil.copytree(tmp_path / "full", tmp_path / "split")
+    (tmp_path / "split" / "model.pt").unlink()
+    (tmp_path / "split" / "checkpoints" / "step-0000060.pt").unlink()
+    with caplog.at_level("INFO", logger="crawl2model"):
+        resumed = _dpo_run(tmp_path / "split", 60, init, train, val)
+    assert "dpo: resumed from step-0000040.pt at step 40" in caplog.text
+    assert resumed["val_history"] == result["val_history"]
+    full = torch.load(tmp_path / "full" / "model.pt", weights_only=True)["model"]
+    split = torch.load(tmp_path / "split" / "model.pt", weights_only=True)["model"]
+    assert all(torch.equal(full[k], split[k]) for k in full)
