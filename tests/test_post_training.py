@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -191,3 +192,95 @@ def test_dpo_learns_a_planted_preference_on_held_out_pairs_and_resumes_exactly(t
     full = torch.load(tmp_path / "full" / "model.pt", weights_only=True)["model"]
     split = torch.load(tmp_path / "split" / "model.pt", weights_only=True)["model"]
     assert all(torch.equal(full[k], split[k]) for k in full)
+
+
+@pytest.fixture(scope="module")
+def post_trained(tmp_path_factory) -> tuple[Path, str]:
+    """A tiny run with sft on the user's own instructions (one of them contaminated) and dpo on the sample's pairs."""
+    from tasks.sample.instructions import evaluation_prompts, instruction_set
+    from tests.conftest import TINY_PIPELINE, invoke
+
+    work = tmp_path_factory.mktemp("post")
+    leaked = evaluation_prompts()[0][1]  # a held-out function's reference answer: the chat evaluation's
+    records = [{"instruction": c["messages"][0]["content"], "output": c["messages"][1]["content"]}
+               for c in instruction_set()[:300]]  # fmt: skip
+    records.append({"instruction": "What does it do?", "output": leaked})
+    data = _write(work / "instructions.jsonl", records)
+    sets = [*TINY_PIPELINE, "tokenize.seq_len=64", "train.max_steps=40", "sft.enabled=true", f"sft.data=[{data}]",
+            "sft.max_steps=20", "sft.batch_size=8", "sft.val_every=10", "dpo.enabled=true", "dpo.max_steps=10",
+            "dpo.batch_size=8", "dpo.val_every=5", "evaluate.chat_prompts=6", "evaluate.chat_max_new_tokens=8",
+            "evaluate.max_new_tokens=4"]  # fmt: skip
+    args = [a for s in sets for a in ("--set", s)]
+    invoke("run", "--workdir", str(work / "w"), *args)
+    return work / "w", invoke("run", "--workdir", str(work / "w"), *args)
+
+
+def _manifest(work: Path, stage: str) -> dict:
+    (path,) = (work / "artifacts" / stage).glob("*/manifest.json")
+    return json.loads(path.read_text())
+
+
+@pytest.mark.slow
+def test_sft_trains_on_masked_chat_rows_and_drops_a_contaminated_example(post_trained):
+    import sentencepiece as spm
+
+    work, rerun = post_trained
+    sft = _manifest(work, "sft")
+    # Every example is kept or counted: some of the sample's answers repeat held-out ones (docstrings
+    # shared between functions), and the planted leak is among those dropped.
+    assert sum(sft["info"]["examples"].values()) + sum(sft["info"]["dropped"].values()) == 301
+    assert sft["info"]["dropped"]["decontaminated"] >= 1
+    assert sft["info"]["chat_tokens_added"] == 4 and sft["info"]["vocab_size"] % 128 == 0
+    out = Path(sft["output_dir"])
+    chat = json.loads((out / "chat.json").read_text())
+    (tokenizer,) = (work / "artifacts" / "tokenize").glob("*/tokenizer.model")
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
+    rows = [
+        r for split in ("train", "val") for r in pq.read_table(out / "examples" / f"{split}-00000.parquet").to_pylist()
+    ]
+    records = [json.loads(line) for line in (work.parent / "instructions.jsonl").read_text().splitlines()]
+    answers = {r["output"] for r in records[:-1]}
+    for row in rows:
+        trained = [t for t, m in zip(row["tokens"], row["loss_mask"], strict=True) if m]
+        if trained[-1] == chat["ids"]["<|end|>"]:  # not cut by the row's end
+            # Exactly an assistant answer, nothing of the prompt; never the leaked one.
+            assert sp.decode(trained[:-1]) in answers, sp.decode(trained[:-1])
+    base = sp.get_piece_size()
+    assert not any(records[-1]["output"] in sp.decode([t for t in r["tokens"] if t < base]) for r in rows)
+    losses = [m for m in sft["metrics"] if m["name"] == "sft_val_loss"]
+    assert [m["step"] for m in losses] == [10, 20]
+    assert "sft" in rerun and "cached" in rerun.split("sft")[1].split("\n")[0]
+
+
+@pytest.mark.slow
+def test_dpo_and_the_chat_evaluation_are_recorded(post_trained):
+    from storage.catalog import Catalog
+
+    work, _ = post_trained
+    dpo = _manifest(work, "dpo")
+    assert dpo["info"]["heldout_before"]["pref_accuracy"] == 0.5
+    assert [m["step"] for m in dpo["metrics"] if m["name"] == "heldout_pref_accuracy"] == [0, 5, 10]
+    evaluate = _manifest(work, "evaluate")
+    report = (Path(evaluate["output_dir"]) / "report.md").read_text()
+    assert "## Post-training" in report and "| sft |" in report and "| dpo |" in report
+    chat = json.loads((Path(evaluate["output_dir"]) / "eval.json").read_text())["chat"]
+    assert set(chat["models"]) == {"base", "sft", "dpo"} and chat["prompts"] == 6
+    for model in chat["models"].values():
+        assert 0 <= model["following"]["prompt_level"]["value"] <= 1 and model["heldout_loss"]["ci"]
+    _, rows = Catalog(work).query(
+        "select stage, count(*) from metrics where name in ('sft_loss', 'dpo_loss', 'chat.sft.prompt_level') "
+        "group by 1 order by 1"
+    )
+    assert [r[0] for r in rows] == ["dpo", "evaluate", "sft"]
+
+
+def test_dpo_without_sft_is_a_config_error_before_any_stage(tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["run", "--workdir", str(tmp_path / "w"), "--set", "sft.enabled=false",
+                                      "--set", "dpo.enabled=true"])  # fmt: skip
+    assert result.exit_code == 2
+    assert "error:" in result.output and "dpo.enabled=true needs sft.enabled=true" in result.output
+    assert not (tmp_path / "w" / "artifacts").exists()
