@@ -316,6 +316,51 @@ def evaluate_cmd(
     console.print(f"report: {summary['report']}")
 
 
+CheckpointArg = Annotated[Path, typer.Argument(help="a model.pt: sft's or dpo's output (a chat model), or train's")]
+TokenizerOpt = Annotated[Path | None, typer.Option("--tokenizer", help="a base model's tokenizer.model (chat models "
+                                                   "carry theirs)")]  # fmt: skip
+MaxNewOpt = Annotated[int, typer.Option("--max-new-tokens", min=1, help="reply length limit")]
+TemperatureOpt = Annotated[float, typer.Option("--temperature", min=0.0, help="0 = greedy")]
+
+
+@app.command("generate")
+def generate_cmd(
+    checkpoint: CheckpointArg,
+    prompt: Annotated[str, typer.Argument(help="a chat model answers it as a user message; a base model continues it")],
+    tokenizer: TokenizerOpt = None,
+    max_new_tokens: MaxNewOpt = 64,
+    temperature: TemperatureOpt = 0.0,
+    top_k: Annotated[int | None, typer.Option("--top-k", min=1)] = None,
+    seed: int = 0,
+) -> None:
+    """One reply from a checkpoint (the chat template for a chat model), printed."""
+    from tasks.chat_session import generate
+
+    text = generate(checkpoint, prompt, tokenizer, max_new_tokens, temperature=temperature, top_k=top_k, seed=seed)
+    console.print(text, markup=False, highlight=False)
+
+
+@app.command("chat")
+def chat_cmd(
+    checkpoint: CheckpointArg,
+    system: Annotated[str | None, typer.Option("--system", help="a system message first")] = None,
+    tokenizer: TokenizerOpt = None,
+    max_new_tokens: MaxNewOpt = 128,
+    temperature: TemperatureOpt = 0.0,
+) -> None:
+    """A conversation in the terminal with a chat model (sft's or dpo's); `exit` or Ctrl-D ends it."""
+    from tasks.chat_session import converse
+
+    def read() -> str | None:
+        try:
+            return input("you> ")
+        except EOFError:
+            return None
+
+    converse(checkpoint, tokenizer, read, lambda answer: console.print(f"model> {answer}", markup=False,
+             highlight=False), system, max_new_tokens, temperature=temperature)  # fmt: skip
+
+
 @app.command("curve")
 def curve_cmd(config: ConfigOpt = None, overrides: SetOpt = None, workdir: WorkdirOpt = Path("work")) -> None:
     """Score every training milestone of this config's run: yardstick and tasks against tokens seen."""

@@ -114,10 +114,12 @@ def padded_vocab(size: int, multiple: int) -> int:
 
 
 @torch.no_grad()
-def reply_ids(model: torch.nn.Module, prompt: list[int], stop_id: int, max_new_tokens: int,
-              vocab_limit: int | None = None) -> list[int]:  # fmt: skip
-    """Greedy decoding after `prompt` until `stop_id` (not included) or max_new_tokens."""
-    out = model.generate(torch.tensor([prompt]), max_new_tokens, temperature=0, stop_token=stop_id,
-                         vocab_limit=vocab_limit)  # fmt: skip
+def reply_ids(model: torch.nn.Module, prompt: list[int], stop_id: int | None, max_new_tokens: int,
+              vocab_limit: int | None = None, temperature: float = 0.0, top_k: int | None = None,
+              seed: int = 0) -> list[int]:  # fmt: skip
+    """Decoding after `prompt` (greedy at temperature 0) until `stop_id` (not included) or max_new_tokens."""
+    generator = torch.Generator().manual_seed(seed)
+    out = model.generate(torch.tensor([prompt]), max_new_tokens, temperature=temperature, top_k=top_k,
+                         generator=generator, stop_token=stop_id, vocab_limit=vocab_limit)  # fmt: skip
     new = out[0, len(prompt) :].tolist()
     return new[:-1] if new and new[-1] == stop_id else new

@@ -30,13 +30,15 @@ from model.chat import (
 from model.config import TrainConfig
 from model.data import LOSS_MASK
 from model.gpt import GPT, GPTConfig
+from model.packing import BOS_ID, EOS_ID
 from storage.section import InputPath, Section
-from storage.shards import atomic_write_json, write_parquet
+from storage.shards import atomic_write_bytes, atomic_write_json, write_parquet
 from tasks.benchmarks import BenchmarkConfig
 from tasks.contamination import ContaminationIndex, build_index
 from tasks.sample.instructions import evaluation_prompts
 
 CHAT_FILE = "chat.json"
+TOKENIZER_FILE = "tokenizer.model"
 ROW_SCHEMA = pa.schema([("example_id", pa.string()), ("tokens", pa.list_(pa.int32())),
                         (LOSS_MASK, pa.list_(pa.int8()))])  # fmt: skip
 
@@ -81,6 +83,7 @@ class StartingModel:
     """The weights a post-training stage starts from, with the tokenizer and the chat tokens' ids."""
 
     def __init__(self, model_file: str, tokenizer_file: str):
+        self.chat_file = None if self._is_base(model_file) else Path(model_file).parent / CHAT_FILE
         self.sp = spm.SentencePieceProcessor(model_file=tokenizer_file)
         checkpoint = torch.load(model_file, map_location="cpu", weights_only=True)
         self.config: dict[str, Any] = dict(checkpoint["config"])
@@ -107,14 +110,26 @@ class StartingModel:
         model.load_state_dict(self.state)
         return model.eval()
 
-    def respond(self, model: GPT, messages: list[Message], max_new_tokens: int) -> str:
-        """The model's reply under the chat template (greedy)."""
+    def respond(self, model: GPT, messages: list[Message], max_new_tokens: int, **sampling: Any) -> str:
+        """The model's reply under the chat template (greedy unless `temperature` is given)."""
         prompt, _ = encode_conversation(messages, self.encode, self.vocab, generation_prompt=True)
-        return self.decode(reply_ids(model, prompt, self.vocab.end_id, max_new_tokens, self.vocab.size)).strip()
+        ids = reply_ids(model, prompt, self.vocab.end_id, max_new_tokens, self.vocab.size, **sampling)
+        return self.decode(ids).strip()
+
+    def continue_text(self, model: GPT, text: str, max_new_tokens: int, **sampling: Any) -> str:
+        """A plain continuation of `text` (a base model's use), stopping at EOS."""
+        ids = reply_ids(model, [BOS_ID, *self.encode(text)], EOS_ID, max_new_tokens, self.vocab.base_size, **sampling)
+        return self.decode(ids)
+
+    @property
+    def is_chat(self) -> bool:
+        return self.chat_file is not None
 
     def write_chat_file(self, out: Path) -> None:
+        """chat.json, and the tokenizer beside the model: a chat model's folder is all `crawl2model chat` needs."""
         atomic_write_json(out / CHAT_FILE, {"ids": self.vocab.ids, "base_size": self.vocab.base_size,
                                             "size": self.vocab.size, "template": JINJA_TEMPLATE})  # fmt: skip
+        atomic_write_bytes(out / TOKENIZER_FILE, self.sp.serialized_model_proto())
 
 
 def example_key(value: Any) -> str:

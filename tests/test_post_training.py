@@ -284,3 +284,32 @@ def test_dpo_without_sft_is_a_config_error_before_any_stage(tmp_path):
     assert result.exit_code == 2
     assert "error:" in result.output and "dpo.enabled=true needs sft.enabled=true" in result.output
     assert not (tmp_path / "w" / "artifacts").exists()
+
+
+@pytest.mark.slow
+def test_generate_and_chat_talk_to_the_chat_model(post_trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from tasks.chat_session import converse, generate
+
+    work, _ = post_trained
+    sft = Path(_manifest(work, "sft")["output_dir"]) / "model.pt"
+    reply = generate(sft, "What does json.dumps do?", None, 6)
+    assert isinstance(reply, str) and "<|" not in reply  # chat tokens never reach the text
+    said: list[str] = []
+    lines = iter(["What does json.dumps do?", "", "And json.loads?", "exit", "never read"])
+    assert converse(sft, None, lambda: next(lines), said.append, "Be brief.", 6) == 2
+    assert len(said) == 2
+    result = CliRunner().invoke(app, ["chat", str(sft), "--max-new-tokens", "4"], input="Hello\n")
+    assert result.exit_code == 0 and "model> " in result.output
+    # A base model has no chat template: chat says so in one line; generate continues text with --tokenizer.
+    base = Path(_manifest(work, "train")["output_dir"]) / "model.pt"
+    result = CliRunner().invoke(app, ["chat", str(base)], input="Hello\n")
+    assert result.exit_code == 2 and "error: no tokenizer beside" in result.output
+    (tokenizer,) = (work / "artifacts" / "tokenize").glob("*/tokenizer.model")
+    result = CliRunner().invoke(app, ["chat", str(base), "--tokenizer", str(tokenizer)], input="Hello\n")
+    assert result.exit_code == 2 and "is a base model" in result.output
+    result = CliRunner().invoke(app, ["generate", str(base), "The module", "--tokenizer", str(tokenizer),
+                                      "--max-new-tokens", "5"])  # fmt: skip
+    assert result.exit_code == 0 and result.output.strip()

@@ -36,13 +36,8 @@ def chat_models(inputs: dict[str, StageInput]) -> dict[str, StageInput]:
 
 
 def plain_answer(start: StartingModel, model: torch.nn.Module, question: str, max_new_tokens: int) -> str:
-    """A base model's answer: its continuation of "Question: ...\\nAnswer:", up to the first line break."""
-    from model.gpt import GPT
-
-    assert isinstance(model, GPT)
-    prompt = start.encode(f"Question: {question}\nAnswer:")
-    out = model.generate(torch.tensor([prompt]), max_new_tokens, temperature=0, vocab_limit=start.vocab.base_size)
-    return start.decode(out[0, len(prompt) :].tolist()).strip().split("\n")[0].strip()
+    """A base model's answer: its continuation of "Question: ...\nAnswer:", up to the first line break."""
+    return start.continue_text(model, f"Question: {question}\nAnswer:", max_new_tokens).strip().split("\n")[0].strip()
 
 
 def answers(name: str, start: StartingModel, prompts: list[InstructionPrompt], max_new_tokens: int) -> list[str]:
