@@ -195,7 +195,7 @@ def test_dpo_learns_a_planted_preference_on_held_out_pairs_and_resumes_exactly(t
 
 
 @pytest.fixture(scope="module")
-def post_trained(tmp_path_factory) -> tuple[Path, str]:
+def post_trained(tmp_path_factory) -> tuple[Path, str, list[str]]:
     """A tiny run with sft on the user's own instructions (one of them contaminated) and dpo on the sample's pairs."""
     from tasks.sample.instructions import evaluation_prompts, instruction_set
     from tests.conftest import TINY_PIPELINE, invoke
@@ -212,7 +212,7 @@ def post_trained(tmp_path_factory) -> tuple[Path, str]:
             "evaluate.max_new_tokens=4"]  # fmt: skip
     args = [a for s in sets for a in ("--set", s)]
     invoke("run", "--workdir", str(work / "w"), *args)
-    return work / "w", invoke("run", "--workdir", str(work / "w"), *args)
+    return work / "w", invoke("run", "--workdir", str(work / "w"), *args), args
 
 
 def _manifest(work: Path, stage: str) -> dict:
@@ -224,7 +224,7 @@ def _manifest(work: Path, stage: str) -> dict:
 def test_sft_trains_on_masked_chat_rows_and_drops_a_contaminated_example(post_trained):
     import sentencepiece as spm
 
-    work, rerun = post_trained
+    work, rerun, _ = post_trained
     sft = _manifest(work, "sft")
     # Every example is kept or counted: some of the sample's answers repeat held-out ones (docstrings
     # shared between functions), and the planted leak is among those dropped.
@@ -256,7 +256,7 @@ def test_sft_trains_on_masked_chat_rows_and_drops_a_contaminated_example(post_tr
 def test_dpo_and_the_chat_evaluation_are_recorded(post_trained):
     from storage.catalog import Catalog
 
-    work, _ = post_trained
+    work, _, _ = post_trained
     dpo = _manifest(work, "dpo")
     assert dpo["info"]["heldout_before"]["pref_accuracy"] == 0.5
     assert [m["step"] for m in dpo["metrics"] if m["name"] == "heldout_pref_accuracy"] == [0, 5, 10]
@@ -293,7 +293,7 @@ def test_generate_and_chat_talk_to_the_chat_model(post_trained, tmp_path):
     from flows.cli import app
     from tasks.chat_session import converse, generate
 
-    work, _ = post_trained
+    work, _, _ = post_trained
     sft = Path(_manifest(work, "sft")["output_dir"]) / "model.pt"
     reply = generate(sft, "What does json.dumps do?", None, 6)
     assert isinstance(reply, str) and "<|" not in reply  # chat tokens never reach the text
@@ -313,3 +313,31 @@ def test_generate_and_chat_talk_to_the_chat_model(post_trained, tmp_path):
     result = CliRunner().invoke(app, ["generate", str(base), "The module", "--tokenizer", str(tokenizer),
                                       "--max-new-tokens", "5"])  # fmt: skip
     assert result.exit_code == 0 and result.output.strip()
+
+
+@pytest.mark.slow
+def test_the_hf_export_of_a_chat_model_templates_and_generates_as_ours(post_trained, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from model.chat import reply_ids
+    from tasks.conversations import ReadStats, read_instructions
+    from tasks.post_training import StartingModel
+    from tests.conftest import invoke
+
+    work, _, args = post_trained
+    out = tmp_path / "hf"
+    invoke("export", "--workdir", str(work), *args, "--stage", "sft", "--format", "hf", "--out", str(out))
+    assert "chat_template" in json.loads((out / "tokenizer_config.json").read_text())
+    tokenizer, hf = AutoTokenizer.from_pretrained(out), AutoModelForCausalLM.from_pretrained(out).eval()
+    model_file = Path(_manifest(work, "sft")["output_dir"]) / "model.pt"
+    start = StartingModel(str(model_file), str(model_file.parent / "tokenizer.model"))
+    conversations = list(read_instructions([str(work.parent / "instructions.jsonl")], "auto", ReadStats()))
+    for messages in conversations[:100]:
+        ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
+        assert list(ids) == encode_conversation(messages, start.encode, start.vocab)[0]
+    for messages in conversations[:3]:
+        prompt = tokenizer.apply_chat_template(messages[:1], add_generation_prompt=True, return_tensors="pt",
+                                               return_dict=True)["input_ids"]  # fmt: skip
+        got = hf.generate(prompt, max_new_tokens=10, do_sample=False, pad_token_id=0)[0, prompt.shape[1] :].tolist()
+        ours = reply_ids(start.gpt(), prompt[0].tolist(), start.vocab.end_id, 10)
+        assert got[: len(ours)] == ours and got[len(ours) :] in ([], [start.vocab.end_id])

@@ -39,7 +39,7 @@ FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
     ExportFormat("litdata", ("tokenize",), export_tokens,
                  'litdata.StreamingDataset("{out}/train", item_loader=litdata.TokensLoader(block_size=seq_len + 1))',
                  requires=("litdata",)),
-    ExportFormat("hf", ("train", "tokenize"), export_hf,
+    ExportFormat("hf", ("train", "sft", "dpo", "tokenize"), export_hf,
                  'transformers.AutoModelForCausalLM.from_pretrained("{out}"); AutoTokenizer.from_pretrained("{out}")',
                  needs=("tokenize",), requires=("transformers", "safetensors", "google.protobuf")),
 )}  # fmt: skip

@@ -6,12 +6,14 @@ SwiGLU, no biases; only the fused projections are split (qkv -> q, k, v; gate_up
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 import torch
 
+from model.chat import END
 from model.gpt import GPT
 from model.packing import BOS_ID, EOS_ID, UNK_ID
 from model.trainer import load_model
@@ -88,14 +90,43 @@ def to_llama(model: GPT):
     return hf.eval()
 
 
+def with_chat_template(tokenizer, chat_file: str):
+    """The tokenizer with the chat tokens at our ids (appended after its pieces, or its own) and our template:
+    `apply_chat_template` then gives exactly the ids sft trained on."""
+    from tokenizers import AddedToken
+
+    chat = json.loads(Path(chat_file).read_text())
+    appended = sorted((i, t) for t, i in chat["ids"].items() if i >= chat["base_size"])
+    if [i for i, _ in appended] != list(range(len(tokenizer), len(tokenizer) + len(appended))):
+        raise ValueError(f"chat token ids {appended} do not follow the tokenizer's {len(tokenizer)} pieces")
+    for _, token in appended:  # one at a time: the ids are assigned in this order
+        tokenizer.add_tokens([AddedToken(token, special=True, normalized=False)], special_tokens=True)
+    if (got := {t: tokenizer.convert_tokens_to_ids(t) for t in chat["ids"]}) != chat["ids"]:
+        raise ValueError(f"the exported tokenizer gives the chat tokens {got}, not {chat['ids']}")
+    tokenizer.chat_template = chat["template"]
+    return tokenizer
+
+
 def export_hf(inputs: dict[str, StageInput], cfg: ExportConfig, out: Path) -> list[Path]:
-    """`--stage train`: model + tokenizer; `--stage tokenize`: the tokenizer alone. Saved under
-    `_state/` first, then each file renamed into the export directory, which transformers loads."""
+    """`--stage train` (or a chat model: `sft`, `dpo`): model + tokenizer; `--stage tokenize`: the tokenizer
+    alone. A chat model's tokenizer carries the chat tokens and template, and its generation config
+    stops at `<|end|>`. Saved under `_state/` first, then each file renamed into the export directory."""
     temp = out / "_state" / f"hf-{os.getpid()}"
     shutil.rmtree(temp, ignore_errors=True)
-    hf_tokenizer(inputs["tokenize"].file("tokenizer")).save_pretrained(temp)
-    if cfg.stage == "train":
-        to_llama(load_model(inputs["train"].file("model"))).save_pretrained(temp, safe_serialization=True)
+    tokenizer = hf_tokenizer(inputs["tokenize"].file("tokenizer"))
+    chat_files = inputs[cfg.stage].files("chat") if cfg.stage != "tokenize" else []
+    if chat_files:
+        tokenizer = with_chat_template(tokenizer, chat_files[0])
+    tokenizer.save_pretrained(temp)
+    if chat_files:  # also where loaders before transformers 4.43's chat_template.jinja look for it
+        config = json.loads((temp / "tokenizer_config.json").read_text())
+        (temp / "tokenizer_config.json").write_text(json.dumps({**config, "chat_template": tokenizer.chat_template},
+                                                               indent=2, ensure_ascii=False))  # fmt: skip
+    if cfg.stage != "tokenize":
+        hf = to_llama(load_model(inputs[cfg.stage].file("model")))
+        if chat_files:
+            hf.generation_config.eos_token_id = [EOS_ID, tokenizer.convert_tokens_to_ids(END)]
+        hf.save_pretrained(temp, safe_serialization=True)
     files = []
     for f in sorted(temp.iterdir()):
         os.replace(f, out / f.name)
