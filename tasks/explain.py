@@ -16,11 +16,11 @@ import duckdb
 
 from storage.catalog import Catalog, create_artifact_views
 from tasks.config import PipelineConfig
-from tasks.filter.annotate import AnswerCache, text_hash
 from tasks.filter.classifiers import load_prepared
 from tasks.filter.judge import load_template
 from tasks.filter.rules import measure_all
 from tasks.filter.stage import build_rules
+from tasks.llm_endpoint import AnswerCache, text_hash
 from tasks.registry import STAGES
 from tasks.stage import load_manifest, workdir_cache
 

@@ -180,7 +180,7 @@ def test_ablation_reruns_only_stages_downstream_of_the_varied_setting(tmp_path):
     assert [v["setting"] for v in variants] == [{"filter.gopher_quality.min_words": "50"},
                                                 {"filter.gopher_quality.min_words": "80"}]  # fmt: skip
     assert variants[0]["ran"][0] == "acquire"  # a fresh workdir: everything ran once
-    assert variants[1]["ran"] == ["filter", "dedup", "mix", "tokenize", "train", "evaluate"]
+    assert variants[1]["ran"] == ["filter", "dedup", "mix", "tokenize", "train", "sft", "dpo", "evaluate"]
     assert variants[1]["funnel"]["filter"] < variants[0]["funnel"]["filter"]  # a stricter minimum removes more
     assert variants[0]["metrics"]["train_tokens"] == variants[1]["metrics"]["train_tokens"]  # equal budget
     assert all("val_bits_per_byte" in v["metrics"] for v in variants)

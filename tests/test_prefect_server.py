@@ -147,7 +147,7 @@ def test_deployments_run_through_a_real_server_and_worker(tmp_path):
             "select stage, cache_hit from stage_runs where run_id = (select run_id from runs order by started_at "
             "desc limit 1)"
         )
-        rerun = ["filter", "dedup", "mix", "tokenize", "train", "evaluate"]
+        rerun = ["filter", "dedup", "mix", "tokenize", "train", "sft", "dpo", "evaluate"]
         assert dict(rows) == dict.fromkeys(["acquire", "extract", "yardstick"], True) | dict.fromkeys(rerun, False)
         changed = _config(["filter.gopher_quality.min_words=80"])
         _, rows = Catalog(work).query("select count(*) from runs where status = 'completed'")

@@ -11,6 +11,7 @@ from tasks.download import DownloadConfig
 from tasks.filter.rules.c4 import C4Config
 from tasks.filter.rules.fineweb import FineWebConfig
 from tasks.filter.rules.gopher import GopherQualityConfig, GopherRepetitionConfig
+from tasks.llm_endpoint import EndpointSettings
 from tasks.url_rules import UrlRules
 
 # Each rule set's section lives beside its rules (tasks/filter/rules/<set>.py); FilterConfig holds them.
@@ -22,17 +23,11 @@ __all__ = ["AnnotateConfig", "C4Config", "FilterConfig", "FineWebConfig", "Gophe
 REMOTE_PREFIXES = ("http://", "https://", "s3://", "gs://", "hf://", "az://")
 
 
-class AnnotateConfig(Section):
+class AnnotateConfig(EndpointSettings):
     """An LLM judge on an OpenAI-compatible endpoint scores a sample 0-5; a classifier learns its scores."""
 
-    endpoint: str = Field(description="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
-    model: str = Field(description="the judge model's name on that endpoint")
-    api_key_env: str | None = Field(
-        None, description="the environment variable holding the API key (never the key); None: no key"
-    )
     template_path: ExistingFile | None = Field(None, description="prompt template with {text}; default: our rubric")
     sample: int = Field(2000, ge=20, le=500_000, description="documents annotated, hash-chosen")
-    concurrency: int = Field(8, ge=1, le=256)
     threshold: int = Field(3, ge=1, le=5, description="judge scores >= this are good")
     classes: Literal["binary", "scores"] = Field("binary", description="fastText labels: good/bad or 0..5")
     learner: Literal["stumps", "linear", "fasttext"] = Field(
@@ -49,18 +44,6 @@ class AnnotateConfig(Section):
     # 500 judged documents: F1 0.74 at 10 epochs, 0.98 at 25).
     epochs: int = Field(25, ge=1, description="fastText epochs on the annotations")
     max_chars: int = Field(6000, ge=200, description="document characters put in the prompt")
-    max_tokens: int = Field(400, ge=8, description="answer length limit")
-    timeout_s: float = Field(120.0, gt=0.0)
-    retries: int = Field(6, ge=0, le=20, description="tries after the first on 429/5xx/timeouts")
-    backoff_s: float = Field(1.0, ge=0.0)
-    backoff_max_s: float = Field(60.0, ge=0.0)
-
-    @field_validator("endpoint")
-    @classmethod
-    def _http_url(cls, url: str) -> str:
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"an http(s) base URL such as http://127.0.0.1:8000/v1, not {url!r}")
-        return url.rstrip("/")
 
 
 class ReferenceSource(Section):

@@ -7,7 +7,6 @@ malformed, counted and left out of training (a lenient parser would turn refusal
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -47,10 +46,6 @@ def load_template(path: str | None) -> str:
     if "{text}" not in template:
         raise ValueError(f"prompt template {path} has no {{text}} placeholder for the document")
     return template
-
-
-def template_fingerprint(template: str) -> str:
-    return hashlib.sha256(template.encode()).hexdigest()[:16]
 
 
 def language_name(code: str | None) -> str:
