@@ -97,6 +97,7 @@ BUILTIN_STAGES: tuple[StageSpec, ...] = (
     StageSpec("evaluate", ("acquire", "extract", "yardstick", "filter", "dedup", "mix", "tokenize", "train", "sft",
                            "dpo"),
               EvaluateConfig, "12", evaluate.run, derive=changes_for_the_report, derived=("config_changes",),
+              preflight=evaluate.preflight,
               report="report.md", table=evaluate.evaluation_table, scores=True),
 )  # fmt: skip
 

@@ -65,8 +65,9 @@ class FakeJudge:
 
     def __init__(self, api_key: str | None = None, delay_s: float = 0.0,
                  faults: Callable[[str, int], str | None] = lambda h, n: None,
-                 rule: Callable[[str], int] = rule_score):  # fmt: skip
-        self.api_key, self.delay_s, self.faults, self.rule = api_key, delay_s, faults, rule
+                 rule: Callable[[str], int] = rule_score, reply: Callable[[str], str] | None = None):  # fmt: skip
+        """`reply(prompt)`, when given, writes the whole answer (a pairwise judge); else `rule` scores the document."""
+        self.api_key, self.delay_s, self.faults, self.rule, self.reply = api_key, delay_s, faults, rule, reply
         self.attempts: Counter[str] = Counter()  # requests per document hash
         self.answered: Counter[str] = Counter()  # well-formed answers sent per document hash
         self.times: dict[str, list[float]] = defaultdict(list)
@@ -125,7 +126,8 @@ class FakeJudge:
                     return self._send(500, {"error": {"message": "boom"}})
                 if fault == "stall":
                     time.sleep(2.0)
-                content = f"Clear enough.\nScore: {judge.rule(text)}"
+                prompt = body["messages"][-1]["content"]
+                content = judge.reply(prompt) if judge.reply else f"Clear enough.\nScore: {judge.rule(text)}"
                 if fault == "malformed":
                     content = "I would rather not say."
                 if fault != "malformed":
@@ -136,3 +138,14 @@ class FakeJudge:
                                               "message": {"role": "assistant", "content": content}}]})  # fmt: skip
 
         return Handler
+
+
+def pairwise_by_constraints(prompt: str) -> str:
+    """A pairwise judge (evaluate's win rate): the response following more of the instruction's stated
+    constraints wins (`tasks.instructions`), ties to the longer one."""
+    from tasks.instructions import CONSTRAINTS
+
+    instruction, a, b = re.findall(r"<<<\n(.*?)\n>>>", prompt, re.DOTALL)
+    stated = [c for c in CONSTRAINTS if c.instruction() in instruction]
+    score_a, score_b = ((sum(c.followed(r, "en") for c in stated), len(r)) for r in (a, b))
+    return f"Compared.\nWinner: {'A' if score_a >= score_b else 'B'}"

@@ -197,7 +197,12 @@ def test_scaling_ladder_fits_and_predicts(tmp_path):
     assert np.isfinite(result["predicted_val_loss"]) and result["predict_flops"] == 10 * large["compute_flops"]
     catalog = Catalog(work)
     assert set(_stages_run(catalog, large["run_id"]).values()) == {True, False}
-    assert {s for s, hit in _stages_run(catalog, large["run_id"]).items() if not hit} == {"train", "evaluate"}
+    assert {s for s, hit in _stages_run(catalog, large["run_id"]).items() if not hit} == {
+        "train",
+        "sft",
+        "dpo",
+        "evaluate",
+    }
 
 
 def test_parallel_proxies_split_the_cores_unless_threads_are_set(monkeypatch):

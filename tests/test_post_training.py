@@ -341,3 +341,48 @@ def test_the_hf_export_of_a_chat_model_templates_and_generates_as_ours(post_trai
         got = hf.generate(prompt, max_new_tokens=10, do_sample=False, pad_token_id=0)[0, prompt.shape[1] :].tolist()
         ours = reply_ids(start.gpt(), prompt[0].tolist(), start.vocab.end_id, 10)
         assert got[: len(ours)] == ours and got[len(ours) :] in ([], [start.vocab.end_id])
+
+
+def test_length_control_removes_a_win_rate_that_only_length_explains():
+    import numpy as np
+
+    from tasks.evaluate.win_rate import length_controlled, parse_winner, win_rates
+
+    rng = np.random.default_rng(0)
+    diff = rng.normal(40, 60, 400)  # the model answers longer, on average
+    by_length = (rng.random(400) < 1 / (1 + np.exp(-np.tanh(diff / diff.std()) * 3))).astype(float)
+    assert by_length.mean() > 0.65 and abs(length_controlled(by_length, diff) - 0.5) < 0.08
+    better = (rng.random(400) < 0.8).astype(float)  # wins that do not depend on length
+    assert abs(length_controlled(better, diff) - better.mean()) < 0.08
+    rates = win_rates([*better[:50].tolist(), None], ["x" * 10] * 51, ["y" * 5] * 51)
+    assert rates["judged"] == 50 and rates["malformed"] == 1
+    low, high = rates["win_rate"]["ci"]
+    assert low < rates["win_rate"]["value"] < high
+    assert parse_winner("B is better.\nWinner: B") == "B" and parse_winner("**Winner:** a") == "A"
+    assert parse_winner("Winner: A\nActually both are fine.") is None and parse_winner("") is None
+
+
+@pytest.mark.slow
+def test_the_win_rate_against_the_base_model_is_judged_cached_and_keyed_by_environment(post_trained, monkeypatch):
+    from tests.conftest import invoke
+    from tests.fake_judge import FakeJudge, pairwise_by_constraints
+
+    work, _, args = post_trained
+    server = FakeJudge(api_key="judge-key-for-win-rate", reply=pairwise_by_constraints)
+    monkeypatch.setenv("CRAWL2MODEL_TEST_WIN_KEY", "judge-key-for-win-rate")
+    judge = json.dumps({"endpoint": server.url, "model": "fake-judge", "api_key_env": "CRAWL2MODEL_TEST_WIN_KEY",
+                        "concurrency": 3})  # fmt: skip
+    try:
+        invoke("run", "--workdir", str(work), *args, "--set", f"evaluate.judge={judge}")
+        asked = sum(server.attempts.values())
+        invoke("run", "--workdir", str(work), *args, "--set", f"evaluate.judge={judge}", "--force", "evaluate")
+        # 6 prompts x (sft, dpo), one request per distinct judge prompt; the forced rerun asks nothing again.
+        assert 6 <= asked <= 12 and sum(server.attempts.values()) == asked
+    finally:
+        server.close()
+    evals = [json.loads((p.parent / "eval.json").read_text())["chat"] for p in
+             (work / "artifacts" / "evaluate").glob("*/manifest.json")]  # fmt: skip
+    rates = [c["models"]["sft"].get("win_rate") for c in evals if c["models"]["sft"].get("win_rate")]
+    assert rates and rates[0]["judged"] == 6 and 0 <= rates[0]["win_rate"]["value"] <= 1
+    assert rates[0]["lc_win_rate"]["ci"] is not None
+    assert "judge-key-for-win-rate" not in "".join(p.read_text(errors="ignore") for p in work.rglob("*.json*"))

@@ -125,7 +125,7 @@ def test_deployments_run_through_a_real_server_and_worker(tmp_path):
         assert run["state"]["type"] == "COMPLETED", (tmp_path / "serve.log").read_text()[-4000:]
         names = _task_names(api, first)
         assert {n.split("-")[0] for n in names} == {"acquire", "extract", "yardstick", "filter", "dedup", "mix",
-                                                     "tokenize", "train", "evaluate"}  # fmt: skip
+                                                     "tokenize", "train", "sft", "dpo", "evaluate"}  # fmt: skip
         body = {"flow_runs": {"id": {"any_": [first]}}}
         keys = {a["key"] for a in httpx.post(f"{api}/artifacts/filter", json=body, timeout=10).json()}
         assert {"filter-summary", "dedup-summary", "report", "evaluation"} <= keys

@@ -12,6 +12,7 @@ base model's answers (`tasks.evaluate.win_rate`).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,10 +22,11 @@ from model.data import inputs_and_targets, load_rows
 from model.intervals import Units, interval, paired_delta
 from storage.progress import progress_bar
 from tasks.evaluate.config import EvaluateConfig
+from tasks.evaluate.win_rate import outcomes, win_rates
 from tasks.instructions import InstructionPrompt
 from tasks.post_training import StartingModel
 from tasks.sample.instructions import evaluation_prompts
-from tasks.stage import StageInput
+from tasks.stage import StageInput, workdir_cache
 
 log = logging.getLogger("crawl2model")
 
@@ -76,7 +78,18 @@ def following(checks: list[dict[str, bool]]) -> dict[str, Any]:
             "per_prompt": per_prompt.tolist()}  # fmt: skip
 
 
-def chat_scores(inputs: dict[str, StageInput], cfg: EvaluateConfig) -> dict[str, Any]:
+def judged(scores: dict[str, Any], prompts: list[InstructionPrompt], cfg: EvaluateConfig, out: Path) -> None:
+    """Each chat model's win rate against the base model's answers, when a judge is configured."""
+    if cfg.judge is None:
+        return
+    texts, reference = [p.text() for p in prompts], scores["models"]["base"]["responses"]
+    for name, model in scores["models"].items():
+        if name != "base":
+            results = outcomes(cfg.judge, workdir_cache(out, "win_rate"), name, texts, model["responses"], reference)
+            model["win_rate"] = win_rates(results, model["responses"], reference)
+
+
+def chat_scores(inputs: dict[str, StageInput], cfg: EvaluateConfig, out: Path) -> dict[str, Any]:
     """{model: {following, heldout_loss, responses}} and paired deltas against the base model."""
     models = chat_models(inputs)
     if not models:
@@ -98,6 +111,7 @@ def chat_scores(inputs: dict[str, StageInput], cfg: EvaluateConfig) -> dict[str,
     for name in models:
         mine = scores["models"][name]["following"]["per_prompt"]
         scores["models"][name]["vs_base"] = paired_delta(Units.of(base), Units.of(mine), lower_is_better=False)
+    judged(scores, prompts, cfg, out)
     scores["examples"] = [{"prompt": p.text(), "reference": p.answer(a),
                            **{n: scores["models"][n]["responses"][i] for n in starts}}
                           for i, (p, a) in enumerate(pairs[:5])]  # fmt: skip

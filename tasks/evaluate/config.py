@@ -8,7 +8,12 @@ from pydantic import Field, model_validator
 
 from storage.section import ExistingFile, Section
 from tasks.benchmarks import BenchmarkConfig
+from tasks.llm_endpoint import EndpointSettings
 from tasks.suites import MULTILINGUAL_LANGUAGES, read_core_baselines, suite_files
+
+
+class JudgeConfig(EndpointSettings):
+    """An LLM judge comparing each chat model's answers with the base model's (`tasks.evaluate.win_rate`)."""
 
 
 class EvaluateConfig(Section):
@@ -43,6 +48,10 @@ class EvaluateConfig(Section):
     top_k: int = Field(40, ge=1)
     chat_prompts: int = Field(100, ge=1, le=10_000, description="held-out instruction prompts each chat model "
                               "answers (when sft ran): instruction following and win rates")  # fmt: skip
+    judge: JudgeConfig | None = Field(
+        None, description="an OpenAI-compatible judge for the chat models' win rate against the base model "
+        "(length-controlled as AlpacaEval 2); answers cached in the workdir; None: no win rate",
+    )  # fmt: skip
     chat_max_new_tokens: int = Field(48, ge=1, le=4096, description="reply length limit in the chat evaluation")
     reference_paths: list[ExistingFile] = Field(
         default_factory=list, description="your own evaluation text (txt, JSONL or Parquet with `text`), scored "

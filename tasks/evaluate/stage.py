@@ -52,6 +52,15 @@ def funnel_with_tokens(inputs: dict[str, StageInput], bytes_per_token: float) ->
     return funnel, reasons
 
 
+def preflight(cfg: EvaluateConfig) -> None:
+    """A configured win-rate judge is reachable and takes the key, before the first stage."""
+    if cfg.judge is not None:
+        from tasks.evaluate.win_rate import SETTING
+        from tasks.llm_endpoint import preflight as endpoint_preflight
+
+        endpoint_preflight(cfg.judge, SETTING)
+
+
 def run(inputs: dict[str, StageInput], cfg: EvaluateConfig, out: Path) -> StageOutcome:
     # The model side imports torch; only a run of this stage needs it, not listing the stages.
     from tasks.evaluate import scoring
@@ -61,7 +70,7 @@ def run(inputs: dict[str, StageInput], cfg: EvaluateConfig, out: Path) -> StageO
                                   "yardstick": {}, "yardstick_rows": [], "item_rows": []}  # fmt: skip
     else:
         scored = scoring.score_model(inputs, cfg)
-    scored["chat"] = chat_scores(inputs, cfg) if not inputs["train"].info.get("skipped") else {}
+    scored["chat"] = chat_scores(inputs, cfg, out) if not inputs["train"].info.get("skipped") else {}
     _write_jsonl(out / "eval_items.jsonl", items_as_rows(scored["items"]))
     yardstick_table = pa.Table.from_pylist(scored["yardstick_rows"], schema=YARDSTICK_ROWS)
     write_parquet(yardstick_table, out / "yardstick_scores.parquet")
