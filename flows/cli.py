@@ -757,16 +757,25 @@ def experiment_recipes(
         ),
     ] = "raw,heuristic,full",
     seeds: Annotated[int, typer.Option(min=1, max=20, help="trainings per recipe (initialisation, data order)")] = 1,
+    post_train: Annotated[
+        str | None,
+        typer.Option(
+            "--post-train",
+            help="the same post-training for every recipe's base model: sft, sft,dpo or none (the "
+            "chat verdicts, task.chat_*, beside the base model's); unset: the config's own sft/dpo settings",
+        ),
+    ] = None,
     config: ConfigOpt = None,
     overrides: SetOpt = None,
     workdir: WorkdirOpt = Path("work"),
 ) -> None:
     """Curation recipes at equal compute, scored on the fixed yardstick, with paired intervals and verdicts."""
-    from tasks.experiments import parse_recipes
+    from tasks.experiments import parse_recipes, post_train_overrides
     from tasks.proxies import recipe_configs
 
     names = parse_recipes(recipes)
-    configs = recipe_configs(lambda extra: load_config(config, [*(overrides or []), *extra]), names, seeds)
+    post = post_train_overrides(post_train)
+    configs = recipe_configs(lambda extra: load_config(config, [*(overrides or []), *post, *extra]), names, seeds)
     from flows.experiments import recipes_experiment
 
     _run_experiment(workdir, lambda: recipes_experiment(configs=configs, workdir=str(workdir)))

@@ -193,6 +193,21 @@ def parse_recipes(spec: str) -> list[str]:
     return names
 
 
+POST_TRAINING = {"none": {"sft.enabled": False, "dpo.enabled": False},
+                 "sft": {"sft.enabled": True, "dpo.enabled": False},
+                 "sft,dpo": {"sft.enabled": True, "dpo.enabled": True}}  # fmt: skip
+
+
+def post_train_overrides(spec: str | None) -> list[str]:
+    """--set items giving every recipe the same post-training (`--post-train`); None: the config's own."""
+    if spec is None:
+        return []
+    key = ",".join(s.strip() for s in spec.split(",") if s.strip())
+    if key not in POST_TRAINING:
+        raise UserError(f"--post-train {spec!r}: one of {', '.join(POST_TRAINING)}")
+    return [f"{k}={json.dumps(v)}" for k, v in POST_TRAINING[key].items()]
+
+
 def recipe_overrides(name: str, seed: int) -> list[str]:
     """--set items for one recipe trained with one seed (initialisation and data order; same data)."""
     return [f"{k}={json.dumps(v)}" for k, v in RECIPES[name].items()] + [f"train.seed={seed}"]

@@ -386,3 +386,30 @@ def test_the_win_rate_against_the_base_model_is_judged_cached_and_keyed_by_envir
     assert rates and rates[0]["judged"] == 6 and 0 <= rates[0]["win_rate"]["value"] <= 1
     assert rates[0]["lc_win_rate"]["ci"] is not None
     assert "judge-key-for-win-rate" not in "".join(p.read_text(errors="ignore") for p in work.rglob("*.json*"))
+
+
+def test_post_train_gives_every_recipe_the_same_post_training():
+    from tasks.experiments import post_train_overrides
+
+    assert post_train_overrides(None) == []
+    assert post_train_overrides("sft, dpo") == ["sft.enabled=true", "dpo.enabled=true"]
+    assert post_train_overrides("none") == ["sft.enabled=false", "dpo.enabled=false"]
+    with pytest.raises(UserError, match="--post-train 'dpo': one of none, sft, sft,dpo"):
+        post_train_overrides("dpo")
+
+
+@pytest.mark.slow
+def test_recipes_with_post_training_give_chat_verdicts_beside_the_base_ones(tmp_path):
+    from tests.conftest import TINY_PIPELINE, invoke
+
+    sets = [*TINY_PIPELINE, "tokenize.seq_len=64", "train.max_steps=30", "sft.max_steps=10", "sft.batch_size=8",
+            "evaluate.chat_prompts=12", "evaluate.chat_max_new_tokens=6", "evaluate.max_new_tokens=4"]  # fmt: skip
+    work = tmp_path / "work"
+    invoke("experiment", "recipes", "--recipes", "raw,full", "--post-train", "sft", "--workdir", str(work),
+           *[a for s in sets for a in ("--set", s)])  # fmt: skip
+    (path,) = (work / "experiments").glob("recipes-*/result.json")
+    result = json.loads(path.read_text())
+    compared = {c["metric"]: c for c in result["comparisons"]}
+    for metric in ("yardstick_bits_per_byte", "task.chat_following_base.acc", "task.chat_following_sft.acc"):
+        assert metric in compared and compared[metric]["verdict"] in ("better", "worse", "not distinguishable")
+    assert result["recipes"]["full"]["task.chat_following_sft.acc"]["ci"] is not None

@@ -87,6 +87,20 @@ def judged(scores: dict[str, Any], prompts: list[InstructionPrompt], cfg: Evalua
         if name != "base":
             results = outcomes(cfg.judge, workdir_cache(out, "win_rate"), name, texts, model["responses"], reference)
             model["win_rate"] = win_rates(results, model["responses"], reference)
+            model["win_outcomes"] = results
+
+
+def item_rows(models: dict[str, Any], ids: list[str]) -> list[dict[str, Any]]:
+    """Per prompt, as evaluate's item scores (what `compare` and `experiment recipes` pair): whether each
+    model followed every constraint (`chat_following_<model>`) and won against the base model
+    (`chat_win_<model>`, when judged)."""
+    rows = []
+    for name, m in models.items():
+        rows += [{"task": f"chat_following_{name}", "item_id": i, "acc": v}
+                 for i, v in zip(ids, m["following"]["per_prompt"], strict=True)]  # fmt: skip
+        rows += [{"task": f"chat_win_{name}", "item_id": i, "acc": v}
+                 for i, v in zip(ids, m.get("win_outcomes", []), strict=False) if v is not None]  # fmt: skip
+    return rows
 
 
 def chat_scores(inputs: dict[str, StageInput], cfg: EvaluateConfig, out: Path) -> dict[str, Any]:
@@ -112,6 +126,7 @@ def chat_scores(inputs: dict[str, StageInput], cfg: EvaluateConfig, out: Path) -
         mine = scores["models"][name]["following"]["per_prompt"]
         scores["models"][name]["vs_base"] = paired_delta(Units.of(base), Units.of(mine), lower_is_better=False)
     judged(scores, prompts, cfg, out)
+    scores["item_rows"] = item_rows(scores["models"], [f"{p.key}#{i}" for i, p in enumerate(prompts)])
     scores["examples"] = [{"prompt": p.text(), "reference": p.answer(a),
                            **{n: scores["models"][n]["responses"][i] for n in starts}}
                           for i, (p, a) in enumerate(pairs[:5])]  # fmt: skip

@@ -71,6 +71,7 @@ def run(inputs: dict[str, StageInput], cfg: EvaluateConfig, out: Path) -> StageO
     else:
         scored = scoring.score_model(inputs, cfg)
     scored["chat"] = chat_scores(inputs, cfg, out) if not inputs["train"].info.get("skipped") else {}
+    scored["item_rows"] += scored["chat"].pop("item_rows", [])
     _write_jsonl(out / "eval_items.jsonl", items_as_rows(scored["items"]))
     yardstick_table = pa.Table.from_pylist(scored["yardstick_rows"], schema=YARDSTICK_ROWS)
     write_parquet(yardstick_table, out / "yardstick_scores.parquet")
