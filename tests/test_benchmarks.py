@@ -232,6 +232,32 @@ def test_sample_run_benchmark_records_the_funnel_and_the_yardstick(tmp_path):
     assert report["cached_run_s"] < report["first_run_s"]
 
 
+def test_post_training_benchmark_measures_sft_and_both_dpo_variants(tmp_path):
+    from tests.conftest import TINY_PIPELINE
+
+    sets = [*TINY_PIPELINE, "tokenize.seq_len=64", "train.max_steps=20", "sft.enabled=true", "sft.max_steps=6",
+            "sft.batch_size=8", "dpo.max_steps=4", "dpo.batch_size=8", "dpo.val_every=2",
+            "evaluate.chat_prompts=6", "evaluate.chat_max_new_tokens=6", "evaluate.max_new_tokens=4"]  # fmt: skip
+    args = [
+        sys.executable,
+        "benchmarks/post_training.py",
+        "--out",
+        str(tmp_path),
+        *[a for s in sets for a in ("--set", s)],
+    ]
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    [result] = tmp_path.glob("*-post-training-custom.json")
+    variants = json.loads(result.read_text())["variants"]
+    assert set(variants) == {"rpo", "plain"}
+    for v in variants.values():
+        assert set(v["chat"]) == {"base", "sft", "dpo"} and v["preference"]["before"]["pref_accuracy"] == 0.5
+        low, high = v["preference"]["after"]["ci"]
+        assert low <= v["preference"]["after"]["pref_accuracy"] <= high
+    assert set(variants["plain"]["seconds"]) == {"dpo", "evaluate"}  # only what the variant changes reruns
+    assert "| sft |" in next(tmp_path.glob("*-post-training-custom.md")).read_text()
+
+
 def test_segmenters_benchmark_measures_each_language(tmp_path):
     subprocess.run([sys.executable, "benchmarks/segmenters.py", "--docs", "5", "--chars", "300", "--languages",
                     "en,ja,th", "--out", str(tmp_path)], cwd=ROOT, check=True, capture_output=True)  # fmt: skip
