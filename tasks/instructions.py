@@ -71,31 +71,21 @@ class MaxWords(Constraint):
 
 
 @dataclass(frozen=True)
-class EndsWith(Constraint):
+class Phrase(Constraint):
+    """The answer starts or ends with a given phrase."""
+
     phrase: str = "Done."
+    at_end: bool = True
 
     def instruction(self) -> str:
-        return f'End your answer with "{self.phrase}"'
+        return f'{"End" if self.at_end else "Start"} your answer with "{self.phrase}"'
 
     def apply(self, answer: str, lang: str) -> str:
-        return f"{answer} {self.phrase}"
+        return f"{answer} {self.phrase}" if self.at_end else f"{self.phrase} {answer}"
 
     def followed(self, response: str, lang: str) -> bool:
-        return response.strip().endswith(self.phrase)
-
-
-@dataclass(frozen=True)
-class StartsWith(Constraint):
-    phrase: str = "Answer:"
-
-    def instruction(self) -> str:
-        return f'Start your answer with "{self.phrase}"'
-
-    def apply(self, answer: str, lang: str) -> str:
-        return f"{self.phrase} {answer}"
-
-    def followed(self, response: str, lang: str) -> bool:
-        return response.strip().startswith(self.phrase)
+        text = response.strip()
+        return text.endswith(self.phrase) if self.at_end else text.startswith(self.phrase)
 
 
 @dataclass(frozen=True)
@@ -112,8 +102,8 @@ class Quoted(Constraint):
 
 
 CONSTRAINTS: tuple[Constraint, ...] = (
-    Uppercase("uppercase"), Lowercase("lowercase"), MaxWords("max_words"), EndsWith("ends_with"),
-    StartsWith("starts_with"), Quoted("quoted"),
+    Uppercase("uppercase"), Lowercase("lowercase"), MaxWords("max_words"), Phrase("ends_with", "Done.", at_end=True),
+    Phrase("starts_with", "Answer:", at_end=False), Quoted("quoted"),
 )  # fmt: skip
 BY_NAME = {c.name: c for c in CONSTRAINTS}
 
