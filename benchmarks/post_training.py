@@ -68,9 +68,10 @@ def _rows(variants: dict[str, Any]) -> list[list[Any]]:
 
     rows = []
     for variant, v in variants.items():
-        for name, m in v["chat"].items():
+        for name in ("base", "sft", "dpo"):
             if variant != "rpo" and name != "dpo":
                 continue
+            m = v["chat"][name]
             f = m["following"]
             rows.append([f"{name} ({variant})" if name == "dpo" else name,
                          fmt_ci(f["prompt_level"]["value"], f["prompt_level"]["ci"], 3),

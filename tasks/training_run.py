@@ -33,6 +33,11 @@ def _in_prefect_task() -> bool:
     return TaskRunContext.get() is not None
 
 
+# Logged beside the loss when present: pretraining's throughput, DPO's preference measures.
+LOGGED = (("tokens_per_s", "{:.0f} tok/s"), ("mfu", "mfu {:.1%}"), ("reward_margin", "margin {:.3f}"),
+          ("pref_accuracy", "pref acc {:.2f}"))  # fmt: skip
+
+
 class ProgressReporter:
     """Logs each training log entry and, under Prefect, moves a progress artifact in the UI."""
 
@@ -43,9 +48,9 @@ class ProgressReporter:
 
     def __call__(self, entry: dict[str, float]) -> None:
         self.entries.append(entry)
-        mfu = f" mfu {entry['mfu']:.1%}" if "mfu" in entry else ""
-        log.info("%s: step %d/%d loss %.4f lr %.2e %.0f tok/s%s", self.stage, entry["step"], self.max_steps,
-                 entry["loss"], entry["lr"], entry.get("tokens_per_s", 0.0), mfu)  # fmt: skip
+        extra = "".join(f" {fmt.format(entry[key])}" for key, fmt in LOGGED if key in entry)
+        log.info("%s: step %d/%d loss %.4f lr %.2e%s", self.stage, entry["step"], self.max_steps, entry["loss"],
+                 entry["lr"], extra)  # fmt: skip
         if not _in_prefect_task():
             return
         from prefect.artifacts import create_progress_artifact, update_progress_artifact

@@ -8,6 +8,7 @@ hash) measures the preference accuracy and reward margin before the first step a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +22,16 @@ from tasks.stage import StageInput, StageOutcome
 from tasks.training_run import ProgressReporter
 
 
+def _sample(stats: ReadStats) -> Iterator[Preference]:
+    for pair in preference_pairs():
+        stats.records += 1
+        yield Preference([{"role": "user", "content": pair["prompt"]}], pair["chosen"], pair["rejected"])
+
+
 def preferences(cfg: DpoConfig, stats: ReadStats) -> list[Preference]:
-    if cfg.data:
-        source = read_preferences(cfg.data, cfg.format, stats)
-    else:
-        source = (Preference([{"role": "user", "content": p["prompt"]}], p["chosen"], p["rejected"])
-                  for p in preference_pairs())  # fmt: skip
+    """The pairs to train on, in file order (the sample's pairs without files), capped at max_examples."""
     found = []
-    for pair in source:
-        stats.records += 0 if cfg.data else 1
+    for pair in read_preferences(cfg.data, cfg.format, stats) if cfg.data else _sample(stats):
         found.append(pair)
         if cfg.max_examples and len(found) >= cfg.max_examples:
             break

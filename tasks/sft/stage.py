@@ -9,6 +9,7 @@ trains with the pretraining loop from the base model's weights. Writes `model.pt
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +25,18 @@ from tasks.training_run import record_training, run_training
 log = logging.getLogger("crawl2model")
 
 
+def _sample(stats: ReadStats) -> Iterator[list[dict[str, str]]]:
+    for conversation in instruction_set():
+        stats.records += 1
+        yield conversation["messages"]
+
+
 def conversations(cfg: SftConfig, stats: ReadStats) -> list[list[dict[str, str]]]:
-    """The conversations to train on, in file order, capped at max_examples."""
+    """The conversations to train on, in file order (the sample's set without files), capped at max_examples."""
     found = []
-    source = read_instructions(cfg.data, cfg.format, stats) if cfg.data else (c["messages"] for c in instruction_set())
-    for messages in source:
-        if not cfg.data:
-            stats.records += 1
-        if cfg.system_prompt:
-            messages = [{"role": "system", "content": cfg.system_prompt}, *messages]
-        found.append(messages)
+    for messages in read_instructions(cfg.data, cfg.format, stats) if cfg.data else _sample(stats):
+        system = [{"role": "system", "content": cfg.system_prompt}] if cfg.system_prompt else []
+        found.append([*system, *messages])
         if cfg.max_examples and len(found) >= cfg.max_examples:
             break
     return found
