@@ -413,3 +413,47 @@ def test_recipes_with_post_training_give_chat_verdicts_beside_the_base_ones(tmp_
     for metric in ("yardstick_bits_per_byte", "task.chat_following_base.acc", "task.chat_following_sft.acc"):
         assert metric in compared and compared[metric]["verdict"] in ("better", "worse", "not distinguishable")
     assert result["recipes"]["full"]["task.chat_following_sft.acc"]["ci"] is not None
+
+
+def _chat_rows(path: Path, n: int, seed: int) -> str:
+    """n masked rows of 17 tokens (prompt ids 10-39, a trained answer of ids 41-50 and its end token)."""
+    import pyarrow as pa
+
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for i in range(n):
+        tokens = [
+            2,
+            *torch.randint(10, 40, (8,), generator=g).tolist(),
+            *torch.randint(41, 51, (8,), generator=g).tolist(),
+        ]
+        rows.append({"example_id": str(i), "tokens": tokens, "loss_mask": [0] * 9 + [1] * 8})
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return str(path)
+
+
+def test_fine_tuning_starts_from_the_given_weights_in_one_process_and_under_torchrun(tmp_path):
+    """sft's path through the trainer: masked rows, weights to start from; torchrun's 2 ranks (gloo)
+    receive the same starting weights and match 1 process."""
+    from model.config import TrainConfig
+    from model.gpt import GPT, GPTConfig
+    from tasks.training_run import run_training
+
+    model_cfg = GPTConfig(vocab_size=64, seq_len=16, n_layer=1, n_head=2, n_embd=32)
+    torch.manual_seed(7)
+    start = GPT(model_cfg).state_dict()
+    files = [_chat_rows(tmp_path / "rows.parquet", 64, seed=3)]
+    cfg = TrainConfig(n_layer=1, n_head=2, n_embd=32, batch_size=8, max_steps=6, lr=1e-3, warmup_steps=1,
+                      log_every=2, checkpoint_every=3, val_every=0, device="cpu", spike_factor=None)  # fmt: skip
+    one = run_training(files, model_cfg, cfg, tmp_path / "one", "sft", init_state=start)
+    two = run_training(files, model_cfg, cfg.model_copy(update={"batch_size": 4, "nproc": 2}), tmp_path / "two", "sft",
+                       init_state=start)  # fmt: skip
+    assert two["world_size"] == 2
+    assert [h["loss"] for h in two["history"]] == pytest.approx([h["loss"] for h in one["history"]], abs=1e-4)
+    # The first step's loss is the given weights' (not a fresh initialisation's) on trained tokens only.
+    model = GPT(model_cfg)
+    model.load_state_dict(start)
+    rows = torch.tensor([[r["tokens"], r["loss_mask"]] for r in pq.read_table(files[0]).to_pylist()])
+    with torch.no_grad():
+        losses = [model(*inputs_and_targets(rows[i : i + 8]))[1] for i in range(0, 64, 8)]
+    assert min(losses) - 0.05 <= one["history"][0]["loss"] <= max(losses) + 0.05
