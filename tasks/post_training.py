@@ -31,7 +31,7 @@ from model.config import TrainConfig
 from model.data import LOSS_MASK
 from model.gpt import GPT, GPTConfig
 from model.packing import BOS_ID, EOS_ID
-from storage.section import InputPath, Section
+from storage.section import ExistingFile, Section
 from storage.shards import atomic_write_bytes, atomic_write_json, write_parquet
 from tasks.benchmarks import BenchmarkConfig
 from tasks.contamination import ContaminationIndex, build_index
@@ -47,7 +47,7 @@ class PostTrainSettings(Section):
     """Settings sft and dpo share: their data, their training run and its decontamination."""
 
     enabled: bool = Field(True, description="off: the stage passes (no chat model); the sample runs it")
-    data: list[InputPath] = Field(
+    data: list[ExistingFile] = Field(
         default_factory=list, description="JSON or JSON Lines files in a published shape; empty: the sample's own set"
     )
     max_examples: int | None = Field(None, ge=1, description="cap on the examples read (the first ones)")

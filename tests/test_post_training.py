@@ -274,6 +274,17 @@ def test_dpo_and_the_chat_evaluation_are_recorded(post_trained):
     assert [r[0] for r in rows] == ["dpo", "evaluate", "sft"]
 
 
+def test_a_missing_instruction_file_is_an_error_before_any_stage(tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    missing = tmp_path / "nowhere.jsonl"
+    result = CliRunner().invoke(app, ["run", "--workdir", str(tmp_path / "w"), "--set", f"sft.data=[{missing}]"])
+    assert result.exit_code == 2 and "error:" in result.output and "nowhere.jsonl" in result.output
+    assert not (tmp_path / "w" / "artifacts").exists()
+
+
 def test_dpo_without_sft_is_a_config_error_before_any_stage(tmp_path):
     from typer.testing import CliRunner
 
