@@ -29,7 +29,8 @@ from tasks.stage import StageInput, load_manifest
 TARGET_METRIC = "target_bits_per_byte"
 # The mean of the languages' yardstick bits per byte: a search over languages that serves them all.
 LANGUAGES_MEAN = "yardstick.languages_mean.bits_per_byte"
-FROM_MIX = ["mix", "tokenize", "train"]
+# A proxy reruns mix and every stage after it up to the scoring stage (post-training, switched off).
+FROM_MIX = list(STAGES[STAGES.index("mix") : STAGES.index(SCORING_STAGE)])
 
 
 def output_dir(cfg: PipelineConfig, root: Path, stage: str) -> Path:
@@ -116,12 +117,14 @@ def target_documents(cfg: PipelineConfig, root: Path, domain: str, path: Path) -
 
 def proxy_configs(cfg: PipelineConfig, tokenizer: str, mixtures: list[dict[str, float]],
                   over: str = "domains") -> list[dict[str, Any]]:  # fmt: skip
-    """One config per sampled mixture: mix's weights (or its languages' shares) set, the shared tokenizer fixed."""
+    """One config per sampled mixture: mix's weights (or its languages' shares) set, the shared tokenizer
+    fixed, post-training off (a mixture search measures the base model)."""
     tok_cfg = cfg.tokenize.model_copy(update={"model_path": tokenizer})
+    off = {name: getattr(cfg, name).model_copy(update={"enabled": False}) for name in ("sft", "dpo")}
     mixes = [cfg.mix.model_copy(update={"mode": "weights", "weights": m}) if over == "domains" else
              cfg.mix.model_copy(update={"languages": cfg.mix.languages.model_copy(update={"shares": m})})
              for m in mixtures]  # fmt: skip
-    return [cfg.model_copy(update={"tokenize": tok_cfg, "mix": mix}).model_dump(mode="json") for mix in mixes]
+    return [cfg.model_copy(update={"tokenize": tok_cfg, "mix": mix, **off}).model_dump(mode="json") for mix in mixes]
 
 
 def proxy_stages(evaluated: bool) -> list[str]:

@@ -129,7 +129,7 @@ def test_mixture_search_weights_the_target_domain_highest(tmp_path):
     assert result["coefficients"]["docs"] == min(v for k, v in result["coefficients"].items() if k != "intercept")
     catalog = Catalog(work)
     for proxy in result["proxies"]:
-        assert _stages_run(catalog, proxy["run_id"]) == {"mix": False, "tokenize": False, "train": False}
+        assert _stages_run(catalog, proxy["run_id"]) == dict.fromkeys(["mix", "tokenize", "train", "sft", "dpo"], False)
     _, rows = catalog.query("select count(distinct run_id) from experiment_runs")
     assert rows[0][0] == 10
     report = next((work / "experiments").glob("mixture-*/report.md")).read_text()
