@@ -18,6 +18,7 @@ from storage.section import config_json
 from storage.shards import atomic_write_json
 from tasks.config import PipelineConfig
 from tasks.plan import finished_outputs
+from tasks.post_training import POST_TRAINING
 from tasks.registry import SPEC_BY_NAME
 from tasks.stage import StageInput, load_manifest
 
@@ -98,6 +99,12 @@ def trained_from(checkpoint: Path, stages: tuple[str, ...]) -> dict[str, StageIn
     return found if set(stages) <= set(found) else None
 
 
+def base_model_inputs() -> tuple[str, ...]:
+    """evaluate's inputs less post-training: a checkpoint is scored as a base model (the run's chat
+    models are the final base model's, not this checkpoint's)."""
+    return tuple(s for s in SPEC_BY_NAME["evaluate"].inputs if s not in POST_TRAINING)
+
+
 def evaluate_checkpoint(cfg: PipelineConfig, root: Path, checkpoint: Path,
                         finished: dict[str, StageInput] | None = None) -> dict[str, Any]:  # fmt: skip
     """The evaluate stage's report for `checkpoint` in place of the run's model; `finished`: the run's
@@ -105,8 +112,9 @@ def evaluate_checkpoint(cfg: PipelineConfig, root: Path, checkpoint: Path,
     config names is scored: the data outputs are the checkpoint's own (by lineage), else this config's."""
     evaluate = cfg.stage("evaluate")
     out = checkpoint_dir(root, "evaluations", checkpoint, config_json(evaluate) | {"config_changes": None})
-    stages = SPEC_BY_NAME["evaluate"].inputs
+    stages = base_model_inputs()
     inputs = dict(finished or trained_from(checkpoint, stages) or finished_outputs(cfg, root, stages))
+    inputs = {stage: found for stage, found in inputs.items() if stage in stages}
     trained = inputs["train"]
     model = as_model_file(checkpoint, trained, out)
     files = [f for f in trained.manifest["files"] if f["kind"] != "model"]
@@ -123,7 +131,7 @@ def checkpoint_curve(cfg: PipelineConfig, root: Path) -> dict[str, Any]:
     """Every milestone of the run's training (`train.milestone_every`) and the final model, each scored
     with the evaluate stage: the yardstick (with its interval) and every task against tokens seen,
     the DataDecide way of reading early signal. Written to `<workdir>/curves/<train fingerprint>/`."""
-    finished = finished_outputs(cfg, root, SPEC_BY_NAME["evaluate"].inputs)  # resolved once for every point
+    finished = finished_outputs(cfg, root, base_model_inputs())  # resolved once for every point
     trained = finished["train"]
     milestones = sorted(trained.files("milestones"))
     if not milestones:

@@ -37,6 +37,8 @@ from tasks.benchmarks import BenchmarkConfig
 from tasks.contamination import ContaminationIndex, build_index
 from tasks.sample.instructions import evaluation_prompts
 
+# The post-training stages, in order: evaluate compares their models with the base model.
+POST_TRAINING = ("sft", "dpo")
 CHAT_FILE = "chat.json"
 TOKENIZER_FILE = "tokenizer.model"
 ROW_SCHEMA = pa.schema([("example_id", pa.string()), ("tokens", pa.list_(pa.int32())),

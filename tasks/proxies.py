@@ -23,6 +23,7 @@ from tasks.comparison import LANGUAGE_PREFIX, Scores
 from tasks.config import PipelineConfig
 from tasks.experiments import recipe_overrides
 from tasks.plan import plan
+from tasks.post_training import POST_TRAINING
 from tasks.registry import SCORING_STAGE, STAGES
 from tasks.stage import StageInput, load_manifest
 
@@ -120,7 +121,7 @@ def proxy_configs(cfg: PipelineConfig, tokenizer: str, mixtures: list[dict[str, 
     """One config per sampled mixture: mix's weights (or its languages' shares) set, the shared tokenizer
     fixed, post-training off (a mixture search measures the base model)."""
     tok_cfg = cfg.tokenize.model_copy(update={"model_path": tokenizer})
-    off = {name: getattr(cfg, name).model_copy(update={"enabled": False}) for name in ("sft", "dpo")}
+    off = {name: getattr(cfg, name).model_copy(update={"enabled": False}) for name in POST_TRAINING}
     mixes = [cfg.mix.model_copy(update={"mode": "weights", "weights": m}) if over == "domains" else
              cfg.mix.model_copy(update={"languages": cfg.mix.languages.model_copy(update={"shares": m})})
              for m in mixtures]  # fmt: skip

@@ -24,7 +24,7 @@ from storage.progress import progress_bar
 from tasks.evaluate.config import EvaluateConfig
 from tasks.evaluate.win_rate import outcomes, win_rates
 from tasks.instructions import InstructionPrompt
-from tasks.post_training import StartingModel
+from tasks.post_training import POST_TRAINING, StartingModel
 from tasks.sample.instructions import evaluation_prompts
 from tasks.stage import StageInput, workdir_cache
 
@@ -33,7 +33,7 @@ log = logging.getLogger("crawl2model")
 
 def chat_models(inputs: dict[str, StageInput]) -> dict[str, StageInput]:
     """The post-trained outputs that hold a model, in pipeline order (empty when post-training is off)."""
-    return {name: inputs[name] for name in ("sft", "dpo")
+    return {name: inputs[name] for name in POST_TRAINING
             if name in inputs and not inputs[name].info.get("skipped")}  # fmt: skip
 
 
