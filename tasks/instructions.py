@@ -28,27 +28,19 @@ class Constraint:
 
 
 @dataclass(frozen=True)
-class Uppercase(Constraint):
+class Case(Constraint):
+    """The whole answer in capital letters, or in lowercase."""
+
+    upper: bool = True
+
     def instruction(self) -> str:
-        return "Answer in capital letters only."
+        return f"Answer in {'capital' if self.upper else 'lowercase'} letters only."
 
     def apply(self, answer: str, lang: str) -> str:
-        return answer.upper()
+        return answer.upper() if self.upper else answer.lower()
 
     def followed(self, response: str, lang: str) -> bool:
-        return any(c.isalpha() for c in response) and response == response.upper()
-
-
-@dataclass(frozen=True)
-class Lowercase(Constraint):
-    def instruction(self) -> str:
-        return "Answer in lowercase letters only."
-
-    def apply(self, answer: str, lang: str) -> str:
-        return answer.lower()
-
-    def followed(self, response: str, lang: str) -> bool:
-        return any(c.isalpha() for c in response) and response == response.lower()
+        return any(c.isalpha() for c in response) and response == self.apply(response, lang)
 
 
 @dataclass(frozen=True)
@@ -102,8 +94,8 @@ class Quoted(Constraint):
 
 
 CONSTRAINTS: tuple[Constraint, ...] = (
-    Uppercase("uppercase"), Lowercase("lowercase"), MaxWords("max_words"), Phrase("ends_with", "Done.", at_end=True),
-    Phrase("starts_with", "Answer:", at_end=False), Quoted("quoted"),
+    Case("uppercase", upper=True), Case("lowercase", upper=False), MaxWords("max_words"),
+    Phrase("ends_with", "Done.", at_end=True), Phrase("starts_with", "Answer:", at_end=False), Quoted("quoted"),
 )  # fmt: skip
 BY_NAME = {c.name: c for c in CONSTRAINTS}
 
