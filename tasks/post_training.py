@@ -85,20 +85,16 @@ class StartingModel:
     """The weights a post-training stage starts from, with the tokenizer and the chat tokens' ids."""
 
     def __init__(self, model_file: str, tokenizer_file: str):
-        self.chat_file = None if self._is_base(model_file) else Path(model_file).parent / CHAT_FILE
+        is_base = not (Path(model_file).parent / CHAT_FILE).exists()
+        self.chat_file = None if is_base else Path(model_file).parent / CHAT_FILE
         self.sp = spm.SentencePieceProcessor(model_file=tokenizer_file)
         checkpoint = torch.load(model_file, map_location="cpu", weights_only=True)
         self.config: dict[str, Any] = dict(checkpoint["config"])
         self.vocab: ChatVocab = chat_vocab(self.sp.piece_to_id, self.sp.get_piece_size())
         rows = max(self.config["vocab_size"], padded_vocab(self.vocab.size, 128))
-        # A base model gets rows for the chat tokens; a chat model already has them (grown again: no change).
-        self.state = grow_embedding(checkpoint["model"], rows, self.vocab) if self._is_base(model_file) else \
-            checkpoint["model"]  # fmt: skip
+        # A base model gets rows for the chat tokens; a chat model already has them.
+        self.state = grow_embedding(checkpoint["model"], rows, self.vocab) if is_base else checkpoint["model"]
         self.config["vocab_size"] = rows
-
-    @staticmethod
-    def _is_base(model_file: str) -> bool:
-        return not (Path(model_file).parent / CHAT_FILE).exists()
 
     def encode(self, text: str) -> list[int]:
         return self.sp.encode(text)

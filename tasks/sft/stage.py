@@ -8,7 +8,6 @@ trains with the pretraining loop from the base model's weights. Writes `model.pt
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,6 @@ from tasks.sample.instructions import instruction_set
 from tasks.sft.config import SftConfig
 from tasks.stage import StageInput, StageOutcome
 from tasks.training_run import record_training, run_training
-
-log = logging.getLogger("crawl2model")
 
 
 def _sample(stats: ReadStats) -> Iterator[list[dict[str, str]]]:
