@@ -62,12 +62,17 @@ def all_pair_logps(model: GPT, pairs: torch.Tensor, batch_size: int, device: tor
     return torch.cat(parts) if parts else torch.empty(0, 2)
 
 
+def preference_accuracy(margin: torch.Tensor) -> float:
+    """The share of pairs whose implicit reward ranks chosen over rejected, a tie counting a half."""
+    return float(((margin > 0).double() + 0.5 * (margin == 0).double()).mean())
+
+
 def preference_metrics(model: GPT, pairs: torch.Tensor, reference: torch.Tensor, beta: float, batch_size: int,
                        device: torch.device) -> dict[str, float]:  # fmt: skip
     """Held-out preference accuracy, mean reward margin and DPO loss."""
     loss, margin = dpo_loss(all_pair_logps(model, pairs, batch_size, device), reference, beta)
-    accuracy = ((margin > 0).double() + 0.5 * (margin == 0).double()).mean()
-    return {"pref_accuracy": float(accuracy), "reward_margin": float(margin.mean()), "dpo_loss": float(loss)}
+    return {"pref_accuracy": preference_accuracy(margin), "reward_margin": float(margin.mean()),
+            "dpo_loss": float(loss)}  # fmt: skip
 
 
 def batch_indices(n: int, step: int, batch_size: int, seed: int) -> torch.Tensor:
@@ -146,9 +151,8 @@ def train_dpo(train_pairs: torch.Tensor, val_pairs: torch.Tensor, model_cfg: GPT
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        accuracy = float((margin > 0).double().mean())
         entry = {"step": step + 1, "loss": loss.item(), "lr": lr_at(step, cfg), "grad_norm": float(grad_norm),
-                 "reward_margin": float(margin.mean()), "pref_accuracy": accuracy}  # fmt: skip
+                 "reward_margin": float(margin.mean()), "pref_accuracy": preference_accuracy(margin)}  # fmt: skip
         history.append(entry)
         if on_log and ((step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps):
             on_log(entry)
@@ -158,5 +162,7 @@ def train_dpo(train_pairs: torch.Tensor, val_pairs: torch.Tensor, model_cfg: GPT
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1,
                      "history": history, "val_history": val_history}  # fmt: skip
             save_atomic(out / "checkpoints" / f"step-{step + 1:07d}.pt", state)
+            for old in sorted((out / "checkpoints").glob("step-*.pt"))[:-2]:  # the last two kept, as train's
+                old.unlink()
     save_atomic(out / "model.pt", {"model": model.state_dict(), "config": asdict(model_cfg)})
     return {"history": history, "val_history": val_history, "device": str(device), "params": model.num_params()}
