@@ -35,7 +35,9 @@ from storage.section import ExistingFile, Section
 from storage.shards import atomic_write_bytes, atomic_write_json, write_parquet
 from tasks.benchmarks import BenchmarkConfig
 from tasks.contamination import ContaminationIndex, build_index
+from tasks.conversations import ReadStats
 from tasks.sample.instructions import evaluation_prompts
+from tasks.stage import StageOutcome
 
 # The post-training stages, in order: evaluate compares their models with the base model.
 POST_TRAINING = ("sft", "dpo")
@@ -153,3 +155,14 @@ def contamination_index(cfg: PostTrainSettings) -> ContaminationIndex | None:
 
 def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
     write_parquet(pa.Table.from_pylist(rows, schema=ROW_SCHEMA), path)
+
+
+def examples_outcome(stats: ReadStats, split: dict[str, list[Any]]) -> StageOutcome:
+    """A post-training stage's outcome with its examples counted: read, kept, and each reason one was left
+    out. Examples, not documents: in metrics, outside the document funnel."""
+    outcome = StageOutcome()
+    outcome.metric("examples_read", stats.records)
+    outcome.metric("examples_kept", sum(len(rows) for rows in split.values()))
+    for reason, count in sorted(stats.skipped.items()):
+        outcome.metric(f"skipped_{reason}", count)
+    return outcome

@@ -16,7 +16,7 @@ from model.chat import encode_conversation, fixed_length
 from storage.errors import UserError
 from tasks.conversations import Preference, ReadStats, read_preferences
 from tasks.dpo.config import DpoConfig
-from tasks.post_training import StartingModel, contamination_index, example_key, held_out
+from tasks.post_training import StartingModel, contamination_index, example_key, examples_outcome, held_out
 from tasks.sample.instructions import preference_pairs
 from tasks.stage import StageInput, StageOutcome
 from tasks.training_run import ProgressReporter
@@ -88,18 +88,13 @@ def run(inputs: dict[str, StageInput], cfg: DpoConfig, out: Path) -> StageOutcom
 
 
 def _outcome(result: dict[str, Any], stats: ReadStats, split: dict[str, list[Any]]) -> StageOutcome:
-    # Examples, not documents: counted in metrics, outside the document funnel.
-    outcome = StageOutcome()
-    outcome.metric("examples_read", stats.records)
-    outcome.metric("examples_kept", len(split["train"]) + len(split["val"]))
+    outcome = examples_outcome(stats, split)
     for entry in result["history"]:
         for key in ("loss", "lr", "grad_norm", "reward_margin", "pref_accuracy"):
             outcome.metric(f"dpo_{key}", entry[key], step=int(entry["step"]))
     for entry in result["val_history"]:
         for key in ("pref_accuracy", "reward_margin", "dpo_loss"):
             outcome.metric(f"heldout_{key}", entry[key], step=int(entry["step"]))
-    for reason, count in sorted(stats.skipped.items()):
-        outcome.metric(f"skipped_{reason}", count)
     first, last = (result["val_history"][0], result["val_history"][-1]) if result["val_history"] else ({}, {})
     outcome.info = {"pairs": {k: len(v) for k, v in split.items()}, "dropped": dict(stats.skipped),
                     "heldout_before": first, "heldout_after": last,

@@ -11,13 +11,13 @@ base model's answers (`tasks.evaluate.win_rate`).
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from model.chat import IGNORE
 from model.data import inputs_and_targets, load_rows
 from model.intervals import Units, interval, paired_delta
 from storage.progress import progress_bar
@@ -27,8 +27,6 @@ from tasks.instructions import InstructionPrompt
 from tasks.post_training import POST_TRAINING, StartingModel
 from tasks.sample.instructions import evaluation_prompts
 from tasks.stage import StageInput, workdir_cache
-
-log = logging.getLogger("crawl2model")
 
 
 def chat_models(inputs: dict[str, StageInput]) -> dict[str, StageInput]:
@@ -42,15 +40,19 @@ def plain_answer(start: StartingModel, model: torch.nn.Module, question: str, ma
     return start.continue_text(model, f"Question: {question}\nAnswer:", max_new_tokens).strip().split("\n")[0].strip()
 
 
-def answers(name: str, start: StartingModel, prompts: list[InstructionPrompt], max_new_tokens: int) -> list[str]:
+def answers(name: str, start: StartingModel, prompts: list[InstructionPrompt], max_new_tokens: int,
+            system: str | None) -> list[str]:  # fmt: skip
+    """Each prompt's answer: a chat model's under the template (with the system message sft trained with)."""
     model = start.gpt()
+    first = [{"role": "system", "content": system}] if system else []
     found = []
     with progress_bar(f"chat evaluation: {name}", len(prompts)) as advance:
         for prompt in prompts:
             if name == "base":
                 found.append(plain_answer(start, model, prompt.text(), max_new_tokens))
             else:
-                found.append(start.respond(model, [{"role": "user", "content": prompt.text()}], max_new_tokens))
+                messages = [*first, {"role": "user", "content": prompt.text()}]
+                found.append(start.respond(model, messages, max_new_tokens))
             advance(1)
     return found
 
@@ -65,7 +67,7 @@ def heldout_loss(start: StartingModel, files: list[str]) -> dict[str, Any]:
         logits, _ = model(inputs)
         losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
         sums += losses.sum(1).tolist()
-        counts += (targets != -100).sum(1).tolist()
+        counts += (targets != IGNORE).sum(1).tolist()
     return interval(Units.of(sums, counts))
 
 
@@ -114,10 +116,10 @@ def chat_scores(inputs: dict[str, StageInput], cfg: EvaluateConfig, out: Path) -
     pairs = [(p, a) for p, a in evaluation_prompts() if p.constraints][: cfg.chat_prompts]
     prompts = [p for p, _ in pairs]
     starts = {"base": StartingModel(inputs["train"].file("model"), tokenizer)}
-    starts |= {name: StartingModel(out.file("model"), tokenizer) for name, out in models.items()}
+    starts |= {name: StartingModel(output.file("model"), tokenizer) for name, output in models.items()}
     scores: dict[str, Any] = {"prompts": len(prompts), "models": {}}
     for name, start in starts.items():
-        responses = answers(name, start, prompts, cfg.chat_max_new_tokens)
+        responses = answers(name, start, prompts, cfg.chat_max_new_tokens, inputs["sft"].info.get("system_prompt"))
         checks = [p.check(r) for p, r in zip(prompts, responses, strict=True)]
         scores["models"][name] = {"following": following(checks), "responses": responses,
                                   "heldout_loss": heldout_loss(start, val_files) if val_files else None}  # fmt: skip

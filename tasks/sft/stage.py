@@ -15,7 +15,7 @@ from typing import Any
 from model.chat import encode_conversation, fixed_length
 from storage.errors import UserError
 from tasks.conversations import ReadStats, read_instructions
-from tasks.post_training import StartingModel, contamination_index, example_key, held_out, write_rows
+from tasks.post_training import StartingModel, contamination_index, example_key, examples_outcome, held_out, write_rows
 from tasks.sample.instructions import instruction_set
 from tasks.sft.config import SftConfig
 from tasks.stage import StageInput, StageOutcome
@@ -93,14 +93,10 @@ def run(inputs: dict[str, StageInput], cfg: SftConfig, out: Path) -> StageOutcom
     )
     result = run_training(files, GPTConfig(**start.config), train_cfg, out, "sft", val_files,
                           init_state=start.state)  # fmt: skip
-    # Examples, not documents: counted in metrics, outside the document funnel.
-    outcome = StageOutcome()
-    outcome.metric("examples_read", stats.records)
-    outcome.metric("examples_kept", len(split["train"]) + len(split["val"]))
+    outcome = examples_outcome(stats, split)
     record_training(outcome, result, "sft", "sft_val_loss")
-    for reason, count in sorted(stats.skipped.items()):
-        outcome.metric(f"skipped_{reason}", count)
     outcome.info = {"examples": {k: len(v) for k, v in split.items()}, "dropped": dict(stats.skipped),
-                    "chat_tokens_added": start.vocab.added, "vocab_size": start.config["vocab_size"],
+                    "chat_tokens_added": start.vocab.added, "system_prompt": cfg.system_prompt,
+                    "vocab_size": start.config["vocab_size"],
                     "final_loss": result["history"][-1]["loss"], "val_loss": final_val_loss(result)}  # fmt: skip
     return outcome
