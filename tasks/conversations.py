@@ -72,10 +72,16 @@ def _messages(record: dict[str, Any]) -> list[Message]:
     return [{"role": m["role"], "content": m["content"]} for m in record["messages"]]
 
 
-INSTRUCTION_SHAPES: dict[str, tuple[set[str], Callable[[dict[str, Any]], list[Message]]]] = {
-    "alpaca": ({"instruction", "output"}, _alpaca),
-    "sharegpt": ({"conversations"}, _sharegpt),
-    "messages": ({"messages"}, _messages),
+def _any(record: dict[str, Any]) -> bool:
+    return True
+
+
+# Each shape: the keys a record of it has, a check on its values where keys alone cannot tell shapes
+# apart (`auto` takes the first shape whose keys and check fit), and its converter.
+INSTRUCTION_SHAPES: dict[str, tuple[set[str], Callable[[dict[str, Any]], bool], Callable]] = {
+    "alpaca": ({"instruction", "output"}, _any, _alpaca),
+    "sharegpt": ({"conversations"}, _any, _sharegpt),
+    "messages": ({"messages"}, _any, _messages),
 }
 
 
@@ -105,33 +111,38 @@ def _hh(record: dict[str, Any]) -> Preference:
     return Preference(chosen[:-1], chosen[-1]["content"], rejected[-1]["content"])
 
 
-def _is_ultrafeedback(record: dict[str, Any]) -> bool:
+def _message_answers(record: dict[str, Any]) -> bool:
     return isinstance(record.get("chosen"), list)
 
 
-PREFERENCE_SHAPES: dict[str, tuple[set[str], Callable[[dict[str, Any]], Preference]]] = {
-    "pairs": ({"prompt", "chosen", "rejected"}, _pairs),
-    "ultrafeedback": ({"chosen", "rejected"}, _ultrafeedback),
-    "hh": ({"chosen", "rejected"}, _hh),
+def _text_prompt(record: dict[str, Any]) -> bool:
+    return isinstance(record.get("prompt"), str) and not _message_answers(record)
+
+
+def _transcripts(record: dict[str, Any]) -> bool:
+    return not _message_answers(record)
+
+
+PREFERENCE_SHAPES: dict[str, tuple[set[str], Callable[[dict[str, Any]], bool], Callable]] = {
+    "pairs": ({"prompt", "chosen", "rejected"}, _text_prompt, _pairs),
+    "ultrafeedback": ({"chosen", "rejected"}, _message_answers, _ultrafeedback),  # may carry a `prompt` too
+    "hh": ({"chosen", "rejected"}, _transcripts, _hh),
 }
 
 
-def detect(path: str, first: dict[str, Any], shapes: dict[str, tuple[set[str], Any]]) -> str:
-    """The shape of a file from its first record's keys (`auto`)."""
+def detect(path: str, first: dict[str, Any], shapes: dict[str, tuple[set[str], Callable, Callable]]) -> str:
+    """The shape of a file from its first record (`auto`): the first shape whose keys and check fit."""
     keys = set(first) if isinstance(first, dict) else set()
-    if shapes is PREFERENCE_SHAPES and {"chosen", "rejected"} <= keys:
-        if _is_ultrafeedback(first):
-            return "ultrafeedback"
-        return "pairs" if isinstance(first.get("prompt"), str) else "hh"
-    for name, (needed, _) in shapes.items():
-        if needed <= keys:
+    for name, (needed, fits, _) in shapes.items():
+        if needed <= keys and fits(first):
             return name
-    expected = "; ".join(f"{name}: {', '.join(sorted(needed))}" for name, (needed, _) in shapes.items())
+    expected = "; ".join(f"{name}: {', '.join(sorted(needed))}" for name, (needed, _, _) in shapes.items())
     raise UserError(f"{path}: records in no known shape (its first has keys {sorted(keys) or 'none'}); "
                     f"expected one of {expected}")  # fmt: skip
 
 
-def _read(paths: list[str], fmt: str, shapes: dict[str, tuple[set[str], Callable]], stats: ReadStats) -> Iterator[Any]:
+def _read(paths: list[str], fmt: str, shapes: dict[str, tuple[set[str], Callable, Callable]],
+          stats: ReadStats) -> Iterator[Any]:  # fmt: skip
     for path in paths:
         records = read_records(path)
         first = next(records, None)
@@ -139,7 +150,7 @@ def _read(paths: list[str], fmt: str, shapes: dict[str, tuple[set[str], Callable
             stats.skipped["empty_file"] += 1
             continue
         shape = detect(path, first, shapes) if fmt == "auto" else fmt
-        convert = shapes[shape][1]
+        convert = shapes[shape][2]
         for record in [first, *records]:
             stats.records += 1
             try:
