@@ -1,10 +1,14 @@
 """Cost at crawl scale: core-seconds per GB of WARC for each CPU stage, projected to one Common Crawl crawl.
 
-    python benchmarks/crawl_cost.py [--size-mb 200 | --warc CC-MAIN-....warc.gz] [--extractor trafilatura|resiliparse]
+    python benchmarks/crawl_cost.py [--size-mb 200 | --warc CC-MAIN-....warc.gz | --real-pages 20]
+                                    [--extractor trafilatura|resiliparse]
 
-Input: a user's WARC (`--warc`: a Common Crawl file is the real measurement), or one gzipped WARC
-of `--size-mb` written like `long_crawl.py`'s (about 25 kB a record, as Common Crawl's: pages from
-the sample generator with an inline image, so bytes do not compress away).
+Input: a user's WARC (`--warc`: a Common Crawl file is the real measurement); or a WARC of real pages
+(`--real-pages N`: `real_pages.py`'s 106 pages in 11 languages, as saved, each N times under distinct
+URLs so that the per-page times are long enough to measure; every language kept and dedup off, so
+filter and tokenize read every copy; dedup's term comes from the curve, below); or one gzipped WARC
+of `--size-mb` written like `long_crawl.py`'s (about 25 kB a record, as Common Crawl's: pages from the
+sample generator with an inline image, so bytes do not compress away).
 The real CLI runs acquire through tokenize on it with every stage on one process (`*.workers=1`,
 tokenize on one thread), so each stage's wall seconds in the catalog are its core-seconds (an upper
 bound: I/O waits count). The dedup quality check is off: it is cached per dedup settings, not paid
@@ -37,21 +41,25 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.long_crawl import write_crawl  # noqa: E402
 from benchmarks.output import RESULTS, write_results  # noqa: E402
+from benchmarks.real_pages import CACHE, real_pages_or_exit, write_warc  # noqa: E402
 
 CRAWL = {"name": "CC-MAIN-2024-51", "pages": 2.64e9, "uncompressed_tib": 394,
          "source": "https://blog.commoncrawl.org/blog/december-2024-crawl-archive-now-available"}  # fmt: skip
 STAGES = ("extract", "filter", "dedup", "tokenize")
+# Real pages: every language kept (most are not English), and the copies not deduplicated away, so that
+# filter and tokenize are timed on all of them; dedup's term comes from the measured curve regardless.
+REAL_PAGES = ("extract.languages=all", "dedup.enabled=false")
 ONE_PROCESS = ["extract.workers=1", "filter.workers=1", "dedup.workers=1", "tokenize.workers=1",
                "dedup.quality_check_docs=0"]  # fmt: skip
 
 
-def run_pipeline(warc: Path, work: Path, extractor: str = "trafilatura") -> dict[str, dict]:
+def run_pipeline(warc: Path, work: Path, extractor: str = "trafilatura", more: tuple[str, ...] = ()) -> dict[str, dict]:
     from typer.testing import CliRunner
 
     from flows.cli import app
     from storage.catalog import Catalog
 
-    sets = [f"acquire.paths={json.dumps([str(warc)])}", f"extract.extractor={extractor}", *ONE_PROCESS]
+    sets = [f"acquire.paths={json.dumps([str(warc)])}", f"extract.extractor={extractor}", *ONE_PROCESS, *more]
     result = CliRunner().invoke(app, ["run", "--workdir", str(work), "--until", "tokenize",
                                       *[a for s in sets for a in ("--set", s)]])  # fmt: skip
     if result.exit_code != 0:
@@ -105,6 +113,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-mb", type=int, default=200)
     parser.add_argument("--warc", type=Path, help="measure on this WARC (real pages) instead of a generated one")
+    parser.add_argument("--real-pages", type=int, metavar="COPIES",
+                        help="measure on real_pages.py's pages, each this many times")  # fmt: skip
+    parser.add_argument("--cache", type=Path, default=CACHE, help="where real_pages.py keeps its downloads")
     parser.add_argument("--extractor", choices=["trafilatura", "resiliparse"], default="trafilatura")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--dedup-curve", type=Path, default=newest_curve(RESULTS),
@@ -113,11 +124,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.warc is not None:
             warc, records = args.warc.resolve(), response_records(args.warc)
+        elif args.real_pages:
+            warc = Path(tmp) / "real-pages.warc.gz"
+            records = write_warc(real_pages_or_exit(args.cache), warc, copies=args.real_pages)
         else:
             warc = Path(tmp) / "crawl.warc.gz"
             records = write_crawl(warc, args.size_mb * 10**6)
         gb = warc.stat().st_size / 1e9
-        stages = run_pipeline(warc, Path(tmp) / "work", args.extractor)
+        stages = run_pipeline(warc, Path(tmp) / "work", args.extractor, REAL_PAGES if args.real_pages else ())
     pages_per_gb = records / gb
     crawl_gb = CRAWL["pages"] / pages_per_gb
     rows, table = [], {}
@@ -140,13 +154,18 @@ def main() -> None:
     total = sum(t["crawl_core_hours"] for t in table.values())
     rows.append(["all four", round(sum(t["core_seconds"] for t in table.values()), 1),
                  round(sum(t["core_seconds_per_gb"] for t in table.values()), 1), "", "", f"{total:,.0f}"])  # fmt: skip
-    report = {"warc": str(args.warc) if args.warc else "generated", "warc_gb": round(gb, 3), "records": records,
+    source = str(args.warc) if args.warc else f"real pages x{args.real_pages}" if args.real_pages else "generated"
+    report = {"warc": source, "warc_gb": round(gb, 3), "records": records,
               "pages_per_gb": round(pages_per_gb),
               "crawl": CRAWL | {"implied_compressed_tb": round(crawl_gb / 1000, 1)}, "stages": table,
               "crawl_core_hours": total, "extractor": args.extractor}  # fmt: skip
     title = (f"Core-seconds per GB of WARC ({gb:.2f} GB, {records:,} records, one process per stage, "
              f"{args.extractor}), projected to {CRAWL['name']} ({CRAWL['pages'] / 1e9:.2f}B pages)")  # fmt: skip
-    kind = "crawl-cost" + ("" if args.extractor == "trafilatura" else f"-{args.extractor}")
+    kind = (
+        "crawl-cost"
+        + ("-real-pages" if args.real_pages else "")
+        + ("" if args.extractor == "trafilatura" else f"-{args.extractor}")
+    )
     print(write_results(args.out, kind, report, title,
                         ["stage", "core-seconds", "core-s per GB", "core-s per 1,000 docs in",
                          f"docs in, {CRAWL['name']}", "core-hours"], rows))  # fmt: skip
