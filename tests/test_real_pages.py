@@ -208,6 +208,14 @@ def test_crawl_cost_runs_on_real_pages(tmp_path, cache_with_releases):
     # Every language kept: the Japanese article's copies reach filter with the English one's (English
     # only, as the sample config, would pass 2; the short German and snippet pages are too short to keep).
     assert report["stages"]["extract"]["docs_in"] == 8 and report["stages"]["filter"]["docs_in"] == 4
+    assert report["removed"]["extract_kept_by_language"].get("ja") == 2
+    assert report["removed"]["extract"]["too_short"] == 4  # why the other pages went, counted by rule
+
+
+def test_crawl_cost_marginal_needs_an_input_it_can_grow(tmp_path):
+    cmd = [sys.executable, "benchmarks/crawl_cost.py", "--warc", str(tmp_path / "any.warc.gz"), "--marginal"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 1 and done.stderr.startswith("error: --marginal needs") and "Traceback" not in done.stderr
 
 
 def test_a_missing_release_is_one_error_line(tmp_path):
