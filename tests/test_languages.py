@@ -336,3 +336,14 @@ def test_spaced_languages_spacy_covers_split_punctuation_and_clitics_english_sta
     assert words("Привет, мир! Это тест.", "ru") == ["Привет", "мир", "Это", "тест"]
     assert words("Hello, world! It's fine.", "en") == ["Hello,", "world!", "It's", "fine."]
     assert words("Xin chào, thế giới.", "vi") == ["Xin", "chào,", "thế", "giới."]  # no spaCy rules: whitespace
+
+
+def test_a_word_has_a_letter_or_a_digit_by_unicode_category_for_every_code_point():
+    import sys
+    import unicodedata
+
+    from tasks.languages.segmenters import _is_word
+
+    differ = [c for c in range(sys.maxunicode + 1) if _is_word(chr(c)) != (unicodedata.category(chr(c))[0] in "LN")]
+    assert differ == []
+    assert _is_word("—2024»") and not _is_word("_—»…") and _is_word("日") and _is_word("٣")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import unicodedata
 from collections.abc import Callable
 
@@ -27,9 +28,14 @@ def whitespace(text: str) -> list[str]:
     return text.split()
 
 
+# A letter or a digit: `\w` without the underscore is exactly Unicode's categories L and N (checked over
+# every code point in the tests), and one regex search is several times faster than a loop over them.
+LETTER_OR_DIGIT = re.compile(r"[^\W_]")
+
+
 def _is_word(token: str) -> bool:
     """A token with a letter or a digit in it (punctuation and spaces are not words)."""
-    return any(unicodedata.category(ch)[0] in "LN" for ch in token)
+    return LETTER_OR_DIGIT.search(token) is not None
 
 
 def letters(text: str) -> list[str]:
