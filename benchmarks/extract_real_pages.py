@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.output import RESULTS, write_results  # noqa: E402
 from benchmarks.real_pages import CACHE, RealPage, real_pages_or_exit  # noqa: E402
+from model.intervals import Units  # noqa: E402
 
 EXTRACTORS = ("trafilatura", "resiliparse")
 WORD = re.compile(r"\w")
@@ -105,10 +106,8 @@ def _expr(row: dict[str, int], expr: str) -> float:
     return total
 
 
-def units(rows: list[dict[str, int]], metric: tuple[str, str]):
+def units(rows: list[dict[str, int]], metric: tuple[str, str]) -> Units:
     """A ratio-of-sums metric over pages, given as (numerator, denominator) sums of row fields."""
-    from model.intervals import Units
-
     num, den = metric
     return Units.of([_expr(r, num) for r in rows], [_expr(r, den) for r in rows])
 
