@@ -21,7 +21,6 @@ Results: benchmarks/results/<date>-<host>-extract-real-pages.json/.md.
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import sys
 import time
@@ -37,7 +36,6 @@ from benchmarks.real_pages import CACHE, RealPage, real_pages_or_exit  # noqa: E
 from model.intervals import Units  # noqa: E402
 
 EXTRACTORS = ("trafilatura", "resiliparse")
-WORD = re.compile(r"\w")
 
 
 def page_language(page: RealPage, html: str) -> str:
@@ -52,8 +50,10 @@ def page_language(page: RealPage, html: str) -> str:
 
 def word_counts(text: str, lang: str) -> Counter:
     from tasks.languages.registry import words
+    from tasks.languages.segmenters import LETTER_OR_DIGIT
 
-    return Counter(w.lower() for w in words(text, lang) if WORD.search(w))
+    # The registry's segmenters drop punctuation tokens; whitespace (English) keeps them: drop them here too.
+    return Counter(w.lower() for w in words(text, lang) if LETTER_OR_DIGIT.search(w))
 
 
 def reference_scores(extracted: str, reference: str, lang: str) -> dict[str, int]:

@@ -145,24 +145,25 @@ def _asserted_snippets(tree: ast.Module) -> dict[str, tuple[list[str], list[str]
     taken only where they hold for plain text."""
     out: dict[str, tuple[list[str], list[str]]] = {}
     for function in (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "test_extract"):
-        current: list[str | None] = [None]
-        _walk(function.body, current, out)
+        _walk(function.body, None, out)
     return out
 
 
-def _walk(body: list[ast.stmt], current: list[str | None], out: dict) -> None:
+def _walk(body: list[ast.stmt], url: str | None, out: dict) -> str | None:
+    """Record the asserts of `body` under the page loaded last; returns the page loaded last after it."""
     for stmt in body:
         if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Call):
             call = stmt.value
             if getattr(call.func, "id", "") == "load_mock_page" and isinstance(call.args[0], ast.Constant):
-                current[0] = call.args[0].value
-                out.setdefault(current[0], ([], []))
-        elif isinstance(stmt, ast.If) and _plain_text_branch(stmt.test) is not None:
-            _walk(stmt.body if _plain_text_branch(stmt.test) else stmt.orelse, current, out)
-        elif isinstance(stmt, ast.Assert) and current[0] is not None:
+                url = call.args[0].value
+                out.setdefault(url, ([], []))
+        elif isinstance(stmt, ast.If) and (plain := _plain_text_branch(stmt.test)) is not None:
+            url = _walk(stmt.body if plain else stmt.orelse, url, out)
+        elif isinstance(stmt, ast.Assert) and url is not None:
+            kept, dropped = out[url]
             for compare in _compares(stmt.test):
-                kept, dropped = out[current[0]]
                 (kept if isinstance(compare.ops[0], ast.In) else dropped).append(compare.left.value)
+    return url
 
 
 def _plain_text_branch(test: ast.expr) -> bool | None:
